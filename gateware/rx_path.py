@@ -1,6 +1,8 @@
 """The receive path as one component: ``eth_rx`` → ``moldudp`` → ``itch`` → event FIFO.
 
-This is the top level the Verilator harness, the cocotb tests and ``t2t replay`` build.
+This is the top level the Verilator harness, the cocotb tests and ``t2t replay`` build;
+turn it into Verilog with ``gateware.export.to_verilog`` (always-ready streams have a
+constant ``ready`` that ``verilog.convert`` will not take as a port).
 """
 
 from amaranth import Module, Signal

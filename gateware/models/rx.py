@@ -48,7 +48,8 @@ class RxConfig:
                    watch=list(watch))
 
 
-ETH_COUNTERS = ("frames", "feed_a", "feed_b", "ctl", "filtered", "short_payload") + \
+ETH_COUNTERS = ("frames", "feed_a", "feed_b", "ctl", "filtered", "short_payload",
+                "empty_payload") + \
     frames.DROP_REASONS
 
 
@@ -74,6 +75,11 @@ class EthRxModel:
         dg = frames.parse_udp_frame(frame)
         if isinstance(dg, str):
             c[dg] += 1
+            return None
+        if not dg.payload:
+            # nothing of the datagram to pass on (UDP length 8, or cut right after the
+            # UDP header): counted here, never seen downstream
+            c["empty_payload"] += 1
             return None
         for f in self.config.feeds[:MAX_FEEDS]:
             if dg.dst_ip == f.group and dg.dst_port == f.port:

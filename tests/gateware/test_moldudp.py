@@ -19,7 +19,7 @@ def reassemble(beats, lanes) -> list[MoldMessage]:
     for b in beats:
         data = int(b.data).to_bytes(lanes, "little")
         msg, sop, eop = int(b.msg), int(b.sop), int(b.eop)
-        assert bin(sop).count("1") <= 1 and bin(eop).count("1") <= 1
+        assert sop.bit_count() <= 1 and eop.bit_count() <= 1
         for i in range(lanes):
             if not msg >> i & 1:
                 assert not (sop | eop) >> i & 1

@@ -5,6 +5,7 @@ import os
 import pytest
 
 from sim.cocotb_build import build_rx_path, run_cocotb
+
 from .simtools import SEED
 
 

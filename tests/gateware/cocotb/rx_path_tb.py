@@ -8,17 +8,17 @@ import os
 import random
 
 import cocotb
+from amaranth.lib import data
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
+from gateware.itch import locate_write_layout, watch_layout
 
 from gateware.eth_rx import FEED_FILTER
-from gateware.itch import locate_write_layout, watch_layout
 from gateware.models import itch
 from gateware.models.beats import frame_beats
 from gateware.models.rx import MAX_FEEDS, Gap, RxConfig, RxPathModel
 from gateware.rx_path import counters_layout
 from gateware.stream import GAP_LAYOUT, beat_layout, event_layout
-from amaranth.lib import data
 from sim.traffic import SYMBOLS, FeedScenario
 
 WIDTH = int(os.environ.get("T2T_WIDTH", "64"))

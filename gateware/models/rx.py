@@ -215,7 +215,7 @@ class ItchModel:
                                       if 0 <= k < locates}
         self.locates = locates
         self.counters = Counter({k: 0 for k in ITCH_COUNTERS})
-        self.by_type = Counter({t: 0 for t in itch.MESSAGES})
+        self.by_type = Counter({m.name: 0 for m in itch.MESSAGES.values()})
 
     def process(self, m: MoldMessage) -> itch.Event | None:
         c = self.counters
@@ -227,7 +227,7 @@ class ItchModel:
             known = m.raw and chr(m.raw[0]) in itch.MESSAGES
             c["bad_length" if known else "unknown_type"] += 1
             return None
-        self.by_type[ev.type] += 1
+        self.by_type[itch.MESSAGES[ev.type].name] += 1
         if ev.type == "R" and ev.stock in self.watch and ev.locate < self.locates:
             self.table[ev.locate] = self.watch[ev.stock]
             c["directory_hits"] += 1

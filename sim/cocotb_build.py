@@ -62,7 +62,8 @@ def run_cocotb(build: CocotbBuild, test_module: str, env: dict[str, str]) -> tup
     results = build.build_dir / f"results-{os.getpid()}.xml"
     path = os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))
     get_runner("verilator").test(
-        test_module=test_module, hdl_toplevel=build.toplevel, build_dir=build.build_dir,
+        test_module=test_module, hdl_toplevel=build.toplevel, hdl_toplevel_lang="verilog",
+        build_dir=build.build_dir,
         test_dir=build.build_dir, results_xml=str(results),
         extra_env={**env, "PYTHONPATH": path})
     return get_results(results)

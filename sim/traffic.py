@@ -109,7 +109,7 @@ def junk_frame(rng: random.Random, cfg: RxConfig, kind: str | None = None) -> by
         fr[l4 + 2:l4 + 4] = struct.pack("!H", port)
         return bytes(fr)
     if kind == "truncated":
-        return bytes(fr[:rng.randrange(l4 + 8)])
+        return bytes(fr[:rng.randrange(1, l4 + 8)])
     if kind == "runt":
         return bytes(fr[:rng.randrange(1, 14)])
     if kind == "short_payload":
@@ -123,13 +123,15 @@ def junk_frame(rng: random.Random, cfg: RxConfig, kind: str | None = None) -> by
 
 class FeedScenario:
     """A MoldUDP64 session published on lines A and B with loss, duplication, reordering,
-    heartbeats, junk frames and an end-of-session/new-session change.
+    heartbeats, junk frames and an end-of-session/new-session change. With ``loss_both``
+    the fifth packet and a random share of the others are lost on both lines (a real gap).
 
     ``frames()`` yields Ethernet frames in arrival order at the receive path.
     """
 
     def __init__(self, rng: random.Random, cfg: RxConfig, *, messages: int,
                  max_per_packet: int = 20, loss_a: float = 0.05, loss_b: float = 0.05,
+                 loss_both: float = 0.01,
                  junk: float = 0.05, broken: float = 0.02, reorder: float = 0.02,
                  heartbeat: float = 0.03, session_change_at: float | None = 0.7,
                  locates: int = 64, ctl: float = 0.0):
@@ -137,6 +139,7 @@ class FeedScenario:
         self.messages = messages
         self.max_per_packet = max_per_packet
         self.loss = (loss_a, loss_b)
+        self.loss_both = loss_both
         self.junk, self.broken, self.reorder = junk, broken, reorder
         self.heartbeat, self.session_change_at = heartbeat, session_change_at
         self.locates, self.ctl = locates, ctl
@@ -159,6 +162,7 @@ class FeedScenario:
         change = int(self.messages * self.session_change_at) \
             if self.session_change_at is not None else None
         held: list[bytes] = []
+        packets = 0
         while sent < self.messages:
             if change is not None and sent >= change:
                 for line in (0, 1):
@@ -170,6 +174,9 @@ class FeedScenario:
                                               [self._message() for _ in range(n)])
             copies = [feed_frame(self.cfg, line, payload, rng)
                       for line in (0, 1) if rng.random() >= self.loss[line]]
+            packets += 1
+            if self.loss_both and (packets == 5 or rng.random() < self.loss_both):
+                copies = []
             if rng.random() < 0.5:
                 copies.reverse()
             if rng.random() < self.reorder and copies:

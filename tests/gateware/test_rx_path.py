@@ -15,7 +15,9 @@ LOCATES = 64
 
 
 def make_config() -> RxConfig:
-    return RxConfig.default(watch=SYMBOLS[:5])
+    cfg = RxConfig.default(watch=SYMBOLS[:5])
+    cfg.locate_map = {1: 6, 2: 7}  # host-written entries beside the directory-learned ones
+    return cfg
 
 
 def configure(ctx, dut, cfg):
@@ -25,6 +27,14 @@ def configure(ctx, dut, cfg):
     ctx.set(dut.ctl_port, cfg.ctl_port)
     for i, name in enumerate(cfg.watch):
         ctx.set(dut.watch[i], {"enable": 1, "stock": itch.stock_int(name)})
+
+
+async def write_locates(ctx, dut, cfg):
+    for locate, sym in cfg.locate_map.items():
+        ctx.set(dut.loc_wr, {"stb": 1, "locate": locate, "sym": sym, "traded": 1})
+        await ctx.tick()
+    ctx.set(dut.loc_wr, {"stb": 0})
+    await ctx.tick()
 
 
 def event_of(payload) -> itch.Event:
@@ -39,6 +49,7 @@ def run_path(width, frames_, cfg, *, stall=0.0, event_depth=64, name="rx"):
 
     async def tb(ctx):
         configure(ctx, dut, cfg)
+        await write_locates(ctx, dut, cfg)
         beats = [as_dict(b) for fr in frames_ for b in frame_beats(fr, width // 8)]
         await send(ctx, dut.mac, beats, rng, between=(0, 2))
         await ctx.tick().repeat(200)
@@ -75,8 +86,9 @@ def test_path_matches_model(width, messages):
 
 def test_event_fifo_overflow_drops_new_events_and_counts_them():
     cfg = make_config()
+    cfg.locate_map = {locate: locate % 8 for locate in range(LOCATES)}  # all traded
     frames_ = FeedScenario(rng_for("ovf"), cfg, messages=300, locates=LOCATES, junk=0,
-                           broken=0, loss_a=0, loss_b=0, reorder=0).frames()
+                           broken=0, loss_a=0, loss_b=0, loss_both=0, reorder=0).frames()
     events, _, counters = run_path(64, frames_, cfg, stall=0.97, event_depth=4, name="ovf")
     model = model_of(frames_, cfg)
     dropped = counters["fifo"]["event_overflow"]

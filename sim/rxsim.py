@@ -1,0 +1,217 @@
+"""The receive path (``gateware.rx_path.RxPath``) as a Verilator model with a Python face.
+
+``RxSim`` speaks the same language as ``models.rx.RxPathModel``: frames in; ITCH events,
+gap reports, control datagrams and counters out, so the two can be compared field by
+field and counter by counter, and ``t2t replay`` can run captures through the gateware.
+
+Every payload is decoded with the Amaranth layouts the gateware is built from
+(``event_layout``, ``GAP_LAYOUT``, ``counters_layout``): no bit position is written here.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Self
+
+from amaranth.lib import data
+
+from gateware.models import itch
+from gateware.models.rx import MAX_FEEDS, CtlDatagram, Gap, RxConfig
+
+from . import verilator
+
+TOP = "rx_path"
+COUNTER_BITS = 32
+
+
+@functools.cache
+def build_rx_path(data_width: int = 64, symbols: int = 64, locates: int = 16384,
+                  event_depth: int = 64, gap_depth: int = 16) -> verilator.Build:
+    """The Verilator build of one RxPath configuration (cached on disk and per process)."""
+    from gateware.rx_path import RxPath
+
+    rx = RxPath(data_width, symbols=symbols, locates=locates, event_depth=event_depth,
+                gap_depth=gap_depth)
+    name = f"{TOP}-w{data_width}-s{symbols}-l{locates}-e{event_depth}-g{gap_depth}"
+    return verilator.build(rx, name, top=TOP)
+
+
+def _bits(layout: data.Layout, value) -> int:
+    return layout.const(value).as_value().value
+
+
+class RxSim:
+    """The receive path in Verilator, fed whole frames.
+
+    Parameters
+    ----------
+    data_width, symbols, locates, event_depth, gap_depth
+        As for ``RxPath``; each distinct combination is a separate (cached) build.
+    config : RxConfig
+        Feed filters, control port, watch list and host-written locates; written into
+        the configuration ports after reset.
+
+    Events, gaps and control datagrams accumulate in ``events``, ``gaps`` and ``ctl``
+    (``take_events()`` hands them over and forgets them, for long replays). Counters
+    are 32 bits in the gateware; ``counters()`` extends them across wrap-around, as long
+    as one call of ``feed`` does not count 2**32 of anything.
+    """
+
+    def __init__(self, data_width: int = 64, symbols: int = 64, locates: int = 16384,
+                 config: RxConfig | None = None, *, event_depth: int = 64,
+                 gap_depth: int = 16):
+        from gateware.eth_rx import FEED_FILTER
+        from gateware.itch import locate_write_layout, watch_layout
+        from gateware.rx_path import counters_layout
+        from gateware.stream import GAP_LAYOUT, beat_layout, event_layout
+
+        self.data_width, self.symbols, self.locates = data_width, symbols, locates
+        self.config = config if config is not None else RxConfig.default()
+        self._layouts = {
+            "feeds": data.ArrayLayout(FEED_FILTER, MAX_FEEDS), "watch": watch_layout(symbols),
+            "loc_wr": locate_write_layout(symbols), "events": event_layout(symbols),
+            "gaps": GAP_LAYOUT, "counters": counters_layout(symbols),
+            "ctl": beat_layout(data_width, src_mac=48, src_ip=32, src_port=16),
+        }
+        self.build = build_rx_path(data_width, symbols, locates, event_depth, gap_depth)
+        self._model = verilator.Model(self.build)
+        self._model.bind_input("mac", beat_layout(data_width))
+        for stream in ("events", "gaps", "ctl"):
+            self._model.bind_output(stream)
+        self.events: list[itch.Event] = []
+        self.gaps: list[Gap] = []
+        self.ctl: list[CtlDatagram] = []
+        self._ctl_open: bytes | None = None
+        self.cycles = 0  # cycles spent on frames (not on configuration or draining)
+        self.sim_seconds = 0.0  # wall time inside the model
+        self._counter_raw: dict[tuple[str, str], int] = {}
+        self._counter_total: dict[tuple[str, str], int] = {}
+        self._model.reset()
+        self._configure(self.config)
+        self._read_counters()
+
+    # -- lifetime --------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._model.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- configuration ---------------------------------------------------------------
+
+    def _configure(self, cfg: RxConfig) -> None:
+        m, lay = self._model, self._layouts
+        if len(cfg.feeds) > MAX_FEEDS:
+            raise ValueError(f"{len(cfg.feeds)} feed filters; the gateware has {MAX_FEEDS}")
+        if len(cfg.watch) > self.symbols:
+            raise ValueError(f"{len(cfg.watch)} watched stocks; this build has "
+                             f"{self.symbols} symbols")
+        feeds = [{"enable": 1, "line": f.line, "group": f.group, "port": f.port}
+                 for f in cfg.feeds]
+        m["feeds"] = _bits(lay["feeds"], feeds + [{}] * (MAX_FEEDS - len(feeds)))
+        m["ctl_ip"] = cfg.ctl_ip
+        m["ctl_port"] = cfg.ctl_port
+        watch = [{"enable": 1, "stock": itch.stock_int(s)} for s in cfg.watch]
+        m["watch"] = _bits(lay["watch"], watch + [{}] * (self.symbols - len(watch)))
+        m["reset_session"] = 0
+        m["loc_wr"] = 0
+        for locate, sym in cfg.locate_map.items():
+            if not 0 <= sym < self.symbols:
+                raise ValueError(f"locate {locate} -> symbol {sym}: this build has "
+                                 f"{self.symbols} symbols")
+            if not 0 <= locate < self.locates:
+                continue  # beyond the table: never traded (as in the model)
+            # the decoder takes at most one host write every two cycles
+            m["loc_wr"] = _bits(lay["loc_wr"], {"stb": 1, "locate": locate, "sym": sym,
+                                                "traded": 1})
+            m.step(1)
+            m["loc_wr"] = 0
+            m.step(1)
+
+    def reset_session(self) -> None:
+        """Forget the MoldUDP64 session (the next packet's session is adopted)."""
+        self._model["reset_session"] = 1
+        self._model.step(1)
+        self._model["reset_session"] = 0
+
+    # -- traffic ---------------------------------------------------------------------
+
+    def feed(self, frames: list[bytes], idle: int = 0) -> None:
+        """Run ``frames`` (without FCS) through the path, ``idle`` cycles between frames,
+        and let the pipeline empty. Empty frames are skipped (there is nothing to send)."""
+        frames = [f for f in frames if f]
+        start = time.perf_counter()
+        self.cycles += self._model.run_frames(frames, idle)
+        self._model.drain()
+        self.sim_seconds += time.perf_counter() - start
+        self._collect()
+        self._read_counters()
+
+    def take_events(self) -> list[itch.Event]:
+        events, self.events = self.events, []
+        return events
+
+    def _collect(self) -> None:
+        m, lay = self._model, self._layouts
+        beats = m.take("events")
+        if len(beats):
+            cols = verilator.decode_columns(lay["events"], beats)
+            names = list(cols)
+            values = [cols[n].tolist() for n in names]
+            for row in zip(*values):
+                fields = dict(zip(names, row))
+                fields["type"] = chr(fields["type"])
+                self.events.append(itch.Event(**fields))
+        beats = m.take("gaps")
+        if len(beats):
+            cols = verilator.decode_columns(lay["gaps"], beats)
+            for i in range(len(beats)):
+                session = cols["session"][i].to_bytes(10, "big")
+                self.gaps.append(Gap(int(cols["line"][i]), session, int(cols["first"][i]),
+                                     int(cols["count"][i])))
+        beats = m.take("ctl")
+        if len(beats):
+            self._collect_ctl(verilator.decode_columns(lay["ctl"], beats), len(beats))
+
+    def _collect_ctl(self, cols: dict, n: int) -> None:
+        lanes = self.data_width // 8
+        for i in range(n):
+            raw = int(cols["data"][i]).to_bytes(lanes, "little")
+            be = int(cols["be"][i])
+            chunk = bytes(raw[k] for k in range(lanes) if be >> k & 1)
+            self._ctl_open = chunk if cols["first"][i] else (self._ctl_open or b"") + chunk
+            if cols["last"][i]:
+                self.ctl.append(CtlDatagram(int(cols["src_mac"][i]).to_bytes(6, "big"),
+                                            int(cols["src_ip"][i]), int(cols["src_port"][i]),
+                                            self._ctl_open))
+                self._ctl_open = None
+
+    # -- counters --------------------------------------------------------------------
+
+    def _read_counters(self) -> None:
+        raw = self._model["counters"]
+        mask = (1 << COUNTER_BITS) - 1
+        for path, (offset, width) in verilator.field_offsets(self._layouts["counters"]).items():
+            key = tuple(path.split("."))
+            value = (raw >> offset) & ((1 << width) - 1)
+            delta = (value - self._counter_raw.get(key, 0)) & mask
+            self._counter_raw[key] = value
+            self._counter_total[key] = self._counter_total.get(key, 0) + delta
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """{stage: {counter: value}}: the stages and names of ``RxPathModel.counters()``
+        plus ``fifo`` (``event_overflow``, ``gap_overflow``)."""
+        out: dict[str, dict[str, int]] = {}
+        for (stage, name), value in self._counter_total.items():
+            out.setdefault(stage, {})[name] = value
+        return out
+
+    @property
+    def cycles_per_second(self) -> float:
+        return self.cycles / self.sim_seconds if self.sim_seconds else 0.0
+

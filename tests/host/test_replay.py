@@ -1,0 +1,135 @@
+"""``t2t replay``: a capture written by scapy (its own Ether/IP/UDP layers, our MoldUDP64
+and ITCH encoders for the payload) through the Verilator model, compared with the model."""
+
+import json
+import random
+
+import pytest
+from click.testing import CliRunner
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import CookedLinux, Dot1Q, Ether
+from scapy.packet import Raw
+from scapy.utils import wrpcap, wrpcapng
+
+from gateware.models import itch, moldudp64
+from gateware.models.rx import DEFAULT_LINE_A, DEFAULT_LINE_B, RxPathModel
+from host.cli import main
+from host.replay import replay_config
+from sim.traffic import SYMBOLS, random_message
+
+pytestmark = pytest.mark.verilator
+
+SEED = 20240611
+
+
+def feed_packets(rng: random.Random, lines, messages: int, locates: int) -> list:
+    """scapy packets: MoldUDP64 on both lines (B duplicates A, a few lost on each), a
+    Stock Directory per symbol up front, some traffic to other ports."""
+    directory = [itch.encode("R", locate=1 + i, stock=s) for i, s in enumerate(SYMBOLS)]
+    msgs = directory + [random_message(rng, locates=locates) for _ in range(messages)]
+    packets, seq, pos = [], 1, 0
+    while pos < len(msgs):
+        n = rng.randint(1, 12)
+        payload = moldudp64.encode_packet("REPLAY0001", seq, msgs[pos:pos + n])
+        for line, (group, port) in enumerate(lines):
+            if pos > len(directory) and rng.random() < 0.05:
+                continue  # lost on this line
+            ether = Ether(src="02:00:00:00:aa:01", dst="01:00:5e:00:00:01")
+            if rng.random() < 0.2:
+                ether = ether / Dot1Q(vlan=rng.randrange(1, 4095))
+            packets.append(ether / IP(src="10.1.1.1", dst=group) /
+                           UDP(sport=30000 + line, dport=port) / Raw(payload))
+        if rng.random() < 0.1:
+            packets.append(Ether() / IP(dst=lines[0][0]) / UDP(dport=9) / Raw(b"elsewhere"))
+        seq += n
+        pos += n
+    return packets
+
+
+def model_events(frames: list[bytes], config, locates: int) -> tuple[list[dict], RxPathModel]:
+    model = RxPathModel(config, locates=locates)
+    for frame in frames:
+        model.process(frame)
+    return [e.to_json() for e in model.events], model
+
+
+def run_cli(args: list[str]):
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+@pytest.mark.parametrize("watch", [(), ("MSFT", "BTC-USD")])
+def test_replay_writes_the_models_events(rx_build, tmp_path, watch):
+    rng = random.Random(SEED)
+    lines = [DEFAULT_LINE_A, DEFAULT_LINE_B]
+    packets = feed_packets(rng, lines, 3000, rx_build["locates"] + 16)
+    capture = tmp_path / "feed.pcap"
+    wrpcap(str(capture), packets)
+    out, summary = tmp_path / "events.jsonl", tmp_path / "summary.json"
+    size = ["--symbols", str(rx_build["symbols"]), "--locates", str(rx_build["locates"])]
+    watch_args = [a for s in watch for a in ("--watch", s)]
+    result = run_cli(["replay", str(capture), "--events", str(out), "--summary",
+                      str(summary), *size, *watch_args])
+    assert result.exit_code == 0, result.output
+
+    config = replay_config(watch=watch, symbols=rx_build["symbols"],
+                           locates=rx_build["locates"])
+    want, model = model_events([bytes(p) for p in packets], config, rx_build["locates"])
+    got = [json.loads(line) for line in out.read_text().splitlines()]
+    assert got == want
+    assert len(got) > (100 if watch else 1000)
+    counters = json.loads(summary.read_text())["counters"]
+    for stage, values in model.counters().items():
+        assert counters[stage] == values, stage
+    assert counters["moldudp"]["dup_b"] > 0 and counters["eth_rx"]["filtered"] > 0
+    assert "receive path counters" in result.output
+
+
+def test_replay_reads_pcapng_and_lines_from_the_command_line(rx_build, tmp_path):
+    rng = random.Random(SEED + 1)
+    lines = [("239.1.2.3", 5000), ("239.1.2.4", 5001)]
+    packets = feed_packets(rng, lines, 400, rx_build["locates"])
+    capture = tmp_path / "feed.pcapng"
+    wrpcapng(str(capture), packets)
+    out = tmp_path / "events.jsonl"
+    result = run_cli(["replay", str(capture), "--events", str(out), "--line-a",
+                      "239.1.2.3:5000", "--line-b", "239.1.2.4:5001", "--symbols",
+                      str(rx_build["symbols"]), "--locates", str(rx_build["locates"])])
+    assert result.exit_code == 0, result.output
+    config = replay_config(lines[0], lines[1], symbols=rx_build["symbols"],
+                           locates=rx_build["locates"])
+    want, _ = model_events([bytes(p) for p in packets], config, rx_build["locates"])
+    assert [json.loads(x) for x in out.read_text().splitlines()] == want and want
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--line-a", "233.1.1.1"], "GROUP:PORT"),
+    (["--line-b", "300.1.1.1:80"], "GROUP:PORT"),
+    (["--line-a", "233.1.1.1:0"], "GROUP:PORT"),
+    (["--watch", "TOOLONGNAME"], "1-8 printable ASCII"),
+    (["--width", "32"], "'32' is not one of"),
+])
+def test_bad_options_are_usage_errors(tmp_path, args, message):
+    capture = tmp_path / "empty.pcap"
+    wrpcap(str(capture), [])
+    result = CliRunner().invoke(main, ["replay", str(capture), "--events",
+                                       str(tmp_path / "e.jsonl"), *args])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_missing_capture_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(main, ["replay", str(tmp_path / "nope.pcap"), "--events",
+                                       str(tmp_path / "e.jsonl")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_non_ethernet_and_non_capture_files_are_refused(tmp_path):
+    cooked = tmp_path / "cooked.pcap"
+    wrpcap(str(cooked), [CookedLinux() / IP() / UDP()])
+    text = tmp_path / "notes.pcap"
+    text.write_text("not a capture at all\n")
+    for path, message in ((cooked, "link type 113"), (text, "not a pcap")):
+        result = CliRunner().invoke(main, ["replay", str(path), "--events",
+                                           str(tmp_path / "e.jsonl")])
+        assert result.exit_code == 2, result.output
+        assert message in result.output

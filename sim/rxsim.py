@@ -4,8 +4,9 @@
 gap reports, control datagrams and counters out, so the two can be compared field by
 field and counter by counter, and ``t2t replay`` can run captures through the gateware.
 
-Every payload is decoded with the Amaranth layouts the gateware is built from
-(``event_layout``, ``GAP_LAYOUT``, ``counters_layout``): no bit position is written here.
+Every port value is encoded and every payload decoded with the layouts of RxPath's own
+signature (``event_layout``, ``GAP_LAYOUT``, ``counters_layout``, ...): no bit position
+is written here.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Self
 from amaranth.lib import data
 
 from gateware.models import itch
-from gateware.models.rx import MAX_FEEDS, CtlDatagram, Gap, RxConfig
+from gateware.models.rx import CtlDatagram, Gap, RxConfig
 
 from . import verilator
 
@@ -26,15 +27,29 @@ COUNTER_BITS = 32
 
 
 @functools.cache
+def _rx_path(data_width: int, symbols: int, locates: int, event_depth: int, gap_depth: int):
+    """One RxPath per configuration: the build and the layouts come from the same one."""
+    from gateware.rx_path import RxPath
+
+    return RxPath(data_width, symbols=symbols, locates=locates, event_depth=event_depth,
+                  gap_depth=gap_depth)
+
+
+@functools.cache
 def build_rx_path(data_width: int = 64, symbols: int = 64, locates: int = 16384,
                   event_depth: int = 64, gap_depth: int = 16) -> verilator.Build:
     """The Verilator build of one RxPath configuration (cached on disk and per process)."""
-    from gateware.rx_path import RxPath
-
-    rx = RxPath(data_width, symbols=symbols, locates=locates, event_depth=event_depth,
-                gap_depth=gap_depth)
+    rx = _rx_path(data_width, symbols, locates, event_depth, gap_depth)
     name = f"{TOP}-w{data_width}-s{symbols}-l{locates}-e{event_depth}-g{gap_depth}"
     return verilator.build(rx, name, top=TOP)
+
+
+def member_layout(component, name: str) -> data.Layout:
+    """The layout of a port, or of a stream's payload, from the component's signature."""
+    member = component.signature.members[name]
+    if member.is_signature:
+        return member.signature.members["payload"].shape
+    return member.shape
 
 
 def _bits(layout: data.Layout, value) -> int:
@@ -61,22 +76,14 @@ class RxSim:
     def __init__(self, data_width: int = 64, symbols: int = 64, locates: int = 16384,
                  config: RxConfig | None = None, *, event_depth: int = 64,
                  gap_depth: int = 16):
-        from gateware.eth_rx import FEED_FILTER
-        from gateware.itch import locate_write_layout, watch_layout
-        from gateware.rx_path import counters_layout
-        from gateware.stream import GAP_LAYOUT, beat_layout, event_layout
-
         self.data_width, self.symbols, self.locates = data_width, symbols, locates
         self.config = config if config is not None else RxConfig.default()
-        self._layouts = {
-            "feeds": data.ArrayLayout(FEED_FILTER, MAX_FEEDS), "watch": watch_layout(symbols),
-            "loc_wr": locate_write_layout(symbols), "events": event_layout(symbols),
-            "gaps": GAP_LAYOUT, "counters": counters_layout(symbols),
-            "ctl": beat_layout(data_width, src_mac=48, src_ip=32, src_port=16),
-        }
+        rx = _rx_path(data_width, symbols, locates, event_depth, gap_depth)
+        self._layouts = {name: member_layout(rx, name) for name in (
+            "mac", "feeds", "watch", "loc_wr", "events", "gaps", "ctl", "counters")}
         self.build = build_rx_path(data_width, symbols, locates, event_depth, gap_depth)
         self._model = verilator.Model(self.build)
-        self._model.bind_input("mac", beat_layout(data_width))
+        self._model.bind_input("mac", self._layouts["mac"])
         for stream in ("events", "gaps", "ctl"):
             self._model.bind_output(stream)
         self.events: list[itch.Event] = []
@@ -106,18 +113,19 @@ class RxSim:
 
     def _configure(self, cfg: RxConfig) -> None:
         m, lay = self._model, self._layouts
-        if len(cfg.feeds) > MAX_FEEDS:
-            raise ValueError(f"{len(cfg.feeds)} feed filters; the gateware has {MAX_FEEDS}")
+        max_feeds = lay["feeds"].length
+        if len(cfg.feeds) > max_feeds:
+            raise ValueError(f"{len(cfg.feeds)} feed filters; the gateware has {max_feeds}")
         if len(cfg.watch) > self.symbols:
             raise ValueError(f"{len(cfg.watch)} watched stocks; this build has "
                              f"{self.symbols} symbols")
         feeds = [{"enable": 1, "line": f.line, "group": f.group, "port": f.port}
                  for f in cfg.feeds]
-        m["feeds"] = _bits(lay["feeds"], feeds + [{}] * (MAX_FEEDS - len(feeds)))
+        m["feeds"] = _bits(lay["feeds"], feeds + [{}] * (max_feeds - len(feeds)))
         m["ctl_ip"] = cfg.ctl_ip
         m["ctl_port"] = cfg.ctl_port
         watch = [{"enable": 1, "stock": itch.stock_int(s)} for s in cfg.watch]
-        m["watch"] = _bits(lay["watch"], watch + [{}] * (self.symbols - len(watch)))
+        m["watch"] = _bits(lay["watch"], watch + [{}] * (lay["watch"].length - len(watch)))
         m["reset_session"] = 0
         m["loc_wr"] = 0
         for locate, sym in cfg.locate_map.items():

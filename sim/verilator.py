@@ -3,8 +3,10 @@
 ``build(component, name)`` turns the component into Verilog, Verilates it together with
 ``sim/harness.cpp`` and a port table generated from the Verilated header, and links a
 shared library. Builds are cached in ``build/verilator/<name>-<key>/``, where the key is
-a hash of the Verilog, the harness sources, the flags and the Verilator version; a file
-lock lets two pytest workers ask for the same build at once (one builds, one waits).
+a hash of the Verilog, the harness sources (``harness.cpp`` and this file, which holds
+the flags and the port-table generator) and the Verilator version. File locks let two
+pytest workers ask for the same build at once (one builds, one waits), and keep to one
+build (of ``JOBS`` compilers) at a time on the machine.
 
 ``Model`` opens a build: ports by name as Python ints, clock/reset, and the harness's
 batch operations — whole frames into an always-ready input stream, every output beat
@@ -145,6 +147,10 @@ def _compile(build_dir: Path, verilog: str, top: str, log_file: Path) -> Path:
           str(obj / f"lib{model_class}.a"), "-Wl,--no-whole-archive",
           str(obj / "libverilated.a"), "-pthread"], build_dir, log_file)
     partial.rename(library)
+    # keep the port table for reference; the objects and precompiled headers (>100 MB)
+    # are of no further use
+    shutil.copy(obj / "t2t_ports.h", build_dir / "t2t_ports.h")
+    shutil.rmtree(obj)
     return library
 
 
@@ -161,10 +167,14 @@ def build_verilog(verilog: str, name: str, top: str) -> Build:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if library.exists():
             return Build(name, top, build_dir, library, 0.0, True)
-        start = time.monotonic()
-        log.info("building %s with Verilator in %s", name, build_dir)
-        _compile(build_dir, verilog, top, build_dir / "build.log")
-        seconds = time.monotonic() - start
+        # one build at a time on this machine, whatever the configuration: each already
+        # runs JOBS compilers
+        with open(build_dir.parent / ".build-lock", "w") as machine:
+            fcntl.flock(machine, fcntl.LOCK_EX)
+            start = time.monotonic()
+            log.info("building %s with Verilator in %s", name, build_dir)
+            _compile(build_dir, verilog, top, build_dir / "build.log")
+            seconds = time.monotonic() - start
         (build_dir / "build_seconds").write_text(f"{seconds:.1f}\n")
         log.info("built %s in %.1f s", name, seconds)
         return Build(name, top, build_dir, library, seconds, False)
@@ -253,6 +263,7 @@ class Model:
     """
 
     def __init__(self, build: Build, clock: str = "clk", reset: str | None = "rst"):
+        self._sim = None
         self.build = build
         self._lib = ctypes.CDLL(str(build.library), mode=ctypes.RTLD_LOCAL)
         _bind(self._lib)
@@ -278,7 +289,7 @@ class Model:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def __del__(self):
+    def __del__(self) -> None:
         self.close()
 
     def _port(self, name: str) -> Port:

@@ -16,6 +16,8 @@ from sim import verilator
 
 from .simtools import SEED, rng_for
 
+pytestmark = pytest.mark.verilator
+
 DIGEST = data.StructLayout({"length": 16, "sum": 32, "head": 64, "tag": 80, "index": 8})
 TAG = data.StructLayout({"enable": 1, "key": 80})
 COUNTERS = data.StructLayout({"frames": 32, "bytes": 32, "beats": 32})

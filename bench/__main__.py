@@ -1,0 +1,146 @@
+"""Receive-path benchmarks (``make bench``): figures, never pass/fail. See bench/README.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from gateware.models import moldudp64
+from gateware.models.beats import min_message_frame_payload
+from gateware.models.rx import LINE_A, RxConfig
+from sim.pcap import write_pcap
+from sim.rxsim import RxSim, build_rx_path
+from sim.toolchain import BUILD_ROOT
+from sim.traffic import FeedScenario, feed_frame
+
+WIDTH = 64
+# the 12-byte inter-frame gap plus the 8-byte preamble, rounded up to whole 64-bit beats
+IFG_BEATS = 3
+FRAME_BYTES = 1400
+
+
+def min_message_frames(frames: int) -> tuple[list[bytes], int]:
+    """Frames of about FRAME_BYTES packed with 12-byte system events; (frames, per frame)."""
+    cfg = RxConfig.default()
+    overhead = len(feed_frame(cfg, LINE_A, moldudp64.encode_packet("BENCH", 1, [])))
+    per_frame = (FRAME_BYTES - overhead) // (2 + 12)
+    return [feed_frame(cfg, LINE_A, min_message_frame_payload(per_frame,
+                                                              seq=1 + k * per_frame))
+            for k in range(frames)], per_frame
+
+
+def throughput(frames: int, idle: int) -> dict:
+    """(a) back-to-back minimum-size messages at W=64: does every message come out?"""
+    batch, per_frame = min_message_frames(frames)
+    with RxSim(WIDTH, config=RxConfig.default()) as sim:
+        sim.feed(batch, idle=idle)
+        counters = sim.counters()
+        messages = per_frame * frames
+        out = len(sim.events)
+        overflow = counters["fifo"]["event_overflow"]
+        return {"idle": idle, "frame_bytes": len(batch[0]), "per_frame": per_frame,
+                "messages": messages, "events": out, "cycles": sim.cycles,
+                "cycles_per_message": sim.cycles / messages, "event_overflow": overflow,
+                "kept_up": out == messages and overflow == 0
+                and counters["itch"]["events"] == messages,
+                "cycles_per_second": sim.cycles_per_second}
+
+
+def capture(messages: int, seed: int = 1) -> tuple[Path, int]:
+    """(b) the 1M-message capture: a FeedScenario on lines A and B (copies on both, a
+    little loss, junk and heartbeats), written once and kept under build/bench/."""
+    path = BUILD_ROOT / "bench" / f"feed-{messages}-{seed}.pcap"
+    meta = path.with_suffix(".json")
+    if not path.exists() or not meta.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cfg = RxConfig.default()
+        frames = FeedScenario(random.Random(seed), cfg, messages=messages, max_per_packet=40,
+                              loss_a=0.01, loss_b=0.01, junk=0.01, broken=0.001,
+                              reorder=0.0, heartbeat=0.01, locates=8192).frames()
+        count = write_pcap(path.with_suffix(".part"), frames)
+        path.with_suffix(".part").rename(path)
+        meta.write_text(json.dumps({"frames": count}))
+    return path, json.loads(meta.read_text())["frames"]
+
+
+def replay_speed(path: Path, frames: int) -> dict:
+    """(b) `t2t replay` on the capture, as a user runs it (a process of its own)."""
+    out_dir = BUILD_ROOT / "bench"
+    summary = out_dir / "replay-summary.json"
+    t2t = Path(sys.executable).with_name("t2t")
+    start = time.perf_counter()
+    subprocess.run([str(t2t), "replay", str(path), "--events", str(out_dir / "events.jsonl"),
+                    "--summary", str(summary)], check=True, capture_output=True)
+    wall = time.perf_counter() - start
+    (out_dir / "events.jsonl").unlink()
+    s = json.loads(summary.read_text())
+    messages = s["counters"]["moldudp"]["messages"]
+    return {"frames": frames, "messages": messages, "events": s["events"],
+            "seconds": s["seconds"], "wall": wall, "sim_seconds": s["sim_seconds"],
+            "cycles": s["cycles"], "messages_per_second": messages / s["seconds"],
+            "frames_per_second": frames / s["seconds"],
+            "cycles_per_second": s["cycles"] / s["sim_seconds"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--frames", type=int, default=4000,
+                        help="frames of minimum-size messages for (a)")
+    parser.add_argument("--messages", type=int, default=1_000_000,
+                        help="messages in the replay capture for (b)")
+    args = parser.parse_args()
+    console = Console()
+
+    start = time.perf_counter()
+    build = build_rx_path(WIDTH)
+    console.print(f"RxPath W={WIDTH}: Verilator build "
+                  f"{'cached' if build.cached else f'{build.seconds:.1f} s'} "
+                  f"({time.perf_counter() - start:.1f} s with Verilog generation)")
+
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    table = Table(title=f"(a) minimum-size ITCH messages back to back, W={WIDTH} ({machine})")
+    table.add_column("figure")
+    runs = [throughput(args.frames, idle) for idle in (0, IFG_BEATS)]
+    for r in runs:
+        table.add_column(f"{r['idle']} idle beats/frame", justify="right")
+    for name, show in (
+            ("frame bytes / messages per frame", lambda r: f"{r['frame_bytes']} / {r['per_frame']}"),
+            ("cycles/message", lambda r: f"{r['cycles_per_message']:.3f}"),
+            ("messages in", lambda r: f"{r['messages']:,}"),
+            ("events out", lambda r: f"{r['events']:,}"),
+            ("event FIFO overflow", lambda r: f"{r['event_overflow']:,}"),
+            ("kept up", lambda r: "yes" if r["kept_up"] else "[red]no[/red]"),
+            ("simulated cycles/s", lambda r: f"{r['cycles_per_second']:,.0f}")):
+        table.add_row(name, *map(show, runs))
+    console.print(table)
+
+    start = time.perf_counter()
+    path, frames = capture(args.messages)
+    console.print(f"capture {path} ready in {time.perf_counter() - start:.1f} s")
+    r = replay_speed(path, frames)
+    table = Table(title=f"(b, c) t2t replay of {path.name} ({machine})")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name, value in (
+            ("frames / messages / events written",
+             f"{r['frames']:,} / {r['messages']:,} / {r['events']:,}"),
+            ("messages/s", f"{r['messages_per_second']:,.0f}"),
+            ("frames/s", f"{r['frames_per_second']:,.0f}"),
+            ("replay time (process wall time)", f"{r['seconds']:.1f} s ({r['wall']:.1f} s)"),
+            ("simulated cycles/s, model only", f"{r['cycles_per_second']:,.0f}"),
+            ("share of replay time in the model", f"{r['sim_seconds'] / r['seconds']:.0%}")):
+        table.add_row(name, value)
+    console.print(table)
+
+if __name__ == "__main__":
+    main()

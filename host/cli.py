@@ -1,0 +1,208 @@
+"""``t2t``: the operator's command line."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from gateware.models.rx import DEFAULT_LINE_A, DEFAULT_LINE_B
+
+WIDTHS = ("64", "8")
+
+
+class GroupPort(click.ParamType):
+    """``GROUP:PORT``: an IPv4 destination address and UDP port."""
+
+    name = "GROUP:PORT"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        group, sep, port = str(value).rpartition(":")
+        try:
+            if not sep:
+                raise ValueError
+            group = str(ipaddress.IPv4Address(group))
+            port = int(port)
+            if not 0 < port < 65536:
+                raise ValueError
+        except ValueError:
+            self.fail(f"{value!r} is not GROUP:PORT (an IPv4 address and a UDP port "
+                      f"1-65535, e.g. {DEFAULT_LINE_A[0]}:{DEFAULT_LINE_A[1]})", param, ctx)
+        return group, port
+
+
+def _stocks(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
+    stocks = tuple(s.strip().upper() for v in values for s in v.split(",") if s.strip())
+    for s in stocks:
+        if len(s) > 8 or not s.isascii() or not s.isprintable():
+            raise click.BadParameter(f"{s!r}: an ITCH stock is 1-8 printable ASCII "
+                                     f"characters", ctx, param)
+    return stocks
+
+
+@click.group()
+def main() -> None:
+    """tick2trade: FPGA tick-to-trade — gateware, simulation and host tools."""
+
+
+@main.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory to write rx_path.v into (created if missing).")
+@click.option("--width", type=click.Choice(WIDTHS), default="64", show_default=True,
+              help="Bits per beat: 64 for 10GbE, 8 for 1GbE.")
+@click.option("--symbols", type=click.IntRange(1, 1024), default=64, show_default=True,
+              help="Instruments traded (watch-list entries).")
+@click.option("--locates", type=click.IntRange(1, 65536), default=16384, show_default=True,
+              help="Depth of the locate table.")
+def verilog(out_dir: Path, width: str, symbols: int, locates: int) -> None:
+    """Write the receive path (eth_rx → moldudp → itch → event FIFO) as Verilog."""
+    from gateware.export import to_verilog
+    from gateware.rx_path import RxPath
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "rx_path.v"
+    path.write_text(to_verilog(RxPath(int(width), symbols=symbols, locates=locates),
+                               "rx_path"))
+    click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.argument("capture", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--events", "events_path", required=True,
+              type=click.Path(dir_okay=False, path_type=Path, allow_dash=True),
+              help="Write one JSON object per event here ('-' for stdout).")
+@click.option("--line-a", type=GroupPort(), default=f"{DEFAULT_LINE_A[0]}:{DEFAULT_LINE_A[1]}",
+              show_default=True, help="Multicast group and UDP port of feed line A.")
+@click.option("--line-b", type=GroupPort(), default=f"{DEFAULT_LINE_B[0]}:{DEFAULT_LINE_B[1]}",
+              show_default=True, help="Multicast group and UDP port of feed line B.")
+@click.option("--width", type=click.Choice(WIDTHS), default="64", show_default=True,
+              help="Bits per beat of the simulated receive path.")
+@click.option("--summary", "summary_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every counter and the run's figures as JSON here.")
+@click.option("--watch", multiple=True, callback=_stocks, metavar="SYMBOL",
+              help="Trade this stock (repeat, or comma-separate); it becomes symbol 0, 1, "
+                   "... in watch order once its Stock Directory message is seen.")
+@click.option("--all-symbols/--watched-only", default=None,
+              help="Trade every locate (symbol = locate % SYMBOLS). Default: on when no "
+                   "--watch is given, off otherwise.")
+@click.option("--symbols", type=click.IntRange(1, 1024), default=64, show_default=True,
+              help="Symbols of the simulated build.")
+@click.option("--locates", type=click.IntRange(1, 65536), default=16384, show_default=True,
+              help="Locate table depth of the simulated build; higher locates never "
+                   "trade.")
+def replay(capture: Path, events_path: Path, line_a, line_b, width: str,
+           summary_path: Path | None, watch: tuple[str, ...], all_symbols: bool | None,
+           symbols: int, locates: int) -> None:
+    """Replay CAPTURE (pcap or pcapng, Ethernet) through the receive path in Verilator.
+
+    Frames to LINE-A/LINE-B carrying MoldUDP64 are arbitrated (first copy wins), the
+    ITCH messages decoded; every event of a traded instrument is written to --events
+    as one JSON line, and the counters are printed at the end.
+
+    Without --watch every locate is traded (symbol = locate % SYMBOLS), so any capture
+    gives events. With --watch only the watched stocks are, learned from their Stock
+    Directory ('R') messages; add --all-symbols to trade everything as well. Each
+    distinct --width/--symbols/--locates is its own Verilator build (about half a
+    minute the first time, cached under build/verilator/).
+    """
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from host.replay import CaptureError, read_frames, replay_config
+    from host.replay import replay as run_replay
+
+    if len(watch) > symbols:
+        raise click.BadParameter(f"{len(watch)} stocks watched, the build has {symbols} "
+                                 f"symbols (raise --symbols)", param_hint="--watch")
+    config = replay_config(line_a, line_b, watch, all_symbols, symbols, locates)
+    err = Console(stderr=True)
+    out = err if str(events_path) == "-" else Console()
+    progress = Progress("[progress.description]{task.description}", BarColumn(),
+                        DownloadColumn(), TimeRemainingColumn(), console=err,
+                        transient=True, disable=not err.is_terminal)
+    try:
+        frames = read_frames(capture)
+        err.print(f"[dim]rx_path W={width}, {symbols} symbols, {locates} locates: "
+                  f"preparing the Verilator model…[/dim]")
+        with click.open_file(str(events_path), "w") as sink, progress:
+            task = progress.add_task(capture.name, total=capture.stat().st_size)
+
+            def write_events(events) -> None:
+                sink.writelines(json.dumps(e.to_json(), separators=(",", ":")) + "\n"
+                                for e in events)
+
+            result = run_replay(frames, config, data_width=int(width), symbols=symbols,
+                                locates=locates, on_events=write_events,
+                                on_progress=lambda done: progress.update(task, completed=done))
+    except CaptureError as exc:
+        raise click.UsageError(str(exc)) from None
+
+    build = f"built in {result.build_seconds:.1f} s" if result.build_seconds else "cached"
+    err.print(f"[dim]Verilator model {build}; set-up {result.setup_seconds:.1f} s[/dim]")
+    out.print(counters_table(result.counters))
+    rate = result.counters["moldudp"]["messages"] / result.seconds if result.seconds else 0
+    out.print(f"{result.records:,} frames, {result.events:,} events, {len(result.gaps):,} "
+              f"gaps, {result.cycles:,} cycles in {result.seconds:.1f} s "
+              f"({rate:,.0f} messages/s)", highlight=False)
+    if summary_path:
+        summary = {
+            "capture": str(capture), "records": result.records,
+            "empty_records": result.empty_records, "events": result.events,
+            "ctl_datagrams": result.ctl_datagrams, "cycles": result.cycles,
+            "seconds": round(result.seconds, 3), "sim_seconds": round(result.sim_seconds, 3),
+            "config": {"width": int(width), "symbols": symbols, "locates": locates,
+                       "line_a": list(line_a), "line_b": list(line_b), "watch": list(watch),
+                       "all_symbols": bool(config.locate_map)},
+            "gaps": [{"line": "AB"[g.line], "session": g.session.decode("latin-1").rstrip(),
+                      "first": g.first, "count": g.count} for g in result.gaps],
+            "counters": result.counters,
+        }
+        summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+# How the counters are shown: (section, stage, counters); message types get their own
+# section, and a counter not named here still shows, under "other".
+_SECTIONS = (
+    ("frames", "eth_rx", ("frames", "feed_a", "feed_b", "ctl", "filtered")),
+    ("drops", "eth_rx", ("truncated", "not_ipv4", "bad_ip_header", "bad_ip_checksum",
+                         "fragment", "not_udp", "bad_udp_length", "empty_payload",
+                         "short_payload")),
+    ("moldudp64", "moldudp", ("packets", "messages", "dup_a", "dup_b", "gaps",
+                              "gap_messages", "skipped_messages", "heartbeats",
+                              "end_of_session", "sessions", "wrong_session", "bad_header",
+                              "runt_block")),
+    ("itch", "itch", ("events", "untraded", "directory_hits", "unknown_type", "bad_length",
+                      "aborted")),
+    ("fifo", "fifo", ("event_overflow", "gap_overflow")),
+)
+
+
+def counters_table(counters: dict[str, dict[str, int]]) -> Table:
+    """The counters for people, grouped by what they say about the capture: every
+    counter of every stage (message types only when they occurred)."""
+    table = Table(title="receive path counters", show_edge=False)
+    table.add_column("section", style="bold")
+    table.add_column("counter")
+    table.add_column("value", justify="right")
+    listed = {(stage, n) for _s, stage, names in _SECTIONS for n in names or ()}
+    rest = tuple((stage, n) for stage, values in counters.items() for n in values
+                 if (stage, n) not in listed and stage != "itch_by_type")
+    by_type = tuple(("itch_by_type", n) for n, v in counters.get("itch_by_type", {}).items()
+                    if v)
+    groups = [(section, tuple((stage, n) for n in names or ()))
+              for section, stage, names in _SECTIONS if names] + \
+        [("by type", by_type), ("other", rest)]
+    for section, keys in groups:
+        keys = [(stage, n) for stage, n in keys if n in counters.get(stage, {})]
+        for i, (stage, name) in enumerate(keys):
+            value = counters[stage][name]
+            style = "red" if value and section in ("drops", "fifo") else None
+            table.add_row(section if i == 0 else "", name, f"{value:,}", style=style)
+        if keys:
+            table.add_section()
+    return table

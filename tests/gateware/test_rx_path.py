@@ -12,6 +12,9 @@ from sim.traffic import SYMBOLS, FeedScenario
 from .simtools import SEED, as_dict, collect, const_to_dict, rng_for, run, send
 
 LOCATES = 64
+# MAC beat holding a message's last byte -> event at the RxPath output, in cycles:
+# eth_rx 1 + moldudp 1 + itch 1 + event FIFO (SyncFIFOBuffered) 2
+RX_LATENCY = 5
 
 
 def make_config() -> RxConfig:
@@ -97,3 +100,51 @@ def test_event_fifo_overflow_drops_new_events_and_counts_them():
     # what arrives is in order and unaltered: a subsequence of the model's events
     it = iter(model.events)
     assert all(any(e == m for m in it) for e in events), f"seed {SEED}"
+
+
+@pytest.mark.parametrize("width", [64, 8])
+def test_event_latency_is_fixed_in_cycles(width):
+    """From the MAC beat carrying a message's last byte to the event at the RxPath output
+    (through the event FIFO), whatever the lane the message ends in."""
+    from gateware.models import frames, moldudp64
+
+    cfg = make_config()
+    lanes = width // 8
+    dut = RxPath(width, symbols=8, locates=LOCATES)
+    rng = rng_for(f"lat{width}")
+    sent, seen = [], []
+    msgs = [itch.encode("A", locate=0, order_ref=i, side="B", shares=100, stock="AAPL",
+                        price=1_000_000) for i in range(8)]
+
+    async def tb(ctx):
+        configure(ctx, dut, cfg)
+        cycle = 0
+        for i, m in enumerate(msgs):
+            f = cfg.feeds[0]
+            vlan = 7 if i % 2 else None  # shifts the message by 4 lanes
+            fr = frames.build_udp_frame(f.group, f.port,
+                                        moldudp64.encode_packet("S1", 1 + i, [m]), vlan=vlan)
+            last_byte = (18 if vlan is not None else 14) + 20 + 8 + 20 + 2 + len(m) - 1
+            for k, b in enumerate(frame_beats(fr, lanes)):
+                ctx.set(dut.mac.payload, as_dict(b))
+                ctx.set(dut.mac.valid, 1)
+                if k == last_byte // lanes:
+                    sent.append(cycle)
+                await ctx.tick()
+                cycle += 1
+            ctx.set(dut.mac.valid, 0)
+            for _ in range(rng.randint(10, 20)):
+                await ctx.tick()
+                cycle += 1
+
+    async def watch(ctx):
+        ctx.set(dut.events.ready, 1)
+        cycle = 0
+        async for _clk, _rst, valid in ctx.tick().sample(dut.events.valid):
+            if valid:
+                seen.append(cycle)
+            cycle += 1
+
+    run(dut, tb, processes=[watch])
+    latencies = {s - t for s, t in zip(seen, sent)}
+    assert len(seen) == len(msgs) and latencies == {RX_LATENCY}, (sent, seen)

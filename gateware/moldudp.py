@@ -203,9 +203,10 @@ class MoldUdp(wiring.Component):
                              cm_open_q.eq(~new_done), cm_seq.eq(seq + blocks)]
             with m.Elif(cur_done | beat.first):
                 m.d.sync += [cm_open_q.eq(0), next_blk_q.eq(next_blk)]
-            with m.If(beat.last & active & (seq + whole_now > exp_now)):
-                # messages cut by a short packet are not counted as received: the next
-                # packet will reveal them as a gap
+            with m.If((beat.last | runt) & active & (seq + whole_now > exp_now)):
+                # the walk ends (packet end or runt block); messages cut by a short
+                # packet are not counted as received: the next packet will reveal
+                # them as a gap
                 m.d.sync += expected.eq(seq + whole_now)
 
         out = self.msgs.payload

@@ -78,12 +78,14 @@ def lane0s(rng, lanes):
 
 
 def session_packets(rng, lanes, n_packets, *, session="S1", seq=1, dup=0.3, loss=0.1,
-                    broken=0.05, reorder=0.05, hb=0.05):
+                    broken=0.05, reorder=0.05, hb=0.05, runt=0.03):
     out, held = [], []
     for _ in range(n_packets):
         k = rng.randint(1, 8)
         msgs = [broken_message(rng) if rng.random() < broken else random_message(rng)
                 for _ in range(k)]
+        if rng.random() < runt:  # a block too short for ITCH ends the packet's walk
+            msgs.insert(rng.randrange(k + 1), rng.randbytes(rng.randrange(12)))
         payload = moldudp64.encode_packet(session, seq, msgs)
         copies = [(line, payload, lane0s(rng, lanes)) for line in (0, 1)
                   if rng.random() >= (loss if line == 0 else 1 - dup)]

@@ -1,7 +1,7 @@
 """``itch``: NASDAQ ITCH 5.0 decoder, length check and locate → symbol filter.
 
 Golden model: :class:`gateware.models.rx.ItchModel`. Field offsets come from the message
-table in ``models/itch.py`` (via ``event_sources``); none is written here.
+table in ``models/itch.py`` (through ``event_sources``); none is written here.
 """
 
 from amaranth import Cat, Module, Mux, Signal
@@ -19,58 +19,83 @@ def sym_bits(symbols: int) -> int:
 
 
 def watch_layout(symbols: int) -> data.ArrayLayout:
-    """Watch list: entry ``i`` names the stock (8 ASCII bytes, big-endian) of symbol ``i``."""
+    """Watch list: entry ``i`` names the stock (8 ASCII bytes, big-endian, like
+    ``models.itch.stock_int``) of symbol ``i``."""
     return data.ArrayLayout(data.StructLayout({"enable": 1, "stock": 64}), symbols)
 
 
 def locate_write_layout(symbols: int) -> data.StructLayout:
-    """A host write into the locate table (``stb`` for one cycle)."""
+    """A host write into the locate table, ``stb`` high for one cycle; ``traded`` 0
+    removes the locate."""
     return data.StructLayout({"stb": 1, "locate": 16, "sym": sym_bits(symbols),
                               "traded": 1})
 
 
 class ItchDecoder(wiring.Component):
-    """Assemble ITCH messages from lane-preserving message beats and decode them.
+    """Assemble ITCH messages from lane-preserving message beats, check and decode them,
+    and pass the events of traded instruments.
 
-    Message bytes are gathered into a ``MAX_LENGTH`` (50) byte buffer; in the beat that
-    holds a message's last byte the decoder reads the buffer *and* that beat's bytes, so
-    the event is registered in the same cycle. A message never starts and ends in one
-    beat up to 64-bit beats (ITCH messages are >= 12 bytes), so the ending message is
-    always the one open when the beat began, and the next one's head can go into the
-    buffer in the same cycle.
+    Message bytes are gathered into a ``MAX_LENGTH`` (50) byte buffer at their offset in
+    the message (byte ``k`` of a message starting in lane ``s`` always sits in lane
+    ``(s + k) % lanes``, so one lane mux per buffer byte does it). In the beat holding a
+    message's last byte it is decoded from the buffer merged with that beat's bytes and
+    the event is registered. A message is never shorter than 12 bytes (``moldudp`` drops
+    runt blocks), so up to 64-bit beats it never starts and ends in one beat: the message
+    that ends is the one open when the beat began, and the head of the next one goes into
+    the buffer in the same cycle. Bytes at least one beat before the end of a message of
+    the right length are already in the buffer at its last beat; those fields are taken
+    from the buffer alone, which keeps the beat-to-event path short. Longer messages keep
+    being measured (``bad_length``) without writing past the buffer.
 
-    The locate table (``locates`` entries, ``lib.memory``) is read with the locate bytes
-    as they arrive; they come at least one beat before the last byte, so the entry is
-    ready when the event is. Stock Directory ('R') messages whose stock is on the watch
-    list write their locate → symbol; the host writes through ``loc_wr``, one write per
-    two cycles at most (a write is held a cycle and waits while a directory write has
-    the port; directory writes are >= 4 beats apart).
+    The locate table (``locates`` entries of traded flag + symbol, ``lib.memory``, all
+    untraded at reset) is addressed by the open message's locate bytes as soon as they
+    are in; they arrive at least one beat before the last byte, so the entry is out of
+    the read port when the message ends. Stock Directory ('R') messages whose stock is on
+    the watch list (lowest enabled entry ``i`` wins) write locate → symbol ``i``; the read
+    port is transparent to that write, so the very next message sees it.
+
+    Host writes (``loc_wr``) take the write port in their strobe cycle, or one cycle
+    later when a directory write has it; either way they are seen by every message whose
+    last byte arrives after the strobe cycle (a deferred write is forwarded around the
+    memory). Directory writes are at least 4 cycles apart; a host write can be lost only
+    if host strobes come in consecutive cycles across a directory write, so keep them at
+    most one every other cycle (CSR writes are far slower than that).
 
     Parameters
     ----------
     data_width : int
-        Bits per beat, 8 to 64.
+        Bits per beat: 8, 16, 32 or 64.
     symbols : int
-        Watch-list entries; symbol index width.
+        Watch-list entries; the event's ``sym`` is ``sym_bits(symbols)`` wide.
     locates : int
         Locate table depth; higher locates are never traded.
 
     Members
     -------
-    msgs : In(stream.Signature(msg_beat_layout, always_ready=True))
-    events : Out(stream.Signature(event_layout, always_ready=True))
+    msgs : In(stream.Signature(msg_beat_layout(data_width), always_ready=True))
+        Message bytes framed per lane (see ``stream.msg_beat_layout``).
+    events : Out(stream.Signature(event_layout(symbols), always_ready=True))
+        One beat per passing message.
     watch : In(watch_layout(symbols))
+        Stocks the directory messages are matched against.
     loc_wr : In(locate_write_layout(symbols))
-    counters : Out(StructLayout) — ``models.rx.ITCH_COUNTERS``
-    by_type : Out(StructLayout) — decoded messages per type, by message name
+        Host writes into the locate table.
+    counters : Out(StructLayout)
+        ``models.rx.ITCH_COUNTERS``, 32-bit wrapping.
+    by_type : Out(StructLayout)
+        Decoded messages (right type and length, traded or not) per message name.
 
-    Latency: the event is valid 1 cycle after the beat with the message's last byte.
+    Latency: ``events.valid`` is high for one cycle, 1 cycle after the beat holding the
+    message's last byte.
     """
 
     def __init__(self, data_width: int = 64, symbols: int = 64, locates: int = 16384):
-        if data_width > 64:
-            raise ValueError("ItchDecoder assumes a message never starts and ends in one "
-                             "beat, true up to 64-bit beats")
+        if lanes(data_width) > spec.MIN_LENGTH - 4:
+            # the locate bytes (1, 2) must be in a beat before the last byte of the
+            # shortest message, and no message may fit in one beat
+            raise ValueError(f"ItchDecoder supports beats up to 64 bits, not {data_width}")
+        if locates < 2 or locates > 1 << 16:
+            raise ValueError(f"locates must be 2 .. 65536, not {locates}")
         self.data_width = data_width
         self.symbols = symbols
         self.locates = locates
@@ -86,17 +111,17 @@ class ItchDecoder(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n = lanes(self.data_width)
+        lane_bits = (n - 1).bit_length()
+        size = spec.MAX_LENGTH
         beat = self.msgs.payload
         valid = self.msgs.valid
         count = counter_bank(m, ITCH_COUNTERS, self.counters)
         by_type = counter_bank(m, [msg.name for msg in spec.MESSAGES.values()], self.by_type)
 
-        def lane_byte(i):
-            return beat.data.word_select(i, 8) if n > 1 else beat.data
+        def lane(index):
+            return beat.data.word_select(index[:lane_bits], 8) if n > 1 else beat.data
 
-        # --- which lanes belong to the message open at the start of the beat (tail)
-        # and which to a message starting in it (head)
-        has_sop = valid & (beat.sop != 0)
+        sop = valid & beat.sop.any()
         sop_lane = Signal(range(n))
         eop_lane = Signal(range(n))
         for i in range(n):
@@ -104,94 +129,129 @@ class ItchDecoder(wiring.Component):
                 m.d.comb += sop_lane.eq(i)
             with m.If(beat.eop[i]):
                 m.d.comb += eop_lane.eq(i)
-        tail = Signal(n)
-        for i in range(n):
-            m.d.comb += tail[i].eq(valid & beat.msg[i] & (~has_sop | (i < sop_lane)))
 
-        # --- assembly buffer of the open message; moff = its bytes so far (saturating)
-        size = spec.MAX_LENGTH
+        # --- assembly: moff = bytes of the open message before this beat, saturating
+        # past the buffer so an overlong message is still measured as overlong
         moff = Signal(range(size + 2))
         buf = [Signal(8, name=f"buf{k}") for k in range(size)]
-        view = [Signal(8, name=f"view{k}") for k in range(size)]  # buf + this beat's tail
+        view = [Signal(8, name=f"view{k}") for k in range(size)]  # buf + this beat
+        buf_next = [Signal(8, name=f"buf_next{k}") for k in range(size)]
         for k in range(size):
+            # A continuing message starts at lane 0, so byte k is in lane k - moff. Lanes
+            # of the next message land beyond the end of the one ending here, in bytes
+            # nobody reads before that message writes them again.
             m.d.comb += view[k].eq(buf[k])
-            for i in range(n):
-                with m.If(tail[i] & (moff + i == k)):
-                    m.d.comb += view[k].eq(lane_byte(i))
-        tail_count = sum(tail[i] for i in range(n))
-        head_count = sum((valid & beat.msg[i] & (i >= sop_lane)) for i in range(n))
-        grown = moff + tail_count
-        with m.If(has_sop):
-            m.d.sync += moff.eq(head_count)
-            for k in range(min(n, size)):
-                m.d.sync += buf[k].eq(lane_byte((sop_lane + k)[:max(1, (n - 1).bit_length())])
-                                      if n > 1 else lane_byte(0))
-        with m.Elif(valid):
-            m.d.sync += moff.eq(Mux(grown > size, size + 1, grown))
-            m.d.sync += [buf[k].eq(view[k]) for k in range(size)]
+            with m.If(valid & (moff <= k) & (moff + n > k)):
+                m.d.comb += view[k].eq(lane(k - moff))
+            m.d.comb += buf_next[k].eq(view[k])
+        with m.If(sop):
+            for k in range(n):
+                m.d.comb += buf_next[k].eq(lane(sop_lane + k))
+        m.d.sync += [buf[k].eq(buf_next[k]) for k in range(size)]
+        # a message runs to the end of every beat but its last (or is aborted there)
+        mseq = Signal(64)  # of the open message: the one that ends began in an earlier beat
+        with m.If(sop):
+            m.d.sync += [moff.eq(n - sop_lane), mseq.eq(beat.seq)]
+        with m.Elif(valid & beat.msg[0]):
+            m.d.sync += moff.eq(Mux(moff + n > size, size + 1, moff + n))
 
-        # --- locate table: read with the locate bytes as they arrive
-        symbits = sym_bits(self.symbols)
-        entry = data.StructLayout({"traded": 1, "sym": symbits})
-        m.submodules.table = table = memory.Memory(shape=entry, depth=self.locates, init=[])
-        wr = table.write_port()
-        rd = table.read_port(transparent_for=(wr,))
-        addr_bits = (self.locates - 1).bit_length()
-        locate_q = Signal(16)
-        locate_now = Signal(16)
-        m.d.comb += locate_now.eq(locate_q)
-        with m.If(has_sop):
-            # the head's locate bytes, when this beat already holds them
-            for i in range(2, n):
-                with m.If((sop_lane + 2 == i) & beat.msg[i]):
-                    m.d.comb += locate_now.eq(Cat(lane_byte(i), lane_byte(i - 1)))
-        with m.Else():
-            m.d.comb += locate_now.eq(Cat(view[2], view[1]))
-        m.d.sync += locate_q.eq(locate_now)
-        m.d.comb += rd.addr.eq(locate_now[:addr_bits])
+        # --- decode the message ending in this beat
+        def byte(length: int, k: int):
+            """Byte k of a message of ``length`` bytes, in the beat of its last byte (that
+            beat holds at most its last n bytes)."""
+            return buf[k] if k + n < length else view[k]
 
-        # --- decode the message that ends in this beat
-        ending = valid & (beat.eop != 0)
+        def value(length: int, f: spec.Field):
+            return Cat(*(byte(length, f.offset + j) for j in reversed(range(f.size))))
+
+        ending = valid & beat.eop.any()
         length = Signal(range(size + n + 2))
         m.d.comb += length.eq(moff + eop_lane + 1)
-
-        def field(f: spec.Field):
-            return Cat(*reversed([view[f.offset + j] for j in range(f.size)]))
-
-        mtype = view[0]
+        mtype = buf[0]
         known = Signal()
         length_ok = Signal()
-        ev = Signal(event_layout(self.symbols))
-        hdr = spec.MESSAGES["A"].fields
-        m.d.comb += [ev.type.eq(mtype), ev.locate.eq(field(hdr["locate"])),
-                     ev.tracking.eq(field(hdr["tracking"])),
-                     ev.timestamp.eq(field(hdr["timestamp"]))]
-        per_field = {ef: spec.event_sources(ef) for ef in spec.EVENT_FIELDS
-                     if ef not in ("type", "seq", "locate", "tracking", "timestamp")}
         with m.Switch(mtype):
             for t, msg in spec.MESSAGES.items():
                 with m.Case(ord(t)):
                     m.d.comb += [known.eq(1), length_ok.eq(length == msg.length)]
-                    for ef, sources in per_field.items():
-                        if t in sources:
-                            m.d.comb += getattr(ev, ef).eq(field(sources[t]))
+        good = ending & known & length_ok
 
-        # directory: the first enabled watch entry with this stock
+        ev = Signal(event_layout(self.symbols))
+        m.d.comb += [ev.type.eq(mtype), ev.seq.eq(mseq)]
+        for ef in spec.EVENT_FIELDS:
+            if ef in ("type", "seq"):
+                continue
+            # one mux input per distinct source: types whose field sits at the same bytes,
+            # equally far from their end, share a case
+            cases: dict[tuple, list[tuple[spec.Message, spec.Field]]] = {}
+            for t, f in spec.event_sources(ef).items():
+                msg = spec.MESSAGES[t]
+                settled = tuple(k + n < msg.length for k in range(f.offset, f.offset + f.size))
+                cases.setdefault((f.offset, f.size, settled), []).append((msg, f))
+            with m.Switch(mtype):
+                for sources in cases.values():
+                    with m.Case(*(ord(msg.type) for msg, _ in sources)):
+                        msg, f = sources[0]
+                        m.d.comb += getattr(ev, ef).eq(value(msg.length, f))
+
+        # --- directory: the lowest enabled watch entry with this stock
+        symbits = sym_bits(self.symbols)
+        directory = spec.MESSAGES["R"]
+        stock = value(directory.length, directory.fields["stock"])
         watch_hit = Signal()
         watch_sym = Signal(symbits)
-        stock = field(spec.MESSAGES["R"].fields["stock"])
         for i in reversed(range(self.symbols)):
-            w = self.watch[i]
-            with m.If(w.enable & (w.stock == stock)):
+            with m.If(self.watch[i].enable & (self.watch[i].stock == stock)):
                 m.d.comb += [watch_hit.eq(1), watch_sym.eq(i)]
         in_table = ev.locate < self.locates
-        is_dir = mtype == ord("R")
-        good = ending & known & length_ok
-        dir_write = good & is_dir & watch_hit & in_table
+        dir_write = good & (mtype == ord("R")) & watch_hit & in_table
 
-        # the message open at the end of the beat is cut off: nothing of it is decoded
-        with m.If(valid & beat.abort):
-            m.d.comb += count["aborted"].eq(1)
+        # --- locate table
+        entry = data.StructLayout({"traded": 1, "sym": symbits})
+        m.submodules.table = table = memory.Memory(shape=entry, depth=self.locates, init=[])
+        wr = table.write_port()
+        rd = table.read_port(transparent_for=(wr,))
+        addr_bits = len(rd.addr)
+        # addressed by the message open at the end of this beat, so the entry is out when
+        # its last byte comes
+        m.d.comb += rd.addr.eq(Cat(buf_next[2], buf_next[1])[:addr_bits])
+
+        # write port: directory > deferred host write > new host write
+        host = self.loc_wr
+        host_ok = host.stb & (host.locate < self.locates)
+        pend = Signal()
+        pend_wr = Signal(locate_write_layout(self.symbols))
+        with m.If(dir_write):
+            m.d.comb += [wr.en.eq(1), wr.addr.eq(ev.locate[:addr_bits]),
+                         wr.data.traded.eq(1), wr.data.sym.eq(watch_sym)]
+        with m.Elif(pend):
+            m.d.comb += [wr.en.eq(1), wr.addr.eq(pend_wr.locate[:addr_bits]),
+                         wr.data.traded.eq(pend_wr.traded), wr.data.sym.eq(pend_wr.sym)]
+        with m.Elif(host_ok):
+            m.d.comb += [wr.en.eq(1), wr.addr.eq(host.locate[:addr_bits]),
+                         wr.data.traded.eq(host.traded), wr.data.sym.eq(host.sym)]
+        with m.If(host_ok & (dir_write | pend)):
+            m.d.sync += [pend.eq(1), pend_wr.eq(host)]
+        with m.Elif(~dir_write):
+            m.d.sync += pend.eq(0)
+
+        # A deferred host write strobed before this message's last beat goes into the
+        # memory only now, after the read the message uses: forward it.
+        forward = pend & (pend_wr.locate == ev.locate)
+        traded = Mux(forward, pend_wr.traded, rd.data.traded)
+        table_sym = Mux(forward, pend_wr.sym, rd.data.sym)
+
+        sym = Signal(symbits)
+        passes = Signal()
+        with m.If(ev.locate == 0):
+            m.d.comb += passes.eq(1)
+        with m.Elif(dir_write):
+            m.d.comb += [passes.eq(1), sym.eq(watch_sym)]
+        with m.Elif(in_table & traded):
+            m.d.comb += [passes.eq(1), sym.eq(table_sym)]
+        m.d.comb += ev.sym.eq(sym)
+
+        # --- counters
         with m.If(ending):
             with m.If(~known):
                 m.d.comb += count["unknown_type"].eq(1)
@@ -201,40 +261,13 @@ class ItchDecoder(wiring.Component):
             for t, msg in spec.MESSAGES.items():
                 with m.Case(ord(t)):
                     m.d.comb += by_type[msg.name].eq(good)
+        emit = good & passes
+        m.d.comb += [count["aborted"].eq(valid & beat.abort),
+                     count["directory_hits"].eq(dir_write),
+                     count["untraded"].eq(good & ~passes),
+                     count["events"].eq(emit)]
 
-        sym = Signal(symbits)
-        passes = Signal()
-        with m.If(ev.locate == 0):
-            m.d.comb += [passes.eq(1), sym.eq(0)]
-        with m.Elif(dir_write):
-            m.d.comb += [passes.eq(1), sym.eq(watch_sym)]
-        with m.Elif(in_table & rd.data.traded):
-            m.d.comb += [passes.eq(1), sym.eq(rd.data.sym)]
-        m.d.comb += [count["directory_hits"].eq(dir_write),
-                     count["untraded"].eq(good & ~passes), count["events"].eq(good & passes)]
-
-        # --- table writes: the directory wins the port, a host write waits a cycle
-        host_pending = Signal()
-        host = Signal(locate_write_layout(self.symbols))
-        with m.If(self.loc_wr.stb):
-            m.d.sync += [host.eq(self.loc_wr), host_pending.eq(1)]
-        with m.If(dir_write):
-            m.d.comb += [wr.en.eq(1), wr.addr.eq(ev.locate[:addr_bits]),
-                         wr.data.traded.eq(1), wr.data.sym.eq(watch_sym)]
-        with m.Elif(host_pending):
-            m.d.comb += [wr.en.eq(1), wr.addr.eq(host.locate[:addr_bits]),
-                         wr.data.traded.eq(host.traded), wr.data.sym.eq(host.sym)]
-            with m.If(~self.loc_wr.stb):
-                m.d.sync += host_pending.eq(0)
-
-        # the sequence number of the message that ends: it opened in an earlier beat
-        mseq = Signal(64)
-        with m.If(has_sop):
-            m.d.sync += mseq.eq(beat.seq)
-        m.d.comb += [ev.seq.eq(mseq), ev.sym.eq(sym)]
-
-        m.d.sync += self.events.valid.eq(good & passes)
-        with m.If(good & passes):
+        m.d.sync += self.events.valid.eq(emit)
+        with m.If(emit):
             m.d.sync += self.events.payload.eq(ev)
         return m
-

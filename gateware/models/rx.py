@@ -217,6 +217,17 @@ class ItchModel:
         self.counters = Counter({k: 0 for k in ITCH_COUNTERS})
         self.by_type = Counter({m.name: 0 for m in itch.MESSAGES.values()})
 
+    def host_write(self, locate: int, sym: int, traded: bool = True) -> None:
+        """A host write into the locate table (``traded`` False removes the locate). It
+        applies to every message whose last byte arrives after the write's strobe cycle;
+        locates beyond the table are ignored."""
+        if not 0 <= locate < self.locates:
+            return
+        if traded:
+            self.table[locate] = sym
+        else:
+            self.table.pop(locate, None)
+
     def process(self, m: MoldMessage) -> itch.Event | None:
         c = self.counters
         if m.aborted:

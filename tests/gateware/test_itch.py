@@ -181,11 +181,8 @@ def expected(stim: Stim, model: ItchModel) -> list[tuple[int, itch.Event]]:
             if b["abort"]:
                 model.process(MoldMessage(seq, bytes(cur), True))
                 cur = None
-        if wr is not None and wr["locate"] < model.locates:
-            if wr["traded"]:
-                model.table[wr["locate"]] = wr["sym"]
-            else:
-                model.table.pop(wr["locate"], None)
+        if wr is not None:
+            model.host_write(wr["locate"], wr["sym"], wr["traded"])
     assert cur is None
     return want
 

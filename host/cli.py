@@ -58,7 +58,7 @@ def main() -> None:
               help="Bits per beat: 64 for 10GbE, 8 for 1GbE.")
 @click.option("--symbols", type=click.IntRange(1, 1024), default=64, show_default=True,
               help="Instruments traded (watch-list entries).")
-@click.option("--locates", type=click.IntRange(1, 65536), default=16384, show_default=True,
+@click.option("--locates", type=click.IntRange(2, 65536), default=16384, show_default=True,
               help="Depth of the locate table.")
 def verilog(out_dir: Path, width: str, symbols: int, locates: int) -> None:
     """Write the receive path (eth_rx → moldudp → itch → event FIFO) as Verilog."""
@@ -93,7 +93,7 @@ def verilog(out_dir: Path, width: str, symbols: int, locates: int) -> None:
                    "--watch is given, off otherwise.")
 @click.option("--symbols", type=click.IntRange(1, 1024), default=64, show_default=True,
               help="Symbols of the simulated build.")
-@click.option("--locates", type=click.IntRange(1, 65536), default=16384, show_default=True,
+@click.option("--locates", type=click.IntRange(2, 65536), default=16384, show_default=True,
               help="Locate table depth of the simulated build; higher locates never "
                    "trade.")
 def replay(capture: Path, events_path: Path, line_a, line_b, width: str,

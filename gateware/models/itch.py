@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import msgtable
+from .msgtable import Field, Message
+
 # Common header: type (1), stock locate (2), tracking number (2), timestamp (6).
 HEADER_FIELDS = (("locate", 2, "u"), ("tracking", 2, "u"), ("timestamp", 6, "u"))
 BODY = 11
@@ -76,71 +79,23 @@ _BODIES: dict[str, tuple[str, tuple[tuple[str, int, str], ...]]] = {
 }
 
 
-@dataclass(frozen=True)
-class Field:
-    name: str
-    offset: int
-    size: int
-    kind: str
-
-
-@dataclass(frozen=True)
-class Message:
-    type: str
-    name: str
-    length: int
-    fields: dict[str, Field]
-
-
-def _build() -> dict[str, Message]:
-    table = {}
-    for mtype, (name, body) in _BODIES.items():
-        fields, offset = {}, 1
-        for fname, size, kind in HEADER_FIELDS + body:
-            fields[fname] = Field(fname, offset, size, kind)
-            offset += size
-        table[mtype] = Message(mtype, name, offset, fields)
-    return table
-
-
-MESSAGES: dict[str, Message] = _build()
+MESSAGES: dict[str, Message] = msgtable.build(_BODIES, HEADER_FIELDS)
 MIN_LENGTH = min(m.length for m in MESSAGES.values())  # 12 (S, W)
 MAX_LENGTH = max(m.length for m in MESSAGES.values())  # 50 (I)
 
 
 def encode(mtype: str, **values: int | str | bytes) -> bytes:
     """Encode one message; fields not given are zero (numbers) or spaces (alpha)."""
-    msg = MESSAGES[mtype]
-    unknown = set(values) - set(msg.fields)
-    if unknown:
-        raise ValueError(f"ITCH {mtype!r} has no field(s) {sorted(unknown)}")
-    out = bytearray(mtype.encode("ascii"))
-    for f in msg.fields.values():
-        v = values.get(f.name)
-        if f.kind == "u":
-            out += int(v or 0).to_bytes(f.size, "big")
-        else:
-            raw = v.encode("ascii") if isinstance(v, str) else bytes(v or b"")
-            if len(raw) > f.size:
-                raise ValueError(f"ITCH {mtype}.{f.name}: {raw!r} longer than {f.size}")
-            out += raw.ljust(f.size, b" ")
-    return bytes(out)
+    return msgtable.encode("ITCH", MESSAGES[mtype], values)
 
 
 def decode(raw: bytes) -> dict | None:
     """Decode a message into {field: value} (alpha fields as stripped str); None if the
     type is unknown or the length is wrong."""
-    if not raw:
-        return None
-    msg = MESSAGES.get(chr(raw[0]))
+    msg = MESSAGES.get(chr(raw[0])) if raw else None
     if msg is None or len(raw) != msg.length:
         return None
-    out: dict = {"type": msg.type}
-    for f in msg.fields.values():
-        chunk = raw[f.offset:f.offset + f.size]
-        out[f.name] = int.from_bytes(chunk, "big") if f.kind == "u" else \
-            chunk.decode("latin-1").rstrip(" ")
-    return out
+    return msgtable.decode(msg, raw)
 
 
 # ---------------------------------------------------------------------------------------

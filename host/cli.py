@@ -262,3 +262,15 @@ def counters_table(counters: dict[str, dict[str, int]]) -> Table:
         if keys:
             table.add_section()
     return table
+
+
+# Command groups that live in their own modules register here, one line each, so that
+# work on different subsystems does not collide in this file.
+def _register_subcommands() -> None:
+    import importlib
+
+    for module in ():
+        importlib.import_module(module).register(main)
+
+
+_register_subcommands()

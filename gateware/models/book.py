@@ -1,9 +1,8 @@
 """Golden model of the order book: ITCH events → L3 orders → price levels → top-N updates.
 
-Groundwork for the ``book`` stage (issue 4): the rules ITCH defines, the aggregation and
-the update stream are fixed here; the gateware's capacity limits (hash buckets, tracked
-depth) will be added as parameters when the stage is built, so the model keeps
-predicting every counter.
+The model of the ``book`` stage (``gateware/book.py``), capacity limits included, so it
+predicts every update and every counter of the gateware. With the default ``depth=None``
+and ``capacity=None`` it is the exact book (every order, every level).
 
 The update stream carries one update per level change, enough for a consumer to keep
 its own copy of the top ``n`` levels of every (symbol, side) without ever seeing the
@@ -13,22 +12,57 @@ whole book:
 * ``INSERT`` at ``i``: levels ``i..n-2`` move down one, the last falls off, the new level
   is at ``i``;
 * ``DELETE`` at ``i``: levels ``i+1..n-1`` move up one, and (price, shares, orders) is the
-  level that enters at ``n-1`` from below (all zero when there is none).
+  level that enters at ``n-1`` from below (all zero when there is none);
+* ``CLEAR``: the host cleared symbol ``sym`` (both sides), or every symbol when
+  ``all_syms`` is set.
 
 ``bbo`` is set when level 0 changed. Level 0 is the best: highest bid, lowest ask.
+
+Capacity (the gateware's, modelled exactly)
+-------------------------------------------
+*Order table*: ``capacity`` orders in ``capacity // ways`` buckets of ``ways`` entries; a
+reference lives in bucket :func:`bucket_of`. An add whose bucket is full is refused
+(``table_full``); its later events find no order (``unknown_ref``).
+
+*Level store*: each (symbol, side) keeps at most ``depth`` levels (``depth >= n``). The
+store holds every level better than its ``limit``; a side that never overflowed has no
+limit. An add that would make ``depth + 1`` levels drops the worst one (which may be the
+new one) and the limit becomes that price (``levels_dropped``); its orders are
+*untracked*. An add at or beyond the limit is untracked too. Untracked orders are still
+in the order table and their events are counted (``untracked``) without touching levels;
+when the last untracked order of a side is gone, the limit is lifted and the side is
+exact again. While a side has a limit and fewer than ``n`` levels, its published top may
+lack levels that exist deeper; every update published in that state is counted in
+``short_side`` (the host resyncs that symbol, e.g. by clearing it and replaying).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .itch import Event
 
 BUY, SELL = 0, 1
-MODIFY, INSERT, DELETE = "modify", "insert", "delete"
+MODIFY, INSERT, DELETE, CLEAR = "modify", "insert", "delete", "clear"
+ACTIONS = (MODIFY, INSERT, DELETE, CLEAR)  # their codes in the gateware, in this order
 BOOK_COUNTERS = ("adds", "executes", "cancels", "deletes", "replaces", "duplicate_ref",
-                 "unknown_ref", "overfill", "updates")
+                 "unknown_ref", "overfill", "updates", "table_full", "levels_dropped",
+                 "untracked", "short_side", "level_missing", "clears")
+
+
+def bucket_of(ref: int, index_bits: int) -> int:
+    """The order table bucket of an order reference: the 64-bit reference folded by XOR
+    into ``index_bits`` bits. Venues hand out references in sequence, so consecutive
+    references land in consecutive buckets; the fold keeps high bits in play when they
+    are not sequential. The rest of the reference (``ref >> index_bits``) is the tag the
+    table stores: with the bucket it gives the reference back."""
+    if index_bits == 0:
+        return 0
+    out, mask = 0, (1 << index_bits) - 1
+    for shift in range(0, 64, index_bits):
+        out ^= (ref >> shift) & mask
+    return out
 
 
 @dataclass
@@ -49,13 +83,26 @@ class Update:
     shares: int
     orders: int
     bbo: bool
+    all_syms: bool = False
 
 
 Level = tuple[int, int, int]  # price, shares, orders
 
 
+@dataclass
+class Side:
+    levels: dict[int, list[int]] = field(default_factory=dict)  # price -> [shares, orders]
+    limit: int | None = None  # levels at or beyond this price are not tracked
+    untracked: int = 0  # live orders at untracked prices
+
+
+def better(side: int, a: int, b: int) -> bool:
+    return a > b if side == BUY else a < b
+
+
 class BookModel:
-    """Every order and every level, exactly; the top ``n`` per side published as updates.
+    """Orders and levels as the ``book`` stage keeps them; the top ``n`` per side published
+    as updates.
 
     ITCH rules: Add ('A', 'F') creates an order (a reference already live is counted in
     ``duplicate_ref`` and ignored); Executed ('E', 'C') and Cancel ('X') take shares off
@@ -65,28 +112,48 @@ class BookModel:
     lost, which does not show in aggregated levels). An unknown reference is counted in
     ``unknown_ref`` and changes nothing. 'C' prints at its own price but takes shares
     off the order's level. Other event types do not touch the book.
+
+    Level shares are 32 bits and order counts 16 bits in the gateware (wrapping); the
+    model keeps Python integers, so flows that exceed them are not comparable.
     """
 
-    def __init__(self, n: int = 8):
-        self.n = n
+    def __init__(self, n: int = 8, *, depth: int | None = None, capacity: int | None = None,
+                 ways: int = 4):
+        if depth is not None and depth < n:
+            raise ValueError(f"depth {depth} < n {n}: the store must hold the published top")
+        if capacity is not None:
+            buckets = capacity // ways
+            if capacity % ways or buckets & (buckets - 1):
+                raise ValueError(f"capacity {capacity}: must be ways ({ways}) times a power "
+                                 f"of two")
+            self.index_bits = buckets.bit_length() - 1
+        self.n, self.depth, self.capacity, self.ways = n, depth, capacity, ways
         self.orders: dict[int, Order] = {}
-        self.levels: dict[tuple[int, int], dict[int, list[int]]] = {}
+        self.buckets: dict[int, int] = Counter()  # bucket -> live orders in it
+        self.sides: dict[tuple[int, int], Side] = {}
         self.counters = Counter({k: 0 for k in BOOK_COUNTERS})
 
     # --- queries
     def top(self, sym: int, side: int) -> list[Level]:
-        levels = self.levels.get((sym, side), {})
+        levels = self._side(sym, side).levels
         prices = sorted(levels, reverse=side == BUY)[:self.n]
         return [(p, levels[p][0], levels[p][1]) for p in prices]
 
     def book(self, sym: int) -> dict[str, list[list[int]]]:
-        """The whole book of a symbol, best first: {"bids": [[price, shares, orders]...],
+        """The tracked book of a symbol, best first: {"bids": [[price, shares, orders]...],
         "asks": [...]} (the ``t2t replay --book`` format)."""
         out = {}
         for name, side in (("bids", BUY), ("asks", SELL)):
-            levels = self.levels.get((sym, side), {})
+            levels = self._side(sym, side).levels
             out[name] = [[p, *levels[p]] for p in sorted(levels, reverse=side == BUY)]
         return out
+
+    @property
+    def occupancy(self) -> int:
+        return len(self.orders)
+
+    def _side(self, sym: int, side: int) -> Side:
+        return self.sides.setdefault((sym, side), Side())
 
     # --- events
     def apply(self, ev: Event) -> list[Update]:
@@ -115,28 +182,73 @@ class BookModel:
             out += self._add(ev.new_ref, order.sym, order.side, ev.price, ev.shares)
         return out
 
+    def clear(self, sym: int | None = None) -> list[Update]:
+        """The host clears one symbol, or all: its orders and levels are forgotten."""
+        self.counters["clears"] += 1
+        for ref in [r for r, o in self.orders.items() if sym is None or o.sym == sym]:
+            self._forget(ref)
+        for key in [k for k in self.sides if sym is None or k[0] == sym]:
+            del self.sides[key]
+        self.counters["updates"] += 1
+        return [Update(sym or 0, 0, CLEAR, 0, 0, 0, 0, False, sym is None)]
+
+    def _forget(self, ref: int) -> None:
+        del self.orders[ref]
+        if self.capacity is not None:
+            self.buckets[bucket_of(ref, self.index_bits)] -= 1
+
     def _add(self, ref: int, sym: int, side: int, price: int, shares: int) -> list[Update]:
+        c = self.counters
         if ref in self.orders:
-            self.counters["duplicate_ref"] += 1
+            c["duplicate_ref"] += 1
             return []
-        before = self.top(sym, side)
+        if self.capacity is not None:
+            bucket = bucket_of(ref, self.index_bits)
+            if self.buckets[bucket] == self.ways:
+                c["table_full"] += 1
+                return []
+            self.buckets[bucket] += 1
         self.orders[ref] = Order(sym, side, price, shares)
-        level = self.levels.setdefault((sym, side), {}).setdefault(price, [0, 0])
+        st = self._side(sym, side)
+        before = self.top(sym, side)
+        level = st.levels.get(price)
+        if level is None and st.limit is not None and not better(side, price, st.limit):
+            st.untracked += 1
+            c["untracked"] += 1
+            return []
+        if level is None:
+            level = st.levels[price] = [0, 0]
         level[0] += shares
         level[1] += 1
+        if self.depth is not None and len(st.levels) > self.depth:
+            worst = max(st.levels, key=lambda p: -p if side == BUY else p)
+            st.untracked += st.levels.pop(worst)[1]
+            st.limit = worst
+            c["levels_dropped"] += 1
         return self._publish(sym, side, price, before)
 
     def _reduce(self, ref: int, order: Order, take: int) -> list[Update]:
-        before = self.top(order.sym, order.side)
-        levels = self.levels[(order.sym, order.side)]
-        level = levels[order.price]
-        level[0] -= take
+        c = self.counters
+        gone = take == order.shares
         order.shares -= take
-        if order.shares == 0:
-            del self.orders[ref]
-            level[1] -= 1
-            if level[1] == 0:
-                del levels[order.price]
+        if gone:
+            self._forget(ref)
+        st = self._side(order.sym, order.side)
+        before = self.top(order.sym, order.side)
+        level = st.levels.get(order.price)
+        if level is None:
+            if st.limit is not None and not better(order.side, order.price, st.limit):
+                c["untracked"] += 1
+                st.untracked -= gone
+                if st.untracked == 0:
+                    st.limit = None
+            else:
+                c["level_missing"] += 1
+            return []
+        level[0] -= take
+        level[1] -= gone
+        if level[1] == 0:
+            del st.levels[order.price]
         return self._publish(order.sym, order.side, order.price, before)
 
     def _publish(self, sym: int, side: int, price: int, before: list[Level]) -> list[Update]:
@@ -155,11 +267,17 @@ class BookModel:
             entering = after[-1] if len(after) == self.n else (0, 0, 0)
             up = Update(sym, side, DELETE, was, *entering, was == 0)
         self.counters["updates"] += 1
+        st = self.sides[(sym, side)]
+        if st.limit is not None and len(st.levels) < self.n:
+            self.counters["short_side"] += 1
         return [up]
 
 
 def apply_update(top: list[Level], up: Update, n: int) -> list[Level]:
-    """What a consumer of the update stream does with its copy of one side's top ``n``."""
+    """What a consumer of the update stream does with its copy of one side's top ``n``
+    (a ``CLEAR`` empties both sides of its symbol, or of every symbol)."""
+    if up.action == CLEAR:
+        return []
     top = list(top)
     level = (up.price, up.shares, up.orders)
     if up.action == MODIFY:
@@ -167,7 +285,7 @@ def apply_update(top: list[Level], up: Update, n: int) -> list[Level]:
     elif up.action == INSERT:
         top.insert(up.level, level)
         del top[n:]
-    else:
+    elif up.action == DELETE:
         del top[up.level]
         if up.orders:
             top.append(level)

@@ -6,18 +6,10 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateware.models.book import BUY, SELL, BookModel, apply_update
-from gateware.models.itch import Event
+from gateware.models.book import BUY, SELL, BookModel, apply_update, better, bucket_of
 
+from .bookflow import add, colliding_refs, ev, random_flow
 from .simtools import SEED, rng_for
-
-
-def ev(t, **kw):
-    return Event(type=t, sym=kw.pop("sym", 0), seq=0, locate=1, tracking=0, timestamp=0, **kw)
-
-
-def add(ref, side, price, shares, sym=0, t="A"):
-    return ev(t, sym=sym, order_ref=ref, side=ord(side), price=price, shares=shares)
 
 
 def brute_levels(model: BookModel, sym: int, side: int) -> list[list[int]]:
@@ -30,39 +22,11 @@ def brute_levels(model: BookModel, sym: int, side: int) -> list[list[int]]:
     return [[p, *agg[p]] for p in sorted(agg, reverse=side == BUY)]
 
 
-def random_flow(rng: random.Random, n_events: int, symbols: int = 3):
-    live: list[int] = []
-    next_ref = 1
-    for _ in range(n_events):
-        r = rng.random()
-        if r < 0.4 or not live:
-            # few prices around a mid so levels fill, cross and empty often
-            side = rng.choice("BS")
-            price = 10_000 * (100 + rng.randint(-12, 12))
-            yield add(next_ref, side, price, rng.randint(1, 500), sym=rng.randrange(symbols),
-                      t=rng.choice("AF"))
-            live.append(next_ref)
-            next_ref += 1
-            continue
-        ref = rng.choice(live) if rng.random() > 0.03 else 10**9 + rng.randrange(10)
-        if r < 0.6:
-            yield ev(rng.choice("EC"), order_ref=ref, shares=rng.randint(1, 600),
-                     match=rng.getrandbits(32), price=rng.randint(1, 10**7))
-        elif r < 0.75:
-            yield ev("X", order_ref=ref, shares=rng.randint(1, 300))
-        elif r < 0.88:
-            yield ev("D", order_ref=ref)
-        else:
-            yield ev("U", order_ref=ref, new_ref=next_ref, shares=rng.randint(1, 500),
-                     price=10_000 * (100 + rng.randint(-12, 12)))
-            live.append(next_ref)
-            next_ref += 1
-        if rng.random() < 0.02:
-            yield add(live[0], "B", 1_000_000, 1)  # a live reference added again
-
-
-def check_flow(events, n=4, symbols=3):
-    model = BookModel(n)
+def check_flow(events, n=4, symbols=3, **capacity):
+    """Run the model; after every event each consumer copy (rebuilt from updates) equals
+    the model's top, and at the end every side's tracked levels are exactly the real
+    levels better than the side's limit (all of them when it has none)."""
+    model = BookModel(n, **capacity)
     copies = {(s, side): [] for s in range(symbols) for side in (BUY, SELL)}
     for e in events:
         for up in model.apply(e):
@@ -71,8 +35,11 @@ def check_flow(events, n=4, symbols=3):
             assert top == model.top(*key), f"seed {SEED}: after {e}"
     for s in range(symbols):
         book = model.book(s)
-        assert book["bids"] == brute_levels(model, s, BUY)
-        assert book["asks"] == brute_levels(model, s, SELL)
+        for name, side in (("bids", BUY), ("asks", SELL)):
+            limit = model._side(s, side).limit
+            real = [lv for lv in brute_levels(model, s, side)
+                    if limit is None or better(side, lv[0], limit)]
+            assert book[name] == real, f"seed {SEED}: sym {s} {name}"
     return model
 
 
@@ -122,3 +89,53 @@ def test_level_below_the_top_enters_when_the_top_empties():
     (up,) = m.apply(ev("D", order_ref=1))
     assert (up.action, up.level, up.price, up.bbo) == ("delete", 0, 101, True)
     assert m.top(0, BUY) == [(102, 10, 1), (101, 10, 1)]
+
+
+def test_bounded_depth_keeps_the_levels_above_the_limit_exact():
+    rng = rng_for("book-depth")
+    model = check_flow(list(random_flow(rng, 20_000, spread=40)), n=4, depth=6)
+    c = model.counters
+    assert c["levels_dropped"] and c["untracked"] and c["short_side"]
+    assert c["level_missing"] == 0
+
+
+def test_untracked_orders_leaving_lift_the_limit():
+    m = BookModel(n=1, depth=2)
+    for ref, price in enumerate((103, 102, 101), 1):  # 101 does not fit: the limit
+        m.apply(add(ref, "B", price, 10))
+    assert m.counters["levels_dropped"] == 1 and m.sides[(0, BUY)].limit == 101
+    m.apply(add(4, "B", 100, 5))  # beyond the limit
+    assert m.sides[(0, BUY)].untracked == 2 and m.counters["untracked"] == 1
+    m.apply(ev("D", order_ref=3))
+    m.apply(ev("D", order_ref=4))
+    assert m.sides[(0, BUY)].limit is None and m.counters["untracked"] == 3
+    m.apply(ev("D", order_ref=1))
+    m.apply(ev("D", order_ref=2))  # the side empties while exact: nothing short
+    assert m.counters["short_side"] == 0
+    m.apply(add(5, "B", 99, 1))
+    assert m.top(0, BUY) == [(99, 1, 1)]
+
+
+def test_full_buckets_refuse_adds_and_free_ways_are_reused():
+    rng = rng_for("book-buckets")
+    bits = 3
+    model = check_flow(list(random_flow(rng, 5_000, refs=colliding_refs(rng, bits))),
+                       capacity=4 << bits, ways=4)
+    c = model.counters
+    assert c["table_full"] and c["level_missing"] == 0
+    assert max(model.buckets.values()) == 4
+    for ref in model.orders:
+        assert bucket_of(ref, bits) in model.buckets
+
+
+def test_clear_forgets_one_symbol_or_all():
+    m = BookModel(n=2, capacity=16, ways=4)
+    m.apply(add(1, "B", 100, 10, sym=0))
+    m.apply(add(2, "S", 200, 10, sym=1))
+    (up,) = m.clear(0)
+    assert (up.action, up.sym, up.all_syms) == ("clear", 0, False)
+    assert m.top(0, BUY) == [] and m.top(1, SELL) == [(200, 10, 1)] and m.occupancy == 1
+    m.apply(ev("D", order_ref=1))
+    assert m.counters["unknown_ref"] == 1
+    (up,) = m.clear()
+    assert up.all_syms and m.occupancy == 0 and sum(m.buckets.values()) == 0

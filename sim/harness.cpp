@@ -80,6 +80,8 @@ struct T2tSim {
     InStream in;
     std::vector<OutStream> outs;
     uint64_t cycles = 0;
+    int sample = -1;       // a flag port read with clk low in every cycle (an input's ready)
+    bool sampled = false;  // its value in the last cycle
 
     void read(int i, uint32_t* out) const {
         const Port& p = ports[i];
@@ -125,6 +127,7 @@ struct T2tSim {
         int captured = 0;
         *clk = 0;
         model->eval();
+        if (sample >= 0) sampled = flag(sample);
         for (OutStream& s : outs) {
             if (flag(s.valid) && (s.ready < 0 || flag(s.ready))) {
                 std::size_t at = s.beats.size();
@@ -257,6 +260,25 @@ uint64_t t2t_run_frames(T2tSim* sim, const uint8_t* buffer, const uint32_t* leng
         frame += len;
     }
     sim->write(in.valid, &zero);
+    return sim->cycles - start;
+}
+
+// Beats (`words` 32-bit words each, back to back in `beats`) into an input stream with
+// backpressure: each is held with valid high until a cycle in which ready was high.
+// Returns the cycles simulated.
+uint64_t t2t_run_beats(T2tSim* sim, int payload, int valid, int ready, const uint32_t* beats,
+                       std::size_t count) {
+    uint64_t start = sim->cycles;
+    const uint32_t one = 1, zero = 0;
+    int words = words_of(sim->ports[payload].width);
+    sim->sample = ready;
+    for (std::size_t i = 0; i < count; ++i) {
+        sim->write(payload, beats + i * words);
+        sim->write(valid, &one);
+        do sim->cycle(); while (!sim->sampled);
+    }
+    sim->write(valid, &zero);
+    sim->sample = -1;
     return sim->cycles - start;
 }
 

@@ -205,6 +205,7 @@ def _bind(lib: ctypes.CDLL) -> None:
         "t2t_cycles": ([sim], u64), "t2t_step": ([sim, u64], u64),
         "t2t_reset": ([sim, i], None), "t2t_drain": ([sim, u64, u64], u64),
         "t2t_run_frames": ([sim, ctypes.c_char_p, u32p, size, ctypes.c_uint32], u64),
+        "t2t_run_beats": ([sim, i, i, i, u32p, size], u64),
         "t2t_out_beats": ([sim, i], size), "t2t_out_words": ([sim, i], i),
         "t2t_out_data": ([sim, i], u32p), "t2t_out_clear": ([sim, i], None),
     }
@@ -223,6 +224,21 @@ def field_offsets(layout: data.StructLayout, prefix: str = "") -> dict[str, tupl
                 out[sub] = (fld.offset + off, width)
         else:
             out[path] = (fld.offset, fld.width)
+    return out
+
+
+def encode_rows(layout: data.StructLayout, rows: list[dict]) -> np.ndarray:
+    """Payloads (dicts of leaf field paths, as ``decode_columns`` names them, to ints) as
+    rows of 32-bit words for ``Model.run_beats``; fields left out are zero."""
+    offsets = field_offsets(layout)
+    nwords = (layout.size + 31) // 32
+    out = np.zeros((len(rows), nwords), dtype=np.uint32)
+    for i, row in enumerate(rows):
+        value = 0
+        for path, v in row.items():
+            offset, width = offsets[path]
+            value |= (v & ((1 << width) - 1)) << offset
+        out[i] = np.frombuffer(value.to_bytes(4 * nwords, "little"), dtype="<u4")
     return out
 
 
@@ -359,6 +375,17 @@ class Model:
         return self._lib.t2t_run_frames(
             self._sim, buffer, lengths.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)),
             len(frames), idle)
+
+    def run_beats(self, stream: str, rows: np.ndarray) -> int:
+        """Drive payloads (rows of 32-bit words, see ``encode_rows``) into input stream
+        ``stream``, each held until ``ready``; returns the cycles simulated."""
+        if not len(rows):
+            return 0
+        rows = np.ascontiguousarray(rows, dtype=np.uint32)
+        return self._lib.t2t_run_beats(
+            self._sim, self._port(f"{stream}__payload").index,
+            self._port(f"{stream}__valid").index, self._port(f"{stream}__ready").index,
+            rows.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)), len(rows))
 
     def take(self, stream: str) -> np.ndarray:
         """The beats captured on ``stream`` since the last take: rows of 32-bit words."""

@@ -16,3 +16,19 @@ def rx_build():
 
     build_rx_path(**RX_PARAMS)
     return dict(RX_PARAMS)
+
+
+# The book configurations the Verilator tests share: the shipped default, and a small one
+# whose tables overflow under random flow.
+BOOK_DEFAULT = {"symbols": 64, "capacity": 16384, "ways": 4, "n": 8, "depth": 16}
+BOOK_SMALL = {"symbols": 8, "capacity": 256, "ways": 4, "n": 3, "depth": 5}
+
+
+@pytest.fixture(scope="session")
+def book_builds():
+    """Both book builds, once per session: {"default": params, "small": params}."""
+    from sim.booksim import build_book
+
+    build_book(**BOOK_DEFAULT)
+    build_book(**BOOK_SMALL)
+    return {"default": dict(BOOK_DEFAULT), "small": dict(BOOK_SMALL)}

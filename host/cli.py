@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from gateware.models.book import BOOK_COUNTERS
 from gateware.models.rx import DEFAULT_LINE_A, DEFAULT_LINE_B
 
 WIDTHS = ("64", "8")
@@ -74,9 +76,12 @@ def verilog(out_dir: Path, width: str, symbols: int, locates: int) -> None:
 
 @main.command()
 @click.argument("capture", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--events", "events_path", required=True,
+@click.option("--events", "events_path",
               type=click.Path(dir_okay=False, path_type=Path, allow_dash=True),
               help="Write one JSON object per event here ('-' for stdout).")
+@click.option("--book", "book_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also run the book stage and write the final top levels of every "
+                   "traded symbol here as JSON.")
 @click.option("--line-a", type=GroupPort(), default=f"{DEFAULT_LINE_A[0]}:{DEFAULT_LINE_A[1]}",
               show_default=True, help="Multicast group and UDP port of feed line A.")
 @click.option("--line-b", type=GroupPort(), default=f"{DEFAULT_LINE_B[0]}:{DEFAULT_LINE_B[1]}",
@@ -96,14 +101,19 @@ def verilog(out_dir: Path, width: str, symbols: int, locates: int) -> None:
 @click.option("--locates", type=click.IntRange(2, 65536), default=16384, show_default=True,
               help="Locate table depth of the simulated build; higher locates never "
                    "trade.")
-def replay(capture: Path, events_path: Path, line_a, line_b, width: str,
-           summary_path: Path | None, watch: tuple[str, ...], all_symbols: bool | None,
+def replay(capture: Path, events_path: Path | None, book_path: Path | None, line_a, line_b,
+           width: str, summary_path: Path | None, watch: tuple[str, ...], all_symbols: bool | None,
            symbols: int, locates: int) -> None:
     """Replay CAPTURE (pcap or pcapng, Ethernet) through the receive path in Verilator.
 
     Frames to LINE-A/LINE-B carrying MoldUDP64 are arbitrated (first copy wins), the
     ITCH messages decoded; every event of a traded instrument is written to --events
     as one JSON line, and the counters are printed at the end.
+
+    With --book the events also go through the book stage (top 8 levels per side,
+    16 tracked, 16k orders); the final book of every symbol that had order events is
+    written as {"SYMBOL": {"bids": [[price, shares, orders], ...], "asks": [...]}}, best
+    first, prices in 1/10000 — the levels a host rebuilds from the book's update stream.
 
     Without --watch every locate is traded (symbol = locate % SYMBOLS), so any capture
     gives events. With --watch only the watched stocks are, learned from their Stock
@@ -113,15 +123,18 @@ def replay(capture: Path, events_path: Path, line_a, line_b, width: str,
     """
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-    from host.replay import CaptureError, read_frames, replay_config
+    from host.replay import BookReplay, CaptureError, read_frames, replay_config
     from host.replay import replay as run_replay
 
+    if events_path is None and book_path is None:
+        raise click.UsageError("nothing to write: give --events, --book or both")
     if len(watch) > symbols:
         raise click.BadParameter(f"{len(watch)} stocks watched, the build has {symbols} "
                                  f"symbols (raise --symbols)", param_hint="--watch")
     config = replay_config(line_a, line_b, watch, all_symbols, symbols, locates)
     err = Console(stderr=True)
     out = err if str(events_path) == "-" else Console()
+    book = None
     progress = Progress("[progress.description]{task.description}", BarColumn(),
                         DownloadColumn(), TimeRemainingColumn(), console=err,
                         transient=True, disable=not err.is_terminal)
@@ -129,18 +142,33 @@ def replay(capture: Path, events_path: Path, line_a, line_b, width: str,
         frames = read_frames(capture)
         err.print(f"[dim]rx_path W={width}, {symbols} symbols, {locates} locates: "
                   f"preparing the Verilator model…[/dim]")
-        with click.open_file(str(events_path), "w") as sink, progress:
+        if book_path:
+            book = BookReplay(symbols)
+        sink_name = str(events_path) if events_path else os.devnull
+        with click.open_file(sink_name, "w") as sink, progress:
             task = progress.add_task(capture.name, total=capture.stat().st_size)
 
             def write_events(events) -> None:
-                sink.writelines(json.dumps(e.to_json(), separators=(",", ":")) + "\n"
-                                for e in events)
+                if events_path:
+                    sink.writelines(json.dumps(e.to_json(), separators=(",", ":")) + "\n"
+                                    for e in events)
+                if book:
+                    book.feed(events)
 
             result = run_replay(frames, config, data_width=int(width), symbols=symbols,
                                 locates=locates, on_events=write_events,
                                 on_progress=lambda done: progress.update(task, completed=done))
     except CaptureError as exc:
         raise click.UsageError(str(exc)) from None
+    if book:
+        try:
+            result.counters["book"] = {**book.sim.counters(), "occupancy": book.sim.occupancy}
+            book_path.write_text(json.dumps(book.books(), indent=1) + "\n")
+        finally:
+            book.close()
+        for sym, locates in book.shared.items():
+            err.print(f"[yellow]symbol {sym} carries locates {locates}: its book mixes "
+                      f"stocks (raise --symbols or use --watch)[/yellow]")
 
     build = f"built in {result.build_seconds:.1f} s" if result.build_seconds else "cached"
     err.print(f"[dim]Verilator model {build}; set-up {result.setup_seconds:.1f} s[/dim]")
@@ -235,6 +263,7 @@ _SECTIONS = (
     ("itch", "itch", ("events", "untraded", "directory_hits", "unknown_type", "bad_length",
                       "aborted")),
     ("fifo", "fifo", ("event_overflow", "gap_overflow")),
+    ("book", "book", BOOK_COUNTERS + ("occupancy",)),
 )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateware.models import itch
+from gateware.models.book import BUY, SELL, apply_update
 from gateware.models.rx import DEFAULT_LINE_A, DEFAULT_LINE_B, RxConfig
 from sim.rxsim import RxSim
 
@@ -129,3 +130,61 @@ def replay(frames: Iterable[tuple[bytes, int]], config: RxConfig, *, data_width:
         result.ctl_datagrams = len(sim.ctl)
     result.seconds = time.perf_counter() - start
     return result
+
+
+class BookReplay:
+    """The book stage behind the receive path: events in, and a consumer's copy of every
+    symbol's top N rebuilt from the book's update stream, as the host would keep it.
+
+    The receive path and the book are separate Verilator models here, joined per batch
+    (in the gateware a stream with backpressure joins them). Symbols are named from the
+    Stock Directory events seen; a symbol that carries more than one locate (with
+    ``--all-symbols`` and locates beyond the build's symbols) cannot be named and is
+    reported in ``shared``.
+    """
+
+    BOOK_EVENTS = frozenset("AFECXDU")
+
+    def __init__(self, symbols: int, **params):
+        from sim.booksim import BookSim
+
+        self.sim = BookSim(symbols, **params)
+        self.n = params.get("n", 8)
+        self.tops: dict[tuple[int, int], list] = {}
+        self.names: dict[int, str] = {}  # sym -> stock, from directory events
+        self.locates: dict[int, set[int]] = {}  # sym -> locates of its book events
+
+    def feed(self, events: list[itch.Event]) -> None:
+        for e in events:
+            if e.type == "R":
+                self.names.setdefault(e.sym, itch.stock_str(e.stock))
+            elif e.type in self.BOOK_EVENTS:
+                self.locates.setdefault(e.sym, set()).add(e.locate)
+        self.sim.feed(events)
+        for up in self.sim.take_updates():
+            keys = ([k for k in self.tops if up.all_syms or k[0] == up.sym]
+                    if up.action == "clear" else [(up.sym, up.side)])
+            for key in keys:
+                self.tops[key] = apply_update(self.tops.get(key, []), up, self.n)
+
+    @property
+    def shared(self) -> dict[int, list[int]]:
+        return {s: sorted(locs) for s, locs in self.locates.items() if len(locs) > 1}
+
+    def name(self, sym: int) -> str:
+        if sym in self.shared:
+            return f"SYM{sym}"
+        if sym in self.names:
+            return self.names[sym]
+        return f"LOCATE{next(iter(self.locates[sym]))}"
+
+    def books(self) -> dict[str, dict[str, list[list[int]]]]:
+        """Every symbol that had book events: {"SYMBOL": {"bids": [[price, shares,
+        orders], ...], "asks": [...]}}, best first, prices in 1/10000."""
+        return {self.name(sym): {
+            "bids": [list(lv) for lv in self.tops.get((sym, BUY), [])],
+            "asks": [list(lv) for lv in self.tops.get((sym, SELL), [])],
+        } for sym in sorted(self.locates)}
+
+    def close(self) -> None:
+        self.sim.close()

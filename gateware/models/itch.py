@@ -213,3 +213,18 @@ def to_event(raw: bytes, seq: int, sym: int = 0) -> Event | None:
     for ef, src in _EVENT_MAP[msg.type].items():
         setattr(ev, ef, get(msg.fields[src]))
     return ev
+
+
+def encode_event(event: Event) -> bytes:
+    """The message an event was decoded from (``to_event``'s inverse, for the fields an
+    event keeps; the rest are zero or spaces)."""
+    values: dict[str, int | str] = {"locate": event.locate, "tracking": event.tracking,
+                                    "timestamp": event.timestamp}
+    for efield, mfield in _EVENT_MAP[event.type].items():
+        v = getattr(event, efield)
+        if efield == "stock":
+            v = stock_str(v)
+        elif efield in ("side", "code"):
+            v = chr(v)
+        values[mfield] = v
+    return encode(event.type, **values)

@@ -1,5 +1,7 @@
 """Property tests of the protocol models the gateware is judged against."""
 
+import random
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -81,3 +83,15 @@ def test_sequence_model_first_copy_wins():
     got_a, _ = m.process(0, a)
     got_b, _ = m.process(1, a)
     assert len(got_a) == 3 and got_b == [] and m.counters["dup_b"] == 1
+
+
+def test_encode_event_inverts_to_event():
+    from gateware.models.itch import encode_event, to_event
+    from sim.traffic import random_message
+
+    rng = random.Random(7)
+    for mtype in itch.MESSAGES:
+        for _ in range(20):
+            ev = to_event(random_message(rng, mtype), seq=5)
+            again = to_event(encode_event(ev), seq=5)
+            assert again == ev, mtype

@@ -133,3 +133,56 @@ def test_non_ethernet_and_non_capture_files_are_refused(tmp_path):
                                            str(tmp_path / "e.jsonl")])
         assert result.exit_code == 2, result.output
         assert message in result.output
+
+
+def test_replay_book_writes_the_models_top_levels(rx_build, tmp_path):
+    """Order flow for three watched stocks (lost packets on each line, B covering A)
+    through the receive path and the book: the JSON is the model's top 8 per side."""
+    from gateware.models.book import BUY, SELL, BookModel
+    from gateware.models.itch import encode_event
+    from tests.gateware.bookflow import random_flow
+
+    rng = random.Random(SEED + 2)
+    watch = SYMBOLS[:3]
+    directory = [itch.encode("R", locate=10 + i, stock=s) for i, s in enumerate(watch)]
+    flow = list(random_flow(rng, 4000, symbols=3, other=0.05))
+    for e in flow:
+        e.locate = 10 + e.sym  # the flow's symbol i is stock watch[i]
+        if e.type == "P" or e.type == "H":
+            e.stock = itch.stock_int(watch[e.sym])
+    messages = directory + [encode_event(e) for e in flow]
+    packets, seq = [], 1
+    for pos in range(0, len(messages), 8):
+        payload = moldudp64.encode_packet("BOOK000001", seq, messages[pos:pos + 8])
+        lost = rng.choice([0, 1] + [None] * 30) if pos > 8 else None
+        for line, (group, port) in enumerate((DEFAULT_LINE_A, DEFAULT_LINE_B)):
+            if line == lost:
+                continue
+            packets.append(Ether() / IP(dst=group) / UDP(sport=1, dport=port) / Raw(payload))
+        seq += len(messages[pos:pos + 8])
+    capture, book = tmp_path / "flow.pcap", tmp_path / "book.json"
+    wrpcap(str(capture), packets)
+    args = ["replay", str(capture), "--book", str(book), "--symbols",
+            str(rx_build["symbols"]), "--locates", str(rx_build["locates"])]
+    result = run_cli(args + [a for s in watch for a in ("--watch", s)])
+    assert result.exit_code == 0, result.output
+
+    config = replay_config(watch=watch, symbols=rx_build["symbols"],
+                           locates=rx_build["locates"])
+    _, rx = model_events([bytes(p) for p in packets], config, rx_build["locates"])
+    assert rx.counters()["moldudp"]["gaps"] == 0  # every lost packet was on one line only
+    model = BookModel(8, depth=16, capacity=16384)
+    for e in rx.events:
+        model.apply(e)
+    want = {s: {"bids": [list(lv) for lv in model.top(i, BUY)],
+                "asks": [list(lv) for lv in model.top(i, SELL)]} for i, s in enumerate(watch)}
+    assert json.loads(book.read_text()) == want
+    assert sum(len(v["bids"]) + len(v["asks"]) for v in want.values()) > 20
+    assert "book" in result.output
+
+
+def test_replay_needs_something_to_write(tmp_path):
+    capture = tmp_path / "empty.pcap"
+    wrpcap(str(capture), [])
+    result = CliRunner().invoke(main, ["replay", str(capture)])
+    assert result.exit_code == 2 and "--events, --book or both" in result.output

@@ -21,7 +21,7 @@ class PcapWriter:
     microsecond resolution): what a live sender records as it goes."""
 
     def __init__(self, path: str | Path, linktype: int = LINKTYPE_ETHERNET):
-        self._out = open(path, "wb")
+        self._out = open(path, "wb")  # noqa: SIM115 (closed by close()/__exit__)
         self._out.write(struct.pack("<IHHiIII", MAGIC_USEC, 2, 4, 0, 0, SNAPLEN, linktype))
         self.count = 0
 

@@ -240,4 +240,3 @@ def _unique(r: _Reader, instruments: list[Instrument]) -> None:
                 r.fail(f"instrument[{k}].{attr}", f"{value!r} is also instrument "
                                                  f"[{seen[value]}]'s")
             seen[value] = k
-

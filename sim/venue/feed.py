@@ -33,7 +33,7 @@ from collections.abc import Iterable
 
 from gateware.models import itch, moldudp64
 
-from .engine import ADD, BUY, CANCEL, EXEC, REPLACE, Instrument
+from .engine import ADD, CANCEL, EXEC, REPLACE, Instrument
 
 DEFAULT_SESSION = "T2T0000001"
 DEFAULT_MAX_PAYLOAD = 1400  # fits a 1500-byte MTU with IPv4/UDP and VLAN headers

@@ -35,7 +35,7 @@ from collections.abc import Callable
 
 from gateware.models import ouch, soupbintcp
 
-from .engine import CANCEL, EXEC, REPLACE, R_UNKNOWN
+from .engine import CANCEL, EXEC, R_UNKNOWN, REPLACE
 from .venue import Venue
 
 TIFS = {ouch.TIF_DAY: ouch.TIF_DAY, ouch.TIF_IOC: ouch.TIF_IOC, ouch.TIF_GTC: ouch.TIF_GTC,

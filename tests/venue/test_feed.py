@@ -7,7 +7,7 @@ import random
 import pytest
 
 from gateware.models import itch, moldudp64
-from gateware.models.book import BUY, SELL, BookModel
+from gateware.models.book import BookModel
 from sim.venue.engine import DAY, FOK, GTC, IOC, Engine, Instrument
 from sim.venue.feed import Publisher
 

@@ -96,7 +96,7 @@ class Reference:
         new = self.engine.replace(ref, qty, None if price == ouch.MARKET_PRICE else price)
         if new < 0:
             return self.out[u].append(("J", ur, -new))
-        rests = [ev for ev in self.engine.events if ev[0] == "U"][0][4]
+        rests = next(ev for ev in self.engine.events if ev[0] == "U")[4]
         self.out[u].append(("U", orig, ur, new, rests))
         del self.owner[ref]
         del self.live[u][orig]
@@ -176,7 +176,7 @@ def test_random_orders_over_tcp_get_the_reference_responses(case):
             msg, expect = random_action(rng, ref, u, next_ur)
             clients[u].send(msg)
             expect()
-            await until(lambda: gw.counters["ouch_in"] == n, f"message {n} processed")
+            await until(lambda n=n: gw.counters["ouch_in"] == n, f"message {n} processed")
         got = {}
         for u, c in clients.items():
             c.write(soupbintcp.encode("O"))
@@ -201,7 +201,7 @@ def test_random_orders_over_tcp_get_the_reference_responses(case):
 
 def test_login_rules_and_replay_of_missed_messages():
     async def scenario():
-        venue, gw, server, port = await start()
+        _, gw, server, port = await start()
         c = await SoupClient.connect(LOOPBACK, port)
         assert await c.login("alice", "wrong") == {"type": "J", "reason": "A"}
         assert await c.recv() is None
@@ -248,7 +248,7 @@ def test_login_rules_and_replay_of_missed_messages():
 
 def test_heartbeats_both_ways_and_a_silent_client_is_dropped():
     async def scenario():
-        venue, gw, server, port = await start(heartbeat=0.02, timeout=0.3)
+        _, gw, server, port = await start(heartbeat=0.02, timeout=0.3)
         c = await SoupClient.connect(LOOPBACK, port)
         await c.login("bob", "pw-b")
         for _ in range(3):
@@ -306,7 +306,7 @@ def test_garbage_is_answered_and_counted_and_trading_goes_on():
 
 def test_udp_order_entry_answers_each_sender():
     async def scenario():
-        venue, gw, server, port = await start()
+        venue, gw, server, _ = await start()
         transport = await gw.serve_udp(LOOPBACK, 0)
         addr = transport.get_extra_info("sockname")
         socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]

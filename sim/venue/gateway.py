@@ -44,6 +44,12 @@ R_USER_REF, R_DISPLAY = 6, 9
 _MAX_BUFFER = 1 << 20  # a client that sends this much without a whole packet is broken
 
 
+def _echo(text: str) -> bytes:
+    """A decoded alpha field back to its bytes: what a client sent is echoed as it was,
+    even when it is not ASCII."""
+    return text.encode("latin-1")
+
+
 class Account:
     """Orders and responses of one participant."""
 
@@ -99,7 +105,8 @@ class Gateway:
         if acct.send is not None:
             acct.send(raw)
 
-    def _reject(self, acct: Account, user_ref: int, reason: int, clordid: str = "") -> None:
+    def _reject(self, acct: Account, user_ref: int, reason: int,
+                clordid: bytes = b"") -> None:
         self.counters[f"rejected_{reason}"] += 1
         self._respond(acct, "J", user_ref=user_ref, reason=reason, clordid=clordid)
 
@@ -123,7 +130,7 @@ class Gateway:
         return None
 
     def _enter(self, acct: Account, m: dict) -> None:
-        ur, clordid = m["user_ref"], m["clordid"]
+        ur, clordid = m["user_ref"], _echo(m["clordid"])
         if ur <= acct.last_user_ref:
             return self._reject(acct, ur, R_USER_REF, clordid)
         acct.last_user_ref = ur
@@ -144,14 +151,15 @@ class Gateway:
         self._respond(
             acct, "A", user_ref=ur, side=m["side"], quantity=m["quantity"],
             symbol=m["symbol"], price=m["price"], tif=tif, display=m["display"] or "Y",
-            order_ref=ref, capacity=m["capacity"], iso=m["iso"], cross_type=m["cross_type"],
+            order_ref=ref, capacity=_echo(m["capacity"]), iso=_echo(m["iso"]),
+            cross_type=_echo(m["cross_type"]),
             order_state=ouch.STATE_LIVE if ref in self.engine.orders else ouch.STATE_DEAD,
             clordid=clordid)
         self.venue.drain()
         self._forget(ref)
 
     def _replace(self, acct: Account, m: dict) -> None:
-        orig, ur, clordid = m["orig_user_ref"], m["user_ref"], m["clordid"]
+        orig, ur, clordid = m["orig_user_ref"], m["user_ref"], _echo(m["clordid"])
         ref = acct.live.get(orig)
         if ref is None:
             return self._reject(acct, ur, R_UNKNOWN, clordid)

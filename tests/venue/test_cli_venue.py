@@ -122,9 +122,9 @@ mid = 30000000
         s.close()
     sent = summary["counters"]["lines"]["datagrams"]
     assert sent > 0 and summary["counters"]["recorded_frames"]["frames"] == sent
-    assert len(got) == sent  # loopback does not lose what a 4 MB buffer holds
     recorded = [p for _, p in capture_payloads(record)]
-    assert sorted(recorded) == sorted(got)
+    assert len(recorded) == sent
+    assert got and set(got) <= set(recorded)  # a small socket buffer may drop some
     first = moldudp64.decode_packet(got[0])
     assert first.session == b"LIVE000001" and first.seq == 1
     directory = [itch.decode(m) for p in got for m in moldudp64.decode_packet(p).messages

@@ -382,9 +382,11 @@ def test_any_bytes_in_any_field_get_an_answer_and_never_an_exception():
     for k in range(3000):
         acct = rng.choice(accounts)
         mtype = rng.choice("OOOUX")
-        fields = {"O": dict(side="B", symbol="AAPL", price=10000, tif="0", quantity=10),
-                  "U": dict(orig_user_ref=rng.randint(1, k + 1), price=10000, quantity=10),
-                  "X": dict(quantity=rng.choice([0, 5]))}[mtype]
+        fields = {"O": {"side": "B", "symbol": "AAPL", "price": 10000, "tif": "0",
+                        "quantity": 10},
+                  "U": {"orig_user_ref": rng.randint(1, k + 1), "price": 10000,
+                        "quantity": 10},
+                  "X": {"quantity": rng.choice([0, 5])}}[mtype]
         msg = bytearray(ouch.encode_inbound(mtype, user_ref=k + 1, **fields))
         for _ in range(rng.randint(0, 4)):
             msg[rng.randrange(1, len(msg))] = rng.randrange(256)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from pathlib import Path
 
 import click
@@ -73,13 +74,20 @@ def venue(ctx, config_path, rate, seed, record, duration, as_json) -> None:
         for name, (host, port) in listening.items():
             console.print(f"  {name} on {host}:{port}", highlight=False)
 
+    async def until_stopped():
+        # Ctrl-C (or SIGTERM) ends the day properly: DAY orders cancelled and published,
+        # end of session on the feed and on every order connection.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return await run_venue(cfg, duration=duration, record=record, ready=ready,
+                               stop=stop)
+
     try:
-        stats = asyncio.run(run_venue(cfg, duration=duration, record=record, ready=ready))
+        stats = asyncio.run(until_stopped())
     except OSError as exc:
         raise click.ClickException(f"cannot open the venue's sockets: {exc}") from None
-    except KeyboardInterrupt:
-        console.print("stopped")
-        return
     if as_json:
         click.echo(json.dumps({"seconds": round(stats.seconds, 3), "actions": stats.actions,
                                "messages": stats.messages, "counters": stats.counters}))

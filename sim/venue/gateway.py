@@ -23,6 +23,8 @@ Design decisions
   connection is closed: past a framing error nothing after it can be trusted.
 - Over UDP each datagram carries whole SoupBinTCP packets (Unsequenced Data, one OUCH
   message each); answers go back to the sender as Unsequenced Data, one per datagram.
+- What goes out over UDP can be recorded as frames (``recorder``), like the feed; TCP
+  responses are not (a capture of them would need a TCP stack's sequence numbers).
 - The account's owner name is given to the engine, so self-match prevention (when on)
   works per account.
 """
@@ -81,13 +83,14 @@ class Gateway:
     def __init__(self, venue: Venue, *, users: dict[str, str] | None = None,
                  session: str = "T2T0000001",
                  heartbeat: float = soupbintcp.HEARTBEAT_SECONDS,
-                 timeout: float = soupbintcp.TIMEOUT_SECONDS):
+                 timeout: float = soupbintcp.TIMEOUT_SECONDS, recorder=None):
         self.venue = venue
         self.engine = venue.engine
         self.users = users
         self.session = session
         self.heartbeat = heartbeat
         self.timeout = timeout
+        self.recorder = recorder  # a sim.venue.lines.Recorder for what UDP sends
         self.accounts: dict[str, Account] = {}
         self.owners: dict[int, tuple[Account, int]] = {}  # engine ref -> account, UserRefNum
         self._replacing: dict[int, tuple[Account, int, int]] = {}
@@ -390,7 +393,13 @@ class _UdpOrderEntry(asyncio.DatagramProtocol):
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr) -> None:
-        self.gateway.udp_datagram(data, addr, self.transport.sendto)
+        self.gateway.udp_datagram(data, addr, self.send)
+
+    def send(self, payload: bytes, addr) -> None:
+        self.transport.sendto(payload, addr)
+        if self.gateway.recorder is not None:
+            self.gateway.recorder.record(payload, addr[:2],
+                                         self.transport.get_extra_info("sockname")[:2])
 
     def error_received(self, exc: Exception) -> None:
         self.gateway.counters["udp_errors"] += 1

@@ -64,7 +64,8 @@ async def run_venue(cfg: VenueConfig, *, duration: float | None = None,
                         recorder=recorder)
     retrans = await RetransmitServer.start(pub, cfg.retransmit, recorder)
     gateway = Gateway(venue, users=cfg.users, session=cfg.session,
-                      heartbeat=cfg.order_heartbeat, timeout=cfg.order_timeout)
+                      heartbeat=cfg.order_heartbeat, timeout=cfg.order_timeout,
+                      recorder=recorder)
     listening = {"retransmit": retrans.address}
     servers = []
     if cfg.tcp:

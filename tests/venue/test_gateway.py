@@ -9,10 +9,13 @@ import socket
 
 import pytest
 
-from gateware.models import moldudp64, ouch, soupbintcp
+from gateware.models import frames, moldudp64, ouch, soupbintcp
+from host.replay import read_frames
+from sim.pcap import PcapWriter
 from sim.venue.client import SoupClient
 from sim.venue.engine import CANCEL, EXEC, GTC, Engine, Instrument
 from sim.venue.gateway import Account, Gateway
+from sim.venue.lines import Recorder
 from sim.venue.venue import Venue
 
 SEED = int(os.environ.get("T2T_SEED", random.randrange(1 << 32)))
@@ -314,9 +317,11 @@ def test_garbage_is_answered_and_counted_and_trading_goes_on():
     run(scenario())
 
 
-def test_udp_order_entry_answers_each_sender():
+def test_udp_order_entry_answers_each_sender(tmp_path):
     async def scenario():
         venue, gw, server, _ = await start()
+        pcap = PcapWriter(tmp_path / "udp.pcap")
+        gw.recorder = Recorder(pcap)
         transport = await gw.serve_udp(LOOPBACK, 0)
         addr = transport.get_extra_info("sockname")
         socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
@@ -361,11 +366,20 @@ def test_udp_order_entry_answers_each_sender():
         two = soupbintcp.encode("U", message=ouch.encode_inbound("X", user_ref=1)) * 2
         c, j = (a["ouch"] for a in await ask(socks[0], two, 2))
         assert (c["type"], c["quantity"], j["type"], j["reason"]) == ("C", 20, "J", 7)
+        senders = {s.getsockname() for s in socks}
         transport.close()
         server.close()
         for s in socks:
             s.close()
         assert gw.counters["udp_bad_datagram"] >= 3
+        pcap.close()
+        recorded = [frames.parse_udp_frame(f) for f, _ in read_frames(tmp_path / "udp.pcap")]
+        kinds = [soupbintcp.decode(d.payload[2:])["type"] for d in recorded]
+        assert (kinds.count("U"), kinds.count("+")) == (gw.counters["ouch_out"], 7)
+        assert len(kinds) == 7 + gw.counters["ouch_out"]
+        assert {(frames.int_to_ip(d.dst_ip), d.dst_port) for d in recorded} == \
+            senders
+        assert all(d.src_port == addr[1] for d in recorded)
         assert venue.engine.books["AAPL"].snapshot() == {"B": [], "S": []}
 
     run(scenario())

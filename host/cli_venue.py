@@ -50,7 +50,8 @@ CONFIG = click.option("--config", "config_path",
                    "config's flow.rate).")
 @click.option("--seed", type=int, help="Seed of the synthetic flow (default: config / 1).")
 @click.option("--record", type=click.Path(dir_okay=False, path_type=Path),
-              help="Record every feed packet sent (both lines, retransmissions) as pcap.")
+              help="Record what is sent over UDP as pcap: feed packets on both lines, "
+                   "retransmissions, OUCH answers over UDP.")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True),
               help="Seconds to run (default: until Ctrl-C).")
 @click.option("--json", "as_json", is_flag=True, help="Print the final counters as JSON.")

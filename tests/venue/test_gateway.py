@@ -131,7 +131,7 @@ def summarize(p: dict) -> tuple:
 
 def random_action(rng, ref: Reference, u: str, next_ur: dict):
     """(OUCH message, reference call) for account ``u``; about 1 in 6 is bad."""
-    ur = next_ur[u] = next_ur[u] + rng.choice([1] * 20 + [2, 0, -1])
+    ur = next_ur[u] = max(0, next_ur[u] + rng.choice([1] * 20 + [2, 0, -1]))  # u32
     live = list(ref.live[u])
     r = rng.random()
     inst = rng.choice(INSTRUMENTS)

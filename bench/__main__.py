@@ -1,4 +1,5 @@
-"""Receive-path benchmarks (``make bench``): figures, never pass/fail. See bench/README.md."""
+"""Benchmarks (``make bench``): the receive path and the venue simulator. Figures, never
+pass/fail. See bench/README.md."""
 
 from __future__ import annotations
 
@@ -98,8 +99,49 @@ def main() -> None:
                         help="frames of minimum-size messages for (a)")
     parser.add_argument("--messages", type=int, default=1_000_000,
                         help="messages in the replay capture for (b)")
+    parser.add_argument("--section", choices=("all", "rx", "venue"), default="all",
+                        help="run only the receive-path or only the venue figures")
+    parser.add_argument("--venue-actions", type=int, default=300_000,
+                        help="synthetic flow actions for the venue's (e, f)")
     args = parser.parse_args()
     console = Console()
+    if args.section in ("all", "rx"):
+        receive_path(args, console)
+    if args.section in ("all", "venue"):
+        venue_section(args, console)
+
+
+def venue_section(args, console: Console) -> None:
+    """(e) matching throughput, (f) ITCH publishing rate, (g) order → ack latency."""
+    from bench import venue
+
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    start = time.perf_counter()
+    calls, events = venue.recorded_flow(args.venue_actions)
+    console.print(f"venue: {len(calls):,} engine calls recorded from the synthetic flow in "
+                  f"{time.perf_counter() - start:.1f} s", highlight=False)
+    m = venue.matching(calls)
+    p = venue.publishing(events)
+    lat = venue.latency()
+    table = Table(title=f"(e, f, g) venue simulator, one core each ({machine})")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    mix = ", ".join(f"{n} {v:,}" for n, v in m["mix"].items())
+    for name, value in (
+            ("(e) engine calls (mix)", f"{m['orders']:,} ({mix})"),
+            ("(e) matching: orders/s", f"{m['orders_per_second']:,.0f}"),
+            ("(f) engine events → ITCH messages / packets",
+             f"{p['events']:,} → {p['messages']:,} / {p['packets']:,}"),
+            ("(f) ITCH publishing: messages/s", f"{p['messages_per_second']:,.0f}"),
+            ("(g) order → Accepted over loopback TCP: orders", f"{lat['orders']:,}"),
+            ("(g) p50 / p99 / p99.9 µs",
+             f"{lat['p50']:.1f} / {lat['p99']:.1f} / {lat['p999']:.1f}"),
+            ("(g) min / max µs", f"{lat['min']:.1f} / {lat['max']:.1f}")):
+        table.add_row(name, value)
+    console.print(table)
+
+
+def receive_path(args, console: Console) -> None:
 
     start = time.perf_counter()
     build = build_rx_path(WIDTH)

@@ -46,6 +46,7 @@ from .regmap import WORD, RegisterMap
 
 MAGIC = 0x5432
 VERSION = 1
+DEVICE_ID = 0x54325400 | VERSION  # "T2T", protocol version: sys.id
 KIND_REQUEST, KIND_REPLY, KIND_EVENT = 1, 2, 3
 HEADER = struct.Struct("!HBBHH")
 OP = struct.Struct("!BBHI")
@@ -263,6 +264,7 @@ class ControlModel:
         self.counters["requests"] += 1
         out = []
         for op in req.ops:
+            self._publish()
             if op.op == OP_READ:
                 status, value = self.csr.read(op.address)
             elif op.op == OP_WRITE:
@@ -272,4 +274,22 @@ class ControlModel:
             self.counters["bad_ops"] += status != OK
             out.append(Op(op.op, op.address, value, status))
         self.counters["replies"] += 1
+        self._publish()
         return encode_reply(req.seq, out)
+
+    def _publish(self) -> None:
+        """The endpoint's counters are registers too (``ctl.counters.*``)."""
+        for name, value in self.counters.items():
+            key = f"ctl.counters.{name}"
+            if key in self.csr.values:
+                self.csr.values[key] = value & 0xFFFFFFFF
+
+
+def device_model(regmap: RegisterMap) -> ControlModel:
+    """The endpoint over a bank with the ``sys`` constants in place: what a device with
+    this map answers (the loopback responder of the tests serves it over UDP)."""
+    csr = CsrModel(regmap)
+    for name, value in (("sys.id", DEVICE_ID), ("sys.map_hash", regmap.hash)):
+        if name in csr.values:
+            csr.values[name] = value
+    return ControlModel(csr)

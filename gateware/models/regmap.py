@@ -194,8 +194,9 @@ class RegisterMap:
                 if e.fields:
                     doc += " Fields: " + ", ".join(f"`{n}` [{o + w - 1}:{o}]"
                                                    for n, o, w in e.fields) + "."
+                doc = doc.strip().replace("|", "\\|")
                 lines.append(f"| `{e.address:#06x}` | `{e.name}` | {e.width} | {e.access} | "
-                             f"{e.reset:#x} | {doc.strip()} |")
+                             f"{e.reset:#x} | {doc} |")
             lines.append("")
         return "\n".join(lines)
 

@@ -12,6 +12,7 @@ from .control import ControlEndpoint
 from .csr import CsrBank, RegisterBlock
 from .eth_tx import TxArbiter
 from .models import control as proto
+from .models.regmap import RegisterMap
 from .models.rx import RxConfig
 from .rx_path import RxPath
 from .stream import GAP_LAYOUT, beat_layout, event_layout
@@ -124,3 +125,13 @@ class Top(wiring.Component):
                 with m.If(last != value):
                     m.d.comb += self.alarm_set[bit].eq(1)
         return m
+
+
+def register_map(**params) -> RegisterMap:
+    """The register map of a ``Top`` with these parameters, without elaborating it (the
+    components built only to be described are marked so that Amaranth does not warn
+    about them being unused)."""
+    top = Top(**params)
+    for part in (top, top.rx, top.control, top.bank, top.tx_arbiter):
+        part._MustUse__silence = True
+    return top.map

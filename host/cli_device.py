@@ -46,14 +46,35 @@ def render_map(regmap, fmt: str) -> str:
 def regmap(fmt: str, out: Path | None, width: str, symbols: int, locates: int) -> None:
     """Print the register map generated from the gateware (docs/registers.md is
     `t2t regmap --format md` of the default build)."""
-    from gateware.top import Top
+    from gateware.top import register_map
 
-    text = render_map(Top(**top_params(int(width), symbols, locates)).map, fmt)
+    text = render_map(register_map(**top_params(int(width), symbols, locates)), fmt)
     if out:
         out.write_text(text)
     else:
         click.echo(text, nl=False)
 
 
+@click.command()
+@click.option("--endpoint", default="tcp://127.0.0.1:5555", show_default=True,
+              envvar="T2T_SIM", help="ZeroMQ endpoint to bind (tcp://HOST:PORT or "
+              "ipc://PATH).")
+@build_options
+def sim(endpoint: str, width: str, symbols: int, locates: int) -> None:
+    """Run the virtual FPGA: the whole top level in Verilator, serving the control
+    protocol, feed frames in and order/event frames out over ZeroMQ until Ctrl-C.
+
+    The first start of a configuration builds the model (about a minute; cached under
+    build/verilator/). Clients may come and go; the device keeps its state.
+    """
+    from sim.device import run
+
+    stats = run(endpoint, int(width), symbols, locates,
+                echo=lambda line: click.echo(line, err=False))
+    click.echo(f"t2t sim: stopped after {stats['cycles']:,} cycles, {stats['requests']:,} "
+               f"requests, {stats['frames_in']:,} frames in", err=True)
+
+
 def register(main: click.Group) -> None:
-    main.add_command(regmap)
+    for command in (regmap, sim):
+        main.add_command(command)

@@ -170,9 +170,12 @@ class RegisterMap:
 
     @property
     def hash(self) -> int:
-        """32 bits of a SHA-256 of the map, readable from the device as ``sys.map_hash``:
-        the host refuses a device whose map is not the one it holds."""
-        text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        """32 bits of a SHA-256 of the map's layout (names, addresses, widths, access
+        kinds, resets, fields — not the descriptions, so rewording a doc string does not
+        change the bitstream), readable from the device as ``sys.map_hash``: the host
+        refuses a device whose map is not the one it holds."""
+        layout = [{k: v for k, v in e.to_json().items() if k != "doc"} for e in self.entries]
+        text = json.dumps(layout, sort_keys=True, separators=(",", ":"))
         return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
 
     # -- generated documents ---------------------------------------------------------

@@ -1,0 +1,198 @@
+"""The host device driver: SimDevice against `t2t sim` (the real Verilator model over
+ZeroMQ) and BoardDevice against a loopback UDP responder that runs the golden model."""
+
+import random
+import socket
+import threading
+
+import pytest
+import zmq
+
+from gateware.models import control as proto
+from gateware.models import moldudp64
+from gateware.models.rx import LINE_A, LINE_B, RxConfig, RxPathModel
+from host.device import (BoardDevice, DeviceTimeout, MapMismatch, NotInBitstream,
+                         RegisterError, SimDevice)
+from sim.traffic import feed_frame
+from tests.gateware.simtools import SEED, rng_for
+
+pytestmark = pytest.mark.verilator
+
+# rw registers a test may scribble on: everything but the control address (the link)
+# and the feed filters and event channel (the event test sets those itself)
+SPARED = ("rx.ctl_ip", "rx.ctl_port", "ctl.event_enable")
+
+
+def scribble_names(regmap) -> list[str]:
+    return [e.name for e in regmap.entries if e.access == "rw" and e.name not in SPARED]
+
+
+def test_register_round_trips_through_the_verilator_model(sim_endpoint):
+    rng = rng_for("roundtrip")
+    with SimDevice(sim_endpoint) as dev:
+        dev.connect()
+        names = scribble_names(dev.map)
+        resets = {n: dev.map[n].reset for n in names}
+        for _round in range(3):
+            chosen = rng.sample(names, k=min(len(names), 40))
+            values = {n: rng.getrandbits(dev.map[n].width) for n in chosen}
+            dev.write_many(values)
+            assert dev.read_many(chosen) == values, f"seed {SEED}"
+        with pytest.raises(RegisterError, match="read-only"):
+            dev.access([("sys.id", proto.Op.write(dev.map["sys.id"].address, 1))])
+        with pytest.raises(RegisterError, match="cannot be written"):
+            dev.write("rx.counters.eth_rx.frames", 0)
+        with pytest.raises(KeyError, match="no register"):
+            dev.read("book.depth")
+        with pytest.raises(NotInBitstream, match="not in this bitstream"):
+            dev.require("book", "the order book")
+        cycles = dev.read("sys.cycles")
+        assert dev.read("sys.cycles") > cycles  # the clock ran for the request
+        dev.write_many(resets)
+        assert dev.read_many(names) == resets
+
+
+def test_a_new_client_finds_the_state_the_last_one_left(sim_endpoint):
+    value = random.Random(SEED).getrandbits(32)
+    with SimDevice(sim_endpoint) as first:
+        first.write("sys.scratch", value)
+    # a client that dies with a request in flight leaves the device serving
+    context = zmq.Context.instance()
+    dead = context.socket(zmq.DEALER)
+    dead.setsockopt(zmq.LINGER, 0)
+    dead.connect(sim_endpoint)
+    dead.send_multipart([b"ctl", proto.encode_request(9, [proto.Op.read(4)] * 32)])
+    dead.send_multipart([b"subscribe"])
+    dead.close(0)
+    with SimDevice(sim_endpoint) as second:
+        assert second.connect().read("sys.scratch") == value
+        assert second.hello()["requests"] >= 2
+
+
+def test_wrong_map_is_refused(sim_endpoint):
+    from gateware.top import register_map
+
+    other = register_map(data_width=64, symbols=16, locates=64)
+    with SimDevice(sim_endpoint, regmap=other) as dev, \
+            pytest.raises(MapMismatch, match="another bitstream"):
+        dev.connect()
+
+
+def gap_scenario(rng, packets: int) -> list[bytes]:
+    """Packets of one message on lines A and B; every few packets one is lost on both
+    lines, so the next one reveals a gap."""
+    cfg = RxConfig.default()
+    msg = b"S" + bytes(10) + b"O"
+    out, seq = [], 1
+    for _ in range(packets):
+        if rng.random() < 0.5:
+            seq += rng.randint(1, 3)
+        payload = moldudp64.encode_packet("LOADTEST01", seq, [msg] * 3)
+        out += [feed_frame(cfg, LINE_A, payload), feed_frame(cfg, LINE_B, payload)]
+        seq += 3
+    return out
+
+
+def test_event_stream_delivers_every_gap_under_load(sim_endpoint):
+    rng = rng_for("events")
+    frames = gap_scenario(rng, 600)
+    with SimDevice(sim_endpoint) as dev:
+        dev.subscribe()
+        dev.write("rx.reset_session", 1)
+        before = dev.read("rx.counters.fifo.gap_overflow")
+        dev.write_many({"ctl.event_ip": 0x0A000063, "ctl.event_port": 9999,
+                        "ctl.event_enable": 1})
+        for start in range(0, len(frames), 100):
+            dev.feed(frames[start:start + 100])
+        overflow = dev.read("rx.counters.fifo.gap_overflow") - before
+        events = dev.next_events(timeout=2.0)
+        dev.write("ctl.event_enable", 0)
+    model = RxPathModel(RxConfig.default())
+    for f in frames:
+        model.process(f)
+    want = [proto.GapEvent(g.line, g.session, g.first, g.count) for g in model.gaps]
+    assert len(want) > 100
+    assert dev.events_lost == 0
+    assert len(events) + overflow == len(want), f"seed {SEED}"
+    it = iter(want)  # what arrived is what the model reported, in order
+    assert all(any(e == w for w in it) for e in events), f"seed {SEED}"
+
+
+# ---------------------------------------------------------------------------------------
+# BoardDevice over UDP, against the golden model
+
+class Responder:
+    """A board stand-in on loopback: ControlModel behind a UDP socket; it ignores the
+    first ``drop`` datagrams (lost packets) and stops answering when ``mute``."""
+
+    def __init__(self, regmap, drop: int = 0):
+        self.model = proto.device_model(regmap)
+        self.drop = drop
+        self.mute = False
+        self.received = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.address = self.sock.getsockname()
+        self._stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self._stop:
+            try:
+                data, peer = self.sock.recvfrom(65536)
+            except TimeoutError:
+                continue
+            self.received += 1
+            if self.drop:
+                self.drop -= 1
+                continue
+            reply = None if self.mute else self.model.process(data)
+            if reply is not None:
+                self.sock.sendto(reply, peer)
+
+    def close(self):
+        self._stop = True
+        self.thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def board_map():
+    from gateware.top import register_map
+
+    return register_map(data_width=64, symbols=8, locates=64)
+
+
+def test_board_device_round_trips_through_the_model_over_udp(board_map):
+    rng = rng_for("board")
+    responder = Responder(board_map, drop=1)  # the first request is lost and retried
+    try:
+        with BoardDevice(responder.address, board_map, timeout=0.1) as dev:
+            dev.connect()
+            names = scribble_names(board_map)
+            values = {n: rng.getrandbits(board_map[n].width) for n in names}
+            dev.write_many(values)
+            assert dev.read_many(names) == values
+            assert {n: responder.model.csr.storage[n] for n in names} == values
+            assert responder.received >= 2 + len(names) // proto.MAX_OPS
+            responder.model.csr.values["rx.counters.eth_rx.frames"] = 1234
+            assert dev.counters()["rx.counters.eth_rx.frames"] == 1234
+    finally:
+        responder.close()
+
+
+def test_board_device_times_out_with_a_clear_error_and_never_retries_a_pulse(board_map):
+    responder = Responder(board_map)
+    responder.mute = True
+    try:
+        with BoardDevice(responder.address, board_map, timeout=0.05, retries=2) as dev:
+            with pytest.raises(DeviceTimeout, match=r"after 3 tries of 0.05 s"):
+                dev.read("sys.id")
+            assert responder.received == 3
+            with pytest.raises(DeviceTimeout, match="not retried"):
+                dev.write("rx.reset_session", 1)
+            assert responder.received == 4
+    finally:
+        responder.close()

@@ -92,14 +92,64 @@ def replay_speed(path: Path, frames: int) -> dict:
             "cycles_per_second": s["cycles"] / s["sim_seconds"]}
 
 
+def top_speed(idle_cycles: int, messages: int, requests: int) -> dict:
+    """(e) the whole top level (RX path, CSR bank, control endpoint, TX arbiter) in
+    Verilator: simulated cycles/s idle, while a feed flows, and control requests/s."""
+    from gateware.models import control as proto
+    from sim.topsim import TopSim
+
+    out = {}
+    with TopSim(WIDTH) as sim:
+        out["build"] = sim.build
+        sim.step(1000)
+        start, cycles = sim.sim_seconds, sim.cycles
+        sim.step(idle_cycles)
+        out["idle"] = (sim.cycles - cycles) / (sim.sim_seconds - start)
+        frames = FeedScenario(random.Random(2), RxConfig.default(), messages=messages,
+                              locates=8192).frames()
+        start, cycles = sim.sim_seconds, sim.cycles
+        for k in range(0, len(frames), 2000):
+            sim.run(frames[k:k + 2000], quiet=1)
+        out["feed"] = (sim.cycles - cycles) / (sim.sim_seconds - start)
+        out["feed_frames"], out["feed_cycles"] = len(frames), sim.cycles - cycles
+        ops = [proto.Op.read(sim.map["sys.scratch"].address)]
+        wall = time.perf_counter()
+        cycles = sim.cycles
+        for seq in range(requests):
+            assert sim.request(proto.encode_request(seq, ops))
+        wall = time.perf_counter() - wall
+        out["requests_per_second"] = requests / wall
+        out["cycles_per_request"] = (sim.cycles - cycles) / requests
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--frames", type=int, default=4000,
                         help="frames of minimum-size messages for (a)")
     parser.add_argument("--messages", type=int, default=1_000_000,
                         help="messages in the replay capture for (b)")
+    parser.add_argument("--only-top", action="store_true",
+                        help="only (e), the whole top level")
     args = parser.parse_args()
     console = Console()
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+
+    t = top_speed(5_000_000, 100_000, 2000)
+    build = t["build"]
+    table = Table(title=f"(e) whole top level W={WIDTH} in Verilator ({machine}; build "
+                  f"{'cached' if build.cached else f'{build.seconds:.0f} s'})")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("simulated cycles/s, idle", f"{t['idle']:,.0f}")
+    table.add_row(f"simulated cycles/s, feed flowing ({t['feed_frames']:,} frames, "
+                  f"{t['feed_cycles']:,} cycles)", f"{t['feed']:,.0f}")
+    table.add_row("control requests/s (1 read, model + Python, no ZeroMQ)",
+                  f"{t['requests_per_second']:,.0f}")
+    table.add_row("cycles simulated per request", f"{t['cycles_per_request']:,.0f}")
+    console.print(table)
+    if args.only_top:
+        return
 
     start = time.perf_counter()
     build = build_rx_path(WIDTH)
@@ -107,7 +157,6 @@ def main() -> None:
                   f"{'cached' if build.cached else f'{build.seconds:.1f} s'} "
                   f"({time.perf_counter() - start:.1f} s with Verilog generation)")
 
-    machine = f"{platform.machine()}, {os.cpu_count()} cores"
     table = Table(title=f"(a) minimum-size ITCH messages back to back, W={WIDTH} ({machine})")
     table.add_column("figure")
     runs = [throughput(args.frames, idle) for idle in (0, IFG_BEATS)]

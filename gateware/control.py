@@ -271,27 +271,25 @@ class ControlEndpoint(wiring.Component):
                     m.d.sync += [sending_event.eq(0), op_index.eq(0)]
                     start_frame(src_mac, src_ip, src_port, nbytes)
                     m.next = "HEADERS_OUT"
-            with m.State("HEADERS_OUT"):
-                with m.If(room):
-                    m.d.comb += [emit.eq(1), tx_byte.eq(Array(header)[k])]
-                    m.d.sync += k.eq(k + 1)
-                    with m.If(k == HEADERS - 1):
+            with m.State("HEADERS_OUT"), m.If(room):
+                m.d.comb += [emit.eq(1), tx_byte.eq(Array(header)[k])]
+                m.d.sync += k.eq(k + 1)
+                with m.If(k == HEADERS - 1):
+                    m.d.sync += k.eq(0)
+                    m.next = "BODY_OUT"
+            with m.State("BODY_OUT"), m.If(room):
+                m.d.comb += emit.eq(1)
+                m.d.sync += k.eq(k + 1)
+                with m.If(sending_event):
+                    m.d.comb += tx_byte.eq(Array(event_payload)[k])
+                    with m.If(tx_last):
+                        m.d.sync += [k.eq(0), ev_seq.eq(ev_seq + 1)]
+                        m.next = "IDLE"
+                with m.Else():
+                    m.d.comb += tx_byte.eq(Array(reply_header)[k[:3]])
+                    with m.If(k == proto.HEADER.size - 1):
                         m.d.sync += k.eq(0)
-                        m.next = "BODY_OUT"
-            with m.State("BODY_OUT"):
-                with m.If(room):
-                    m.d.comb += emit.eq(1)
-                    m.d.sync += k.eq(k + 1)
-                    with m.If(sending_event):
-                        m.d.comb += tx_byte.eq(Array(event_payload)[k])
-                        with m.If(tx_last):
-                            m.d.sync += [k.eq(0), ev_seq.eq(ev_seq + 1)]
-                            m.next = "IDLE"
-                    with m.Else():
-                        m.d.comb += tx_byte.eq(Array(reply_header)[k[:3]])
-                        with m.If(k == proto.HEADER.size - 1):
-                            m.d.sync += k.eq(0)
-                            m.next = "OP_IN"
+                        m.next = "OP_IN"
             with m.State("OP_IN"):
                 m.d.sync += [op_in.eq(Cat(rd_byte, op_in[:56])), j.eq(j + 1), k.eq(k + 1)]
                 with m.If(k == proto.OP.size - 1):
@@ -314,17 +312,16 @@ class ControlEndpoint(wiring.Component):
                 with m.If(op_code == proto.OP_READ):
                     m.d.sync += value.eq(self.bus.r_data)
                 m.next = "OP_OUT"
-            with m.State("OP_OUT"):
-                with m.If(room):
-                    m.d.comb += [emit.eq(1), tx_byte.eq(Array(reply_op)[k[:3]])]
-                    m.d.sync += k.eq(k + 1)
-                    with m.If(k == proto.OP.size - 1):
-                        m.d.comb += count["bad_ops"].eq(status != proto.OK)
-                        m.d.sync += [k.eq(0), op_index.eq(op_index + 1)]
-                        with m.If(op_index == n_ops - 1):
-                            m.next = "PAD"
-                        with m.Else():
-                            m.next = "OP_IN"
+            with m.State("OP_OUT"), m.If(room):
+                m.d.comb += [emit.eq(1), tx_byte.eq(Array(reply_op)[k[:3]])]
+                m.d.sync += k.eq(k + 1)
+                with m.If(k == proto.OP.size - 1):
+                    m.d.comb += count["bad_ops"].eq(status != proto.OK)
+                    m.d.sync += [k.eq(0), op_index.eq(op_index + 1)]
+                    with m.If(op_index == n_ops - 1):
+                        m.next = "PAD"
+                    with m.Else():
+                        m.next = "OP_IN"
             with m.State("PAD"):
                 with m.If(fpos == 0):  # the last op's byte ended the frame
                     m.d.comb += count["replies"].eq(1)

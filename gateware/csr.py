@@ -187,18 +187,17 @@ class CsrBank(wiring.Component):
                         m.d.sync += bus.status.eq(READ_ONLY)
                 writers[e.name] = write
 
-        with m.If(bus.r_stb | bus.w_stb):
-            with m.Switch(bus.addr):
-                for e in self.map.entries:
-                    for k in range(e.words):
-                        with m.Case(e.address + k):
-                            with m.If(bus.r_stb):
-                                m.d.sync += bus.r_data.eq(words[e.name][k])
-                            with m.Else():
-                                if e.name in writers:
-                                    writers[e.name](k)
-                                else:
-                                    m.d.sync += bus.status.eq(READ_ONLY)
-                with m.Default():
-                    m.d.sync += bus.status.eq(NO_REGISTER)
+        with m.If(bus.r_stb | bus.w_stb), m.Switch(bus.addr):
+            for e in self.map.entries:
+                for k in range(e.words):
+                    with m.Case(e.address + k):
+                        with m.If(bus.r_stb):
+                            m.d.sync += bus.r_data.eq(words[e.name][k])
+                        with m.Else():
+                            if e.name in writers:
+                                writers[e.name](k)
+                            else:
+                                m.d.sync += bus.status.eq(READ_ONLY)
+            with m.Default():
+                m.d.sync += bus.status.eq(NO_REGISTER)
         return m

@@ -203,7 +203,7 @@ def parse(text: str, path: str = "<config>", symbols: int | None = None) -> Conf
         if section not in SECTIONS:
             problems.append(f"{section}: unknown section; known: {', '.join(SECTIONS)}")
     tables = {}
-    for section in SECTIONS:
+    for section, known in SECTIONS.items():
         value = doc.get(section, [] if section == "trigger" else {})
         items = value if section == "trigger" else [value]
         if section == "trigger" and not isinstance(value, list) or \
@@ -214,9 +214,9 @@ def parse(text: str, path: str = "<config>", symbols: int | None = None) -> Conf
         for i, table in enumerate(items):
             where = f"{section}[{i}]" if section == "trigger" else section
             for key in table:
-                if key not in SECTIONS[section]:
+                if key not in known:
                     problems.append(f"{where}.{key}: unknown key; known: "
-                                    f"{', '.join(sorted(SECTIONS[section]))}")
+                                    f"{', '.join(sorted(known))}")
         tables[section] = items
 
     device = tables["device"][0] if tables["device"] else {}

@@ -1,7 +1,6 @@
 """Host device drivers: one ``Device`` API over the virtual FPGA and a board."""
 
-from .base import (Device, DeviceError, DeviceTimeout, MapMismatch, NotInBitstream,
-                   RegisterError)
+from .base import Device, DeviceError, DeviceTimeout, MapMismatch, NotInBitstream, RegisterError
 from .board import BoardDevice
 from .sim import DEFAULT_ENDPOINT, SimDevice
 

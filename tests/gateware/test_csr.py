@@ -66,7 +66,7 @@ def test_map_places_blocks_on_boundaries_and_words_in_order():
     assert regmap["b.table[0].on"].address == BLOCK_ALIGN
     assert regmap["b.table[0].key"].words == 2
     assert regmap["b.events"].words == 1 + 2  # status word + 63 bits
-    assert dict((n, (o, w)) for n, o, w in regmap["b.strobe"].fields) == \
+    assert {n: (o, w) for n, o, w in regmap["b.strobe"].fields} == \
         {"stb": (0, 1), "index": (1, 9), "value": (10, 7)}
     again = RegisterMap.from_json(regmap.to_json())
     assert again.to_json() == regmap.to_json() and again.hash == regmap.hash

@@ -11,8 +11,14 @@ import zmq
 from gateware.models import control as proto
 from gateware.models import moldudp64
 from gateware.models.rx import LINE_A, LINE_B, RxConfig, RxPathModel
-from host.device import (BoardDevice, DeviceTimeout, MapMismatch, NotInBitstream,
-                         RegisterError, SimDevice)
+from host.device import (
+    BoardDevice,
+    DeviceTimeout,
+    MapMismatch,
+    NotInBitstream,
+    RegisterError,
+    SimDevice,
+)
 from sim.traffic import feed_frame
 from tests.gateware.simtools import SEED, rng_for
 

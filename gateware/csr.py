@@ -22,7 +22,7 @@ after the write strobe and stays there for one cycle.
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, Value
+from amaranth import Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -178,7 +178,9 @@ class CsrBank(wiring.Component):
                 payload = Value.cast(target.payload)
                 pop = Signal(name=f"csr_{e.name}_pop")
                 m.d.comb += target.ready.eq(pop)
-                words[e.name] = [target.valid] + slices(payload, e.words - 1)
+                # no entry reads as 0, not as whatever the FIFO's output register holds
+                words[e.name] = [target.valid] + [Mux(target.valid, w, 0)
+                                                  for w in slices(payload, e.words - 1)]
 
                 def write(k, pop=pop, valid=target.valid):
                     if k == 0:

@@ -85,7 +85,7 @@ def test_random_accesses_match_the_model():
 
     async def tb(ctx):
         await ctx.tick()
-        for step in range(1500):
+        for step in range(3000):
             msg = f"step {step}, seed {SEED}"
             what = rng.random()
             if what < 0.08:  # the blocks change their read-only values
@@ -123,7 +123,7 @@ def test_random_accesses_match_the_model():
             model.set_flags("b.sticky", sticky)
             assert ctx.get(bus.ack) == 1, msg
             assert ctx.get(bus.status) == want_status, msg
-            assert ctx.get(bus.r_data) == want_value, msg
+            assert ctx.get(bus.r_data) == want_value, f"{msg}: {regmap.by_address.get(address)}"
             hit = regmap.by_address.get(address)
             pulse = bool(write and hit and hit[0].access == "pulse")
             for name, port in (("b.strobe", dut.strobe), ("b.kick", dut.kick)):

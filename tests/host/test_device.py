@@ -202,3 +202,26 @@ def test_board_device_times_out_with_a_clear_error_and_never_retries_a_pulse(boa
             assert responder.received == 4
     finally:
         responder.close()
+
+
+def test_client_survives_a_restart_of_the_virtual_fpga(tmp_path):
+    """The device process goes away and comes back on the same endpoint: the client's
+    socket reconnects by itself; a request made while it was gone times out with a clear
+    error, the next one is answered (by a fresh device, registers at reset)."""
+    from tests.host.conftest import start_sim, stop_sim
+
+    endpoint = f"ipc://{tmp_path}/restart"
+    proc = start_sim(endpoint)
+    try:
+        dev = SimDevice(endpoint, timeout=0.3, retries=0)
+        dev.connect().write("sys.scratch", 77)
+        stop_sim(proc)
+        with pytest.raises(DeviceTimeout, match="no reply from virtual FPGA"):
+            dev.read("sys.scratch")
+        proc = start_sim(endpoint)
+        dev.timeout, dev.retries = 2.0, 2
+        assert dev.read("sys.scratch") == 0
+        assert dev.connect().read("sys.id") == proto.DEVICE_ID
+        dev.close()
+    finally:
+        stop_sim(proc)

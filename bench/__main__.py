@@ -123,6 +123,38 @@ def top_speed(idle_cycles: int, messages: int, requests: int) -> dict:
     return out
 
 
+def zmq_speed(requests: int) -> dict:
+    """(f) `t2t sim` in a process of its own, driven by SimDevice over ZeroMQ (ipc):
+    requests/s with one read and with a full batch of 32 reads."""
+    import tempfile
+
+    from host.device import SimDevice
+
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        endpoint = f"ipc://{tmp}/bench"
+        proc = subprocess.Popen([sys.executable, "-m", "host", "sim", "--endpoint", endpoint],
+                                cwd=root, stdout=subprocess.PIPE, text=True)
+        try:
+            while "ready on" not in proc.stdout.readline():
+                if proc.poll() is not None:
+                    raise RuntimeError("t2t sim did not start")
+            with SimDevice(endpoint) as dev:
+                dev.connect()
+                one = ["sys.scratch"]
+                batch = [e.name for e in dev.map.entries if e.words == 1][:32]
+                out = {}
+                for label, names in (("1 read", one), ("32 reads", batch)):
+                    start = time.perf_counter()
+                    for _ in range(requests):
+                        dev.read_many(names)
+                    out[label] = requests / (time.perf_counter() - start)
+        finally:
+            proc.terminate()
+            proc.wait()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--frames", type=int, default=4000,
@@ -147,6 +179,13 @@ def main() -> None:
     table.add_row("control requests/s (1 read, model + Python, no ZeroMQ)",
                   f"{t['requests_per_second']:,.0f}")
     table.add_row("cycles simulated per request", f"{t['cycles_per_request']:,.0f}")
+    console.print(table)
+    z = zmq_speed(500)
+    table = Table(title="(f) t2t sim over ZeroMQ (ipc), SimDevice.read_many")
+    table.add_column("request")
+    table.add_column("requests/s", justify="right")
+    for label, rate in z.items():
+        table.add_row(label, f"{rate:,.0f}")
     console.print(table)
     if args.only_top:
         return

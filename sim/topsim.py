@@ -26,6 +26,7 @@ TOP = "top"
 # answered: a 32-op request is walked one byte per cycle (about 650 cycles) before its
 # reply frame starts to leave.
 CONTROL_QUIET = 1024
+REPLY_POLL = 64
 
 
 @functools.cache
@@ -112,16 +113,23 @@ class TopSim:
     def request(self, payload: bytes, host: Endpoint = HOST) -> list[bytes]:
         """Send one control payload; the UDP payloads of the frames sent back to ``host``
         (its reply, unless the request was dropped). Frames to anyone else (events) are
-        kept in ``pending`` for the caller."""
-        out = self.run([to_device(payload, self.device.ip, self.device.port, host)],
-                       quiet=CONTROL_QUIET)
-        replies = []
-        for frame in out:
-            dg, data = udp_payload(frame)
-            if dg is not None and dg.dst_ip == host.ip and dg.dst_port == host.port:
-                replies.append(data)
-            else:
-                self.pending.append(frame)
+        kept in ``pending`` for the caller.
+
+        The model runs in short drains until the reply has left, or until
+        ``CONTROL_QUIET`` cycles have passed without one (a dropped request)."""
+        replies: list[bytes] = []
+        frames = [to_device(payload, self.device.ip, self.device.port, host)]
+        waited = 0
+        while not replies and waited < CONTROL_QUIET:
+            out = self.run(frames, quiet=REPLY_POLL)
+            waited = 0 if frames else waited + REPLY_POLL
+            frames = []
+            for frame in out:
+                dg, data = udp_payload(frame)
+                if dg is not None and dg.dst_ip == host.ip and dg.dst_port == host.port:
+                    replies.append(data)
+                else:
+                    self.pending.append(frame)
         return replies
 
     def _collect(self) -> list[bytes]:

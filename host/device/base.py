@@ -206,6 +206,21 @@ class Device:
                  if e.access == "ro" and ".counters." in e.name]
         return self.read_many(names)
 
+    def pop_fifo(self, name: str) -> dict[str, int] | None:
+        """The head entry of a ``fifo`` register, by field, popped in the same request
+        (read every word, then write word 0); None when the FIFO is empty. Not retried:
+        a lost reply loses the entry, which the block's counters still show."""
+        e = self.map[name]
+        if e.access != "fifo":
+            raise RegisterError(f"{name} is {e.access}, not a FIFO register")
+        ops = [(name, proto.Op.read(e.address + k)) for k in range(e.words)]
+        ops.append((name, proto.Op.write(e.address, 1)))
+        replies = self.access(ops)
+        if not replies[0].value & 1:
+            return None
+        value = sum(r.value << (WORD * k) for k, r in enumerate(replies[1:e.words]))
+        return e.decompose(value) if e.fields else {"value": value}
+
     # -- events ----------------------------------------------------------------------
 
     def _take_event(self, payload: bytes) -> None:

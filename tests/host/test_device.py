@@ -124,6 +124,26 @@ def test_event_stream_delivers_every_gap_under_load(sim_endpoint):
     assert all(any(e == w for w in it) for e in events), f"seed {SEED}"
 
 
+def test_gap_reports_wait_in_the_fifo_register_while_events_are_off(sim_endpoint):
+    rng = rng_for("fifo")
+    frames = gap_scenario(rng, 12)
+    with SimDevice(sim_endpoint) as dev:
+        dev.write_many({"ctl.event_enable": 0, "rx.reset_session": 1})
+        while dev.pop_fifo("rx.gaps") is not None:  # what earlier tests left
+            pass
+        dev.feed(frames)
+        popped = []
+        while (entry := dev.pop_fifo("rx.gaps")) is not None:
+            popped.append(proto.GapEvent(entry["line"], entry["session"].to_bytes(10, "big"),
+                                         entry["first"], entry["count"]))
+    model = RxPathModel(RxConfig.default())
+    for f in frames:
+        model.process(f)
+    assert popped == [proto.GapEvent(g.line, g.session, g.first, g.count)
+                      for g in model.gaps][:16], f"seed {SEED}"
+    assert popped
+
+
 # ---------------------------------------------------------------------------------------
 # BoardDevice over UDP, against the golden model
 

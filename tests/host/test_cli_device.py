@@ -141,3 +141,18 @@ def test_unreachable_device_is_a_clear_error(tmp_path):
                                        "--timeout", "0.05"])
     assert result.exit_code == EXIT_DEVICE
     assert "is `t2t sim` running there?" in result.output
+
+
+def test_the_example_configuration_is_valid():
+    from pathlib import Path
+
+    from gateware.top import register_map
+    from host.config import load, watch_size
+
+    regmap = register_map()
+    cfg = load(Path(__file__).resolve().parents[2] / "docs" / "config.example.toml",
+               symbols=watch_size(regmap))
+    values, missing = cfg.registers(regmap)
+    assert missing == ["venue", "risk", "trigger"]
+    assert values["rx.watch[3].stock"] == int.from_bytes(b"BTC-USD ", "big")
+    assert values["ctl.event_enable"] == 1 and values["rx.feeds[1].line"] == 1

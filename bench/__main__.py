@@ -93,20 +93,85 @@ def replay_speed(path: Path, frames: int) -> dict:
             "cycles_per_second": s["cycles"] / s["sim_seconds"]}
 
 
+def top_speed(idle_cycles: int, messages: int, requests: int) -> dict:
+    """(h) the whole top level (RX path, CSR bank, control endpoint, TX arbiter) in
+    Verilator: simulated cycles/s idle, while a feed flows, and control requests/s."""
+    from gateware.models import control as proto
+    from sim.topsim import TopSim
+
+    out = {}
+    with TopSim(WIDTH) as sim:
+        out["build"] = sim.build
+        sim.step(1000)
+        start, cycles = sim.sim_seconds, sim.cycles
+        sim.step(idle_cycles)
+        out["idle"] = (sim.cycles - cycles) / (sim.sim_seconds - start)
+        frames = FeedScenario(random.Random(2), RxConfig.default(), messages=messages,
+                              locates=8192).frames()
+        start, cycles = sim.sim_seconds, sim.cycles
+        for k in range(0, len(frames), 2000):
+            sim.run(frames[k:k + 2000], quiet=1)
+        out["feed"] = (sim.cycles - cycles) / (sim.sim_seconds - start)
+        out["feed_frames"], out["feed_cycles"] = len(frames), sim.cycles - cycles
+        ops = [proto.Op.read(sim.map["sys.scratch"].address)]
+        wall = time.perf_counter()
+        cycles = sim.cycles
+        for seq in range(requests):
+            assert sim.request(proto.encode_request(seq, ops))
+        wall = time.perf_counter() - wall
+        out["requests_per_second"] = requests / wall
+        out["cycles_per_request"] = (sim.cycles - cycles) / requests
+    return out
+
+
+def zmq_speed(requests: int) -> dict:
+    """(i) `t2t sim` in a process of its own, driven by SimDevice over ZeroMQ (ipc):
+    requests/s with one read and with a full batch of 32 reads."""
+    import tempfile
+
+    from host.device import SimDevice
+
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        endpoint = f"ipc://{tmp}/bench"
+        proc = subprocess.Popen([sys.executable, "-m", "host", "sim", "--endpoint", endpoint],
+                                cwd=root, stdout=subprocess.PIPE, text=True)
+        try:
+            while "ready on" not in proc.stdout.readline():
+                if proc.poll() is not None:
+                    raise RuntimeError("t2t sim did not start")
+            with SimDevice(endpoint) as dev:
+                dev.connect()
+                one = ["sys.scratch"]
+                batch = [e.name for e in dev.map.entries if e.words == 1][:32]
+                out = {}
+                for label, names in (("1 read", one), ("32 reads", batch)):
+                    start = time.perf_counter()
+                    for _ in range(requests):
+                        dev.read_many(names)
+                    out[label] = requests / (time.perf_counter() - start)
+        finally:
+            proc.terminate()
+            proc.wait()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--frames", type=int, default=4000,
                         help="frames of minimum-size messages for (a)")
     parser.add_argument("--messages", type=int, default=1_000_000,
                         help="messages in the replay capture for (b)")
-    parser.add_argument("--section", choices=("all", "rx", "venue"), default="all",
-                        help="run only the receive-path or only the venue figures")
+    parser.add_argument("--section", choices=("all", "rx", "book", "top", "venue"),
+                        default="all", help="run one group of figures only")
     parser.add_argument("--venue-actions", type=int, default=300_000,
                         help="synthetic flow actions for the venue's (e, f)")
     args = parser.parse_args()
     console = Console()
     if args.section in ("all", "rx"):
         receive_path(args, console)
+    if args.section in ("all", "top"):
+        top_section(console)
     if args.section in ("all", "venue"):
         venue_section(args, console)
 
@@ -141,6 +206,32 @@ def venue_section(args, console: Console) -> None:
     console.print(table)
 
 
+def top_section(console: Console) -> None:
+    """(h) simulated cycles/s of the whole top level, (i) control requests over ZeroMQ."""
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+
+    t = top_speed(5_000_000, 100_000, 2000)
+    build = t["build"]
+    table = Table(title=f"(h) whole top level W={WIDTH} in Verilator ({machine}; build "
+                  f"{'cached' if build.cached else f'{build.seconds:.0f} s'})")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("simulated cycles/s, idle", f"{t['idle']:,.0f}")
+    table.add_row(f"simulated cycles/s, feed flowing ({t['feed_frames']:,} frames, "
+                  f"{t['feed_cycles']:,} cycles)", f"{t['feed']:,.0f}")
+    table.add_row("control requests/s (1 read, model + Python, no ZeroMQ)",
+                  f"{t['requests_per_second']:,.0f}")
+    table.add_row("cycles simulated per request", f"{t['cycles_per_request']:,.0f}")
+    console.print(table)
+    z = zmq_speed(500)
+    table = Table(title="(i) t2t sim over ZeroMQ (ipc), SimDevice.read_many")
+    table.add_column("request")
+    table.add_column("requests/s", justify="right")
+    for label, rate in z.items():
+        table.add_row(label, f"{rate:,.0f}")
+    console.print(table)
+
+
 def receive_path(args, console: Console) -> None:
 
     start = time.perf_counter()
@@ -149,7 +240,6 @@ def receive_path(args, console: Console) -> None:
                   f"{'cached' if build.cached else f'{build.seconds:.1f} s'} "
                   f"({time.perf_counter() - start:.1f} s with Verilog generation)")
 
-    machine = f"{platform.machine()}, {os.cpu_count()} cores"
     table = Table(title=f"(a) minimum-size ITCH messages back to back, W={WIDTH} ({machine})")
     table.add_column("figure")
     runs = [throughput(args.frames, idle) for idle in (0, IFG_BEATS)]

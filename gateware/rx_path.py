@@ -111,3 +111,30 @@ class RxPath(wiring.Component):
                 m.d.sync += overflow.eq(overflow + 1)
             m.d.comb += getattr(self.counters.fifo, f"{name}_overflow").eq(overflow)
         return m
+
+    def registers(self, gaps, config: model.RxConfig | None = None):
+        """The receive path's registers (``models.regmap`` access kinds): its counters,
+        its configuration inputs with ``config`` as the reset values (default:
+        ``RxConfig.default()``, NASDAQ's lines A/B and the control port), the locate
+        write and session reset strobes, and ``gaps`` — the stream the top level hands
+        the bank to pop gap reports from — as a FIFO register."""
+        from .csr import RegisterBlock
+
+        cfg = config if config is not None else model.RxConfig.default()
+        resets = {}
+        for i, f in enumerate(cfg.feeds[:MAX_FEEDS]):
+            resets.update({f"feeds[{i}].enable": 1, f"feeds[{i}].line": f.line,
+                           f"feeds[{i}].group": f.group, f"feeds[{i}].port": f.port})
+        regs = RegisterBlock("rx", "Market-data receive path: eth_rx → moldudp → itch.")
+        regs.struct("counters", self.counters, "ro", "32-bit wrapping counter")
+        regs.struct("feeds", self.feeds, "rw", "feed filter (group, port → line)", resets)
+        regs.rw("ctl_ip", self.ctl_ip, "IPv4 address of the control endpoint", cfg.ctl_ip)
+        regs.rw("ctl_port", self.ctl_port, "UDP port of the control endpoint (0: none)",
+                cfg.ctl_port)
+        regs.struct("watch", self.watch, "rw", "watch list (stock, big-endian ASCII)")
+        regs.pulse("loc_wr", self.loc_wr, "host write into the locate table: set stb=1 "
+                   "(traded=0 removes the locate); at most one every other cycle")
+        regs.pulse("reset_session", self.reset_session, "write 1: forget the MoldUDP64 "
+                   "session; the next packet's is adopted")
+        regs.fifo("gaps", gaps, "MoldUDP64 gap reports (when ctl.event_enable is 0)")
+        return regs

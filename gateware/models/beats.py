@@ -93,3 +93,19 @@ def min_message_frame_payload(count: int, session: str = "BENCH", seq: int = 1) 
 
     m = itch.encode("S", event_code="O")
     return moldudp64.encode_packet(session, seq, [m] * count)
+
+
+def beats_to_frames(beats, lanes: int) -> tuple[list[bytes], bytes]:
+    """Whole frames from (data, be, first, last) beats, bytes taken where ``be`` is set;
+    returns (frames, bytes of an unfinished frame at the end)."""
+    out: list[bytes] = []
+    open_frame = bytearray()
+    for data, be, first, last in beats:
+        if first:
+            open_frame = bytearray()
+        raw = int(data).to_bytes(lanes, "little")
+        open_frame += bytes(raw[k] for k in range(lanes) if int(be) >> k & 1)
+        if last:
+            out.append(bytes(open_frame))
+            open_frame = bytearray()
+    return out, bytes(open_frame)

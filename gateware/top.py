@@ -1,0 +1,137 @@
+"""The FPGA's top level: receive path, CSR bank, control endpoint, transmit arbiter.
+
+What the Verilator model (``sim/topsim.py``, ``t2t sim``) and a board build start from.
+Turn it into Verilog with ``gateware.export.to_verilog`` (always-ready streams).
+"""
+
+from amaranth import Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .control import ControlEndpoint
+from .csr import CsrBank, RegisterBlock
+from .eth_tx import TxArbiter
+from .models import control as proto
+from .models.regmap import RegisterMap
+from .models.rx import RxConfig
+from .rx_path import RxPath
+from .stream import GAP_LAYOUT, beat_layout, event_layout
+
+DEFAULT_MAC = 0x02_00_00_00_00_02
+# Transmit arbiter inputs, highest priority first (DESIGN.md: orders, control, host).
+TX_ORDERS, TX_CONTROL = 0, 1
+ALARMS = ("gap_overflow", "event_overflow", "control_drop")
+
+
+class Top(wiring.Component):
+    """Everything between the MAC and the host.
+
+    Blocks are added in pipeline order and each declares its registers next to itself
+    (``RxPath.registers``, ``ControlEndpoint.registers``); ``__init__`` collects them in
+    address order — ``sys``, ``ctl``, ``rx`` — into ``self.map``. A block added later
+    (the book, the trade path) appends its ``RegisterBlock`` after ``rx`` (no address
+    moves), and its frame source joins ``TxArbiter`` at ``TX_ORDERS``.
+
+    ``sys`` registers: ``id`` (``models.control.DEVICE_ID``), ``map_hash`` (the map's
+    hash, so the host can tell whether it holds this bitstream's map), ``cycles`` (free-
+    running, 64-bit: read the low word, then the high word, and read again if the low word
+    wrapped), ``scratch`` (rw, for link tests) and ``alarms`` (w1c: a gap report or an
+    event was lost to a full FIFO, a control frame was dropped).
+
+    Parameters
+    ----------
+    data_width, symbols, locates, event_depth, gap_depth : as for ``RxPath``.
+    config : RxConfig
+        Reset values of the receive path's configuration (feeds, control address).
+    mac : int
+        Reset value of the endpoint's Ethernet address.
+
+    Members
+    -------
+    mac_rx : In(stream, always ready) — frames from the MAC, without FCS.
+    mac_tx : Out(stream) — whole frames to the MAC, without FCS.
+    events : Out(stream(event_layout)) — ITCH events of traded instruments (to the book).
+    """
+
+    def __init__(self, data_width: int = 64, symbols: int = 64, locates: int = 16384,
+                 event_depth: int = 64, gap_depth: int = 16, config: RxConfig | None = None,
+                 mac: int = DEFAULT_MAC):
+        self.data_width = data_width
+        self.symbols = symbols
+        super().__init__({
+            "mac_rx": In(stream.Signature(beat_layout(data_width), always_ready=True)),
+            "mac_tx": Out(stream.Signature(beat_layout(data_width))),
+            "events": Out(stream.Signature(event_layout(symbols))),
+        })
+        self.rx = RxPath(data_width, symbols=symbols, locates=locates,
+                         event_depth=event_depth, gap_depth=gap_depth)
+        self.control = ControlEndpoint(data_width)
+        self.tx_arbiter = TxArbiter(data_width, inputs=2)
+        self.gap_register = stream.Signature(GAP_LAYOUT).create()
+        self.cycles = Signal(64)
+        self.map_hash = Signal(32)
+        self.scratch = Signal(32)
+        self.alarm_set = Signal(len(ALARMS))
+        system = RegisterBlock("sys", "Identity, the map's hash, the cycle counter, alarms.")
+        system.ro("id", Const(proto.DEVICE_ID, 32), "device identity: 0x54325400 + protocol version")
+        system.ro("map_hash", self.map_hash, "32 bits of the SHA-256 of this register map")
+        system.ro("cycles", self.cycles, "free-running clock cycle counter")
+        system.rw("scratch", self.scratch, "free for the host (link tests)")
+        system.w1c("alarms", self.alarm_set, "sticky: " + ", ".join(
+            f"bit {i} {name}" for i, name in enumerate(ALARMS)))
+        self.bank = CsrBank([
+            system,
+            self.control.registers(mac),
+            self.rx.registers(self.gap_register, config),
+        ])
+        self.map = self.bank.map
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.rx = rx = self.rx
+        m.submodules.control = ep = self.control
+        m.submodules.csr = self.bank
+        m.submodules.tx_arbiter = arb = self.tx_arbiter
+
+        wiring.connect(m, wiring.flipped(self.mac_rx), rx.mac)
+        wiring.connect(m, rx.ctl, ep.ctl)
+        wiring.connect(m, ep.bus, self.bank.bus)
+        wiring.connect(m, rx.events, wiring.flipped(self.events))
+        m.d.comb += [ep.ip.eq(rx.ctl_ip), ep.port.eq(rx.ctl_port),
+                     self.map_hash.eq(self.map.hash)]
+        m.d.sync += self.cycles.eq(self.cycles + 1)
+
+        # Gap reports have one consumer at a time: the event channel or the FIFO register.
+        en = ep.event_enable
+        gaps, reg = rx.gaps, self.gap_register
+        m.d.comb += [ep.events.payload.eq(gaps.payload), ep.events.valid.eq(gaps.valid & en),
+                     reg.payload.eq(gaps.payload), reg.valid.eq(gaps.valid & ~en),
+                     gaps.ready.eq(Mux(en, ep.events.ready, reg.ready))]
+
+        # No order source yet: the trade path will drive TX_ORDERS.
+        m.d.comb += getattr(arb, f"in{TX_ORDERS}").valid.eq(0)
+        wiring.connect(m, ep.tx, getattr(arb, f"in{TX_CONTROL}"))
+        wiring.connect(m, arb.out, wiring.flipped(self.mac_tx))
+
+        # alarms: a counter that moved since the last cycle
+        watched = {"gap_overflow": [rx.counters.fifo.gap_overflow],
+                   "event_overflow": [rx.counters.fifo.event_overflow],
+                   "control_drop": [getattr(ep.counters, k)
+                                    for k in (*proto.DROP_REASONS, "busy")]}
+        for bit, name in enumerate(ALARMS):
+            for value in watched[name]:
+                last = Signal(32, name=f"last_{name}")
+                m.d.sync += last.eq(value)
+                with m.If(last != value):
+                    m.d.comb += self.alarm_set[bit].eq(1)
+        return m
+
+
+def register_map(**params) -> RegisterMap:
+    """The register map of a ``Top`` with these parameters, without elaborating it (the
+    components built only to be described are marked so that Amaranth does not warn
+    about them being unused)."""
+    top = Top(**params)
+    for part in (top, top.rx, top.control, top.bank, top.tx_arbiter):
+        part._MustUse__silence = True
+    return top.map

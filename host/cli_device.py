@@ -1,0 +1,462 @@
+"""``t2t`` commands of the control plane: the register map, the virtual FPGA process,
+and the operator's view of a device (status, counters, config, risk, kill, book,
+latency). Registered into ``host.cli.main`` by ``register``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+FORMATS = ("json", "md", "c")
+
+
+def top_params(width: int, symbols: int, locates: int) -> dict:
+    return {"data_width": width, "symbols": symbols, "locates": locates}
+
+
+def build_options(f):
+    """The build parameters that shape the register map (and the Verilator model)."""
+    f = click.option("--locates", type=click.IntRange(2, 65536), default=16384,
+                     show_default=True, help="Locate table depth of the build.")(f)
+    f = click.option("--symbols", type=click.IntRange(1, 1024), default=64,
+                     show_default=True, help="Instruments of the build.")(f)
+    f = click.option("--width", type=click.Choice(("64", "8")), default="64",
+                     show_default=True, help="Bits per beat of the build.")(f)
+    return f
+
+
+def render_map(regmap, fmt: str) -> str:
+    import json
+
+    if fmt == "json":
+        return json.dumps(regmap.to_json(), indent=2) + "\n"
+    if fmt == "md":
+        return regmap.to_markdown()
+    return regmap.to_c_header()
+
+
+@click.command()
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="json",
+              show_default=True, help="JSON for programs, Markdown for people, a C header "
+              "for firmware.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write here instead of stdout.")
+@build_options
+def regmap(fmt: str, out: Path | None, width: str, symbols: int, locates: int) -> None:
+    """Print the register map generated from the gateware (docs/registers.md is
+    `t2t regmap --format md` of the default build)."""
+    from gateware.top import register_map
+
+    text = render_map(register_map(**top_params(int(width), symbols, locates)), fmt)
+    if out:
+        out.write_text(text)
+    else:
+        click.echo(text, nl=False)
+
+
+@click.command()
+@click.option("--endpoint", default="tcp://127.0.0.1:5555", show_default=True,
+              envvar="T2T_SIM", help="ZeroMQ endpoint to bind (tcp://HOST:PORT or "
+              "ipc://PATH).")
+@build_options
+def sim(endpoint: str, width: str, symbols: int, locates: int) -> None:
+    """Run the virtual FPGA: the whole top level in Verilator, serving the control
+    protocol, feed frames in and order/event frames out over ZeroMQ until Ctrl-C.
+
+    The first start of a configuration builds the model (about a minute; cached under
+    build/verilator/). Clients may come and go; the device keeps its state.
+    """
+    from sim.device import run
+
+    stats = run(endpoint, int(width), symbols, locates,
+                echo=lambda line: click.echo(line, err=False))
+    click.echo(f"t2t sim: stopped after {stats['cycles']:,} cycles, {stats['requests']:,} "
+               f"requests, {stats['frames_in']:,} frames in", err=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Talking to a device
+
+# Exit codes a script can rely on (click itself uses 2 for usage errors).
+EXIT_DIFFERENT = 1      # config diff: the device differs from the file
+EXIT_DEVICE = 3         # unreachable, timed out, refused, or not the expected bitstream
+EXIT_NOT_IN_BITSTREAM = 4
+EXIT_CONFIG = 5         # the configuration file is invalid
+
+
+def device_options(f):
+    f = click.option("--timeout", type=click.FloatRange(0.01), default=1.0,
+                     show_default=True, help="Seconds to wait for each try of a request.")(f)
+    f = click.option("--map", "map_path", type=click.Path(exists=True, dir_okay=False,
+                                                          path_type=Path),
+                     help="Register map JSON of the board's bitstream (`t2t regmap`); "
+                     "needed with --board.")(f)
+    f = click.option("--board", metavar="HOST:PORT", envvar="T2T_BOARD",
+                     help="A board's control endpoint (UDP) instead of the virtual FPGA.")(f)
+    f = click.option("--sim", "endpoint", default="tcp://127.0.0.1:5555", show_default=True,
+                     envvar="T2T_SIM", help="ZeroMQ endpoint of `t2t sim`.")(f)
+    return f
+
+
+def fail(message: str, code: int) -> None:
+    click.echo(f"t2t: {message}", err=True)
+    raise SystemExit(code)
+
+
+def open_device(endpoint: str, board: str | None, map_path: Path | None, timeout: float):
+    """A connected Device; failures exit with EXIT_DEVICE and say why."""
+    import json
+
+    from gateware.models.regmap import RegisterMap
+    from host.device import BoardDevice, DeviceError, SimDevice
+
+    try:
+        if board:
+            if map_path is None:
+                fail("--board needs --map: the register map JSON of its bitstream", 2)
+            host, _sep, port = board.rpartition(":")
+            if not port.isdigit():
+                fail(f"--board {board!r}: expected HOST:PORT", 2)
+            regmap = RegisterMap.from_json(json.loads(map_path.read_text()))
+            dev = BoardDevice((host, int(port)), regmap, timeout=timeout)
+        else:
+            dev = SimDevice(endpoint, timeout=timeout, retries=1)
+        return dev.connect()
+    except DeviceError as exc:
+        fail(str(exc), EXIT_DEVICE)
+
+
+def device_errors(fn):
+    """Device and config errors become a message and an exit code, not a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from host.config import ConfigError
+        from host.device import DeviceError, NotInBitstream
+
+        try:
+            return fn(*args, **kwargs)
+        except NotInBitstream as exc:
+            fail(str(exc), EXIT_NOT_IN_BITSTREAM)
+        except ConfigError as exc:
+            fail(str(exc), EXIT_CONFIG)
+        except DeviceError as exc:
+            fail(str(exc), EXIT_DEVICE)
+    return wrapper
+
+
+def print_json(value) -> None:
+    import json
+
+    click.echo(json.dumps(value, indent=2, sort_keys=False))
+
+
+def fmt_ip(value: int) -> str:
+    import ipaddress
+
+    return str(ipaddress.IPv4Address(value))
+
+
+def feeds_of(values: dict[str, int]) -> list[dict]:
+    out, i = [], 0
+    while f"rx.feeds[{i}].enable" in values:
+        if values[f"rx.feeds[{i}].enable"]:
+            out.append({"line": "AB"[values[f"rx.feeds[{i}].line"]],
+                        "group": fmt_ip(values[f"rx.feeds[{i}].group"]),
+                        "port": values[f"rx.feeds[{i}].port"]})
+        i += 1
+    return out
+
+
+OPTIONAL_BLOCKS = {"book": "order book", "risk": "risk checks", "strategy": "triggers",
+                   "ouch_tx": "order entry", "telemetry": "latency histogram"}
+
+
+def status_of(dev) -> dict:
+    """What `t2t status` shows, as data."""
+    from gateware.top import ALARMS
+
+    m = dev.map
+    feed_names = [e.name for e in m.entries if e.name.startswith("rx.feeds[")]
+    names = feed_names + ["sys.cycles", "sys.alarms", "rx.ctl_ip", "rx.ctl_port"]
+    counters = dev.counters()
+    values = dev.read_many(names)
+    c = {k.removeprefix("rx.counters."): v for k, v in counters.items()}
+    alarms = values["sys.alarms"]
+
+    return {
+        "link": {"device": dev.name, "map_hash": f"{m.hash:#010x}",
+                 "control": f"{fmt_ip(values['rx.ctl_ip'])}:{values['rx.ctl_port']}",
+                 "cycles": values["sys.cycles"]},
+        "feeds": [{**f, "frames": c[f"eth_rx.feed_{f['line'].lower()}"],
+                   "duplicates": c[f"moldudp.dup_{f['line'].lower()}"]}
+                  for f in feeds_of(values)],
+        "sequence": {"sessions": c["moldudp.sessions"], "packets": c["moldudp.packets"],
+                     "messages": c["moldudp.messages"],
+                     "wrong_session": c["moldudp.wrong_session"]},
+        "gaps": {"reported": c["moldudp.gaps"], "messages_missing": c["moldudp.gap_messages"],
+                 "lost_to_full_fifo": c["fifo.gap_overflow"]},
+        "alarms": [name for i, name in enumerate(ALARMS) if alarms >> i & 1],
+        "book": None if not m.has_block("book") else "present",
+        "kill": None if not m.has_block("risk") else "present",
+        "not_in_bitstream": [b for b in OPTIONAL_BLOCKS if not m.has_block(b)],
+    }
+
+
+@click.command()
+@device_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of tables.")
+@device_errors
+def status(endpoint, board, map_path, timeout, as_json: bool) -> None:
+    """Link, feed lines, sequence, gaps, book occupancy and kill state at a glance.
+
+    Blocks the bitstream does not have are shown as "not in this bitstream" (JSON:
+    null, and listed under not_in_bitstream).
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    dev = open_device(endpoint, board, map_path, timeout)
+    st = status_of(dev)
+    if as_json:
+        print_json(st)
+        return
+    table = Table(title="t2t status", show_edge=False, show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    link = st["link"]
+    table.add_row("link", f"{link['device']} — control {link['control']}, map "
+                  f"{link['map_hash']}, {link['cycles']:,} cycles")
+    for f in st["feeds"]:
+        table.add_row(f"feed line {f['line']}", f"{f['group']}:{f['port']} — "
+                      f"{f['frames']:,} frames, {f['duplicates']:,} duplicates")
+    seq = st["sequence"]
+    table.add_row("sequence", f"{seq['messages']:,} messages in {seq['packets']:,} packets, "
+                  f"{seq['sessions']} session(s), {seq['wrong_session']:,} wrong-session")
+    gaps = st["gaps"]
+    table.add_row("gaps", f"{gaps['reported']:,} reported ({gaps['messages_missing']:,} "
+                  f"messages), {gaps['lost_to_full_fifo']:,} lost to a full FIFO")
+    table.add_row("alarms", ", ".join(st["alarms"]) or "none")
+    for key, block in (("book", "book"), ("kill", "risk")):
+        table.add_row(key, "not in this bitstream" if st[key] is None else st[key],
+                      style="dim" if st[key] is None else None)
+    Console().print(table)
+
+
+@click.command()
+@device_options
+@click.option("--json", "as_json", is_flag=True, help="JSON (one object per refresh).")
+@click.option("--watch", "interval", type=click.FloatRange(0.1), default=None,
+              help="Refresh every INTERVAL seconds until Ctrl-C, with rates.")
+@click.option("--count", type=click.IntRange(1), default=None,
+              help="With --watch: stop after COUNT refreshes.")
+@click.option("--all", "show_all", is_flag=True, help="Show counters that are zero too.")
+@device_errors
+def counters(endpoint, board, map_path, timeout, as_json, interval, count, show_all) -> None:
+    """Every counter of every block, read in one batch of requests."""
+    import itertools
+    import json
+    import time
+
+    from rich.console import Console
+    from rich.table import Table
+
+    dev = open_device(endpoint, board, map_path, timeout)
+    console = Console()
+    previous, then = None, None
+    for n in itertools.count(1):
+        values, now = dev.counters(), time.monotonic()
+        rates = {k: (v - previous[k]) % (1 << 32) / (now - then) for k, v in values.items()}             if previous else {}
+        if as_json:
+            record = {"counters": values, **({"per_second": rates} if rates else {})}
+            click.echo(json.dumps(record) if interval else json.dumps(record, indent=2))
+        else:
+            table = Table(title="counters", show_edge=False)
+            table.add_column("counter")
+            table.add_column("value", justify="right")
+            if rates:
+                table.add_column("per second", justify="right")
+            for k, v in values.items():
+                if v or show_all:
+                    row = [k, f"{v:,}"] + ([f"{rates[k]:,.1f}"] if rates else [])
+                    table.add_row(*row)
+            console.print(table)
+        if interval is None or (count is not None and n >= count):
+            return
+        previous, then = values, now
+        try:
+            time.sleep(interval)
+        except KeyboardInterrupt:
+            return
+
+
+@click.group()
+def config() -> None:
+    """Push, compare and show the device configuration (one TOML file)."""
+
+
+def _config_values(dev, path: Path):
+    from host.config import load, watch_size
+
+    cfg = load(path, symbols=watch_size(dev.map))
+    return cfg.registers(dev.map)
+
+
+@config.command("push")
+@device_options
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--allow-missing", is_flag=True, help="Exit 0 even when sections of the "
+              "file have no block in this bitstream.")
+@device_errors
+def config_push(endpoint, board, map_path, timeout, path: Path, allow_missing) -> None:
+    """Validate PATH, then write it; nothing is written if any key is invalid."""
+    from host.config import load
+
+    load(path)  # a broken file fails here, before the device is even asked
+    dev = open_device(endpoint, board, map_path, timeout)
+    values, missing = _config_values(dev, path)
+    dev.write_many(values)
+    click.echo(f"pushed {len(values)} registers from {path}")
+    if missing:
+        click.echo(f"not pushed: {', '.join(missing)} — not in this bitstream", err=True)
+        if not allow_missing:
+            raise SystemExit(EXIT_NOT_IN_BITSTREAM)
+
+
+@config.command("diff")
+@device_options
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@device_errors
+def config_diff(endpoint, board, map_path, timeout, path: Path, as_json) -> None:
+    """Read the device back and compare with PATH; exit 1 when they differ."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from host.config import load
+
+    load(path)
+    dev = open_device(endpoint, board, map_path, timeout)
+    values, missing = _config_values(dev, path)
+    device = dev.read_many(list(values))
+    diff = [{"register": n, "device": device[n], "config": v}
+            for n, v in values.items() if device[n] != v]
+    if as_json:
+        print_json({"differences": diff, "not_in_bitstream": missing})
+    elif diff:
+        table = Table(title=f"device vs {path}", show_edge=False)
+        for col in ("register", "device", "config"):
+            table.add_column(col, justify="left" if col == "register" else "right")
+        for d in diff:
+            table.add_row(d["register"], f"{d['device']:#x}", f"{d['config']:#x}")
+        Console().print(table)
+    else:
+        click.echo(f"device matches {path} ({len(values)} registers)")
+    if missing and not as_json:
+        click.echo(f"not compared: {', '.join(missing)} — not in this bitstream", err=True)
+    if diff:
+        raise SystemExit(EXIT_DIFFERENT)
+
+
+@config.command("show")
+@device_options
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--json", "as_json", is_flag=True)
+@device_errors
+def config_show(endpoint, board, map_path, timeout, path: Path | None, as_json) -> None:
+    """The configuration registers: of the device, or (with PATH) what PATH would write."""
+    from rich.console import Console
+    from rich.table import Table
+
+    if path is not None:
+        from gateware.top import register_map
+        from host.config import load
+
+        if board or map_path:
+            dev = open_device(endpoint, board, map_path, timeout)
+            regmap = dev.map
+        else:
+            regmap = register_map()
+        values, missing = load(path).registers(regmap)
+    else:
+        dev = open_device(endpoint, board, map_path, timeout)
+        names = [e.name for e in dev.map.entries if e.access == "rw"]
+        values, missing = dev.read_many(names), []
+    if as_json:
+        print_json({"registers": values, "not_in_bitstream": missing})
+        return
+    table = Table(title=str(path) if path else "device configuration", show_edge=False)
+    table.add_column("register")
+    table.add_column("value", justify="right")
+    for n, v in values.items():
+        table.add_row(n, f"{v:#x}")
+    Console().print(table)
+
+
+def _absent(block: str, what: str):
+    """A command for a block that is not built yet: it connects, looks the block up in
+    the device's register map, and says "not in this bitstream" (EXIT_NOT_IN_BITSTREAM)
+    when it is absent. When the block lands, its command replaces this."""
+
+    def run(endpoint, board, map_path, timeout, **_kw):
+        dev = open_device(endpoint, board, map_path, timeout)
+        dev.require(block, what)
+        fail(f"{what}: the bitstream has a '{block}' block but this t2t cannot drive it "
+             f"yet", EXIT_NOT_IN_BITSTREAM)
+    return device_errors(run)
+
+
+@click.group()
+def risk() -> None:
+    """Pre-trade risk limits on the FPGA."""
+
+
+@risk.command("show")
+@device_options
+@click.option("--json", "as_json", is_flag=True)
+def risk_show(**kw) -> None:
+    """The risk limits and reject counters."""
+    _absent("risk", "risk limits")(**kw)
+
+
+@risk.command("set")
+@device_options
+@click.argument("name")
+@click.argument("value", type=int)
+def risk_set(**kw) -> None:
+    """Set risk limit NAME to VALUE."""
+    _absent("risk", "risk limits")(**kw)
+
+
+@click.command()
+@device_options
+@click.argument("state", type=click.Choice(("on", "off")))
+def kill(**kw) -> None:
+    """Trip (on) or reset (off) the kill switch."""
+    _absent("risk", "kill switch")(**kw)
+
+
+@click.command()
+@device_options
+@click.argument("symbol")
+@click.option("--levels", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def book(**kw) -> None:
+    """Top N levels of SYMBOL's book, read from the FPGA."""
+    _absent("book", "order book")(**kw)
+
+
+@click.command()
+@device_options
+@click.option("--clock-mhz", type=click.FloatRange(1), default=156.25, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def latency(**kw) -> None:
+    """Tick-to-trade latency histogram and percentiles, in cycles and ns."""
+    _absent("telemetry", "latency histogram")(**kw)
+
+
+def register(main: click.Group) -> None:
+    for command in (regmap, sim, status, counters, config, risk, kill, book, latency):
+        main.add_command(command)

@@ -107,9 +107,10 @@ class Orders:
         new.validate()
         with self.sessions.begin() as s:
             order = Order(user_id=user_id, symbol=new.symbol, side=new.side, type=new.type,
-                          tif=new.tif, qty=new.qty, price=new.price, stop_price=new.stop_price)
-            s.add(order)
+                          tif=new.tif, qty=new.qty, price=new.price, stop_price=new.stop_price,
+                          status="pending")
             check = risk.Check()
+            # checked before the order joins the session, so it is not its own open order
             if risk.kill_switch(s):
                 order.status, order.reason = "rejected", "kill switch engaged"
             else:
@@ -117,6 +118,7 @@ class Orders:
                                          new.price or new.stop_price or self.mark(new.symbol))
                 if check.reason:
                     order.status, order.reason = "rejected", f"risk: {check.reason}"
+            s.add(order)
             s.flush()
             audit.append(s, username, "order.place", f"order:{order.id}", {
                 "symbol": new.symbol, "side": new.side, "type": new.type, "tif": new.tif,

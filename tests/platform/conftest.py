@@ -10,6 +10,7 @@ workers never see each other's rows.
 from __future__ import annotations
 
 import os
+import random
 import uuid
 
 import pytest
@@ -18,6 +19,8 @@ from sqlalchemy import create_engine, text
 from host.platform.platform import Limits, Platform
 
 PG_ENV = "T2T_TEST_POSTGRES_URL"
+# every random test here derives its RNG from this; rerun a failure with T2T_SEED=<seed>
+SEED = int(os.environ.get("T2T_SEED", random.randrange(1 << 32)))
 SECRET = "test-secret-" + "x" * 32
 
 

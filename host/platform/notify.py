@@ -141,7 +141,7 @@ class Dispatcher:
             try:
                 self._send(channel, target, message)
                 error = None
-            except Exception as exc:  # a sink's failure of any kind means: retry later
+            except Exception as exc:  # noqa: BLE001 — any sink failure means: retry later
                 error = f"{type(exc).__name__}: {exc}"[:500]
             with self.sessions.begin() as s:
                 row = s.get(OutboxEntry, outbox_id)

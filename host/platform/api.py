@@ -63,8 +63,8 @@ Price = Annotated[Decimal, Field(gt=0, le=MAX_PRICE, decimal_places=4,
                                  description="Decimal, at most 4 places")]
 
 
-def _plain_text(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+def _plain_text(value: str | None) -> str | None:
+    if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise ValueError("control characters are not allowed")
     return value
 

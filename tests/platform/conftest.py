@@ -85,3 +85,23 @@ def register_login(client, username: str, role: str | None = None, platform=None
     r = client.post("/auth/login", json={"username": username, "password": password})
     assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+class FakeDevice:
+    """Test double of the ``Device`` protocol: remembers what it was told."""
+
+    def __init__(self):
+        self.kill, self.configs = None, []
+
+    def status(self):
+        return {"kind": "fake", "link": "up"}
+
+    def counters(self):
+        return {"eth_rx": {"frames": 7}}
+
+    def set_kill_switch(self, engaged):
+        self.kill = engaged
+
+    def push_config(self, config):
+        self.configs.append(config)
+        return {"written": len(config)}

@@ -15,7 +15,7 @@ from host.platform import audit
 from host.platform.db import Execution, Notification, Order
 from host.platform.portfolio import PositionState, apply_fill
 
-from .conftest import SEED, register_login
+from .conftest import SEED, FakeDevice, register_login
 
 T = 10_000  # ticks per currency unit
 
@@ -189,26 +189,6 @@ def test_device_endpoints_say_no_device(client, platform):
         assert r.status_code == 503 and "no FPGA device" in r.json()["detail"]
     r = client.put("/operator/config", headers=op, json={"config": {"a": 1}})
     assert r.status_code == 503
-
-
-class FakeDevice:
-    """Test double of the ``Device`` protocol: remembers what it was told."""
-
-    def __init__(self):
-        self.kill, self.configs = None, []
-
-    def status(self):
-        return {"kind": "fake", "link": "up"}
-
-    def counters(self):
-        return {"eth_rx": {"frames": 7}}
-
-    def set_kill_switch(self, engaged):
-        self.kill = engaged
-
-    def push_config(self, config):
-        self.configs.append(config)
-        return {"written": len(config)}
 
 
 def test_device_endpoints_with_a_fake_device(client, platform):

@@ -30,6 +30,7 @@ run: setup
 
 bench: setup
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.platform
 
 verilog: setup
 	$(BIN)/t2t verilog --out build/

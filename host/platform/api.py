@@ -458,6 +458,7 @@ def create_app(platform: Platform) -> FastAPI:
             if n is None or n.user_id != who.user_id:
                 raise NotFound(f"no notification {notification_id}")
             n.read = True
+            audit.append(s, who.username, "notification.read", f"notification:{n.id}")
         return Response(status_code=204)
 
     @app.get("/notifications/preferences", tags=["notifications"])
@@ -477,13 +478,13 @@ def create_app(platform: Platform) -> FastAPI:
     @app.post("/alerts", status_code=201, tags=["notifications"])
     def create_alert(body: AlertIn, who: Who):
         a = platform.alerts.create(who.user_id, body.symbol, body.field, body.op,
-                                   to_ticks(body.threshold))
+                                   to_ticks(body.threshold), who.username)
         return {"id": a.id, "symbol": a.symbol, "field": a.field, "op": a.op,
                 "threshold": px(a.threshold), "active": True}
 
     @app.delete("/alerts/{alert_id}", status_code=204, tags=["notifications"])
     def delete_alert(alert_id: Annotated[int, Path(ge=1, le=2**62)], who: Who):
-        if not platform.alerts.delete(who.user_id, alert_id):
+        if not platform.alerts.delete(who.user_id, alert_id, who.username):
             raise NotFound(f"no alert {alert_id}")
         return Response(status_code=204)
 

@@ -32,6 +32,7 @@ import httpx
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from . import audit
 from .audit import as_utc
 from .db import Notification, OutboxEntry, Preference, PriceAlert, User, utcnow
 from .marketdata import Quote
@@ -219,22 +220,26 @@ class PriceAlerts:
                 self._active.setdefault(a.symbol, {})[a.id] = (a.user_id, a.field, a.op,
                                                                a.threshold)
 
-    def create(self, user_id: int, symbol: str, field: str, op: str, threshold: int) -> PriceAlert:
+    def create(self, user_id: int, symbol: str, field: str, op: str, threshold: int,
+               actor: str) -> PriceAlert:
         with self.sessions.begin() as s:
             alert = PriceAlert(user_id=user_id, symbol=symbol, field=field, op=op,
                                threshold=threshold)
             s.add(alert)
             s.flush()
+            audit.append(s, actor, "alert.create", f"alert:{alert.id}",
+                         {"symbol": symbol, "field": field, "op": op, "threshold": threshold})
         with self._lock:
             self._active.setdefault(symbol, {})[alert.id] = (user_id, field, op, threshold)
         return alert
 
-    def delete(self, user_id: int, alert_id: int) -> bool:
+    def delete(self, user_id: int, alert_id: int, actor: str) -> bool:
         with self.sessions.begin() as s:
             alert = s.get(PriceAlert, alert_id)
             if alert is None or alert.user_id != user_id:
                 return False
             s.delete(alert)
+            audit.append(s, actor, "alert.delete", f"alert:{alert_id}")
         with self._lock:
             self._active.get(alert.symbol, {}).pop(alert_id, None)
         return True

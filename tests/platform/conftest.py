@@ -51,14 +51,16 @@ def db_url(request, tmp_path):
     admin.dispose()
 
 
-# generous enough that only the rate-limit tests meet the limits
-TEST_LIMITS = Limits(requests="10000/second", anonymous="10000/second",
-                     login_failures="5/5 minutes")
+def fresh_limits() -> Limits:
+    """Generous enough that only the rate-limit tests meet them; a new object per
+    platform, so a test that tightens its limits cannot leak them into the next."""
+    return Limits(requests="10000/second", anonymous="10000/second",
+                  login_failures="5/5 minutes")
 
 
 @pytest.fixture
 def platform(db_url):
-    p = Platform(db_url, SECRET, limits=TEST_LIMITS)
+    p = Platform(db_url, SECRET, limits=fresh_limits())
     yield p
     p.close()
 

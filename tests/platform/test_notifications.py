@@ -202,8 +202,8 @@ def test_portfolio_value_notification(client, platform):
                                             "qty": 10})
     _quote(platform, bid=110, ask=110.2)
     assert platform.publish_portfolio_values() == 1
-    note = [n for n in client.get("/notifications", headers=h).json()["items"]
-            if n["kind"] == "portfolio_value"][0]
+    note = next(n for n in client.get("/notifications", headers=h).json()["items"]
+                if n["kind"] == "portfolio_value")
     assert note["payload"] == {"market_value": "1101.0000", "realized": "0.0000",
                                "unrealized": "100.0000", "total_pnl": "100.0000"}
 
@@ -247,7 +247,7 @@ def test_websocket_quotes_and_notifications(client, platform):
 
 def test_websocket_refuses_a_bad_token(client):
     from starlette.websockets import WebSocketDisconnect
-    with pytest.raises(WebSocketDisconnect) as err:
-        with client.websocket_connect("/ws?token=nope") as ws:
-            ws.receive_json()
+    with pytest.raises(WebSocketDisconnect) as err, \
+            client.websocket_connect("/ws?token=nope") as ws:
+        ws.receive_json()
     assert err.value.code == 1008

@@ -26,6 +26,7 @@ from rich.table import Table
 from sqlalchemy import create_engine, text
 
 from host.platform.api import create_app
+from host.platform.db import Setting
 from host.platform.orders import NewOrder
 from host.platform.platform import Limits, Platform
 
@@ -48,6 +49,8 @@ def _platform(url: str) -> tuple[Platform, int]:
     user = p.users.register("bench", "bench@example.com", PASSWORD)
     # quotes far from the orders' limit prices: every order is stored, accepted and rests
     p.market.update("AAPL", bid=1_000_000, bid_size=100, ask=1_001_000, ask_size=100)
+    with p.sessions.begin() as s:
+        s.add(Setting(key="bench", value="0"))
     return p, user.id
 
 
@@ -60,6 +63,20 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     s = sorted(samples)
     pick = lambda q: s[min(len(s) - 1, int(q * len(s)))] * 1e3
     return {"p50": pick(0.50), "p99": pick(0.99), "max": s[-1] * 1e3}
+
+
+def commit_floor(p: Platform, n: int = 300) -> dict:
+    """The cost of durability alone: one-row update transactions on the same database
+    (an audit-head-sized write), nothing else. No durable write can be faster."""
+    lat = []
+    with p.engine.connect() as conn:
+        for i in range(n):
+            t = time.perf_counter()
+            with conn.begin():
+                conn.execute(text("UPDATE settings SET value = :v WHERE key = 'bench'"),
+                             {"v": str(i)})
+            lat.append(time.perf_counter() - t)
+    return {"orders": n, "rate": n / sum(lat), **percentiles(lat)}
 
 
 def service_run(p: Platform, user_id: int, n: int) -> dict:
@@ -147,10 +164,12 @@ def http_paced(base: str, token: str, rate: float, seconds: float, clients: int)
     return {"orders": n, "rate": achieved, **percentiles(lat)}
 
 
-def run(name: str, url: str, n: int, console: Console) -> list[tuple[str, dict]]:
+def run(name: str, url: str, n: int, paced_seconds: float,
+        console: Console) -> list[tuple[str, dict]]:
     rows = []
     p, user_id = _platform(url)
     try:
+        rows.append((f"{name}: bare commit (floor)", commit_floor(p)))
         service_run(p, user_id, min(200, n))   # warm-up
         rows.append((f"{name}: service call", service_run(p, user_id, n)))
         server = Server(create_app(p))
@@ -163,7 +182,7 @@ def run(name: str, url: str, n: int, console: Console) -> list[tuple[str, dict]]
             rows.append((f"{name}: HTTP, 1 client", http_closed_loop(base, token, n, 1)))
             rows.append((f"{name}: HTTP, 4 clients", http_closed_loop(base, token, n, 4)))
             rows.append((f"{name}: HTTP paced at 2,000/s, 8 clients",
-                         http_paced(base, token, 2000, max(1.0, n / 2000), 8)))
+                         http_paced(base, token, 2000, paced_seconds, 8)))
         finally:
             server.close()
     finally:
@@ -174,18 +193,23 @@ def run(name: str, url: str, n: int, console: Console) -> list[tuple[str, dict]]
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.platform", description=__doc__)
-    parser.add_argument("--orders", type=int, default=4000, help="orders per measurement")
+    parser.add_argument("--orders", type=int, default=1000,
+                        help="orders per closed-loop measurement")
+    parser.add_argument("--paced-seconds", type=float, default=1.0,
+                        help="length of the paced (2,000 orders/s offered) run")
     args = parser.parse_args()
     console = Console()
     results = []
     with tempfile.TemporaryDirectory(prefix="t2t-bench-") as tmp:
-        results += run("SQLite", f"sqlite:///{Path(tmp) / 'bench.db'}", args.orders, console)
+        results += run("SQLite", f"sqlite:///{Path(tmp) / 'bench.db'}", args.orders,
+                       args.paced_seconds, console)
     pg = os.environ.get("T2T_BENCH_POSTGRES_URL") or os.environ.get("T2T_TEST_POSTGRES_URL")
     if pg:
-        results += run("PostgreSQL", _postgres_schema(pg), args.orders, console)
+        results += run("PostgreSQL", _postgres_schema(pg), args.orders, args.paced_seconds,
+                       console)
     machine = f"{host.machine()}, {os.cpu_count()} cores"
     table = Table(title=f"order placement with durable write ({machine})")
-    for col in ("path", "orders", "orders/s", "p50 ms", "p99 ms", "max ms"):
+    for col in ("path", "requests", "per second", "p50 ms", "p99 ms", "max ms"):
         table.add_column(col, justify="left" if col == "path" else "right")
     for name, r in results:
         table.add_row(name, f"{r['orders']:,}", f"{r['rate']:,.0f}", f"{r['p50']:.2f}",

@@ -46,7 +46,7 @@ from sqlalchemy import func, select
 
 from . import audit, notify, risk
 from .auth import AuthError, Conflict, Principal, Throttled, role_at_least
-from .db import Execution, Notification, RiskLimit
+from .db import Execution, Notification, RiskLimit, User
 from .device import NoDevice
 from .hub import Connection
 from .money import MAX_PRICE, px, to_ticks
@@ -296,7 +296,8 @@ def create_app(platform: Platform) -> FastAPI:
         changes = body.model_dump(exclude_unset=True, exclude={"current_password"})
         if "password" in changes:
             # a stolen access token alone must not be enough to take the account over
-            platform.users.login(who.username, body.current_password or "", _address(request))
+            platform.users.confirm_password(who.username, body.current_password or "",
+                                            _address(request))
         if "webhook_url" in changes and changes["webhook_url"] is not None:
             changes["webhook_url"] = str(changes["webhook_url"])
         if changes.get("display_name") is None:
@@ -523,12 +524,12 @@ def create_app(platform: Platform) -> FastAPI:
             risk.set_kill_switch(s, body.engaged)
             audit.append(s, who.username, "risk.kill_switch", "platform",
                          {"engaged": body.engaged, "reason": body.reason})
-            users = s.execute(select(_user_ids())).scalars().all()
+            users = s.execute(select(User.id)).scalars().all()
             for user_id in users:
                 notify.emit(s, user_id, "risk_alert", {
                     "level": "kill_switch", "engaged": body.engaged, "by": who.username,
                     "reason": body.reason})
-        canceled = platform.orders.cancel_all(who.username) if body.engaged else 0
+        canceled = platform.orders.cancel_all() if body.engaged else 0
         device = "not attached"
         if platform.device is not None:
             platform.device.set_kill_switch(body.engaged)
@@ -589,11 +590,6 @@ def create_app(platform: Platform) -> FastAPI:
 
 def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
-
-
-def _user_ids():
-    from .db import User
-    return User.id
 
 
 _EXECUTION_COLUMNS = ("id", "ts", "order_id", "symbol", "side", "qty", "price", "notional",

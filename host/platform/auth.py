@@ -117,21 +117,32 @@ class Users:
         return user
 
     def login(self, username: str, password: str, address: str) -> TokenPair:
-        self._throttle_check(username, address)
         with self.sessions.begin() as s:
-            user = s.execute(select(User).where(User.username == username)).scalar_one_or_none()
-            try:
-                _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
-                if user is None:
-                    raise VerificationError
-            except (VerificationError, InvalidHashError):
-                self._throttle_fail(username, address)
-                audit.append(s, username[:64], "auth.login_failed", f"addr:{address}"[:100])
-                raise AuthError("wrong username or password") from None
-            if _hasher.check_needs_rehash(user.password_hash):
-                user.password_hash = _hasher.hash(password)
+            user = self._check_password(s, username, password, address)
             audit.append(s, username, "auth.login", f"user:{user.id}", {"address": address})
             return self._issue(s, user)
+
+    def confirm_password(self, username: str, password: str, address: str) -> None:
+        """Check a password again (before changing it), throttled like a login."""
+        with self.sessions.begin() as s:
+            self._check_password(s, username, password, address)
+
+    def _check_password(self, s: Session, username: str, password: str, address: str) -> User:
+        self._throttle_check(username, address)
+        user = s.execute(select(User).where(User.username == username)).scalar_one_or_none()
+        try:
+            _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+            if user is None:
+                raise VerificationError
+        except (VerificationError, InvalidHashError):
+            self._throttle_fail(username, address)
+            audit.append(s, username[:64], "auth.login_failed", f"addr:{address}"[:100])
+            # the failure record must survive the AuthError that rolls back the caller
+            s.commit()
+            raise AuthError("wrong username or password") from None
+        if _hasher.check_needs_rehash(user.password_hash):
+            user.password_hash = _hasher.hash(password)
+        return user
 
     def refresh(self, refresh_token: str) -> TokenPair:
         claims = self._decode(refresh_token, "refresh")

@@ -168,7 +168,7 @@ class Orders:
             rows = s.execute(q.order_by(Order.id.desc()).limit(limit).offset(offset)).scalars()
             return total, list(rows)
 
-    def cancel_all(self, actor: str) -> int:
+    def cancel_all(self) -> int:
         """Cancel every open order (the kill switch); returns how many were asked."""
         with self.sessions() as s:
             ids = list(s.execute(select(Order.id).where(Order.status.in_(OPEN))).scalars())

@@ -11,6 +11,7 @@ import jwt
 import pytest
 from sqlalchemy import select
 
+from host.platform import audit
 from host.platform.db import AuditRecord, User
 
 from .conftest import SECRET, register_login
@@ -80,6 +81,16 @@ def test_wrong_password_and_unknown_user_are_the_same_401(client):
     b = client.post("/auth/login", json={"username": "nobody", "password": "nope-nope"})
     assert a.status_code == b.status_code == 401
     assert a.json() == b.json()
+
+
+def test_failed_logins_are_audited(client, platform):
+    register_login(client, "fred")
+    client.post("/auth/login", json={"username": "fred", "password": "nope-nope"})
+    with platform.sessions() as s:
+        actions = [(r.actor, r.action) for r in s.execute(
+            select(AuditRecord).order_by(AuditRecord.seq)).scalars()]
+        assert audit.verify(s).ok
+    assert actions[-1] == ("fred", "auth.login_failed")
 
 
 @pytest.mark.parametrize("header", [None, "Bearer", "Bearer garbage", "Basic Zm9vOmJhcg==",

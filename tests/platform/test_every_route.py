@@ -9,7 +9,6 @@ from fastapi.testclient import TestClient
 
 from host.platform.api import create_app
 
-
 OPEN = {("post", "/auth/register"), ("post", "/auth/login"), ("post", "/auth/refresh")}
 SAMPLE = {"symbol": "AAPL", "order_id": "1", "notification_id": "1", "alert_id": "1",
           "username": "someone"}

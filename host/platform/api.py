@@ -50,8 +50,8 @@ from .db import Execution, Notification, RiskLimit, User
 from .device import NoDevice
 from .hub import Connection
 from .money import MAX_PRICE, px, to_ticks
+from .orders import BrokerUnavailable, NewOrder, NotFound, OrderError, order_json
 from .orders import Conflict as OrderConflict
-from .orders import NewOrder, NotFound, OrderError, order_json
 from .platform import Platform, quote_json
 from .portfolio import performance
 
@@ -194,7 +194,7 @@ class ConfigIn(Strict):
 
 _ERRORS: dict[type[Exception], int] = {
     AuthError: 401, PermissionError: 403, NotFound: 404, LookupError: 404, Conflict: 409,
-    OrderConflict: 409, OrderError: 422, NoDevice: 503,
+    OrderConflict: 409, OrderError: 422, NoDevice: 503, BrokerUnavailable: 503,
 }
 
 

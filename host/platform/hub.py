@@ -27,7 +27,10 @@ class Connection:
             if self.queue.full():
                 self.queue.get_nowait()
             self.queue.put_nowait(message)
-        self.loop.call_soon_threadsafe(_put)
+        try:
+            self.loop.call_soon_threadsafe(_put)
+        except RuntimeError:
+            pass  # the connection's loop has closed: it is going away
 
 
 class Hub:

@@ -10,6 +10,7 @@ intervals per symbol.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
 from .db import utcnow
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -138,5 +141,10 @@ class MarketData:
         return q.last
 
     def _notify(self, quote: Quote) -> None:
+        # one failing listener (say, alerts with the database away) must neither stop
+        # the others nor bounce back into the feed
         for listener in list(self._listeners):
-            listener(quote)
+            try:
+                listener(quote)
+            except Exception:
+                log.exception("market data listener %r failed on %s", listener, quote.symbol)

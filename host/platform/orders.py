@@ -49,6 +49,10 @@ class Conflict(Exception):
     """The order is in a state that does not allow this (409)."""
 
 
+class BrokerUnavailable(Exception):
+    """The broker could not be reached for a request that needs it (503)."""
+
+
 @dataclass(frozen=True)
 class NewOrder:
     symbol: str
@@ -135,8 +139,15 @@ class Orders:
                     "level": "near", "symbol": new.symbol, "detail": check.near,
                     "order_id": order.id})
         if order.status == "pending":
-            self.broker.submit(OrderTicket(order.id, order.symbol, order.side, order.type,
-                                           order.tif, order.qty, order.price, order.stop_price))
+            ticket = OrderTicket(order.id, order.symbol, order.side, order.type, order.tif,
+                                 order.qty, order.price, order.stop_price)
+            try:
+                self.broker.submit(ticket)
+            except Exception as exc:
+                # the order is stored; say it did not reach the market rather than leave
+                # it pending forever or answer 500
+                log.exception("broker refused order %s", order.id)
+                self.on_rejected(order.id, f"broker unavailable: {type(exc).__name__}")
             with self.sessions() as s:
                 order = s.get(Order, order.id)
         return order
@@ -149,7 +160,13 @@ class Orders:
             if order.status in TERMINAL:
                 raise Conflict(f"order {order_id} is already {order.status}")
             audit.append(s, username, "order.cancel_request", f"order:{order_id}")
-        self.broker.cancel(order_id)
+        try:
+            self.broker.cancel(order_id)
+        except Exception as exc:
+            log.exception("broker refused to cancel order %s", order_id)
+            raise BrokerUnavailable(f"the cancel of order {order_id} did not reach the broker "
+                                    f"({type(exc).__name__}); the order may still be live, "
+                                    f"retry") from None
         return self.get(user_id, order_id, any_user=True)
 
     def get(self, user_id: int, order_id: int, any_user: bool = False) -> Order:

@@ -326,3 +326,58 @@ def test_random_order_flow_matches_a_replay_of_executions(client, platform, trad
         statuses = [n.payload["status"] for n in notes if n.kind == "order_status"
                     and n.payload["order_id"] == o.id]
         assert statuses[-1] == o.status, where
+
+
+class DownBroker:
+    """A broker whose connection is gone: every submit raises."""
+
+    def attach(self, events):
+        self.events = events
+
+    def submit(self, ticket):
+        raise ConnectionError("venue session down")
+
+    def cancel(self, order_id):
+        raise ConnectionError("venue session down")
+
+
+def test_a_broker_failure_rejects_the_stored_order(db_url):
+    from fastapi.testclient import TestClient
+
+    from host.platform.api import create_app
+    from host.platform.platform import Platform
+
+    from .conftest import SECRET, fresh_limits
+    p = Platform(db_url, SECRET, broker=DownBroker(), limits=fresh_limits())
+    try:
+        with TestClient(create_app(p)) as c:
+            h = register_login(c, "unlucky")
+            r = c.post("/orders", headers=h, json={"symbol": "AAPL", "side": "buy",
+                                                   "type": "market", "qty": 1})
+            assert r.status_code == 201
+            assert r.json()["status"] == "rejected"
+            assert r.json()["reason"] == "broker unavailable: ConnectionError"
+            with p.sessions() as s:
+                assert audit.verify(s).ok
+                assert [o.status for o in s.execute(select(Order)).scalars()] == ["rejected"]
+            # a resting order whose cancel cannot reach the broker: 503, and it stays open
+            with p.sessions.begin() as s:
+                s.add(Order(user_id=1, symbol="AAPL", side="buy", type="limit", tif="gtc",
+                            qty=1, price=10_000, status="accepted"))
+            r = c.delete("/orders/2", headers=h)
+            assert r.status_code == 503 and "did not reach the broker" in r.json()["detail"]
+            assert c.get("/orders/2", headers=h).json()["status"] == "accepted"
+    finally:
+        p.close()
+
+
+def test_a_failing_listener_does_not_stop_the_feed(platform):
+    seen = []
+
+    def broken(quote):
+        raise RuntimeError("listener bug")
+
+    platform.market.subscribe(broken)
+    platform.market.subscribe(seen.append)
+    platform.market.update("AAPL", bid=1, bid_size=1, ask=2, ask_size=1)
+    assert [q.symbol for q in seen] == ["AAPL"]

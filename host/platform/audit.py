@@ -52,11 +52,19 @@ def record_hash(prev_hash: str, seq: int, ts: datetime, actor: str, action: str,
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
 
 
+def lock(session: Session) -> AuditHead:
+    """Take the chain head for the rest of the transaction. A transaction that will
+    append takes it first when it also reads rows it then writes (a position that may
+    not exist yet): every such writer then runs one after the other, on PostgreSQL as
+    on SQLite, and two first fills cannot both insert the same position."""
+    return session.execute(select(AuditHead).where(AuditHead.id == 1)
+                           .with_for_update()).scalar_one()
+
+
 def append(session: Session, actor: str, action: str, subject: str = "",
            detail: dict[str, Any] | None = None) -> AuditRecord:
     """Add one record to the chain in ``session``'s transaction (the caller commits)."""
-    head = session.execute(select(AuditHead).where(AuditHead.id == 1)
-                           .with_for_update()).scalar_one()
+    head = lock(session)
     ts = utcnow()
     # SQLite keeps microseconds, PostgreSQL too; both give back exactly what we hashed.
     text = json.dumps(detail or {}, sort_keys=True, separators=(",", ":"), default=str)

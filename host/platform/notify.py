@@ -5,7 +5,8 @@ Event kinds: ``order_status`` (accepted, partially filled, filled, canceled, rej
 near or breached, the kill switch) and ``portfolio_value`` (periodic). Channels:
 ``in_app`` (the notification list and the WebSocket), ``webhook`` (HTTP POST of JSON to
 the user's URL) and ``email`` (SMTP to the configured server). By default only in-app is
-on; a user turns channels on per kind.
+on; a user turns channels on per kind. A webhook turned on without a URL in the profile
+has nowhere to go and records no delivery (the notification is still listed).
 
 Delivery is at-least-once through a transactional outbox: ``emit`` writes the
 notification and one outbox row per external channel in the transaction of the event
@@ -76,14 +77,16 @@ def emit(s: Session, user_id: int, kind: str, payload: dict) -> Notification | N
     channels = [c for c in CHANNELS if prefs[(kind, c)]]
     if not channels:
         return None
-    user = s.get(User, user_id)
     n = Notification(user_id=user_id, kind=kind, payload=payload)
     s.add(n)
     s.flush()
-    for channel in channels:
-        target = {"webhook": user.webhook_url, "email": user.email}.get(channel)
-        if channel != "in_app" and target:
-            s.add(OutboxEntry(notification_id=n.id, channel=channel, target=target))
+    external = [c for c in channels if c != "in_app"]
+    if external:
+        user = s.get(User, user_id)
+        for channel in external:
+            target = {"webhook": user.webhook_url, "email": user.email}[channel]
+            if target:
+                s.add(OutboxEntry(notification_id=n.id, channel=channel, target=target))
     if "in_app" in channels:
         s.info.setdefault("t2t_push", []).append((user_id, notification_json(n)))
     return n

@@ -197,6 +197,7 @@ class Orders:
 
     def _transition(self, order_id: int, allowed: tuple[str, ...], apply) -> None:
         with self.sessions.begin() as s:
+            audit.lock(s)
             order = s.get(Order, order_id, with_for_update=True)
             if order is None:
                 log.warning("broker reported on unknown order %s", order_id)

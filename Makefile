@@ -34,6 +34,7 @@ sim: setup
 
 bench: setup
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.platform
 
 verilog: setup
 	$(BIN)/t2t verilog --out build/

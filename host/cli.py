@@ -298,7 +298,7 @@ def counters_table(counters: dict[str, dict[str, int]]) -> Table:
 def _register_subcommands() -> None:
     import importlib
 
-    for module in ("host.cli_venue", "host.cli_device"):
+    for module in ("host.cli_venue", "host.cli_device", "host.cli_platform"):
         importlib.import_module(module).register(main)
 
 

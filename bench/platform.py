@@ -1,0 +1,223 @@
+"""Host platform benchmark (``make bench`` runs it after the receive path; alone:
+``python -m bench.platform``): order placement with a durable write, on SQLite and on
+PostgreSQL. Figures, never pass/fail. See bench/README.md for what is measured.
+
+PostgreSQL is used when ``T2T_BENCH_POSTGRES_URL`` (or ``T2T_TEST_POSTGRES_URL``) is set
+(``eval "$(bash .ci/postgres.sh)"`` starts a throwaway server); otherwise its rows say
+"not run".
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform as host
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import create_engine, text
+
+from host.platform.api import create_app
+from host.platform.db import Setting
+from host.platform.orders import NewOrder
+from host.platform.platform import Limits, Platform
+
+SECRET = "bench-" + "s" * 32
+PASSWORD = "correct horse battery"
+UNLIMITED = Limits(requests="1000000/second", anonymous="1000000/second")
+
+
+def _postgres_schema(base: str) -> str:
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    engine.dispose()
+    return f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+
+
+def _platform(url: str) -> tuple[Platform, int]:
+    p = Platform(url, SECRET, limits=UNLIMITED)
+    user = p.users.register("bench", "bench@example.com", PASSWORD)
+    # quotes far from the orders' limit prices: every order is stored, accepted and rests
+    p.market.update("AAPL", bid=1_000_000, bid_size=100, ask=1_001_000, ask_size=100)
+    with p.sessions.begin() as s:
+        s.add(Setting(key="bench", value="0"))
+    return p, user.id
+
+
+def _order(i: int) -> dict:
+    return {"symbol": "AAPL", "side": "buy", "type": "limit", "tif": "gtc", "qty": 1 + i % 100,
+            "price": f"{90 + (i % 500) / 100:.2f}"}
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    s = sorted(samples)
+    pick = lambda q: s[min(len(s) - 1, int(q * len(s)))] * 1e3
+    return {"p50": pick(0.50), "p99": pick(0.99), "max": s[-1] * 1e3}
+
+
+def commit_floor(p: Platform, n: int = 300) -> dict:
+    """The cost of durability alone: one-row update transactions on the same database
+    (an audit-head-sized write), nothing else. No durable write can be faster."""
+    lat = []
+    with p.engine.connect() as conn:
+        for i in range(n):
+            t = time.perf_counter()
+            with conn.begin():
+                conn.execute(text("UPDATE settings SET value = :v WHERE key = 'bench'"),
+                             {"v": str(i)})
+            lat.append(time.perf_counter() - t)
+    return {"orders": n, "rate": n / sum(lat), **percentiles(lat)}
+
+
+def service_run(p: Platform, user_id: int, n: int) -> dict:
+    """Orders.place in a loop: validation, risk, the pending write with its audit record,
+    then the broker's accept (a second transaction) — each commit durable."""
+    lat = []
+    start = time.perf_counter()
+    for i in range(n):
+        o = _order(i)
+        t = time.perf_counter()
+        p.orders.place(user_id, "bench", NewOrder(o["symbol"], o["side"], o["type"], o["qty"],
+                                                  o["tif"], round(float(o["price"]) * 10_000)))
+        lat.append(time.perf_counter() - t)
+    return {"orders": n, "rate": n / (time.perf_counter() - start), **percentiles(lat)}
+
+
+class Server:
+    """uvicorn on a free loopback port in a thread."""
+
+    def __init__(self, app) -> None:
+        import uvicorn
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join()
+
+
+def http_closed_loop(base: str, token: str, n: int, clients: int) -> dict:
+    """``clients`` connections each POSTing their next order as soon as the last answered."""
+    lat: list[float] = []
+    lock = threading.Lock()
+
+    def worker(k: int) -> None:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as c:
+            mine = []
+            for i in range(k, n, clients):
+                t = time.perf_counter()
+                r = c.post("/orders", json=_order(i))
+                mine.append(time.perf_counter() - t)
+                r.raise_for_status()
+            with lock:
+                lat.extend(mine)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(worker, range(clients)))
+    return {"orders": n, "rate": n / (time.perf_counter() - start), **percentiles(lat)}
+
+
+def http_paced(base: str, token: str, rate: float, seconds: float, clients: int) -> dict:
+    """Open loop: orders are due at ``rate`` per second; latency is measured from the time
+    an order was due (so queueing behind a slow server counts), over ``clients``
+    connections."""
+    n = int(rate * seconds)
+    lat: list[float] = []
+    lock = threading.Lock()
+    t0 = time.perf_counter() + 0.05
+
+    def worker(k: int) -> None:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as c:
+            mine = []
+            for i in range(k, n, clients):
+                due = t0 + i / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                c.post("/orders", json=_order(i)).raise_for_status()
+                mine.append(time.perf_counter() - due)
+            with lock:
+                lat.extend(mine)
+
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(worker, range(clients)))
+    achieved = n / (time.perf_counter() - t0)
+    return {"orders": n, "rate": achieved, **percentiles(lat)}
+
+
+def run(name: str, url: str, n: int, paced_seconds: float,
+        console: Console) -> list[tuple[str, dict]]:
+    rows = []
+    p, user_id = _platform(url)
+    try:
+        rows.append((f"{name}: bare commit (floor)", commit_floor(p)))
+        service_run(p, user_id, min(200, n))   # warm-up
+        rows.append((f"{name}: service call", service_run(p, user_id, n)))
+        server = Server(create_app(p))
+        try:
+            base = f"http://127.0.0.1:{server.port}"
+            token = httpx.post(f"{base}/auth/login", json={"username": "bench",
+                                                          "password": PASSWORD}
+                               ).json()["access_token"]
+            http_closed_loop(base, token, min(200, n), 1)
+            rows.append((f"{name}: HTTP, 1 client", http_closed_loop(base, token, n, 1)))
+            rows.append((f"{name}: HTTP, 4 clients", http_closed_loop(base, token, n, 4)))
+            rows.append((f"{name}: HTTP paced at 2,000/s, 8 clients",
+                         http_paced(base, token, 2000, paced_seconds, 8)))
+        finally:
+            server.close()
+    finally:
+        p.close()
+    console.print(f"[dim]{name} done[/dim]")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.platform", description=__doc__)
+    parser.add_argument("--orders", type=int, default=1000,
+                        help="orders per closed-loop measurement")
+    parser.add_argument("--paced-seconds", type=float, default=1.0,
+                        help="length of the paced (2,000 orders/s offered) run")
+    args = parser.parse_args()
+    console = Console()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="t2t-bench-") as tmp:
+        results += run("SQLite", f"sqlite:///{Path(tmp) / 'bench.db'}", args.orders,
+                       args.paced_seconds, console)
+    pg = os.environ.get("T2T_BENCH_POSTGRES_URL") or os.environ.get("T2T_TEST_POSTGRES_URL")
+    if pg:
+        results += run("PostgreSQL", _postgres_schema(pg), args.orders, args.paced_seconds,
+                       console)
+    machine = f"{host.machine()}, {os.cpu_count()} cores"
+    table = Table(title=f"order placement with durable write ({machine})")
+    for col in ("path", "requests", "per second", "p50 ms", "p99 ms", "max ms"):
+        table.add_column(col, justify="left" if col == "path" else "right")
+    for name, r in results:
+        table.add_row(name, f"{r['orders']:,}", f"{r['rate']:,.0f}", f"{r['p50']:.2f}",
+                      f"{r['p99']:.2f}", f"{r['max']:.1f}")
+    if not pg:
+        table.add_row("PostgreSQL", "not run (set T2T_BENCH_POSTGRES_URL)", "", "", "", "")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""The boundary between the OMS and whatever executes orders.
+
+The end-to-end engine (the FPGA's order path, through the host's OUCH session) will
+implement ``Broker``; ``paper.PaperBroker`` implements it in-process against the market
+data store. The OMS hands over an ``OrderTicket`` after the order is durably stored as
+``pending``, and learns what happened only through ``BrokerEvents`` — the same calls
+whether they come from a paper fill or from an OUCH Accepted/Executed/Canceled/Rejected
+message. Callbacks may come from any thread, more than once (the OMS ignores a
+transition an order has already made).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class OrderTicket:
+    order_id: int
+    symbol: str
+    side: str             # "buy" | "sell"
+    type: str             # "market" | "limit" | "stop"
+    tif: str              # "day" | "gtc" | "ioc" | "fok"
+    qty: int
+    price: int | None     # limit price, ticks
+    stop_price: int | None
+
+
+class BrokerEvents(Protocol):
+    def on_accepted(self, order_id: int) -> None: ...
+    def on_executed(self, order_id: int, qty: int, price: int) -> None: ...
+    def on_canceled(self, order_id: int, reason: str) -> None: ...
+    def on_rejected(self, order_id: int, reason: str) -> None: ...
+
+
+class Broker(Protocol):
+    def attach(self, events: BrokerEvents) -> None:
+        """Where to report order events; called once before the first submit."""
+
+    def submit(self, ticket: OrderTicket) -> None: ...
+
+    def cancel(self, order_id: int) -> None:
+        """Ask to cancel; the answer is an ``on_canceled`` callback (or none, when the
+        order has already finished)."""

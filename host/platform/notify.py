@@ -1,0 +1,271 @@
+"""Notifications: events, per-user preferences, the stored outbox and its sinks.
+
+Event kinds: ``order_status`` (accepted, partially filled, filled, canceled, rejected),
+``price_alert`` (a user's threshold on bid/ask/last crossed), ``risk_alert`` (a limit
+near or breached, the kill switch) and ``portfolio_value`` (periodic). Channels:
+``in_app`` (the notification list and the WebSocket), ``webhook`` (HTTP POST of JSON to
+the user's URL) and ``email`` (SMTP to the configured server). By default only in-app is
+on; a user turns channels on per kind. A webhook turned on without a URL in the profile
+has nowhere to go and records no delivery (the notification is still listed).
+
+Delivery is at-least-once through a transactional outbox: ``emit`` writes the
+notification and one outbox row per external channel in the transaction of the event
+that caused it, so an event that committed has its deliveries recorded, and a sink
+that is down only delays them. ``Dispatcher.deliver_due`` sends due rows outside any
+transaction (a slow webhook must not hold the database), then marks each delivered or
+schedules a retry with exponential backoff (capped; rows are never given up or deleted).
+A crash between sending and marking sends that one again — receivers get an ``id`` to
+de-duplicate on. In-app pushes go to connected WebSockets after commit; a client that was
+away reads what it missed from ``GET /notifications``.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+import httpx
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from . import audit
+from .audit import as_utc
+from .db import Notification, OutboxEntry, Preference, PriceAlert, User, utcnow
+from .marketdata import Quote
+from .money import px
+
+log = logging.getLogger(__name__)
+
+KINDS = ("order_status", "price_alert", "risk_alert", "portfolio_value")
+CHANNELS = ("in_app", "webhook", "email")
+DEFAULT_ON = {"in_app"}
+MAX_BACKOFF = timedelta(minutes=10)
+
+Push = Callable[[int, dict], None]
+
+
+def notification_json(n: Notification) -> dict:
+    return {"id": n.id, "kind": n.kind, "payload": n.payload,
+            "created_at": as_utc(n.created_at).isoformat(), "read": n.read}
+
+
+def preferences(s: Session, user_id: int) -> dict[tuple[str, str], bool]:
+    prefs = {(k, c): c in DEFAULT_ON for k in KINDS for c in CHANNELS}
+    for p in s.execute(select(Preference).where(Preference.user_id == user_id)).scalars():
+        prefs[(p.kind, p.channel)] = p.enabled
+    return prefs
+
+
+def set_preferences(s: Session, user_id: int, changes: list[tuple[str, str, bool]]) -> None:
+    for kind, channel, enabled in changes:
+        row = s.get(Preference, (user_id, kind, channel))
+        if row is None:
+            s.add(Preference(user_id=user_id, kind=kind, channel=channel, enabled=enabled))
+        else:
+            row.enabled = enabled
+
+
+def emit(s: Session, user_id: int, kind: str, payload: dict) -> Notification | None:
+    """Record a notification and its deliveries in ``s``'s transaction; None when the
+    user has every channel of this kind off."""
+    prefs = preferences(s, user_id)
+    channels = [c for c in CHANNELS if prefs[(kind, c)]]
+    if not channels:
+        return None
+    n = Notification(user_id=user_id, kind=kind, payload=payload)
+    s.add(n)
+    s.flush()
+    external = [c for c in channels if c != "in_app"]
+    if external:
+        user = s.get(User, user_id)
+        for channel in external:
+            target = {"webhook": user.webhook_url, "email": user.email}[channel]
+            if target:
+                s.add(OutboxEntry(notification_id=n.id, channel=channel, target=target))
+    if "in_app" in channels:
+        s.info.setdefault("t2t_push", []).append((user_id, notification_json(n)))
+    return n
+
+
+def install_push(sessions, push: Push) -> None:
+    """Hand in-app notifications to ``push`` once their transaction has committed (never
+    for one that rolled back)."""
+
+    @event.listens_for(sessions, "after_commit")
+    def _after_commit(s: Session) -> None:
+        for user_id, message in s.info.pop("t2t_push", ()):
+            push(user_id, {"type": "notification", **message})
+
+    @event.listens_for(sessions, "after_rollback")
+    def _after_rollback(s: Session) -> None:
+        s.info.pop("t2t_push", None)
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str = "localhost"
+    port: int = 25
+    sender: str = "tick2trade@localhost"
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    timeout: float = 5.0
+
+
+class Dispatcher:
+    """Delivers due outbox rows to webhooks and SMTP, retrying failures with backoff."""
+
+    def __init__(self, sessions, smtp: SmtpConfig | None = None,
+                 http: httpx.Client | None = None, base_backoff: float = 1.0) -> None:
+        self.sessions = sessions
+        self.smtp = smtp or SmtpConfig()
+        self.http = http or httpx.Client(timeout=5.0)
+        self.base_backoff = base_backoff
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def deliver_due(self, now: datetime | None = None, limit: int = 100) -> tuple[int, int]:
+        """One pass: (delivered, failed)."""
+        now = now or utcnow()
+        with self.sessions() as s:
+            due = s.execute(
+                select(OutboxEntry, Notification)
+                .join(Notification, Notification.id == OutboxEntry.notification_id)
+                .where(OutboxEntry.delivered_at.is_(None), OutboxEntry.next_attempt_at <= now)
+                .order_by(OutboxEntry.id).limit(limit)).all()
+            work = [(o.id, o.channel, o.target, o.attempts, notification_json(n))
+                    for o, n in due]
+        delivered = failed = 0
+        for outbox_id, channel, target, attempts, message in work:
+            try:
+                self._send(channel, target, message)
+                error = None
+            except Exception as exc:  # noqa: BLE001 — any sink failure means: retry later
+                error = f"{type(exc).__name__}: {exc}"[:500]
+            with self.sessions.begin() as s:
+                row = s.get(OutboxEntry, outbox_id)
+                row.attempts = attempts + 1
+                if error is None:
+                    row.delivered_at = utcnow()
+                    row.last_error = None
+                    delivered += 1
+                else:
+                    delay = min(timedelta(seconds=self.base_backoff * 2 ** attempts),
+                                MAX_BACKOFF)
+                    row.next_attempt_at = now + delay
+                    row.last_error = error
+                    failed += 1
+                    log.warning("delivery %s to %s failed (attempt %d): %s", outbox_id,
+                                channel, attempts + 1, error)
+        return delivered, failed
+
+    def _send(self, channel: str, target: str, message: dict) -> None:
+        if channel == "webhook":
+            self.http.post(target, json=message).raise_for_status()
+        elif channel == "email":
+            mail = EmailMessage()
+            mail["From"] = self.smtp.sender
+            mail["To"] = target
+            mail["Subject"] = f"tick2trade: {message['kind'].replace('_', ' ')}"
+            mail.set_content(_describe(message))
+            with smtplib.SMTP(self.smtp.host, self.smtp.port,
+                              timeout=self.smtp.timeout) as smtp:
+                if self.smtp.starttls:
+                    smtp.starttls()
+                if self.smtp.username:
+                    smtp.login(self.smtp.username, self.smtp.password or "")
+                smtp.send_message(mail)
+        else:
+            raise ValueError(f"unknown channel {channel!r}")
+
+    def start(self, interval: float = 1.0) -> None:
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.deliver_due()
+                except Exception:
+                    log.exception("outbox pass failed; retrying next interval")
+
+        self._thread = threading.Thread(target=loop, name="t2t-outbox", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+
+def _describe(message: dict) -> str:
+    lines = [f"{message['kind'].replace('_', ' ')} at {message['created_at']}"]
+    lines += [f"  {k}: {v}" for k, v in message["payload"].items()]
+    return "\n".join(lines) + f"\n\nnotification id {message['id']}\n"
+
+
+class PriceAlerts:
+    """User thresholds on a symbol's bid, ask or last. Active alerts are cached in memory
+    (read once at start, kept in step by ``create``/``delete``) so a quote costs a dict
+    lookup; an alert fires once, on the first quote that crosses it, and is then off."""
+
+    FIELDS = ("bid", "ask", "last")
+    OPS = ("above", "below")
+
+    def __init__(self, sessions) -> None:
+        self.sessions = sessions
+        self._lock = threading.Lock()
+        self._active: dict[str, dict[int, tuple[int, str, str, int]]] = {}
+        with sessions() as s:
+            for a in s.execute(select(PriceAlert).where(PriceAlert.active)).scalars():
+                self._active.setdefault(a.symbol, {})[a.id] = (a.user_id, a.field, a.op,
+                                                               a.threshold)
+
+    def create(self, user_id: int, symbol: str, field: str, op: str, threshold: int,
+               actor: str) -> PriceAlert:
+        with self.sessions.begin() as s:
+            alert = PriceAlert(user_id=user_id, symbol=symbol, field=field, op=op,
+                               threshold=threshold)
+            s.add(alert)
+            s.flush()
+            audit.append(s, actor, "alert.create", f"alert:{alert.id}",
+                         {"symbol": symbol, "field": field, "op": op, "threshold": threshold})
+        with self._lock:
+            self._active.setdefault(symbol, {})[alert.id] = (user_id, field, op, threshold)
+        return alert
+
+    def delete(self, user_id: int, alert_id: int, actor: str) -> bool:
+        with self.sessions.begin() as s:
+            alert = s.get(PriceAlert, alert_id)
+            if alert is None or alert.user_id != user_id:
+                return False
+            s.delete(alert)
+            audit.append(s, actor, "alert.delete", f"alert:{alert_id}")
+        with self._lock:
+            self._active.get(alert.symbol, {}).pop(alert_id, None)
+        return True
+
+    def on_quote(self, quote: Quote) -> None:
+        with self._lock:
+            fired = []
+            for alert_id, (user_id, field, op, threshold) in list(
+                    self._active.get(quote.symbol, {}).items()):
+                value = getattr(quote, field)
+                if value is None:
+                    continue
+                if (op == "above" and value >= threshold) or (op == "below" and value <= threshold):
+                    fired.append((alert_id, user_id, field, op, threshold, value))
+                    del self._active[quote.symbol][alert_id]
+        if not fired:
+            return
+        with self.sessions.begin() as s:
+            for alert_id, user_id, field, op, threshold, value in fired:
+                alert = s.get(PriceAlert, alert_id)
+                if alert is None or not alert.active:
+                    continue
+                alert.active = False
+                emit(s, user_id, "price_alert", {
+                    "alert_id": alert_id, "symbol": quote.symbol, "field": field, "op": op,
+                    "threshold": px(threshold), "value": px(value)})

@@ -164,12 +164,16 @@ def main() -> None:
                         help="messages in the replay capture for (b)")
     parser.add_argument("--section", choices=("all", "rx", "book", "top", "venue"),
                         default="all", help="run one group of figures only")
+    parser.add_argument("--book-events", type=int, default=100_000,
+                        help="events per mix for the book's (j)")
     parser.add_argument("--venue-actions", type=int, default=300_000,
                         help="synthetic flow actions for the venue's (e, f)")
     args = parser.parse_args()
     console = Console()
     if args.section in ("all", "rx"):
         receive_path(args, console)
+    if args.section in ("all", "book"):
+        book_section(args, console)
     if args.section in ("all", "top"):
         top_section(console)
     if args.section in ("all", "venue"):
@@ -203,6 +207,37 @@ def venue_section(args, console: Console) -> None:
              f"{lat['p50']:.1f} / {lat['p99']:.1f} / {lat['p999']:.1f}"),
             ("(g) min / max µs", f"{lat['min']:.1f} / {lat['max']:.1f}")):
         table.add_row(name, value)
+    console.print(table)
+
+
+def book_section(args, console: Console) -> None:
+    """(j) cycles/event by mix, (k) latency in cycles, (l) block RAM and logic."""
+    from bench import book
+
+    table = Table(title=f"(j) book, shipped size {book.SHIPPED}: events back to back")
+    for col in ("mix", "events", "cycles/event", "updates", "table_full", "unknown_ref",
+                "RX beats/msg at W=64"):
+        table.add_column(col, justify="left" if col == "mix" else "right")
+    for r in book.throughput(args.book_events):
+        beats = f"{r['rx_beats']:.2f}" if r["rx_beats"] else "-"
+        table.add_row(r["mix"], f"{r['events']:,}", f"{r['cycles_per_event']:.3f}",
+                      f"{r['updates']:,}", f"{r['table_full']:,}",
+                      f"{r['unknown_ref']:,}", beats)
+    console.print(table)
+    table = Table(title="(k) book latency: event taken → its update out, cycles")
+    table.add_column("event")
+    table.add_column("cycles", justify="right")
+    for r in book.latency():
+        table.add_row(r["event"], str(r["cycles"]))
+    console.print(table)
+    console.print("(l) yosys synth_ecp5 of the book (a few minutes per set the first time; "
+                  "cached under build/bench/)…", highlight=False)
+    table = Table(title="(l) book resources, ECP5 (LFE5U-85: 208 DP16KD, 83,640 LUT4)")
+    for col in ("symbols", "capacity", "ways", "n", "depth", "DP16KD", "LUT4", "FF"):
+        table.add_column(col, justify="right")
+    for r in book.resources():
+        table.add_row(*(f"{r[c]:,}" for c in ("symbols", "capacity", "ways", "n", "depth",
+                                              "DP16KD", "LUT4", "FF")))
     console.print(table)
 
 

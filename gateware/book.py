@@ -142,7 +142,26 @@ class Book(wiring.Component):
             "busy": Out(1),
             "occupancy": Out(bits_for(capacity)),
             "counters": Out(data.StructLayout({c: 32 for c in BOOK_COUNTERS})),
+            "peek_select": In(data.StructLayout({"side": 1, "sym": sym_bits(symbols)})),
+            "peek": Out(side_layout(depth)),
         })
+
+    def registers(self):
+        """The book's registers: counters, occupancy, the clear strobe and its busy flag,
+        and a window onto one (symbol, side)'s level row (``peek_select`` → ``peek``,
+        a second read port of the level store, one cycle behind the select)."""
+        from .csr import RegisterBlock
+
+        regs = RegisterBlock("book", "Order book: order table, price levels, top N.")
+        regs.struct("counters", self.counters, "ro", "32-bit wrapping counter")
+        regs.ro("occupancy", self.occupancy, "orders in the table")
+        regs.ro("busy", self.busy, "a clear is pending or sweeping (events wait)")
+        regs.pulse("clear", self.clear, "set stb=1 with all=1 (every symbol) or a sym: "
+                   "forget its orders and levels; one CLEAR update follows")
+        regs.rw("peek_select", self.peek_select, "(sym, side) whose level row peek shows")
+        regs.struct("peek", self.peek, "ro", "the selected level row (best first, count "
+                    "valid, limit/untracked as in models.book)")
+        return regs
 
     def elaborate(self, platform):
         m = Module()
@@ -159,6 +178,8 @@ class Book(wiring.Component):
         m.submodules.store = store = memory.Memory(shape=side_shape, depth=2 * S, init=[])
         s_wr = store.write_port()
         s_rd = store.read_port(transparent_for=(s_wr,))
+        peek = store.read_port()
+        m.d.comb += [peek.addr.eq(self.peek_select.as_value()), self.peek.eq(peek.data)]
 
         upd_shape = update_layout(S, N)
         m.submodules.upd_fifo = q = fifo.SyncFIFOBuffered(width=upd_shape.size,

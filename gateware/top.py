@@ -8,6 +8,7 @@ from amaranth import Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .book import Book, update_layout
 from .control import ControlEndpoint
 from .csr import CsrBank, RegisterBlock
 from .eth_tx import TxArbiter
@@ -15,7 +16,7 @@ from .models import control as proto
 from .models.regmap import RegisterMap
 from .models.rx import RxConfig
 from .rx_path import RxPath
-from .stream import GAP_LAYOUT, beat_layout, event_layout
+from .stream import GAP_LAYOUT, beat_layout
 
 DEFAULT_MAC = 0x02_00_00_00_00_02
 # Transmit arbiter inputs, highest priority first (DESIGN.md: orders, control, host).
@@ -28,8 +29,8 @@ class Top(wiring.Component):
 
     Blocks are added in pipeline order and each declares its registers next to itself
     (``RxPath.registers``, ``ControlEndpoint.registers``); ``__init__`` collects them in
-    address order — ``sys``, ``ctl``, ``rx`` — into ``self.map``. A block added later
-    (the book, the trade path) appends its ``RegisterBlock`` after ``rx`` (no address
+    address order — ``sys``, ``ctl``, ``rx``, ``book`` — into ``self.map``. A block added
+    later (the trade path) appends its ``RegisterBlock`` after ``book`` (no address
     moves), and its frame source joins ``TxArbiter`` at ``TX_ORDERS``.
 
     ``sys`` registers: ``id`` (``models.control.DEVICE_ID``), ``map_hash`` (the map's
@@ -50,18 +51,21 @@ class Top(wiring.Component):
     -------
     mac_rx : In(stream, always ready) — frames from the MAC, without FCS.
     mac_tx : Out(stream) — whole frames to the MAC, without FCS.
-    events : Out(stream(event_layout)) — ITCH events of traded instruments (to the book).
+    updates : Out(stream(update_layout)) — the book's updates (to the trade path).
+    book : dict
+        ``Book`` parameters other than ``symbols`` (default: the shipped size).
     """
 
     def __init__(self, data_width: int = 64, symbols: int = 64, locates: int = 16384,
                  event_depth: int = 64, gap_depth: int = 16, config: RxConfig | None = None,
-                 mac: int = DEFAULT_MAC):
+                 mac: int = DEFAULT_MAC, book: dict | None = None):
         self.data_width = data_width
         self.symbols = symbols
+        self.book = Book(symbols, **(book or {}))
         super().__init__({
             "mac_rx": In(stream.Signature(beat_layout(data_width), always_ready=True)),
             "mac_tx": Out(stream.Signature(beat_layout(data_width))),
-            "events": Out(stream.Signature(event_layout(symbols))),
+            "updates": Out(stream.Signature(update_layout(symbols, self.book.n))),
         })
         self.rx = RxPath(data_width, symbols=symbols, locates=locates,
                          event_depth=event_depth, gap_depth=gap_depth)
@@ -83,6 +87,7 @@ class Top(wiring.Component):
             system,
             self.control.registers(mac),
             self.rx.registers(self.gap_register, config),
+            self.book.registers(),
         ])
         self.map = self.bank.map
 
@@ -96,7 +101,9 @@ class Top(wiring.Component):
         wiring.connect(m, wiring.flipped(self.mac_rx), rx.mac)
         wiring.connect(m, rx.ctl, ep.ctl)
         wiring.connect(m, ep.bus, self.bank.bus)
-        wiring.connect(m, rx.events, wiring.flipped(self.events))
+        m.submodules.book = book = self.book
+        wiring.connect(m, rx.events, book.events)
+        wiring.connect(m, book.updates, wiring.flipped(self.updates))
         m.d.comb += [ep.ip.eq(rx.ctl_ip), ep.port.eq(rx.ctl_port),
                      self.map_hash.eq(self.map.hash)]
         m.d.sync += self.cycles.eq(self.cycles + 1)
@@ -132,6 +139,6 @@ def register_map(**params) -> RegisterMap:
     components built only to be described are marked so that Amaranth does not warn
     about them being unused)."""
     top = Top(**params)
-    for part in (top, top.rx, top.control, top.bank, top.tx_arbiter):
+    for part in (top, top.rx, top.control, top.bank, top.tx_arbiter, top.book):
         part._MustUse__silence = True
     return top.map

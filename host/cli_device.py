@@ -181,6 +181,8 @@ def status_of(dev) -> dict:
     m = dev.map
     feed_names = [e.name for e in m.entries if e.name.startswith("rx.feeds[")]
     names = feed_names + ["sys.cycles", "sys.alarms", "rx.ctl_ip", "rx.ctl_port"]
+    if m.has_block("book"):
+        names += ["book.occupancy", "book.busy"]
     counters = dev.counters()
     values = dev.read_many(names)
     c = {k.removeprefix("rx.counters."): v for k, v in counters.items()}
@@ -199,7 +201,8 @@ def status_of(dev) -> dict:
         "gaps": {"reported": c["moldudp.gaps"], "messages_missing": c["moldudp.gap_messages"],
                  "lost_to_full_fifo": c["fifo.gap_overflow"]},
         "alarms": [name for i, name in enumerate(ALARMS) if alarms >> i & 1],
-        "book": None if not m.has_block("book") else "present",
+        "book": None if not m.has_block("book") else
+        f"{values['book.occupancy']:,} orders" + (", clearing" if values["book.busy"] else ""),
         "kill": None if not m.has_block("risk") else "present",
         "not_in_bitstream": [b for b in OPTIONAL_BLOCKS if not m.has_block(b)],
     }
@@ -443,9 +446,82 @@ def kill(**kw) -> None:
 @click.argument("symbol")
 @click.option("--levels", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def book(**kw) -> None:
-    """Top N levels of SYMBOL's book, read from the FPGA."""
-    _absent("book", "order book")(**kw)
+@device_errors
+def book(endpoint, board, map_path, timeout, symbol, levels, as_json) -> None:
+    """Top N levels of SYMBOL's book, read from the FPGA.
+
+    SYMBOL is a stock on the watch list (rx.watch) or a symbol index (#3). The levels
+    are the book's level rows for the symbol's two sides, read through book.peek: best
+    first, prices in 1/10000; a side with a limit (levels dropped for depth) says so.
+    """
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    dev = open_device(endpoint, board, map_path, timeout)
+    dev.require("book", "order book")
+    sym = _symbol_index(dev, symbol)
+    sym_shift = 1  # peek_select is (side, sym), side in bit 0
+    depth = sum(1 for e in dev.map.entries
+                if e.name.startswith("book.peek.levels[") and e.name.endswith(".price"))
+    sides = {}
+    for side, name in ((0, "bids"), (1, "asks")):
+        dev.write("book.peek_select", sym << sym_shift | side)
+        names = [e.name for e in dev.map.entries if e.name.startswith("book.peek.")]
+        got = {n.removeprefix("book.peek."): v for n, v in dev.read_many(names).items()}
+        count = min(got["count"], depth)
+        sides[name] = {
+            "levels": [[got[f"levels[{i}].price"], got[f"levels[{i}].shares"],
+                        got[f"levels[{i}].orders"]] for i in range(min(count, levels))],
+            "limited": bool(got["limited"]), "limit": got["limit"] if got["limited"] else None,
+            "untracked_orders": got["untracked"]}
+    if as_json:
+        click.echo(json.dumps({"symbol": symbol, "sym": sym, **sides}, indent=2))
+        return
+    table = Table(title=f"{symbol} (symbol {sym})", show_edge=False)
+    for col in ("bid orders", "bid shares", "bid", "ask", "ask shares", "ask orders"):
+        table.add_column(col, justify="right")
+    bids, asks = sides["bids"]["levels"], sides["asks"]["levels"]
+    for i in range(max(len(bids), len(asks))):
+        b = bids[i] if i < len(bids) else None
+        a = asks[i] if i < len(asks) else None
+        table.add_row(f"{b[2]:,}" if b else "", f"{b[1]:,}" if b else "",
+                      f"{b[0] / 10_000:.4f}" if b else "", f"{a[0] / 10_000:.4f}" if a else "",
+                      f"{a[1]:,}" if a else "", f"{a[2]:,}" if a else "")
+    Console().print(table)
+    for name in ("bids", "asks"):
+        if sides[name]["limited"]:
+            click.echo(f"{name}: levels at or beyond {sides[name]['limit'] / 10_000:.4f} are "
+                       f"not tracked ({sides[name]['untracked_orders']} orders)")
+
+
+def _symbol_index(dev, symbol: str) -> int:
+    """A watch-list stock, or ``#N``, as the book's symbol index."""
+    from gateware.models.itch import stock_int
+
+    watch = sorted({int(e.name.split("[")[1].split("]")[0]) for e in dev.map.entries
+                    if e.name.startswith("rx.watch[")})
+    if symbol.startswith("#"):
+        try:
+            sym = int(symbol[1:])
+        except ValueError:
+            raise click.BadParameter(f"{symbol!r}: #N with N a number", param_hint="SYMBOL")
+        if sym not in watch:
+            raise click.BadParameter(f"symbol index {sym}: this bitstream has {len(watch)} "
+                                     f"symbols", param_hint="SYMBOL")
+        return sym
+    try:
+        want = stock_int(symbol.upper())
+    except (UnicodeEncodeError, OverflowError):
+        raise click.BadParameter(f"{symbol!r} is not an 8-character stock", param_hint="SYMBOL")
+    names = [f"rx.watch[{i}].{f}" for i in watch for f in ("enable", "stock")]
+    got = dev.read_many(names)
+    for i in watch:
+        if got[f"rx.watch[{i}].enable"] and got[f"rx.watch[{i}].stock"] == want:
+            return i
+    raise click.BadParameter(f"{symbol} is not on the device's watch list (rx.watch); "
+                             f"give its index as #N", param_hint="SYMBOL")
 
 
 @click.command()

@@ -99,12 +99,12 @@ class VirtualFpga:
             self.sim.pending.clear()
         elif kind == b"feed":
             frames = parts[1:]
-            cycles, events = self.sim.cycles, self.sim.events
+            cycles, updates = self.sim.cycles, self.sim.updates
             self._dispatch(self.sim.run(frames))
             self.stats["frames_in"] += len(frames)
             self._send(client, b"fed", json.dumps({
                 "frames": len(frames), "cycles": self.sim.cycles - cycles,
-                "itch_events": self.sim.events - events}).encode())
+                "book_updates": self.sim.updates - updates}).encode())
         elif kind == b"step" and len(parts) == 2:
             cycles = int(parts[1])
             self._dispatch(self.sim.step(cycles))

@@ -12,7 +12,7 @@ from gateware.book import Book
 from gateware.models.book import ACTIONS, BOOK_COUNTERS, BookModel, Update
 from gateware.stream import event_layout
 
-from .bookflow import add, colliding_refs, ev, random_flow
+from sim.bookflow import add, colliding_refs, ev, random_flow
 from .simtools import SEED, collect, rng_for, run
 
 CLEAR = object()  # in a flow: the host clears (sym, or all with None)
@@ -65,6 +65,15 @@ def simulate(dut: Book, flow, rng: random.Random, *, idle=0.0, stall=0.0):
         state["counters"] = {c: ctx.get(getattr(dut.counters, c)) for c in BOOK_COUNTERS}
         state["occupancy"] = ctx.get(dut.occupancy)
         state["busy"] = ctx.get(dut.busy)
+        rows = {}
+        for sym in range(dut.symbols):
+            for side in (0, 1):
+                ctx.set(dut.peek_select, {"sym": sym, "side": side})
+                await ctx.tick()
+                row = ctx.get(dut.peek)
+                rows[(sym, side)] = [[int(lv.price), int(lv.shares), int(lv.orders)]
+                                     for lv in list(row.levels)[:int(row.count)]]
+        state["rows"] = rows
 
     run(dut, source, processes=[collect(dut.updates, got, rng, stall)])
     return [update_of(p) for p in got], state
@@ -82,6 +91,8 @@ def check(flow, *, symbols=4, capacity=64, ways=4, n=3, depth=5, seed_name="book
     assert len(got) == len(want), f"seed {SEED}: {len(got)} updates, model {len(want)}"
     assert state["counters"] == dict(model.counters), f"seed {SEED}"
     assert state["occupancy"] == model.occupancy and not state["busy"]
+    for (sym, side), levels in state["rows"].items():  # the whole level store, via peek
+        assert levels == model.book(sym)["asks" if side else "bids"], f"seed {SEED}"
     return model
 
 

@@ -11,7 +11,7 @@ import pytest
 from gateware.models.book import BookModel
 from sim.booksim import BookSim
 
-from .bookflow import colliding_refs, random_flow
+from sim.bookflow import colliding_refs, random_flow
 from .simtools import SEED, rng_for
 
 pytestmark = pytest.mark.verilator

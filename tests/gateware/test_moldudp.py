@@ -166,10 +166,11 @@ def test_truncated_packet_aborts_open_message(width):
     rng = rng_for(f"trunc{width}")
     lanes = width // 8
     pk, seq = [], 1
-    for _ in range(30 if width == 64 else 10):
+    for i in range(30 if width == 64 else 10):
         ms = [random_message(rng) for _ in range(rng.randint(1, 4))]
         payload = moldudp64.encode_packet("S1", seq, ms)
-        cut = rng.randrange(1, len(payload))
+        # the first cut always falls inside the 20-byte header, the rest anywhere
+        cut = rng.randrange(1, 20) if i == 0 else rng.randrange(1, len(payload))
         pk.append((0, payload[:cut], lane0s(rng, lanes)))
         pk.append((1, payload, lane0s(rng, lanes)))  # B brings the whole packet
         seq += len(ms)

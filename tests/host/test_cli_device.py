@@ -120,20 +120,32 @@ def test_status_and_counters_report_what_the_device_counted(sim_endpoint):
     assert status.exit_code == 0, status.output
     st = json.loads(status.output)
     assert [f["line"] for f in st["feeds"]] == ["A", "B"]
-    assert st["book"] is None and {"book", "risk"} <= set(st["not_in_bitstream"])
+    assert st["book"] == "0 orders" and "book" not in st["not_in_bitstream"]
+    assert "risk" in st["not_in_bitstream"]
     assert "control_drop" in st["alarms"]
     table = t2t(sim_endpoint, "status")
     assert table.exit_code == 0 and "not in this bitstream" in table.output
 
 
 @pytest.mark.parametrize("args,what", [
-    (["book", "AAPL"], "order book"), (["latency"], "latency histogram"),
+    (["latency"], "latency histogram"),
     (["risk", "show"], "risk limits"), (["risk", "set", "max_order_qty", "5"], "risk limits"),
     (["kill", "on"], "kill switch")])
 def test_blocks_not_built_say_so(sim_endpoint, args, what):
     result = t2t(sim_endpoint, *args)
     assert result.exit_code == EXIT_NOT_IN_BITSTREAM
     assert f"{what}: not in this bitstream" in result.output
+
+
+def test_book_reads_the_level_rows(sim_endpoint):
+    result = t2t(sim_endpoint, "book", "#0", "--json")
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.output)
+    assert got["sym"] == 0 and got["bids"]["levels"] == [] and not got["asks"]["limited"]
+    missing = t2t(sim_endpoint, "book", "NOPE")
+    assert missing.exit_code == 2 and "not on the device's watch list" in missing.output
+    too_far = t2t(sim_endpoint, "book", "#999")
+    assert too_far.exit_code == 2 and "symbols" in too_far.output
 
 
 def test_unreachable_device_is_a_clear_error(tmp_path):

@@ -50,8 +50,9 @@ def test_register_round_trips_through_the_verilator_model(sim_endpoint):
             dev.write("rx.counters.eth_rx.frames", 0)
         with pytest.raises(KeyError, match="no register"):
             dev.read("book.depth")
+        dev.require("book", "the order book")
         with pytest.raises(NotInBitstream, match="not in this bitstream"):
-            dev.require("book", "the order book")
+            dev.require("risk", "the risk gate")
         cycles = dev.read("sys.cycles")
         assert dev.read("sys.cycles") > cycles  # the clock ran for the request
         dev.write_many(resets)

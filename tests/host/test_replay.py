@@ -140,7 +140,7 @@ def test_replay_book_writes_the_models_top_levels(rx_build, tmp_path):
     through the receive path and the book: the JSON is the model's top 8 per side."""
     from gateware.models.book import BUY, SELL, BookModel
     from gateware.models.itch import encode_event
-    from tests.gateware.bookflow import random_flow
+    from sim.bookflow import random_flow
 
     rng = random.Random(SEED + 2)
     watch = SYMBOLS[:3]

@@ -1,4 +1,4 @@
-"""Order flows for the book's tests: random, and aimed at each capacity rule."""
+"""Order flows for the book: random, and aimed at each capacity rule (tests and bench)."""
 
 from __future__ import annotations
 

@@ -134,7 +134,7 @@ def _synth(params: dict) -> dict:
         (directory / "stat.part").rename(stat)
         seconds = time.perf_counter() - start
     cells = {m.group(2): int(m.group(1))
-             for m in re.finditer(r"^\s+(\d+)\s+(\w+)\s*$", stat.read_text(), re.M)}
+             for m in re.finditer(r"^\s+(\d+)\s+(\w+)\s*$", stat.read_text(), re.MULTILINE)}
     return {**params, "DP16KD": cells.get("DP16KD", 0), "LUT4": cells.get("LUT4", 0),
             "FF": cells.get("TRELLIS_FF", 0), "CCU2C": cells.get("CCU2C", 0),
             "seconds": seconds, "directory": Path(directory)}

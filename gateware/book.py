@@ -42,7 +42,7 @@ sweeps the order table one bucket per cycle (dropping the entries of the symbol,
 and the level rows, and publishes one ``CLEAR`` update; events wait meanwhile (``busy``).
 """
 
-from amaranth import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2
@@ -149,7 +149,8 @@ class Book(wiring.Component):
     def registers(self):
         """The book's registers: counters, occupancy, the clear strobe and its busy flag,
         and a window onto one (symbol, side)'s level row (``peek_select`` → ``peek``,
-        a second read port of the level store, one cycle behind the select)."""
+        refreshed in every cycle the book is not reading a row for an event: two cycles
+        after the select on an idle book)."""
         from .csr import RegisterBlock
 
         regs = RegisterBlock("book", "Order book: order table, price levels, top N.")
@@ -178,8 +179,16 @@ class Book(wiring.Component):
         m.submodules.store = store = memory.Memory(shape=side_shape, depth=2 * S, init=[])
         s_wr = store.write_port()
         s_rd = store.read_port(transparent_for=(s_wr,))
-        peek = store.read_port()
-        m.d.comb += [peek.addr.eq(self.peek_select.as_value()), self.peek.eq(peek.data)]
+        # The host's window onto a level row shares the events' read port (a second read
+        # port would double the level store's block RAM): in every cycle the book does
+        # not read a row for an event, it reads the selected one into ``peek``.
+        s_rd_used = Signal()
+        peek_pending = Signal()
+        peek = Signal.like(self.peek)
+        m.d.comb += [s_rd.addr.eq(self.peek_select.as_value()), self.peek.eq(peek)]
+        m.d.sync += peek_pending.eq(~s_rd_used)
+        with m.If(peek_pending):
+            m.d.sync += peek.eq(s_rd.data)
 
         upd_shape = update_layout(S, N)
         m.submodules.upd_fifo = q = fifo.SyncFIFOBuffered(width=upd_shape.size,
@@ -263,7 +272,8 @@ class Book(wiring.Component):
                          op_chain.eq(t == ord("U")), op_new_ref.eq(ev.new_ref),
                          op_new_price.eq(ev.price), op_new_shares.eq(ev.shares)]
         with m.If(iss):
-            m.d.comb += [t_rd.addr.eq(fold(iss_ref, k)), s_rd.addr.eq(Cat(iss_side, iss_sym))]
+            m.d.comb += [t_rd.addr.eq(fold(iss_ref, k)), s_rd.addr.eq(Cat(iss_side, iss_sym)),
+                         s_rd_used.eq(1)]
             m.d.sync += state.eq(LOOKUP)
         with m.Elif(can_start):
             m.d.sync += state.eq(IDLE)
@@ -349,7 +359,7 @@ class Book(wiring.Component):
                             m.d.comb += [new_row[w].shares.eq(hit.shares - take),
                                          new_row[w].valid.eq(~gone)]
                     m.d.comb += [t_wr.en.eq(1), inc["overfill"].eq(overfill),
-                                 s_rd.addr.eq(Cat(hit.side, hit.sym))]
+                                 s_rd.addr.eq(Cat(hit.side, hit.sym)), s_rd_used.eq(1)]
                     m.d.sync += [r_sym.eq(hit.sym), r_side.eq(hit.side),
                                  r_price.eq(hit.price), r_take.eq(take), r_gone.eq(gone),
                                  occupancy.eq(occupancy - gone), state.eq(LEVEL)]

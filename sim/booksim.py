@@ -10,7 +10,6 @@ throughput bench reports.
 from __future__ import annotations
 
 import functools
-from typing import Self
 
 import numpy as np
 
@@ -48,7 +47,7 @@ def event_rows(layout, events: list[itch.Event]) -> np.ndarray:
     return verilator.encode_rows(layout, rows)
 
 
-class BookSim:
+class BookSim(verilator.ModelOwner):
     """The book in Verilator. Parameters as for ``Book``; each combination is a cached
     build. Updates accumulate in ``updates``; ``counters()`` are the gateware's."""
 
@@ -65,15 +64,6 @@ class BookSim:
         self._model["clear"] = 0
         self.updates: list[Update] = []
         self.cycles = 0  # cycles the book took to accept the events fed so far
-
-    def close(self) -> None:
-        self._model.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def feed(self, events: list[itch.Event], drain: bool = True) -> int:
         """Push ``events`` back to back; returns the cycles until the last was taken."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Self
 
 from amaranth.lib import data
 
@@ -56,7 +55,7 @@ def _bits(layout: data.Layout, value) -> int:
     return layout.const(value).as_value().value
 
 
-class RxSim:
+class RxSim(verilator.ModelOwner):
     """The receive path in Verilator, fed whole frames.
 
     Parameters
@@ -97,17 +96,6 @@ class RxSim:
         self._model.reset()
         self._configure(self.config)
         self._read_counters()
-
-    # -- lifetime --------------------------------------------------------------------
-
-    def close(self) -> None:
-        self._model.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # -- configuration ---------------------------------------------------------------
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Self
 
 from gateware.models.beats import beats_to_frames
 from gateware.models.rx import RxConfig
@@ -48,7 +47,7 @@ def top_map(data_width: int = 64, symbols: int = 64, locates: int = 16384):
     return _top(data_width, symbols, locates).map
 
 
-class TopSim:
+class TopSim(verilator.ModelOwner):
     """The virtual FPGA: frames in, frames out.
 
     ``device`` is the control endpoint's address after reset (``RxConfig.default()``'s
@@ -76,15 +75,6 @@ class TopSim:
         self.cycles = 0
         self.sim_seconds = 0.0
         self._model.reset()
-
-    def close(self) -> None:
-        self._model.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def _timed(self, fn, *args) -> int:
         start = time.perf_counter()

@@ -398,3 +398,18 @@ class Model:
         beats = np.ctypeslib.as_array(ptr, shape=(n, words)).copy()
         self._lib.t2t_out_clear(self._sim, k)
         return beats
+
+
+class ModelOwner:
+    """A Python face over one ``Model`` (``self._model``): closing it, and ``with``."""
+
+    _model: Model
+
+    def close(self) -> None:
+        self._model.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

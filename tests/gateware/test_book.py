@@ -11,8 +11,8 @@ import pytest
 from gateware.book import Book
 from gateware.models.book import ACTIONS, BOOK_COUNTERS, BookModel, Update
 from gateware.stream import event_layout
-
 from sim.bookflow import add, colliding_refs, ev, random_flow
+
 from .simtools import SEED, collect, rng_for, run
 
 CLEAR = object()  # in a flow: the host clears (sym, or all with None)
@@ -69,7 +69,7 @@ def simulate(dut: Book, flow, rng: random.Random, *, idle=0.0, stall=0.0):
         for sym in range(dut.symbols):
             for side in (0, 1):
                 ctx.set(dut.peek_select, {"sym": sym, "side": side})
-                await ctx.tick()
+                await ctx.tick().repeat(2)
                 row = ctx.get(dut.peek)
                 rows[(sym, side)] = [[int(lv.price), int(lv.shares), int(lv.orders)]
                                      for lv in list(row.levels)[:int(row.count)]]

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateware.models.book import BUY, SELL, BookModel, apply_update, better, bucket_of
-
 from sim.bookflow import add, colliding_refs, ev, random_flow
+
 from .simtools import SEED, rng_for
 
 

@@ -9,9 +9,9 @@ import os
 import pytest
 
 from gateware.models.book import BookModel
+from sim.bookflow import colliding_refs, random_flow
 from sim.booksim import BookSim
 
-from sim.bookflow import colliding_refs, random_flow
 from .simtools import SEED, rng_for
 
 pytestmark = pytest.mark.verilator
@@ -83,7 +83,7 @@ def test_forced_collisions(book_builds):
 @pytest.mark.slow
 def test_ten_million_events(book_builds):
     """The long sweep (``make test-all``): 10M events, 0 mismatches."""
-    n = int(os.environ.get("T2T_BOOK_SWEEP", 10_000_000))
+    n = int(os.environ.get("T2T_BOOK_SWEEP", "10000000"))
     rng = rng_for("book-v-sweep")
     _, events = run_both(book_builds["default"], random_flow(rng, n, symbols=64, other=0.05),
                          "book-v-sweep", clears=0.001, batch=100_000)

@@ -149,7 +149,7 @@ class BookReplay:
         from sim.booksim import BookSim
 
         self.sim = BookSim(symbols, **params)
-        self.n = params.get("n", 8)
+        self.n = self.sim.n
         self.tops: dict[tuple[int, int], list] = {}
         self.names: dict[int, str] = {}  # sym -> stock, from directory events
         self.locates: dict[int, set[int]] = {}  # sym -> locates of its book events

@@ -54,7 +54,7 @@ class BookSim(verilator.ModelOwner):
     def __init__(self, symbols: int = 64, capacity: int = 16384, ways: int = 4, n: int = 8,
                  depth: int = 16):
         book = _book(symbols, capacity, ways, n, depth)
-        self.symbols = symbols
+        self.symbols, self.n = symbols, n
         self._layouts = {k: member_layout(book, k)
                          for k in ("events", "updates", "clear", "counters")}
         self.build = build_book(symbols, capacity, ways, n, depth)

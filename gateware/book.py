@@ -57,10 +57,13 @@ LEVEL = data.StructLayout({"price": 32, "shares": 32, "orders": 16})
 
 
 def update_layout(symbols: int, n: int) -> data.StructLayout:
-    """A book update (see ``models.book``): ``action`` is the index in ``ACTIONS``."""
+    """A book update (see ``models.book``): ``action`` is the index in ``ACTIONS``;
+    ``best_price``/``best_shares`` are the side's best level after the change (what the
+    strategy keys its BBO on; 0, 0 when the side has no tracked level)."""
     return data.StructLayout({
         "sym": sym_bits(symbols), "side": 1, "action": 2, "level": max(1, ceil_log2(n)),
         "price": 32, "shares": 32, "orders": 16, "bbo": 1, "all_syms": 1,
+        "best_price": 32, "best_shares": 32,
     })
 
 
@@ -487,5 +490,7 @@ class Book(wiring.Component):
                              upd.action.eq(action), upd.level.eq(level),
                              upd.price.eq(out.price), upd.shares.eq(out.shares),
                              upd.orders.eq(out.orders), upd.bbo.eq(level == 0),
+                             upd.best_price.eq(Mux(new.count != 0, new.levels[0].price, 0)),
+                             upd.best_shares.eq(Mux(new.count != 0, new.levels[0].shares, 0)),
                              inc["updates"].eq(1),
                              inc["short_side"].eq(new.limited & (new.count < N))]

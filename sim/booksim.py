@@ -96,7 +96,8 @@ class BookSim(verilator.ModelOwner):
             self.updates.append(Update(
                 int(cols["sym"][i]), int(cols["side"][i]), ACTIONS[int(cols["action"][i])],
                 int(cols["level"][i]), int(cols["price"][i]), int(cols["shares"][i]),
-                int(cols["orders"][i]), bool(cols["bbo"][i]), bool(cols["all_syms"][i])))
+                int(cols["orders"][i]), bool(cols["bbo"][i]), bool(cols["all_syms"][i]),
+                int(cols["best_price"][i]), int(cols["best_shares"][i])))
 
     def take_updates(self) -> list[Update]:
         self._collect()

@@ -39,7 +39,7 @@ lack levels that exist deeper; every update published in that state is counted i
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .itch import Event
 
@@ -84,6 +84,8 @@ class Update:
     orders: int
     bbo: bool
     all_syms: bool = False
+    best_price: int = 0  # the side's best level after this change (0, 0: no tracked level)
+    best_shares: int = 0
 
 
 Level = tuple[int, int, int]  # price, shares, orders
@@ -266,6 +268,8 @@ class BookModel:
         else:
             entering = after[-1] if len(after) == self.n else (0, 0, 0)
             up = Update(sym, side, DELETE, was, *entering, was == 0)
+        if after:
+            up = replace(up, best_price=after[0][0], best_shares=after[0][1])
         self.counters["updates"] += 1
         st = self.sides[(sym, side)]
         if st.limit is not None and len(st.levels) < self.n:

@@ -1,0 +1,267 @@
+"""``strategy`` and ``risk`` against ``models.trade``, cycle by cycle (Amaranth simulator).
+
+The strategy test offers random events, book updates and host injections with random
+timing and a random trigger table (rewritten mid-stream), and compares every intent —
+its fields and the cycle it is offered — with ``run_strategy``. The risk tests offer
+random intents near every limit, with host reports, heartbeats and resets, and compare
+every decision record and the final state with ``run_risk``.
+"""
+
+from __future__ import annotations
+
+import random
+
+from gateware.book import ACTIONS
+from gateware.models import trade as model
+from gateware.models.book import BUY, CLEAR, DELETE, INSERT, MODIFY, SELL, Update
+from gateware.models.itch import Event
+from gateware.risk import Risk
+from gateware.strategy import Strategy
+
+from .simtools import SEED, rng_for, run
+
+S = 8
+MID = 1_000_000  # $100.0000
+TICK = 100
+
+
+def random_entry(rng: random.Random) -> model.Trigger:
+    kind = rng.choice((model.TAKE, model.STOP, model.IMPROVE))
+    side = rng.choice((BUY, SELL))
+    return model.Trigger(
+        enable=rng.random() < 0.9, kind=kind, side=side, one_shot=rng.random() < 0.3,
+        price=MID + TICK * rng.randint(-8, 8), quantity=rng.randint(1, 500),
+        tif=ord(rng.choice("03")), offset=TICK * rng.randint(0, 3),
+        min_spread=TICK * rng.randint(0, 4), tag=rng.randrange(1 << 16))
+
+
+def random_event(rng: random.Random, sym: int, cycle: int) -> Event:
+    t = rng.choice("AAAFPPCQEXDS")
+    price = MID + TICK * rng.randint(-10, 10) if t in "AFPCQ" else 0
+    if t in "PC" and rng.random() < 0.1:
+        price = 0  # a print with no price moves nothing
+    return Event(type=t, sym=sym, seq=cycle, locate=sym + 1, tracking=0, timestamp=cycle,
+                 order_ref=rng.randrange(1 << 40), side=ord(rng.choice("BS")),
+                 shares=rng.randint(1, 1000), price=price)
+
+
+def random_update(rng: random.Random, sym: int) -> Update:
+    if rng.random() < 0.03:
+        return Update(sym, 0, CLEAR, 0, 0, 0, 0, False, rng.random() < 0.5)
+    side = rng.choice((BUY, SELL))
+    best = MID + TICK * (rng.randint(-10, 2) if side == BUY else rng.randint(-2, 10))
+    shares = 0 if rng.random() < 0.1 else rng.randint(1, 900)
+    return Update(sym, side, rng.choice((MODIFY, INSERT, DELETE)), rng.randint(0, 7), best,
+                  shares, 1, True, False, best if shares else 0, shares)
+
+
+def event_payload(e: Event) -> dict:
+    return {"sym": e.sym, "type": ord(e.type), "locate": e.locate, "seq": e.seq,
+            "order_ref": e.order_ref, "side": e.side, "shares": e.shares, "price": e.price}
+
+
+def update_payload(u: Update) -> dict:
+    return {"sym": u.sym, "side": u.side, "action": ACTIONS.index(u.action), "level": u.level,
+            "price": u.price, "shares": u.shares, "orders": u.orders, "bbo": int(u.bbo),
+            "all_syms": int(u.all_syms), "best_price": u.best_price,
+            "best_shares": u.best_shares}
+
+
+def entry_payload(e: model.Trigger) -> dict:
+    return {"enable": int(e.enable), "kind": e.kind, "side": e.side,
+            "one_shot": int(e.one_shot), "price": e.price, "quantity": e.quantity,
+            "tif": e.tif, "offset": e.offset, "min_spread": e.min_spread, "tag": e.tag}
+
+
+INTENT_FIELDS = ("sym", "side", "price", "quantity", "tif", "tag", "ref", "cancel", "user_ref")
+
+
+def intent_key(it: model.Intent) -> tuple:
+    return (*(int(getattr(it, f)) for f in INTENT_FIELDS), model.SOURCES.index(it.source))
+
+
+def test_strategy_matches_model():
+    rng = rng_for("strategy")
+    cycles = 3000
+    dut = Strategy(S)
+    schedule = {}  # cycle -> event, update wanted from this cycle on, inject, writes
+    writes: dict[int, list] = {s: [(s, random_entry(rng))] for s in range(S)}  # one a cycle
+    for c in range(S, cycles):
+        if rng.random() < 0.02:
+            writes[c] = [(rng.randrange(S), random_entry(rng))]
+    updates = [(c, random_update(rng, rng.randrange(S))) for c in range(S + 2, cycles)
+               if rng.random() < 0.45]
+    for c in range(S + 2, cycles):
+        ev = random_event(rng, rng.randrange(S), c) if rng.random() < 0.5 else None
+        inj = None
+        if rng.random() < 0.02 and c not in writes:
+            inj = model.Intent(rng.randrange(S), rng.choice((BUY, SELL)), MID, 100,
+                               ord("0"), rng.randrange(1 << 16), 0, "host",
+                               cancel=rng.random() < 0.3, user_ref=rng.randrange(1 << 20))
+        schedule[c] = (ev, inj)
+
+    arrivals: dict[int, tuple] = {}
+    got: list[tuple[int, tuple, int, int]] = []
+
+    async def bench(ctx):
+        ctx.set(dut.intents.ready, 1)
+        pending = list(updates)
+        for c in range(cycles + 40):
+            ctx.set(dut.now, c)
+            ctx.set(dut.t_in, (c * 7) & 0xFFFFFFFF)
+            (sym, entry), = writes.get(c, [(0, None)])
+            ctx.set(dut.entry_wr, {"stb": entry is not None, "sym": sym})
+            if entry is not None:
+                ctx.set(dut.entry, entry_payload(entry))
+            ev, inj = schedule.get(c, (None, None))
+            ctx.set(dut.events.valid, ev is not None)
+            if ev is not None:
+                ctx.set(dut.events.payload, event_payload(ev))
+            ctx.set(dut.inject.stb, inj is not None)
+            if inj is not None:
+                ctx.set(dut.inject, {"stb": 1, "sym": inj.sym, "side": inj.side,
+                                     "price": inj.price, "quantity": inj.quantity,
+                                     "tif": inj.tif, "tag": inj.tag, "cancel": int(inj.cancel),
+                                     "user_ref": inj.user_ref})
+            up = pending[0][1] if pending and pending[0][0] <= c else None
+            ctx.set(dut.updates.valid, up is not None)
+            if up is not None:
+                ctx.set(dut.updates.payload, update_payload(up))
+            taken_up = up if up is not None and ctx.get(dut.updates.ready) else None
+            if taken_up is not None:
+                pending.pop(0)
+            if ev or taken_up or inj:
+                arrivals[c] = (ev, taken_up, inj)
+            if ctx.get(dut.intents.valid):
+                p = ctx.get(dut.intents.payload)
+                got.append((c, (*(int(getattr(p, f)) for f in INTENT_FIELDS), int(p.source)),
+                            int(p.t_event), int(p.t_in)))
+            await ctx.tick()
+        assert not pending
+
+    run(dut, bench)
+    strategy = model.Strategy(S)
+    want = model.run_strategy(strategy, arrivals, writes)
+    assert [(c, k) for c, k, _, _ in got] == [(c, intent_key(it)) for c, it in want], SEED
+    for c, key, t_event, t_in in got:
+        if key[-1] == model.SOURCES.index("event"):  # 2 cycles after its event, exactly
+            assert t_event == c - model.STRATEGY_LATENCY and t_in == t_event * 7
+        else:  # the others may wait behind event-path intents
+            assert t_event <= c - model.STRATEGY_LATENCY and t_in == t_event
+    fired = {k: v for k, v in strategy.counters.items() if k.startswith("fired")}
+    assert all(v > 2 for v in fired.values()), fired
+    assert sum(1 for _c, it in want if it.source == "update") > 20
+
+
+def random_intent(rng: random.Random, sym: int) -> model.Intent:
+    ref = 0 if rng.random() < 0.05 else MID + TICK * rng.randint(-5, 5)
+    return model.Intent(sym, rng.choice((BUY, SELL)), MID + TICK * rng.randint(-60, 60),
+                        rng.choice((0, 1, 100, 100, 200, 500, 999, 1000, 1001)),
+                        ord("3"), rng.randrange(1 << 16), ref, rng.choice(model.SOURCES),
+                        cancel=rng.random() < 0.03, user_ref=rng.randrange(1 << 20))
+
+
+def limits_payload(lim: model.Limits) -> dict:
+    return {k: int(v) for k, v in vars(lim).items() if k != "restricted"}
+
+
+def run_risk_case(rng: random.Random, lim: model.Limits, cycles: int, density: float,
+                  report_rate: float = 0.05, heartbeat_every: int = 0,
+                  resets: set[int] = frozenset()):
+    dut = Risk(S)
+    offered, prev = {}, None
+    for c in range(5, cycles):
+        if rng.random() < density:
+            repeat = prev is not None and rng.random() < 0.15  # the duplicate window's prey
+            offered[c] = prev = prev if repeat else random_intent(rng, rng.randrange(S))
+    reports = {c: model.Report(rng.randrange(S), rng.choice((BUY, SELL)),
+                               filled=rng.randint(0, 300), canceled=rng.randint(0, 300),
+                               closed=rng.random() < 0.3, released=rng.randint(0, 10**7))
+               for c in range(5, cycles) if rng.random() < report_rate}
+    beats = set(range(5, cycles, heartbeat_every)) if heartbeat_every else set()
+    got, watch = [], {}
+    cancel_all = []
+
+    async def bench(ctx):
+        ctx.set(dut.limits, limits_payload(lim))
+        ctx.set(dut.restricted, sum(1 << s for s in lim.restricted))
+        for s in range(S):
+            watch[s] = int.from_bytes(f"SYM{s}".ljust(8).encode(), "big")
+            ctx.set(dut.watch[s].stock, watch[s])
+        ctx.set(dut.orders.ready, 1)
+        ctx.set(dut.decisions.ready, 1)
+        for c in range(cycles + 10):
+            ctx.set(dut.now, c)
+            it = offered.get(c)
+            ctx.set(dut.intents.valid, it is not None)
+            if it is not None:
+                ctx.set(dut.intents.payload, {
+                    "sym": it.sym, "side": it.side, "price": it.price,
+                    "quantity": it.quantity, "tif": it.tif, "tag": it.tag, "ref": it.ref,
+                    "source": model.SOURCES.index(it.source), "cancel": int(it.cancel),
+                    "user_ref": it.user_ref, "t_in": c, "t_event": c})
+            r = reports.get(c)
+            ctx.set(dut.report, {"stb": 1, **vars(r)} if r else {"stb": 0})
+            ctx.set(dut.heartbeat, c in beats)
+            ctx.set(dut.kill_reset, c in resets)
+            if ctx.get(dut.decisions.valid):
+                d = ctx.get(dut.decisions.payload)
+                got.append((int(d.t_decide), int(d.sym), int(d.side), int(d.price),
+                            int(d.quantity), int(d.cancel), model.REASONS[int(d.reason)]))
+            if ctx.get(dut.cancel_all):
+                cancel_all.append(c)
+            await ctx.tick()
+        status = ctx.get(dut.status)
+        counters = ctx.get(dut.counters)
+        got.append(("status", int(status.open_orders), int(status.gross) & ((1 << 64) - 1),
+                    int(status.tripped)))
+        got.append(("counters", {k: int(getattr(counters, k)) for k in model.RISK_COUNTERS}))
+
+    run(dut, bench)
+    risk = model.Risk(S, lim)
+    want = model.run_risk(risk, sorted(offered.items()), reports, beats, resets,
+                          until=cycles + 9)
+    decisions = [(t, it.sym, it.side, it.price, it.quantity, int(it.cancel), why)
+                 for t, it, why in want]
+    assert got[:-2] == decisions, SEED
+    tripped = risk.tripped | int(lim.kill)
+    assert got[-2] == ("status", risk.open_orders & 0xFFFF, risk.gross & ((1 << 64) - 1),
+                       tripped), SEED
+    assert got[-1][1] == risk.counters, SEED
+    return risk, cancel_all
+
+
+def test_risk_every_limit_matches_model():
+    rng = rng_for("risk-limits")
+    lim = model.Limits(max_shares=999, max_notional=900 * MID, collar_bps=300,
+                       collar_price=40 * TICK, position_limit=1500, max_gross=10**10,
+                       max_open_orders=40, rate_interval=9, rate_tolerance=18,
+                       sym_rate_interval=20, sym_rate_tolerance=20, dup_window=60,
+                       restricted=frozenset({3}))
+    risk, _ = run_risk_case(rng, lim, 4000, density=0.5, report_rate=0.08)
+    c = risk.counters
+    for reason in model.REASONS:
+        if reason not in ("kill", "tx_busy"):
+            assert c[reason] > 0, (reason, c)
+
+
+def test_risk_breaches_trip_the_kill_switch_and_reset_rearms():
+    rng = rng_for("risk-breach")
+    lim = model.Limits(max_shares=150, kill_after=25)
+    risk, _ = run_risk_case(rng, lim, 1500, density=0.4, resets={700})
+    assert risk.counters["kill"] > 50 and risk.counters["pass"] > 10
+
+
+def test_watchdog_trips_without_heartbeat_and_cancels_all():
+    rng = rng_for("risk-watchdog")
+    lim = model.Limits(watchdog=300, watchdog_cancel=True)
+    risk, cancel_all = run_risk_case(rng, lim, 1200, density=0.2, heartbeat_every=0)
+    assert cancel_all == [301], cancel_all  # heartbeat time 0: late once now - 0 > 300
+    assert risk.tripped & 4 and risk.counters["kill"] > 50
+
+
+def test_heartbeats_keep_the_watchdog_quiet():
+    rng = rng_for("risk-heartbeat")
+    lim = model.Limits(watchdog=100, watchdog_cancel=True)
+    risk, cancel_all = run_risk_case(rng, lim, 1500, density=0.2, heartbeat_every=90)
+    assert cancel_all == [] and not risk.tripped and risk.counters["kill"] == 0

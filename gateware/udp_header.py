@@ -9,7 +9,7 @@ byte per cycle, the order path a beat at a time.
 
 from __future__ import annotations
 
-from amaranth import Const, Signal, Value
+from amaranth import Cat, Const, Signal, Value
 
 from .models import frames
 
@@ -21,9 +21,14 @@ UDP_IP_OVERHEAD = frames.IPV4_HEADER + frames.UDP_HEADER
 
 
 def be_bytes(value, n: int) -> list[Value]:
-    """The ``n`` bytes of ``value`` (a signal or an int) in wire (big-endian) order."""
+    """The ``n`` bytes of ``value`` (a signal or an int) in wire (big-endian) order; a
+    narrower value is zero-extended (Amaranth would clamp the slices past its top)."""
     if isinstance(value, int):
         return const_bytes(value, n)
+    value = Value.cast(value)
+    if len(value) > 8 * n:
+        raise ValueError(f"a {len(value)}-bit value does not fit in {n} bytes")
+    value = Cat(value, Const(0, 8 * n - len(value)))
     return [value[8 * (n - 1 - i):8 * (n - i)] for i in range(n)]
 
 

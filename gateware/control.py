@@ -14,20 +14,9 @@ from .csr import CSR_BUS
 from .models import control as proto
 from .models import frames
 from .stream import GAP_LAYOUT, beat_layout, lanes
+from .udp_header import HEADERS, be_bytes, const_bytes, ipv4_checksum, udp_header
 
-HEADERS = frames.ETH_HEADER + frames.IPV4_HEADER + frames.UDP_HEADER  # 42
 EVENT_PAYLOAD = proto.HEADER.size + proto.EVENT_RECORD
-IP_TTL = 64
-IP_FLAGS = 0x4000  # don't fragment
-
-
-def be_bytes(value, n: int) -> list:
-    """The ``n`` bytes of ``value`` in wire (big-endian) order."""
-    return [value[8 * (n - 1 - i):8 * (n - i)] for i in range(n)]
-
-
-def const_bytes(value: int, n: int) -> list:
-    return [Const(b, 8) for b in value.to_bytes(n, "big")]
 
 
 class ControlEndpoint(wiring.Component):
@@ -181,25 +170,10 @@ class ControlEndpoint(wiring.Component):
         # --- Ethernet/IPv4/UDP header of the frame being sent
         dst_mac, dst_ip, dst_port = Signal(48), Signal(32), Signal(16)
         paylen = Signal(16)
-        ip_total = paylen + frames.IPV4_HEADER + frames.UDP_HEADER
-        words = [0x4500, ip_total, 0, IP_FLAGS, (IP_TTL << 8) | frames.IP_PROTO_UDP,
-                 self.ip[16:], self.ip[:16], dst_ip[16:], dst_ip[:16]]
-        csum_sum = Signal(20)
-        m.d.comb += csum_sum.eq(sum(w if not isinstance(w, int) else Const(w, 16)
-                                    for w in words))
-        fold1 = Signal(17)
-        fold2 = Signal(17)
-        m.d.comb += [fold1.eq(csum_sum[:16] + csum_sum[16:]), fold2.eq(fold1[:16] + fold1[16:])]
-        csum = ~fold2[:16]
-        header = (be_bytes(dst_mac, 6) + be_bytes(self.mac, 6) +
-                  const_bytes(frames.ETHERTYPE_IPV4, 2) +
-                  const_bytes(0x4500, 2) + be_bytes(ip_total[:16], 2) + const_bytes(0, 2) +
-                  const_bytes(IP_FLAGS, 2) + const_bytes(IP_TTL, 1) +
-                  const_bytes(frames.IP_PROTO_UDP, 1) + be_bytes(csum, 2) +
-                  be_bytes(self.ip, 4) + be_bytes(dst_ip, 4) +
-                  be_bytes(self.port, 2) + be_bytes(dst_port, 2) +
-                  be_bytes((paylen + frames.UDP_HEADER)[:16], 2) + const_bytes(0, 2))
-        assert len(header) == HEADERS
+        csum = ipv4_checksum(m, self.ip, dst_ip, paylen)
+        header = udp_header(dst_mac=dst_mac, src_mac=self.mac, src_ip=self.ip, dst_ip=dst_ip,
+                            src_port=self.port, dst_port=dst_port, payload_length=paylen,
+                            checksum=csum)
 
         def start_frame(mac, ip, port, length):
             m.d.sync += [dst_mac.eq(mac), dst_ip.eq(ip), dst_port.eq(port), paylen.eq(length),

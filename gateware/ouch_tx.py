@@ -151,7 +151,10 @@ class OuchTx(wiring.Component):
     user_ref_set : In(StructLayout({"stb": 1, "value": 32}))
         Set the next user reference number.
     cancel_all : In(1)
-        Strobe: start a cancel-all sweep.
+        The host's strobe (a pulse register).
+    risk_cancel_all : In(1)
+        The risk gate's strobe (its watchdog tripped with ``watchdog_cancel`` set); either
+        starts a sweep.
     cancel_floor : In(32)
         The lowest user reference number a sweep cancels.
     next_user_ref : Out(32)
@@ -185,6 +188,7 @@ class OuchTx(wiring.Component):
             "src_mac": In(48), "src_ip": In(32), "src_port": In(16),
             "user_ref_set": In(data.StructLayout({"stb": 1, "value": 32})),
             "cancel_all": In(1),
+            "risk_cancel_all": In(1),
             "cancel_floor": In(32),
             "next_user_ref": Out(32, init=FIRST_USER_REF),
             "sent": Out(sent_layout(symbols)),
@@ -324,7 +328,7 @@ class OuchTx(wiring.Component):
         m.d.comb += [issued_end.eq(next_user_ref + enter_start),
                      span.eq(issued_end - self.cancel_floor),
                      self.counters.cancels_truncated.eq(truncated)]
-        with m.If(self.cancel_all & ~sweeping):
+        with m.If((self.cancel_all | self.risk_cancel_all) & ~sweeping):
             m.d.comb += inc["cancel_sweeps"].eq(1)
             m.d.sync += sweep_ref.eq(self.cancel_floor)
             with m.If(self.cancel_floor < issued_end):

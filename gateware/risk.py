@@ -37,8 +37,8 @@ STAMPS = data.StructLayout({"t_in": 32, "t_event": 32, "t_decide": 32})
 
 
 def report_layout(symbols: int) -> data.StructLayout:
-    """The host's news about one order, ``stb`` high for one cycle."""
-    return data.StructLayout({"stb": 1, "sym": sym_bits(symbols), "side": 1, "filled": 32,
+    """The host's news about one order (staged; ``report_stb`` applies it)."""
+    return data.StructLayout({"sym": sym_bits(symbols), "side": 1, "filled": 32,
                               "canceled": 32, "closed": 1, "released": 64})
 
 
@@ -78,7 +78,7 @@ class Risk(wiring.Component):
     decisions : Out(stream(decision_layout)) — one record per intent.
     limits : In(LIMITS); restricted : In(symbols) — a bit per symbol.
     watch : In(watch_layout) — the stock of each symbol (for the order).
-    report : In(report_layout); heartbeat, kill_reset : In(1) strobes.
+    report : In(report_layout); report_stb, heartbeat, kill_reset : In(1) strobes.
     now : In(48) — the cycle counter.
     status : Out(STATUS); cancel_all : Out(1) — a strobe when the watchdog trips with
         ``watchdog_cancel`` set.
@@ -98,6 +98,7 @@ class Risk(wiring.Component):
             "restricted": In(symbols),
             "watch": In(watch_layout(symbols)),
             "report": In(report_layout(symbols)),
+            "report_stb": In(1),
             "heartbeat": In(1),
             "kill_reset": In(1),
             "now": In(TIME),
@@ -118,8 +119,9 @@ class Risk(wiring.Component):
             f"{i} {r}" for i, r in enumerate(model.REASONS)) + ").")
         regs.struct("limits", self.limits, "rw", "limit (0: check off)", resets)
         regs.rw("restricted", self.restricted, "bit per symbol: no orders")
-        regs.pulse("report", self.report, "host news of an order (stb=1): shares filled "
-                   "and canceled, closed, notional released")
+        regs.rw("report", self.report, "staged host news of an order: shares filled and "
+                "canceled, closed, notional released (1/10000)")
+        regs.pulse("report_stb", self.report_stb, "write 1: apply the staged report")
         regs.pulse("heartbeat", self.heartbeat, "write 1: the host is alive (watchdog)")
         regs.pulse("kill_reset", self.kill_reset, "write 1: clear a tripped kill switch "
                    "and the breach count")
@@ -157,23 +159,25 @@ class Risk(wiring.Component):
         # a host report waits for a cycle without an intent; one arriving while another
         # still waits replaces it (counted: the host paces its reports)
         report = Signal.like(self.report)
-        take_report = report.stb & ~self.intents.valid
+        waiting = Signal()
+        take_report = waiting & ~self.intents.valid
         with m.If(take_report):
-            m.d.sync += report.stb.eq(0)
-        with m.If(self.report.stb):
-            m.d.sync += report.eq(self.report)
-            m.d.comb += inc["reports_lost"].eq(report.stb & ~take_report)
+            m.d.sync += waiting.eq(0)
+        with m.If(self.report_stb):
+            m.d.sync += [report.eq(self.report), waiting.eq(1)]
+            m.d.comb += inc["reports_lost"].eq(waiting & ~take_report)
         m.d.comb += rd.addr.eq(Mux(self.intents.valid, it.sym, report.sym))
 
         a = Signal.like(it)
         a_valid = Signal()
         a_report = Signal.like(self.report)
+        a_report_stb = Signal()
         notional = Signal(64)
         dev_scaled = Signal(48)
         band = Signal(48)
         dev = Mux(it.price > it.ref, it.price - it.ref, it.ref - it.price)
         m.d.sync += [a.eq(it), a_valid.eq(self.intents.valid), a_report.eq(report),
-                     a_report.stb.eq(take_report), notional.eq(it.price * it.quantity),
+                     a_report_stb.eq(take_report), notional.eq(it.price * it.quantity),
                      dev_scaled.eq(dev * 10000), band.eq(lim.collar_bps * it.ref)]
         a_dev = Signal(32)
         m.d.sync += a_dev.eq(dev)
@@ -271,7 +275,7 @@ class Risk(wiring.Component):
             m.d.sync += breaches.eq(breaches + 1)
             with m.If((lim.kill_after != 0) & (breaches + 1 >= lim.kill_after)):
                 m.d.sync += tripped[1].eq(1)
-        with m.Elif(a_report.stb):
+        with m.Elif(a_report_stb):
             # a host that reports more than was open leaves 0, never a wrapped count
             r = a_report
             done = r.filled + r.canceled

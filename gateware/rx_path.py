@@ -48,6 +48,8 @@ class RxPath(wiring.Component):
     -------
     mac : In(stream) — frames from the MAC, always ready.
     events : Out(stream) — normalized ITCH events of traded instruments, with backpressure.
+    taps : Out(stream, always ready) — the same events straight from the decoder, before
+        the FIFO (for the strategy, which takes one every cycle and cannot wait).
     gaps : Out(stream) — MoldUDP64 gap reports, with backpressure.
     ctl : Out(stream) — control-port datagrams, always ready.
     feeds, ctl_ip, ctl_port, watch, loc_wr, reset_session : configuration.
@@ -64,6 +66,7 @@ class RxPath(wiring.Component):
         super().__init__({
             "mac": In(stream.Signature(beat_layout(data_width), always_ready=True)),
             "events": Out(stream.Signature(event_layout(symbols))),
+            "taps": Out(stream.Signature(event_layout(symbols), always_ready=True)),
             "gaps": Out(stream.Signature(GAP_LAYOUT)),
             "ctl": Out(stream.Signature(beat_layout(data_width, src_mac=48, src_ip=32,
                                                     src_port=16), always_ready=True)),
@@ -93,6 +96,7 @@ class RxPath(wiring.Component):
             dec.watch.eq(self.watch), dec.loc_wr.eq(self.loc_wr),
             self.counters.eth_rx.eq(eth.counters), self.counters.moldudp.eq(mold.counters),
             self.counters.itch.eq(dec.counters), self.counters.itch_by_type.eq(dec.by_type),
+            self.taps.payload.eq(dec.events.payload), self.taps.valid.eq(dec.events.valid),
         ]
 
         # The stages cannot stall (a frame arrives whether we are ready or not), so the

@@ -49,9 +49,9 @@ def intent_layout(symbols: int) -> data.StructLayout:
 
 
 def inject_layout(symbols: int) -> data.StructLayout:
-    """A host order for the risk gate, ``stb`` high for one cycle."""
+    """A host order for the risk gate (staged; ``inject_stb`` sends it)."""
     return data.StructLayout({
-        "stb": 1, "sym": sym_bits(symbols), "side": 1, "price": 32, "quantity": 32,
+        "sym": sym_bits(symbols), "side": 1, "price": 32, "quantity": 32,
         "tif": 8, "tag": 16, "cancel": 1, "user_ref": 32,
     })
 
@@ -73,7 +73,7 @@ class Strategy(wiring.Component):
     updates : In(stream(update_layout)) — from the book.
     intents : Out(stream(intent_layout)) — to the risk gate (which is always ready).
     entry, entry_wr : In — the staged entry and the strobe that writes it at ``sym``.
-    inject : In(inject_layout) — a host order.
+    inject, inject_stb : In — a host order and the strobe that sends it.
     now, t_in : In(32) — the cycle counter; the frame start of the event offered now.
     armed : Out(symbols) — entries armed (a one-shot that fired reads 0).
     counters : Out — ``models.trade.STRATEGY_COUNTERS``.
@@ -91,6 +91,7 @@ class Strategy(wiring.Component):
             "entry": In(ENTRY),
             "entry_wr": In(data.StructLayout({"stb": 1, "sym": sb})),
             "inject": In(inject_layout(symbols)),
+            "inject_stb": In(1),
             "now": In(32),
             "t_in": In(32),
             "armed": Out(symbols),
@@ -108,7 +109,9 @@ class Strategy(wiring.Component):
         regs.pulse("entry_wr", self.entry_wr, "write the staged entry at sym (arms it "
                    "when enabled)")
         regs.ro("armed", self.armed, "bit per symbol: its entry is armed")
-        regs.pulse("inject", self.inject, "a host order through the risk gate (stb=1)")
+        regs.rw("inject", self.inject, "staged host order (side: 0 buy, 1 sell)")
+        regs.pulse("inject_stb", self.inject_stb, "write 1: send the staged host order "
+                   "through the risk gate")
         regs.struct("counters", self.counters, "ro", "32-bit wrapping counter")
         return regs
 
@@ -187,11 +190,11 @@ class Strategy(wiring.Component):
                                              depth=self.queue_depth)
         room = Signal()
         m.d.comb += room.eq(uq.level < self.queue_depth - 1)
-        inj = self.inject
-        m.d.comb += self.updates.ready.eq(room & ~inj.stb)
+        inj, inj_stb = self.inject, self.inject_stb
+        m.d.comb += self.updates.ready.eq(room & ~inj_stb)
         up = self.updates.payload
         take_up = self.updates.valid & self.updates.ready
-        u_sym = Mux(inj.stb, inj.sym, up.sym)
+        u_sym = Mux(inj_stb, inj.sym, up.sym)
         u_t_rd = table.read_port(transparent_for=(tw,))
         u_b_rd = bbo.read_port(transparent_for=(bbo_w,))
         u_l_rd = last.read_port(transparent_for=(last_w,))
@@ -200,16 +203,17 @@ class Strategy(wiring.Component):
         up1 = Signal.like(up)
         up1_valid = Signal()
         inj1 = Signal.like(inj)
+        inj1_stb = Signal()
         u_t = Signal(32)
         # an injection with no room in the queue is refused (counted), never half-taken
         m.d.sync += [up1.eq(up), up1_valid.eq(take_up), inj1.eq(inj),
-                     inj1.stb.eq(inj.stb & room), u_t.eq(self.now)]
-        m.d.comb += [inc["updates"].eq(take_up), inc["injected"].eq(inj.stb & room),
-                     inc["queue_full"].eq(inj.stb & ~room)]
+                     inj1_stb.eq(inj_stb & room), u_t.eq(self.now)]
+        m.d.comb += [inc["updates"].eq(take_up), inc["injected"].eq(inj_stb & room),
+                     inc["queue_full"].eq(inj_stb & ~room)]
 
         u = u_t_rd.data
         old = u_b_rd.data
-        sym1 = Mux(inj1.stb, inj1.sym, up1.sym)
+        sym1 = Mux(inj1_stb, inj1.sym, up1.sym)
         hb_old, ha_old = have_bid.bit_select(sym1, 1), have_ask.bit_select(sym1, 1)
         is_clear = up1.action == CLEAR
         has_best = up1.best_shares != 0
@@ -257,8 +261,8 @@ class Strategy(wiring.Component):
         i_ref = reference(old.bid, old.ask, hb_old, ha_old, u_l_rd.data)
 
         ui = Signal(intent_layout(S))
-        m.d.comb += [uq.w_data.eq(ui), uq.w_en.eq(u_fire | inj1.stb)]
-        with m.If(inj1.stb):
+        m.d.comb += [uq.w_data.eq(ui), uq.w_en.eq(u_fire | inj1_stb)]
+        with m.If(inj1_stb):
             m.d.comb += [ui.sym.eq(inj1.sym), ui.side.eq(inj1.side), ui.price.eq(inj1.price),
                          ui.quantity.eq(inj1.quantity), ui.tif.eq(inj1.tif),
                          ui.tag.eq(inj1.tag), ui.ref.eq(i_ref), ui.cancel.eq(inj1.cancel),

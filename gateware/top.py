@@ -1,4 +1,5 @@
-"""The FPGA's top level: receive path, CSR bank, control endpoint, transmit arbiter.
+"""The FPGA's top level: receive path, book, trade path, CSR bank, control endpoint,
+transmit arbiter.
 
 What the Verilator model (``sim/topsim.py``, ``t2t sim``) and a board build start from.
 Turn it into Verilog with ``gateware.export.to_verilog`` (always-ready streams).
@@ -8,20 +9,25 @@ from amaranth import Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .book import Book, update_layout
+from .book import Book
 from .control import ControlEndpoint
 from .csr import CsrBank, RegisterBlock
 from .eth_tx import TxArbiter
 from .models import control as proto
+from .models import trade
 from .models.regmap import RegisterMap
 from .models.rx import RxConfig
+from .ouch_tx import OuchTx
+from .risk import Risk
 from .rx_path import RxPath
+from .strategy import Strategy
 from .stream import GAP_LAYOUT, beat_layout
+from .telemetry import Telemetry
 
 DEFAULT_MAC = 0x02_00_00_00_00_02
 # Transmit arbiter inputs, highest priority first (DESIGN.md: orders, control, host).
 TX_ORDERS, TX_CONTROL = 0, 1
-ALARMS = ("gap_overflow", "event_overflow", "control_drop")
+ALARMS = ("gap_overflow", "event_overflow", "control_drop", "kill")
 
 
 class Top(wiring.Component):
@@ -29,15 +35,21 @@ class Top(wiring.Component):
 
     Blocks are added in pipeline order and each declares its registers next to itself
     (``RxPath.registers``, ``ControlEndpoint.registers``); ``__init__`` collects them in
-    address order — ``sys``, ``ctl``, ``rx``, ``book`` — into ``self.map``. A block added
-    later (the trade path) appends its ``RegisterBlock`` after ``book`` (no address
-    moves), and its frame source joins ``TxArbiter`` at ``TX_ORDERS``.
+    address order — ``sys``, ``ctl``, ``rx``, ``book``, ``strategy``, ``risk``,
+    ``ouch_tx``, ``telemetry`` — into ``self.map``; a block added later appends its
+    ``RegisterBlock`` at the end (no address moves).
+
+    The trade path: the decoder's events (before the receive FIFO) and the book's updates
+    feed ``Strategy``; its intents pass ``Risk``; passed orders become frames in
+    ``OuchTx``, which has the ``TX_ORDERS`` input of ``TxArbiter``. ``Telemetry`` stamps
+    them.
 
     ``sys`` registers: ``id`` (``models.control.DEVICE_ID``), ``map_hash`` (the map's
     hash, so the host can tell whether it holds this bitstream's map), ``cycles`` (free-
     running, 64-bit: read the low word, then the high word, and read again if the low word
     wrapped), ``scratch`` (rw, for link tests) and ``alarms`` (w1c: a gap report or an
-    event was lost to a full FIFO, a control frame was dropped).
+    event was lost to a full FIFO, a control frame was dropped, the risk gate's kill
+    switch went on or off).
 
     Parameters
     ----------
@@ -51,25 +63,32 @@ class Top(wiring.Component):
     -------
     mac_rx : In(stream, always ready) — frames from the MAC, without FCS.
     mac_tx : Out(stream) — whole frames to the MAC, without FCS.
-    updates : Out(stream(update_layout)) — the book's updates (to the trade path).
+    kill : Out(1) — the risk gate's kill switch is on (a board lights a LED with it).
     book : dict
         ``Book`` parameters other than ``symbols`` (default: the shipped size).
+    limits : models.trade.Limits
+        Reset values of the risk registers (default: every check off).
     """
 
     def __init__(self, data_width: int = 64, symbols: int = 64, locates: int = 16384,
                  event_depth: int = 64, gap_depth: int = 16, config: RxConfig | None = None,
-                 mac: int = DEFAULT_MAC, book: dict | None = None):
+                 mac: int = DEFAULT_MAC, book: dict | None = None,
+                 limits: trade.Limits | None = None):
         self.data_width = data_width
         self.symbols = symbols
         self.book = Book(symbols, **(book or {}))
         super().__init__({
             "mac_rx": In(stream.Signature(beat_layout(data_width), always_ready=True)),
             "mac_tx": Out(stream.Signature(beat_layout(data_width))),
-            "updates": Out(stream.Signature(update_layout(symbols, self.book.n))),
+            "kill": Out(1),
         })
         self.rx = RxPath(data_width, symbols=symbols, locates=locates,
                          event_depth=event_depth, gap_depth=gap_depth)
         self.control = ControlEndpoint(data_width)
+        self.strategy = Strategy(symbols, n=self.book.n)
+        self.risk = Risk(symbols)
+        self.ouch_tx = OuchTx(data_width, symbols)
+        self.telemetry = Telemetry(symbols)
         self.tx_arbiter = TxArbiter(data_width, inputs=2)
         self.gap_register = stream.Signature(GAP_LAYOUT).create()
         self.cycles = Signal(64)
@@ -88,6 +107,10 @@ class Top(wiring.Component):
             self.control.registers(mac),
             self.rx.registers(self.gap_register, config),
             self.book.registers(),
+            self.strategy.registers(),
+            self.risk.registers(limits),
+            self.ouch_tx.registers(),
+            self.telemetry.registers(),
         ])
         self.map = self.bank.map
 
@@ -103,7 +126,30 @@ class Top(wiring.Component):
         wiring.connect(m, ep.bus, self.bank.bus)
         m.submodules.book = book = self.book
         wiring.connect(m, rx.events, book.events)
-        wiring.connect(m, book.updates, wiring.flipped(self.updates))
+
+        # the trade path
+        m.submodules.strategy = strat = self.strategy
+        m.submodules.risk = risk = self.risk
+        m.submodules.ouch_tx = ouch = self.ouch_tx
+        m.submodules.telemetry = tel = self.telemetry
+        wiring.connect(m, rx.taps, strat.events)
+        wiring.connect(m, book.updates, strat.updates)
+        wiring.connect(m, strat.intents, risk.intents)
+        wiring.connect(m, risk.orders, ouch.orders)
+        wiring.connect(m, ouch.frames, getattr(arb, f"in{TX_ORDERS}"))
+        sent = risk.orders.valid & ouch.orders.ready
+        m.d.comb += [
+            strat.now.eq(self.cycles[:32]), strat.t_in.eq(tel.t_in),
+            risk.now.eq(self.cycles[:len(risk.now)]), risk.watch.eq(rx.watch),
+            ouch.src_mac.eq(ep.mac), ouch.src_ip.eq(rx.ctl_ip),
+            ouch.risk_cancel_all.eq(risk.cancel_all),
+            tel.now.eq(self.cycles[:32]),
+            tel.frame_start.eq(self.mac_rx.valid & self.mac_rx.payload.first),
+            tel.sent.stb.eq(sent), tel.sent.user_ref.eq(ouch.sent.user_ref),
+            tel.sent.sym.eq(risk.orders.payload.sym),
+            tel.sent.cancel.eq(risk.orders.payload.cancel), tel.stamps.eq(risk.stamps),
+            self.kill.eq(risk.status.killed),
+        ]
         m.d.comb += [ep.ip.eq(rx.ctl_ip), ep.port.eq(rx.ctl_port),
                      self.map_hash.eq(self.map.hash)]
         m.d.sync += self.cycles.eq(self.cycles + 1)
@@ -115,8 +161,6 @@ class Top(wiring.Component):
                      reg.payload.eq(gaps.payload), reg.valid.eq(gaps.valid & ~en),
                      gaps.ready.eq(Mux(en, ep.events.ready, reg.ready))]
 
-        # No order source yet: the trade path will drive TX_ORDERS.
-        m.d.comb += getattr(arb, f"in{TX_ORDERS}").valid.eq(0)
         wiring.connect(m, ep.tx, getattr(arb, f"in{TX_CONTROL}"))
         wiring.connect(m, arb.out, wiring.flipped(self.mac_tx))
 
@@ -124,7 +168,8 @@ class Top(wiring.Component):
         watched = {"gap_overflow": [rx.counters.fifo.gap_overflow],
                    "event_overflow": [rx.counters.fifo.event_overflow],
                    "control_drop": [getattr(ep.counters, k)
-                                    for k in (*proto.DROP_REASONS, "busy")]}
+                                    for k in (*proto.DROP_REASONS, "busy")],
+                   "kill": [risk.status.killed]}
         for bit, name in enumerate(ALARMS):
             for value in watched[name]:
                 last = Signal(32, name=f"last_{name}")
@@ -139,6 +184,7 @@ def register_map(**params) -> RegisterMap:
     components built only to be described are marked so that Amaranth does not warn
     about them being unused)."""
     top = Top(**params)
-    for part in (top, top.rx, top.control, top.bank, top.tx_arbiter, top.book):
+    for part in (top, top.rx, top.control, top.bank, top.tx_arbiter, top.book, top.strategy,
+                 top.risk, top.ouch_tx, top.telemetry):
         part._MustUse__silence = True
     return top.map

@@ -82,6 +82,13 @@ def verilog(out_dir: Path, width: str, symbols: int, locates: int) -> None:
 @click.option("--book", "book_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also run the book stage and write the final top levels of every "
                    "traded symbol here as JSON.")
+@click.option("--orders", "orders_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Run the whole top level (book and trade path too) with --config pushed "
+                   "and write the order frames it sent here (pcap).")
+@click.option("--config", "config_path",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With --orders: the TOML configuration to push first (watch list, "
+                   "triggers, risk limits, venue; feed lines from its [feed]).")
 @click.option("--line-a", type=GroupPort(), default=f"{DEFAULT_LINE_A[0]}:{DEFAULT_LINE_A[1]}",
               show_default=True, help="Multicast group and UDP port of feed line A.")
 @click.option("--line-b", type=GroupPort(), default=f"{DEFAULT_LINE_B[0]}:{DEFAULT_LINE_B[1]}",
@@ -101,7 +108,8 @@ def verilog(out_dir: Path, width: str, symbols: int, locates: int) -> None:
 @click.option("--locates", type=click.IntRange(2, 65536), default=16384, show_default=True,
               help="Locate table depth of the simulated build; higher locates never "
                    "trade.")
-def replay(capture: Path, events_path: Path | None, book_path: Path | None, line_a, line_b,
+def replay(capture: Path, events_path: Path | None, book_path: Path | None,
+           orders_path: Path | None, config_path: Path | None, line_a, line_b,
            width: str, summary_path: Path | None, watch: tuple[str, ...], all_symbols: bool | None,
            symbols: int, locates: int) -> None:
     """Replay CAPTURE (pcap or pcapng, Ethernet) through the receive path in Verilator.
@@ -115,6 +123,12 @@ def replay(capture: Path, events_path: Path | None, book_path: Path | None, line
     written as {"SYMBOL": {"bids": [[price, shares, orders], ...], "asks": [...]}}, best
     first, prices in 1/10000 — the levels a host rebuilds from the book's update stream.
 
+    With --orders and --config the capture runs through the whole top level instead:
+    the configuration is pushed as `t2t config push` would, and every order frame the
+    gateware sent is written to --orders (pcap); --summary then holds rejects by reason
+    and, per order, its tick-to-trade and decision time in cycles from the gateware's own
+    counters.
+
     Without --watch every locate is traded (symbol = locate % SYMBOLS), so any capture
     gives events. With --watch only the watched stocks are, learned from their Stock
     Directory ('R') messages; add --all-symbols to trade everything as well. Each
@@ -126,8 +140,16 @@ def replay(capture: Path, events_path: Path | None, book_path: Path | None, line
     from host.replay import BookReplay, CaptureError, read_frames, replay_config
     from host.replay import replay as run_replay
 
+    if orders_path or config_path:
+        if not (orders_path and config_path):
+            raise click.UsageError("--orders and --config go together")
+        if events_path or book_path:
+            raise click.UsageError("--orders runs the whole top level: give --events and "
+                                   "--book in a separate run")
+        return _replay_orders(capture, orders_path, config_path, width, summary_path)
     if events_path is None and book_path is None:
-        raise click.UsageError("nothing to write: give --events, --book or both")
+        raise click.UsageError("nothing to write: give --events, --book, or --orders with "
+                               "--config")
     if len(watch) > symbols:
         raise click.BadParameter(f"{len(watch)} stocks watched, the build has {symbols} "
                                  f"symbols (raise --symbols)", param_hint="--watch")
@@ -166,8 +188,8 @@ def replay(capture: Path, events_path: Path | None, book_path: Path | None, line
             book_path.write_text(json.dumps(book.books(), indent=1) + "\n")
         finally:
             book.close()
-        for sym, locates in book.shared.items():
-            err.print(f"[yellow]symbol {sym} carries locates {locates}: its book mixes "
+        for sym, shared in book.shared.items():
+            err.print(f"[yellow]symbol {sym} carries locates {shared}: its book mixes "
                       f"stocks (raise --symbols or use --watch)[/yellow]")
 
     build = f"built in {result.build_seconds:.1f} s" if result.build_seconds else "cached"
@@ -192,6 +214,45 @@ def replay(capture: Path, events_path: Path | None, book_path: Path | None, line
         }
         summary_path.write_text(json.dumps(summary, indent=2) + "\n")
 
+
+
+def _replay_orders(capture: Path, orders_path: Path, config_path: Path, width: str,
+                   summary_path: Path | None) -> None:
+    from host.config import ConfigError
+    from host.replay import CaptureError, read_frames, trade_replay
+    from sim.pcap import write_pcap
+
+    err = Console(stderr=True)
+    try:
+        frames = read_frames(capture)
+        err.print(f"[dim]top level W={width}: preparing the Verilator model…[/dim]")
+        with err.status("replaying through the trade path…", spinner="dots"):
+            result = trade_replay(frames, config_path.read_text(),
+                                  config_path=str(config_path), data_width=int(width))
+    except CaptureError as exc:
+        raise click.UsageError(str(exc)) from None
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    write_pcap(orders_path, result.order_frames)
+    rejects = {k: v for k, v in result.rejects.items() if v}
+    ttt = sorted(o["tick_to_trade_cycles"] for o in result.orders
+                 if o["tick_to_trade_cycles"] is not None)
+    Console().print(
+        f"{result.frames:,} frames in, {len(result.order_frames):,} order frames out "
+        f"({len(result.orders):,} enters) → {orders_path}; {result.decisions:,} decisions, "
+        f"rejects: {', '.join(f'{k} {v:,}' for k, v in rejects.items()) or 'none'}"
+        + (f"; tick-to-trade {ttt[0]}–{ttt[-1]} cycles, median {ttt[len(ttt) // 2]}"
+           if ttt else ""), highlight=False)
+    if result.records_lost:
+        err.print(f"[yellow]{result.records_lost} orders without a latency record (more "
+                  f"than 64 orders in one batch)[/yellow]")
+    if summary_path:
+        summary_path.write_text(json.dumps({
+            "capture": str(capture), "config": str(config_path), "width": int(width),
+            "frames": result.frames, "order_frames": len(result.order_frames),
+            "decisions": result.decisions, "rejects": result.rejects,
+            "cycles": result.cycles, "seconds": round(result.seconds, 3),
+            "orders": result.orders}, indent=2) + "\n")
 
 
 @main.command()
@@ -298,7 +359,7 @@ def counters_table(counters: dict[str, dict[str, int]]) -> Table:
 def _register_subcommands() -> None:
     import importlib
 
-    for module in ("host.cli_venue", "host.cli_device", "host.cli_platform"):
+    for module in ("host.cli_venue", "host.cli_device", "host.cli_trade", "host.cli_platform"):
         importlib.import_module(module).register(main)
 
 

@@ -174,6 +174,13 @@ OPTIONAL_BLOCKS = {"book": "order book", "risk": "risk checks", "strategy": "tri
                    "ouch_tx": "order entry", "telemetry": "latency histogram"}
 
 
+def kill_of(dev) -> str:
+    from host.cli_trade import risk_state
+
+    st = risk_state(dev)
+    return f"ON ({', '.join(st['kill_causes'])})" if st["killed"] else "off"
+
+
 def status_of(dev) -> dict:
     """What `t2t status` shows, as data."""
     from gateware.top import ALARMS
@@ -203,7 +210,7 @@ def status_of(dev) -> dict:
         "alarms": [name for i, name in enumerate(ALARMS) if alarms >> i & 1],
         "book": None if not m.has_block("book") else
         f"{values['book.occupancy']:,} orders" + (", clearing" if values["book.busy"] else ""),
-        "kill": None if not m.has_block("risk") else "present",
+        "kill": None if not m.has_block("risk") else kill_of(dev),
         "not_in_bitstream": [b for b in OPTIONAL_BLOCKS if not m.has_block(b)],
     }
 
@@ -304,7 +311,7 @@ def _config_values(dev, path: Path):
     from host.config import load, watch_size
 
     cfg = load(path, symbols=watch_size(dev.map))
-    return cfg.registers(dev.map)
+    return (*cfg.registers(dev.map), cfg.table_writes(dev.map))
 
 
 @config.command("push")
@@ -319,9 +326,13 @@ def config_push(endpoint, board, map_path, timeout, path: Path, allow_missing) -
 
     load(path)  # a broken file fails here, before the device is even asked
     dev = open_device(endpoint, board, map_path, timeout)
-    values, missing = _config_values(dev, path)
+    values, missing, table = _config_values(dev, path)
     dev.write_many(values)
-    click.echo(f"pushed {len(values)} registers from {path}")
+    for name, value in table:  # staged entry, then its strobe: order matters
+        dev.write(name, value)
+    click.echo(f"pushed {len(values)} registers" +
+               (f" and {len(table) // 2} trigger table entries" if table else "") +
+               f" from {path}")
     if missing:
         click.echo(f"not pushed: {', '.join(missing)} — not in this bitstream", err=True)
         if not allow_missing:
@@ -342,7 +353,7 @@ def config_diff(endpoint, board, map_path, timeout, path: Path, as_json) -> None
 
     load(path)
     dev = open_device(endpoint, board, map_path, timeout)
-    values, missing = _config_values(dev, path)
+    values, missing, _table = _config_values(dev, path)  # the table is write-only
     device = dev.read_many(list(values))
     diff = [{"register": n, "device": device[n], "config": v}
             for n, v in values.items() if device[n] != v]
@@ -396,49 +407,6 @@ def config_show(endpoint, board, map_path, timeout, path: Path | None, as_json) 
     for n, v in values.items():
         table.add_row(n, f"{v:#x}")
     Console().print(table)
-
-
-def _absent(block: str, what: str):
-    """A command for a block that is not built yet: it connects, looks the block up in
-    the device's register map, and says "not in this bitstream" (EXIT_NOT_IN_BITSTREAM)
-    when it is absent. When the block lands, its command replaces this."""
-
-    def run(endpoint, board, map_path, timeout, **_kw):
-        dev = open_device(endpoint, board, map_path, timeout)
-        dev.require(block, what)
-        fail(f"{what}: the bitstream has a '{block}' block but this t2t cannot drive it "
-             f"yet", EXIT_NOT_IN_BITSTREAM)
-    return device_errors(run)
-
-
-@click.group()
-def risk() -> None:
-    """Pre-trade risk limits on the FPGA."""
-
-
-@risk.command("show")
-@device_options
-@click.option("--json", "as_json", is_flag=True)
-def risk_show(**kw) -> None:
-    """The risk limits and reject counters."""
-    _absent("risk", "risk limits")(**kw)
-
-
-@risk.command("set")
-@device_options
-@click.argument("name")
-@click.argument("value", type=int)
-def risk_set(**kw) -> None:
-    """Set risk limit NAME to VALUE."""
-    _absent("risk", "risk limits")(**kw)
-
-
-@click.command()
-@device_options
-@click.argument("state", type=click.Choice(("on", "off")))
-def kill(**kw) -> None:
-    """Trip (on) or reset (off) the kill switch."""
-    _absent("risk", "kill switch")(**kw)
 
 
 @click.command()
@@ -524,15 +492,6 @@ def _symbol_index(dev, symbol: str) -> int:
                              f"give its index as #N", param_hint="SYMBOL")
 
 
-@click.command()
-@device_options
-@click.option("--clock-mhz", type=click.FloatRange(1), default=156.25, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
-def latency(**kw) -> None:
-    """Tick-to-trade latency histogram and percentiles, in cycles and ns."""
-    _absent("telemetry", "latency histogram")(**kw)
-
-
 def register(main: click.Group) -> None:
-    for command in (regmap, sim, status, counters, config, risk, kill, book, latency):
+    for command in (regmap, sim, status, counters, config, book):
         main.add_command(command)

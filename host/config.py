@@ -22,18 +22,31 @@ by name.
     ip = "10.0.0.1"
     port = 40002
 
-    [venue]                  # order entry (the trade path)
-    address = "10.0.0.50:4000"
+    [venue]                  # where orders go (ouch_tx)
+    ip = "10.0.0.2"
+    port = 40000
+    mac = "02:00:00:00:00:02"
 
-    [risk]                   # pre-trade limits, integers
-    max_order_qty = 1000
-
-    [[trigger]]              # the strategy's trigger table
+    [[trigger]]              # the strategy's trigger table, one entry per symbol
     symbol = "AAPL"
-    kind = "cross"           # cross | improve | imbalance | stop
+    kind = "take"            # take | stop | improve
     side = "buy"             # buy | sell
-    price = 1902500          # 1/10000 of the currency unit, as ITCH prices
-    qty = 100
+    limit = "215.30"         # decimal price (stored in 1/10000); `stop` for a stop
+    quantity = 100
+    tif = "ioc"              # day | ioc | gtc | fok
+
+    [risk]                   # pre-trade limits; 0 (or absent) switches a check off
+    max_order_shares = 1000
+    max_order_notional = "250000.00"
+    position_limit = 5000    # per symbol, shares, counting open orders
+    collar_bps = 500
+    orders_per_second = 1000
+    max_open_orders = 50
+    kill = false
+
+Every trigger and risk key, with its meaning, is in ``docs/config.example.toml``. Times
+and rates become cycles with ``device.clock_hz`` (default 156.25 MHz, the 64-bit 10GbE
+clock).
 
 Design decisions
 ----------------
@@ -45,6 +58,9 @@ Design decisions
 * Sections for blocks the bitstream does not have (``venue`` → ``ouch_tx``, ``risk``,
   ``trigger`` → ``strategy``) are validated but cannot be pushed; ``registers`` returns
   them as missing and the CLI says so with its own exit code, never silently.
+* The trigger table is a memory behind a staging register: ``table_writes`` gives the
+  writes in order, one entry for every symbol (those without a trigger are written
+  disabled, so a push leaves no stale trigger armed).
 """
 
 from __future__ import annotations
@@ -52,22 +68,30 @@ from __future__ import annotations
 import ipaddress
 import tomllib
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from gateware.models import trade
 from gateware.models.regmap import RegisterMap
 
 SECTIONS = {
-    "device": {"mac", "ip", "port"},
+    "device": {"mac", "ip", "port", "clock_hz"},
     "feed": {"line_a", "line_b"},
     "symbols": {"watch"},
     "events": {"enable", "mac", "ip", "port"},
-    "venue": {"address"},
-    "risk": {"max_order_qty", "max_notional", "max_open_orders", "max_position",
-             "price_collar_bps", "order_rate_per_s"},
-    "trigger": {"symbol", "kind", "side", "price", "qty"},
+    "venue": {"ip", "port", "mac", "src_port"},
+    "risk": {"max_order_shares", "max_order_notional", "position_limit", "collar_bps",
+             "collar", "gross_notional", "max_open_orders", "orders_per_second", "burst",
+             "symbol_orders_per_second", "symbol_burst", "duplicate_window_us", "kill",
+             "kill_after_rejects", "watchdog_ms", "watchdog_cancel_all", "restricted"},
+    "trigger": {"symbol", "kind", "side", "limit", "stop", "quantity", "tif", "one_shot",
+                "ticks", "spread", "tick", "tag"},
 }
-TRIGGER_KINDS = ("cross", "improve", "imbalance", "stop")
+TRIGGER_KINDS = trade.KINDS
 SIDES = ("buy", "sell")
+TIFS = {"day": "0", "ioc": "3", "gtc": "1", "fok": "4"}  # OUCH codes (models.ouch)
+DEFAULT_CLOCK_HZ = 156_250_000
+PRICE_SCALE = 10_000  # ITCH/OUCH prices: 4 implied decimals
 # config section -> the gateware block its registers live in
 BLOCK_OF = {"venue": "ouch_tx", "risk": "risk", "trigger": "strategy"}
 
@@ -89,9 +113,35 @@ class Config:
     feeds: list[tuple[int, int, int]] = field(default_factory=list)  # (group, port, line)
     watch: list[str] = field(default_factory=list)
     events: dict | None = None  # enable, mac, ip, port
-    venue: tuple[int, int] | None = None
-    risk: dict[str, int] = field(default_factory=dict)
-    triggers: list[dict] = field(default_factory=list)
+    clock_hz: int = DEFAULT_CLOCK_HZ
+    venue: dict[str, int] = field(default_factory=dict)  # register -> value
+    risk: dict[str, int] = field(default_factory=dict)  # risk register -> value
+    triggers: dict[int, trade.Trigger] = field(default_factory=dict)  # symbol index ->
+
+    def limits(self) -> trade.Limits:
+        """The risk section as the model's limits (unset keys: check off)."""
+        lim = trade.Limits()
+        for name, value in self.risk.items():
+            if name.startswith("limits."):
+                setattr(lim, name.removeprefix("limits."), value)
+        restricted = self.risk.get("restricted", 0)
+        lim.restricted = frozenset(i for i in range(restricted.bit_length())
+                                   if restricted >> i & 1)
+        return lim
+
+    def table_writes(self, regmap: RegisterMap) -> list[tuple[str, int]]:
+        """The trigger table's writes, in order: the staged entry, then the strobe that
+        stores it at its symbol — for every symbol of the build."""
+        if not regmap.has_block("strategy"):
+            return []
+        entry, strobe = regmap["strategy.entry"], regmap["strategy.entry_wr"]
+        writes = []
+        for sym in range(watch_size(regmap)):
+            t = self.triggers.get(sym, trade.Trigger())
+            fields = {k: int(v) for k, v in vars(t).items()}
+            writes += [("strategy.entry", entry.compose(**fields)),
+                       ("strategy.entry_wr", strobe.compose(stb=1, sym=sym))]
+        return writes
 
     def registers(self, regmap: RegisterMap) -> tuple[dict[str, int], list[str]]:
         """(register values by name, config sections whose block is not in the map)."""
@@ -122,14 +172,10 @@ class Config:
                            "ctl.event_mac": self.events["mac"],
                            "ctl.event_ip": self.events["ip"],
                            "ctl.event_port": self.events["port"]})
-        if "venue" not in missing and self.venue:
-            values.update({"ouch_tx.venue_ip": self.venue[0],
-                           "ouch_tx.venue_port": self.venue[1]})
+        if "venue" not in missing:
+            values.update({f"ouch_tx.{k}": v for k, v in self.venue.items()})
         if "risk" not in missing:
             values.update({f"risk.{k}": v for k, v in self.risk.items()})
-        if "trigger" not in missing:
-            for i, t in enumerate(self.triggers):
-                values.update({f"strategy.trigger[{i}].{k}": v for k, v in t.items()})
         unknown = [n for n in values if n not in regmap]
         if unknown:
             raise ConfigError("register map", [f"{n}: no such register in this bitstream"
@@ -266,35 +312,146 @@ def parse(text: str, path: str = "<config>", symbols: int | None = None) -> Conf
             if enable and not {"mac", "ip", "port"} <= set(ev):
                 problems.append("events: enable = true needs mac, ip and port")
 
-    venue = tables["venue"][0] if tables["venue"] else {}
-    if "address" in venue:
-        cfg.venue = _address(venue["address"], "venue.address", problems)
-    risk = tables["risk"][0] if tables["risk"] else {}
-    cfg.risk = {k: _uint(v, f"risk.{k}", problems) for k, v in risk.items()
-                if k in SECTIONS["risk"]}
+    if "clock_hz" in device:
+        clock = _uint(device["clock_hz"], "device.clock_hz", problems)
+        if clock:
+            cfg.clock_hz = clock
+        elif clock == 0:
+            problems.append("device.clock_hz: must be above 0")
+    _venue(tables["venue"][0] if tables["venue"] else {}, cfg, problems)
+    _risk(tables["risk"][0] if tables["risk"] else {}, cfg, problems)
     for i, t in enumerate(tables["trigger"]):
-        where = f"trigger[{i}]"
-        for key in ("symbol", "kind", "side", "price", "qty"):
-            if key not in t:
-                problems.append(f"{where}.{key}: missing")
-        if "symbol" in t and t["symbol"] not in cfg.watch:
-            problems.append(f"{where}.symbol: {t['symbol']!r} is not in symbols.watch")
-        if "kind" in t and t["kind"] not in TRIGGER_KINDS:
-            problems.append(f"{where}.kind: {t['kind']!r}; one of {', '.join(TRIGGER_KINDS)}")
-        if "side" in t and t["side"] not in SIDES:
-            problems.append(f"{where}.side: {t['side']!r}; one of {', '.join(SIDES)}")
-        for key in ("price", "qty"):
-            if key in t:
-                _uint(t[key], f"{where}.{key}", problems, bits=32)
-        if all(k in t for k in SECTIONS["trigger"]) and t.get("symbol") in cfg.watch:
-            cfg.triggers.append({"symbol": cfg.watch.index(t["symbol"]),
-                                 "kind": TRIGGER_KINDS.index(t["kind"])
-                                 if t["kind"] in TRIGGER_KINDS else 0,
-                                 "side": int(t["side"] == "sell"),
-                                 "price": t["price"], "qty": t["qty"]})
+        _trigger(t, f"trigger[{i}]", cfg, problems)
     if problems:
         raise ConfigError(path, problems)
     return cfg
+
+
+def price(value, key, problems, bits: int = 32) -> int | None:
+    """A decimal price ("215.30", or a number) in 1/10000."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        problems.append(f"{key}: {value!r} is not a price (a decimal such as \"215.30\")")
+        return None
+    try:
+        scaled = Decimal(str(value)) * PRICE_SCALE
+    except InvalidOperation:
+        problems.append(f"{key}: {value!r} is not a price (a decimal such as \"215.30\")")
+        return None
+    if scaled != scaled.to_integral_value() or not 0 <= scaled < 1 << bits:
+        problems.append(f"{key}: {value!r} must be 0 or more with at most 4 decimals "
+                        f"(below {((1 << bits) - 1) / PRICE_SCALE:.4f})")
+        return None
+    return int(scaled)
+
+
+def _bool(value, key, problems) -> bool:
+    if not isinstance(value, bool):
+        problems.append(f"{key}: {value!r} is not true or false")
+        return False
+    return value
+
+
+def _venue(venue: dict, cfg: Config, problems: list[str]) -> None:
+    if "ip" in venue and (ip := _ip(venue["ip"], "venue.ip", problems)) is not None:
+        cfg.venue["venue_ip"] = ip
+    if "mac" in venue and (mac := _mac(venue["mac"], "venue.mac", problems)) is not None:
+        cfg.venue["venue_mac"] = mac
+    for key, reg in (("port", "venue_port"), ("src_port", "src_port")):
+        if key in venue and (port := _port(venue[key], f"venue.{key}", problems)):
+            cfg.venue[reg] = port
+
+
+def _cycles(seconds: float, cfg: Config) -> int:
+    return max(1, round(seconds * cfg.clock_hz))
+
+
+def _risk(risk: dict, cfg: Config, problems: list[str]) -> None:
+    out: dict[str, int] = {}
+
+    def uint(key, bits=32):
+        return _uint(risk[key], f"risk.{key}", problems, bits) if key in risk else None
+    for key, reg, bits in (("max_order_shares", "max_shares", 32),
+                           ("position_limit", "position_limit", 32),
+                           ("collar_bps", "collar_bps", 16),
+                           ("max_open_orders", "max_open_orders", 16),
+                           ("kill_after_rejects", "kill_after", 16)):
+        if (v := uint(key, bits)) is not None:
+            out[reg] = v
+    for key, reg, bits in (("max_order_notional", "max_notional", 64),
+                           ("gross_notional", "max_gross", 64), ("collar", "collar_price", 32)):
+        if key in risk and (v := price(risk[key], f"risk.{key}", problems, bits)) is not None:
+            out[reg] = v
+    for rate_key, burst_key, prefix in (("orders_per_second", "burst", "rate"),
+                                        ("symbol_orders_per_second", "symbol_burst",
+                                         "sym_rate")):
+        rate, burst = uint(rate_key), uint(burst_key) if burst_key in risk else 1
+        if rate:
+            interval = max(1, cfg.clock_hz // rate)
+            out[f"{prefix}_interval"] = interval
+            out[f"{prefix}_tolerance"] = (max(1, burst or 1) - 1) * interval
+    if (v := uint("duplicate_window_us")) is not None:
+        out["dup_window"] = _cycles(v / 1e6, cfg) if v else 0
+    if (v := uint("watchdog_ms")) is not None:
+        out["watchdog"] = _cycles(v / 1e3, cfg) if v else 0
+    for key, reg in (("kill", "kill"), ("watchdog_cancel_all", "watchdog_cancel")):
+        if key in risk:
+            out[reg] = int(_bool(risk[key], f"risk.{key}", problems))
+    for reg in ("rate_interval", "sym_rate_interval", "dup_window", "watchdog"):
+        if out.get(reg, 0) >= 1 << 32:
+            problems.append(f"risk: {reg} is {out[reg]} cycles at {cfg.clock_hz} Hz, more "
+                            f"than 32 bits hold")
+    cfg.risk = {f"limits.{k}": v for k, v in out.items()}
+    if "restricted" in risk:
+        names = risk["restricted"]
+        if not isinstance(names, list):
+            problems.append("risk.restricted: must be a list of symbols from symbols.watch")
+            names = []
+        mask = 0
+        for name in names:
+            if name not in cfg.watch:
+                problems.append(f"risk.restricted: {name!r} is not in symbols.watch")
+            else:
+                mask |= 1 << cfg.watch.index(name)
+        cfg.risk["restricted"] = mask
+
+
+def _trigger(t: dict, where: str, cfg: Config, problems: list[str]) -> None:
+    bad = len(problems)
+    for key in ("symbol", "kind", "side", "quantity"):
+        if key not in t:
+            problems.append(f"{where}.{key}: missing")
+    kind = t.get("kind")
+    if kind is not None and kind not in TRIGGER_KINDS:
+        problems.append(f"{where}.kind: {kind!r}; one of {', '.join(TRIGGER_KINDS)}")
+    level = "stop" if kind == "stop" else "limit"
+    if kind in TRIGGER_KINDS and level not in t:
+        problems.append(f"{where}.{level}: missing (a {kind} trigger's price)")
+    other = "limit" if level == "stop" else "stop"
+    if other in t and kind in TRIGGER_KINDS:
+        problems.append(f"{where}.{other}: not for a {kind} trigger (use {level})")
+    sym = t.get("symbol")
+    if sym is not None and sym not in cfg.watch:
+        problems.append(f"{where}.symbol: {sym!r} is not in symbols.watch")
+    elif sym is not None and cfg.watch.index(sym) in cfg.triggers:
+        problems.append(f"{where}.symbol: {sym!r} has a trigger already (one per symbol)")
+    if "side" in t and t["side"] not in SIDES:
+        problems.append(f"{where}.side: {t['side']!r}; one of {', '.join(SIDES)}")
+    tif = t.get("tif", "ioc")
+    if tif not in TIFS:
+        problems.append(f"{where}.tif: {tif!r}; one of {', '.join(TIFS)}")
+    at = price(t[level], f"{where}.{level}", problems) if level in t else None
+    quantity = _uint(t["quantity"], f"{where}.quantity", problems) if "quantity" in t else 0
+    tick = price(t.get("tick", "0.01"), f"{where}.tick", problems)
+    ticks = _uint(t.get("ticks", 0), f"{where}.ticks", problems, bits=16)
+    spread = _uint(t.get("spread", 0), f"{where}.spread", problems, bits=16)
+    tag = _uint(t.get("tag", 0), f"{where}.tag", problems, bits=16)
+    one_shot = _bool(t.get("one_shot", False), f"{where}.one_shot", problems)
+    if len(problems) > bad:
+        return
+    cfg.triggers[cfg.watch.index(sym)] = trade.Trigger(
+        enable=True, kind=TRIGGER_KINDS.index(kind), side=SIDES.index(t["side"]),
+        one_shot=one_shot, price=at, quantity=quantity, tif=ord(TIFS[tif]),
+        offset=ticks * tick, min_spread=spread * tick, tag=tag)
 
 
 def load(path: Path, symbols: int | None = None) -> Config:

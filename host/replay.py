@@ -188,3 +188,104 @@ class BookReplay:
 
     def close(self) -> None:
         self.sim.close()
+
+
+@dataclass
+class TradeReplay:
+    """What ``t2t replay --orders`` found: the order frames the gateware sent, each
+    order with its latency, rejects by reason and every counter of the trade path."""
+
+    frames: int = 0
+    order_frames: list[bytes] = field(default_factory=list)
+    orders: list[dict] = field(default_factory=list)
+    rejects: dict[str, int] = field(default_factory=dict)
+    decisions: int = 0
+    records_lost: int = 0
+    cycles: int = 0
+    seconds: float = 0.0
+
+
+def trade_replay(frames: Iterable[tuple[bytes, int]], config_text: str, *,
+                 config_path: str = "<config>", data_width: int = 64,
+                 on_progress: Callable[[int], None] | None = None,
+                 batch_frames: int = 256) -> TradeReplay:
+    """Run a capture through the whole top level (receive path, book, trade path) with
+    the configuration ``config_text`` pushed first, as ``t2t config push`` would.
+
+    Frames go in batches; after each, the risk gate's decisions and the telemetry's
+    per-order records are drained (their FIFOs hold 64, so a batch that produces more
+    than that many orders loses records — counted in ``records_lost``). An order's
+    ``tick_to_trade_cycles`` runs from the first beat of the frame that triggered it to
+    its own first beat; ``decision_cycles`` from its event reaching the strategy to the
+    risk gate's decision.
+    """
+    from gateware.models import ouch, soupbintcp
+    from gateware.models.frames import parse_udp_frame
+    from gateware.models.trade import REASONS
+    from host.config import parse, watch_size
+    from sim.local_device import LocalDevice
+    from sim.topsim import TopSim
+
+    out = TradeReplay()
+    start = time.perf_counter()
+    sim = TopSim(data_width)
+    dev = LocalDevice(sim)
+    cfg = parse(config_text, config_path, symbols=watch_size(dev.map))
+    values, _missing = cfg.registers(dev.map)
+    dev.write_many(values)
+    for name, value in cfg.table_writes(dev.map):
+        dev.write(name, value)
+    venue = (cfg.venue.get("venue_ip"), cfg.venue.get("venue_port"))
+    records: dict[int, dict] = {}
+
+    def drain(name: str) -> list[dict]:
+        got = []
+        while (rec := dev.pop_fifo(name)) is not None:
+            got.append(rec)
+        return got
+
+    def flush(batch: list[bytes]) -> None:
+        for frame in sim.run(batch, quiet=64):
+            dg = parse_udp_frame(frame)
+            if isinstance(dg, str) or (venue[0] is not None and
+                                       (dg.dst_ip, dg.dst_port) != venue):
+                continue
+            out.order_frames.append(frame)
+            packets, _rest = soupbintcp.split(dg.payload)
+            for p in packets:
+                msg = soupbintcp.decode(p)
+                order = ouch.decode_inbound(msg["message"]) if msg["type"] == "U" else None
+                if order and order["type"] == "O":
+                    out.orders.append({"user_ref": order["user_ref"],
+                                       "symbol": order["symbol"], "side": order["side"],
+                                       "price": order["price"],
+                                       "quantity": order["quantity"], "tif": order["tif"]})
+        out.decisions += len(drain("risk.decisions"))
+        for rec in drain("telemetry.records"):
+            records[rec["user_ref"]] = rec
+        batch.clear()
+
+    batch: list[bytes] = []
+    for frame, done in frames:
+        if frame:
+            out.frames += 1
+            batch.append(frame)
+        if len(batch) >= batch_frames:
+            flush(batch)
+            if on_progress:
+                on_progress(done)
+    flush(batch)
+    counters = dev.read_many([f"risk.counters.{r}" for r in REASONS])
+    out.rejects = {r: counters[f"risk.counters.{r}"] for r in REASONS if r != "pass"}
+    for order in out.orders:
+        rec = records.get(order["user_ref"])
+        if rec is None:
+            out.records_lost += 1
+            order.update(tick_to_trade_cycles=None, decision_cycles=None)
+            continue
+        order.update(tick_to_trade_cycles=(rec["t_out"] - rec["t_in"]) & 0xFFFFFFFF,
+                     decision_cycles=(rec["t_decide"] - rec["t_event"]) & 0xFFFFFFFF)
+    out.cycles = sim.cycles
+    sim.close()
+    out.seconds = time.perf_counter() - start
+    return out

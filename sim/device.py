@@ -99,12 +99,11 @@ class VirtualFpga:
             self.sim.pending.clear()
         elif kind == b"feed":
             frames = parts[1:]
-            cycles, updates = self.sim.cycles, self.sim.updates
+            cycles = self.sim.cycles
             self._dispatch(self.sim.run(frames))
             self.stats["frames_in"] += len(frames)
             self._send(client, b"fed", json.dumps({
-                "frames": len(frames), "cycles": self.sim.cycles - cycles,
-                "book_updates": self.sim.updates - updates}).encode())
+                "frames": len(frames), "cycles": self.sim.cycles - cycles}).encode())
         elif kind == b"step" and len(parts) == 2:
             cycles = int(parts[1])
             self._dispatch(self.sim.step(cycles))

@@ -3,9 +3,8 @@ the MAC RX port, whole frames out of the MAC TX port, per batch.
 
 The C ABI of ``sim/harness.cpp`` drives a batch of frames into ``mac_rx`` one beat per
 cycle and captures every beat of ``mac_tx`` (its ``ready`` held high, as a MAC that
-always takes a frame) and of ``updates`` (the book's updates, counted; the trade path
-will take them); Python is
-called once per batch and reassembles the frames from the captured beats
+always takes a frame: control replies, events and order frames); Python is called once
+per batch and reassembles the frames from the captured beats
 (``models.beats.beats_to_frames``). Layouts come from Top's own signature.
 """
 
@@ -63,15 +62,13 @@ class TopSim(verilator.ModelOwner):
         self.map = top.map
         cfg = RxConfig.default()
         self.device = Endpoint(bytes.fromhex("020000000002"), cfg.ctl_ip, cfg.ctl_port)
-        self._layouts = {n: member_layout(top, n) for n in ("mac_rx", "mac_tx", "updates")}
+        self._layouts = {n: member_layout(top, n) for n in ("mac_rx", "mac_tx")}
         self.build = build_top(data_width, symbols, locates)
         self._model = verilator.Model(self.build)
         self._model.bind_input("mac_rx", self._layouts["mac_rx"])
         self._model.bind_output("mac_tx")
-        self._model.bind_output("updates")
         self._beats: list[tuple] = []
         self.pending: list[bytes] = []  # frames from request() not addressed to the host
-        self.updates = 0  # book updates out of the top level
         self.cycles = 0
         self.sim_seconds = 0.0
         self._model.reset()
@@ -124,7 +121,6 @@ class TopSim(verilator.ModelOwner):
         return replies
 
     def _collect(self) -> list[bytes]:
-        self.updates += len(self._model.take("updates"))
         beats = self._model.take("mac_tx")
         if len(beats):
             cols = verilator.decode_columns(self._layouts["mac_tx"], beats)

@@ -26,7 +26,8 @@ def event_payload(e, fields) -> dict:
 
 def update_of(p) -> Update:
     return Update(int(p.sym), int(p.side), ACTIONS[int(p.action)], int(p.level),
-                  int(p.price), int(p.shares), int(p.orders), bool(p.bbo), bool(p.all_syms))
+                  int(p.price), int(p.shares), int(p.orders), bool(p.bbo), bool(p.all_syms),
+                  int(p.best_price), int(p.best_shares))
 
 
 def expected(flow, model: BookModel) -> list[Update]:

@@ -6,8 +6,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from gateware.models.trade import TAKE, Trigger
 from host.cli import main
-from host.cli_device import EXIT_CONFIG, EXIT_DEVICE, EXIT_DIFFERENT, EXIT_NOT_IN_BITSTREAM
+from host.cli_device import EXIT_CONFIG, EXIT_DEVICE, EXIT_DIFFERENT
 from host.config import ConfigError, parse
 
 pytestmark = pytest.mark.verilator
@@ -34,17 +35,22 @@ port = 40002
 
 TRADE = """
 [venue]
-address = "10.0.0.50:4000"
+ip = "10.0.0.2"
+port = 40000
+mac = "02:00:00:00:00:02"
 
 [risk]
-max_order_qty = 1000
+max_order_shares = 1000
+max_order_notional = "250000.00"
+orders_per_second = 1000
+restricted = ["MSFT"]
 
 [[trigger]]
 symbol = "AAPL"
-kind = "cross"
+kind = "take"
 side = "buy"
-price = 1902500
-qty = 100
+limit = "190.25"
+quantity = 100
 """
 
 
@@ -55,23 +61,29 @@ def t2t(endpoint, *args):
 def test_config_validation_names_every_bad_key():
     bad = GOOD.replace('"233.49.196.111:26477"', '"10.1.2.3:26477"') \
         .replace('"MSFT"', '"TOOLONGNAME"').replace("port = 40002", "port = 70000") \
-        + "\n[risk]\nmax_order_qty = -1\nmax_qty = 5\n[[trigger]]\nsymbol = \"IBM\"\n" \
-        "kind = \"cross\"\nside = \"up\"\nprice = 1\nqty = 1\n[colour]\n"
+        + "\n[risk]\nmax_order_shares = -1\nmax_qty = 5\n[[trigger]]\nsymbol = \"IBM\"\n" \
+        "kind = \"take\"\nside = \"up\"\nlimit = \"1.23456\"\nquantity = 1\n[colour]\n"
     with pytest.raises(ConfigError) as exc:
         parse(bad, "bad.toml", symbols=8)
     problems = "\n".join(exc.value.problems)
     for key in ("feed.line_b: 10.1.2.3 is not a multicast group", "symbols.watch[1]",
-                "events.port: 70000", "risk.max_order_qty: -1", "risk.max_qty: unknown key",
+                "events.port: 70000", "risk.max_order_shares: -1", "risk.max_qty: unknown key",
                 "trigger[0].symbol: 'IBM' is not in symbols.watch",
-                "trigger[0].side: 'up'", "colour: unknown section"):
+                "trigger[0].side: 'up'",
+                ("trigger[0].limit: '1.23456' must be 0 or more with at most 4 decimals"),
+                "colour: unknown section"):
         assert key in problems, problems
-    assert len(exc.value.problems) == 8
+    assert len(exc.value.problems) == 9
     with pytest.raises(ConfigError, match="not TOML"):
         parse("[feed\n")
     with pytest.raises(ConfigError, match="3 stocks; this bitstream has 2 symbols"):
         parse(GOOD, symbols=2)
     cfg = parse(GOOD + TRADE, symbols=8)
-    assert cfg.triggers == [{"symbol": 0, "kind": 0, "side": 0, "price": 1902500, "qty": 100}]
+    assert cfg.triggers == {0: Trigger(enable=True, kind=TAKE, side=0, price=1902500,
+                                       quantity=100, tif=ord("3"))}
+    assert cfg.risk == {"limits.max_shares": 1000, "limits.max_notional": 2_500_000_000,
+                        "limits.rate_interval": 156_250, "limits.rate_tolerance": 0,
+                        "restricted": 0b10}
 
 
 def test_config_push_diff_show(sim_endpoint, tmp_path):
@@ -92,9 +104,16 @@ def test_config_push_diff_show(sim_endpoint, tmp_path):
     assert json.loads(shown.output)["registers"]["rx.watch[2].stock"] == \
         int.from_bytes(b"BTC-USD ", "big")
     path.write_text(GOOD + TRADE)
-    partial = t2t(sim_endpoint, "config", "push", str(path))
-    assert partial.exit_code == EXIT_NOT_IN_BITSTREAM
-    assert "venue, risk, trigger — not in this bitstream" in partial.output
+    trade = t2t(sim_endpoint, "config", "push", str(path))
+    assert trade.exit_code == 0, trade.output
+    assert "trigger table entries" in trade.output  # one per symbol of the build
+    same = t2t(sim_endpoint, "config", "diff", str(path), "--json")
+    assert json.loads(same.output)["differences"] == [], same.output
+    from host.device import SimDevice
+
+    with SimDevice(sim_endpoint) as dev:  # AAPL (symbol 0) armed, no other entry
+        assert dev.read("strategy.armed") == 1
+        assert dev.read("risk.restricted") == 0b10
     path.write_text(GOOD.replace("port = 7000", "port = 'seven'"))
     broken = t2t(sim_endpoint, "config", "push", str(path))
     assert broken.exit_code == EXIT_CONFIG and "device.port: 'seven'" in broken.output
@@ -120,21 +139,37 @@ def test_status_and_counters_report_what_the_device_counted(sim_endpoint):
     assert status.exit_code == 0, status.output
     st = json.loads(status.output)
     assert [f["line"] for f in st["feeds"]] == ["A", "B"]
-    assert st["book"] == "0 orders" and "book" not in st["not_in_bitstream"]
-    assert "risk" in st["not_in_bitstream"]
+    assert st["book"] == "0 orders" and st["not_in_bitstream"] == []
+    assert st["kill"] == "off"
     assert "control_drop" in st["alarms"]
     table = t2t(sim_endpoint, "status")
-    assert table.exit_code == 0 and "not in this bitstream" in table.output
+    assert table.exit_code == 0 and "kill" in table.output
 
 
-@pytest.mark.parametrize("args,what", [
-    (["latency"], "latency histogram"),
-    (["risk", "show"], "risk limits"), (["risk", "set", "max_order_qty", "5"], "risk limits"),
-    (["kill", "on"], "kill switch")])
-def test_blocks_not_built_say_so(sim_endpoint, args, what):
-    result = t2t(sim_endpoint, *args)
-    assert result.exit_code == EXIT_NOT_IN_BITSTREAM
-    assert f"{what}: not in this bitstream" in result.output
+def test_risk_kill_and_latency_commands(sim_endpoint):
+    shown = t2t(sim_endpoint, "risk", "show", "--json")
+    assert shown.exit_code == 0, shown.output
+    st = json.loads(shown.output)
+    assert not st["killed"] and "collar" in st["rejects"] and "max_shares" in st["limits"]
+    try:
+        assert t2t(sim_endpoint, "risk", "set", "max_shares", "777").exit_code == 0
+        assert json.loads(t2t(sim_endpoint, "risk", "show", "--json").output)[
+            "limits"]["max_shares"] == 777
+        wrong = t2t(sim_endpoint, "risk", "set", "max_order_qty", "5")
+        assert wrong.exit_code == 2 and "one of" in wrong.output and "max_shares" in wrong.output
+        big = t2t(sim_endpoint, "risk", "set", "collar_bps", str(1 << 16))
+        assert big.exit_code == 2 and "16 bits" in big.output
+        on = t2t(sim_endpoint, "kill", "on")
+        assert on.exit_code == 0 and "kill switch ON (host)" in on.output
+        status = json.loads(t2t(sim_endpoint, "status", "--json").output)
+        assert status["kill"] == "ON (host)" and "kill" in status["alarms"]
+    finally:
+        t2t(sim_endpoint, "risk", "set", "max_shares", "0")
+        off = t2t(sim_endpoint, "kill", "off")
+    assert off.exit_code == 0 and "kill switch off" in off.output
+    lat = t2t(sim_endpoint, "latency", "--json")
+    assert lat.exit_code == 0, lat.output
+    assert len(json.loads(lat.output)["histogram"]) == 32
 
 
 def test_book_reads_the_level_rows(sim_endpoint):
@@ -165,6 +200,11 @@ def test_the_example_configuration_is_valid():
     cfg = load(Path(__file__).resolve().parents[2] / "docs" / "config.example.toml",
                symbols=watch_size(regmap))
     values, missing = cfg.registers(regmap)
-    assert missing == ["venue", "risk", "trigger"]
+    assert missing == []
+    assert values["risk.limits.collar_bps"] == 500 and values["risk.restricted"] == 0b1000
+    assert values["ouch_tx.venue_port"] == 40000
+    writes = cfg.table_writes(regmap)
+    assert len(writes) == 2 * 64 and {n for n, _ in writes} == {"strategy.entry",
+                                                               "strategy.entry_wr"}
     assert values["rx.watch[3].stock"] == int.from_bytes(b"BTC-USD ", "big")
     assert values["ctl.event_enable"] == 1 and values["rx.feeds[1].line"] == 1

@@ -52,7 +52,7 @@ def test_register_round_trips_through_the_verilator_model(sim_endpoint):
             dev.read("book.depth")
         dev.require("book", "the order book")
         with pytest.raises(NotInBitstream, match="not in this bitstream"):
-            dev.require("risk", "the risk gate")
+            dev.require("router", "the smart order router")
         cycles = dev.read("sys.cycles")
         assert dev.read("sys.cycles") > cycles  # the clock ran for the request
         dev.write_many(resets)

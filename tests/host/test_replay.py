@@ -185,4 +185,12 @@ def test_replay_needs_something_to_write(tmp_path):
     capture = tmp_path / "empty.pcap"
     wrpcap(str(capture), [])
     result = CliRunner().invoke(main, ["replay", str(capture)])
-    assert result.exit_code == 2 and "--events, --book or both" in result.output
+    assert result.exit_code == 2 and "--events, --book, or --orders with --config" in \
+        result.output
+    alone = CliRunner().invoke(main, ["replay", str(capture), "--orders", str(tmp_path / "o")])
+    assert alone.exit_code == 2 and "--orders and --config go together" in alone.output
+    config = tmp_path / "t2t.toml"
+    config.write_text("")
+    mixed = CliRunner().invoke(main, ["replay", str(capture), "--orders", str(tmp_path / "o"),
+                                      "--config", str(config), "--events", "-"])
+    assert mixed.exit_code == 2 and "separate run" in mixed.output

@@ -61,11 +61,23 @@ class Bench:
         assert not expect_frame, f"no frame within {limit} cycles (seed {SEED})"
 
 
+# Registers beyond the control plane's own blocks act on the trade path: a pulse clears
+# the book or sends an order, a risk limit can trip the kill switch (an alarm bit). The
+# CSR model stores and returns values but does not run those blocks, so the random
+# requests touch only plain storage there.
+CONTROL_BLOCKS = ("sys", "ctl", "rx")
+
+
+def plain(entry) -> bool:
+    return entry.block in CONTROL_BLOCKS or (entry.register.access == "rw"
+                                             and entry.block != "risk")
+
+
 def random_request(rng, regmap, seq: int, malformed: bool) -> tuple[bytes, str | None]:
     """A control payload and the drop reason the model must find (None: well formed)."""
     words = [a for a, (e, _k) in regmap.by_address.items()
              if e.name not in ("sys.cycles", "rx.ctl_ip", "rx.ctl_port")
-             and not e.name.startswith("rx.feeds")]
+             and not e.name.startswith("rx.feeds") and plain(e)]
     readonly_words = [a for a, (e, _k) in regmap.by_address.items()
                       if e.name in ("rx.ctl_ip", "rx.ctl_port")]
     ops = []

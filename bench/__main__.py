@@ -162,7 +162,7 @@ def main() -> None:
                         help="frames of minimum-size messages for (a)")
     parser.add_argument("--messages", type=int, default=1_000_000,
                         help="messages in the replay capture for (b)")
-    parser.add_argument("--section", choices=("all", "rx", "book", "top", "venue"),
+    parser.add_argument("--section", choices=("all", "rx", "book", "top", "trade", "venue"),
                         default="all", help="run one group of figures only")
     parser.add_argument("--book-events", type=int, default=100_000,
                         help="events per mix for the book's (j)")
@@ -176,8 +176,35 @@ def main() -> None:
         book_section(args, console)
     if args.section in ("all", "top"):
         top_section(console)
+    if args.section in ("all", "trade"):
+        trade_section(console)
     if args.section in ("all", "venue"):
         venue_section(args, console)
+
+
+def _values(seen: list[int]) -> str:
+    """The distinct values a measurement took, e.g. "3" or "3/4"."""
+    return "/".join(str(x) for x in seen)
+
+
+def trade_section(console: Console) -> None:
+    """(m) tick-to-trade, (n) where the cycles go, (o) the risk gate's share; W=64 and 8."""
+    from bench import trade
+
+    console.print("trade: builds the top level in Verilator at W=64 and W=8 (minutes each "
+                  "the first time)", highlight=False)
+    table = Table(title="(m, n, o) tick-to-trade from the telemetry records, cycles")
+    for col in ("W", "orders", "floor", "t2t min / median / max", "registers min / max",
+                "field → event", "event → decision", "field → decision", "decision → out"):
+        table.add_column(col, justify="right")
+    for width in (64, 8):
+        r = trade.tick_to_trade(width)
+        table.add_row(str(width), f"{r['orders']} of {r['sent_of']}", str(r["floor"]),
+                      f"{r['ttt_min']} / {r['ttt_median']:g} / {r['ttt_max']}",
+                      f"{r['register_min']} / {r['register_max']}",
+                      _values(r["field_to_event"]), _values(r["event_to_decide"]),
+                      _values(r["field_to_decide"]), _values(r["decide_to_out"]))
+    console.print(table)
 
 
 def venue_section(args, console: Console) -> None:
@@ -268,7 +295,7 @@ def top_section(console: Console) -> None:
 
 
 def receive_path(args, console: Console) -> None:
-
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
     start = time.perf_counter()
     build = build_rx_path(WIDTH)
     console.print(f"RxPath W={WIDTH}: Verilator build "

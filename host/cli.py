@@ -245,7 +245,7 @@ def _replay_orders(capture: Path, orders_path: Path, config_path: Path, width: s
            if ttt else ""), highlight=False)
     if result.records_lost:
         err.print(f"[yellow]{result.records_lost} orders without a latency record (more "
-                  f"than 64 orders in one batch)[/yellow]")
+                  f"than 64 orders from one batch of 32 frames)[/yellow]")
     if summary_path:
         summary_path.write_text(json.dumps({
             "capture": str(capture), "config": str(config_path), "width": int(width),

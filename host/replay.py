@@ -208,13 +208,13 @@ class TradeReplay:
 def trade_replay(frames: Iterable[tuple[bytes, int]], config_text: str, *,
                  config_path: str = "<config>", data_width: int = 64,
                  on_progress: Callable[[int], None] | None = None,
-                 batch_frames: int = 256) -> TradeReplay:
+                 batch_frames: int = 32) -> TradeReplay:
     """Run a capture through the whole top level (receive path, book, trade path) with
     the configuration ``config_text`` pushed first, as ``t2t config push`` would.
 
-    Frames go in batches; after each, the risk gate's decisions and the telemetry's
-    per-order records are drained (their FIFOs hold 64, so a batch that produces more
-    than that many orders loses records — counted in ``records_lost``). An order's
+    Frames go in batches of ``batch_frames``; after each, the risk gate's decisions and
+    the telemetry's per-order records are drained (their FIFOs hold 64, so a batch that
+    produces more than that many orders loses records — counted in ``records_lost``). An order's
     ``tick_to_trade_cycles`` runs from the first beat of the frame that triggered it to
     its own first beat; ``decision_cycles`` from its event reaching the strategy to the
     risk gate's decision.

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import CookedLinux, Dot1Q, Ether
 from scapy.packet import Raw
-from scapy.utils import wrpcap, wrpcapng
+from scapy.utils import rdpcap, wrpcap, wrpcapng
 
 from gateware.models import itch, moldudp64
 from gateware.models.rx import DEFAULT_LINE_A, DEFAULT_LINE_B, RxPathModel
@@ -194,3 +194,91 @@ def test_replay_needs_something_to_write(tmp_path):
     mixed = CliRunner().invoke(main, ["replay", str(capture), "--orders", str(tmp_path / "o"),
                                       "--config", str(config), "--events", "-"])
     assert mixed.exit_code == 2 and "separate run" in mixed.output
+
+
+TRADE_CONFIG = """
+[symbols]
+watch = ["AAA", "BBB"]
+
+[venue]
+ip = "10.0.0.2"
+port = 40000
+mac = "02:00:00:00:00:0a"
+
+[[trigger]]
+symbol = "AAA"
+kind = "take"
+side = "buy"
+limit = "101.00"
+quantity = 100
+
+[[trigger]]
+symbol = "BBB"
+kind = "take"
+side = "sell"
+limit = "99.00"
+quantity = 700      # over max_order_shares: every firing is refused
+
+[risk]
+max_order_shares = 500
+collar_bps = 500
+"""
+
+
+def test_replay_orders_writes_the_frames_and_latencies_the_models_predict(tmp_path):
+    """`t2t replay --orders --config --summary`: a capture where some adds cross AAA's
+    take trigger and some BBB's (refused by max_order_shares); the order frames must be
+    the model's byte for byte, the rejects counted by reason, and every order's
+    tick-to-trade the fixed 19 cycles of an add that opens its packet at W=64."""
+    from gateware.models import order_tx
+    from gateware.models.rx import RxConfig
+
+    rng = random.Random(SEED)
+    group, port = DEFAULT_LINE_A
+    msgs = [itch.encode("R", locate=11, stock="AAA"), itch.encode("R", locate=12, stock="BBB")]
+    # a market first, bid 98.50 and ask 101.05 (no trigger fires): the collar's reference
+    for locate, stock in ((11, "AAA"), (12, "BBB")):
+        msgs += [itch.encode("A", locate=locate, order_ref=locate * 10, side="B",
+                             shares=100, stock=stock, price=985_000),
+                 itch.encode("A", locate=locate, order_ref=locate * 10 + 1, side="S",
+                             shares=100, stock=stock, price=1_010_500)]
+    want_aaa, want_bbb = 0, 0
+    for k in range(60):
+        stock, locate = rng.choice((("AAA", 11), ("BBB", 12)))
+        price = 1_000_000 + rng.randint(-3, 3) * 5_000
+        side = "S" if stock == "AAA" else "B"  # against the trigger's side
+        crosses = price <= 1_010_000 if stock == "AAA" else price >= 990_000
+        want_aaa += crosses and stock == "AAA"
+        want_bbb += crosses and stock == "BBB"
+        msgs.append(itch.encode("A", locate=locate, order_ref=1000 + k, side=side,
+                                shares=50, stock=stock, price=price))
+    packets = [Ether(src="02:00:00:00:aa:01", dst="01:00:5e:00:00:01") /
+               IP(src="10.1.1.1", dst=group) / UDP(sport=30000, dport=port) /
+               Raw(moldudp64.encode_packet("TRADE00001", 1 + i, [m]))
+               for i, m in enumerate(msgs)]
+    capture, config = tmp_path / "feed.pcap", tmp_path / "t2t.toml"
+    wrpcap(str(capture), packets)
+    config.write_text(TRADE_CONFIG)
+    orders, summary = tmp_path / "orders.pcap", tmp_path / "summary.json"
+    result = run_cli(["replay", str(capture), "--orders", str(orders), "--config",
+                      str(config), "--summary", str(summary)])
+    assert result.exit_code == 0, result.output
+    assert want_aaa > 5 and want_bbb > 5, (want_aaa, want_bbb)
+
+    rx = RxConfig.default()
+    tx = order_tx.OuchTxModel(order_tx.TxConfig(
+        bytes.fromhex("02000000000a"), 0x0A000002, 40000, bytes.fromhex("020000000002"),
+        rx.ctl_ip, 40001))
+    want = [tx.send(order_tx.Order(side="B", quantity=100, stock="AAA", price=1_010_000,
+                                   tif="3", tag=0, sym=0))[1] for _ in range(want_aaa)]  # ioc
+    got = [bytes(p) for p in rdpcap(str(orders))]
+    assert got == want
+    s = json.loads(summary.read_text())
+    assert s["order_frames"] == want_aaa and s["decisions"] == want_aaa + want_bbb
+    assert s["rejects"]["max_shares"] == want_bbb
+    assert sum(s["rejects"].values()) == want_bbb
+    assert [o["user_ref"] for o in s["orders"]] == list(range(1, want_aaa + 1))
+    assert {(o["symbol"], o["side"], o["price"], o["quantity"]) for o in s["orders"]} == \
+        {("AAA", "B", 1_010_000, 100)}
+    assert {o["tick_to_trade_cycles"] for o in s["orders"]} == {19}
+    assert {o["decision_cycles"] for o in s["orders"]} == {3}

@@ -49,13 +49,6 @@ position_limit = 100000000
 """
 
 
-def _drain(dev, name: str) -> list[dict]:
-    out = []
-    while (rec := dev.pop_fifo(name)) is not None:
-        out.append(rec)
-    return out
-
-
 def tick_to_trade(width: int, orders: int = 200, idle: int = 60) -> dict:
     """Figures (m)–(o) at one data width: every cycle count comes from a record."""
     rx = RxConfig.default()
@@ -86,8 +79,8 @@ def tick_to_trade(width: int, orders: int = 200, idle: int = 60) -> dict:
                 frames.append(feed_frame(rx, 0, moldudp64.encode_packet(session, seq, [add])))
                 seq += 1
             sim.run(frames, idle=idle, quiet=64)
-            records += _drain(dev, "telemetry.records")
-            decisions += _drain(dev, "risk.decisions")
+            records += dev.drain_fifo("telemetry.records")
+            decisions += dev.drain_fifo("risk.decisions")
         rejected = sum(d["reason"] != 0 for d in decisions)
         hist_min, hist_max = dev.read("telemetry.ttt_min"), dev.read("telemetry.ttt_max")
     floor = PRICE_LAST_BYTE // (width // 8)

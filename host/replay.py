@@ -238,12 +238,6 @@ def trade_replay(frames: Iterable[tuple[bytes, int]], config_text: str, *,
     venue = (cfg.venue.get("venue_ip"), cfg.venue.get("venue_port"))
     records: dict[int, dict] = {}
 
-    def drain(name: str) -> list[dict]:
-        got = []
-        while (rec := dev.pop_fifo(name)) is not None:
-            got.append(rec)
-        return got
-
     def flush(batch: list[bytes]) -> None:
         for frame in sim.run(batch, quiet=64):
             dg = parse_udp_frame(frame)
@@ -260,8 +254,8 @@ def trade_replay(frames: Iterable[tuple[bytes, int]], config_text: str, *,
                                        "symbol": order["symbol"], "side": order["side"],
                                        "price": order["price"],
                                        "quantity": order["quantity"], "tif": order["tif"]})
-        out.decisions += len(drain("risk.decisions"))
-        for rec in drain("telemetry.records"):
+        out.decisions += len(dev.drain_fifo("risk.decisions"))
+        for rec in dev.drain_fifo("telemetry.records"):
             records[rec["user_ref"]] = rec
         batch.clear()
 

@@ -221,6 +221,13 @@ class Device:
         value = sum(r.value << (WORD * k) for k, r in enumerate(replies[1:e.words]))
         return e.decompose(value) if e.fields else {"value": value}
 
+    def drain_fifo(self, name: str, limit: int = 1 << 16) -> list[dict[str, int]]:
+        """Pop a ``fifo`` register until it is empty (at most ``limit`` entries)."""
+        out = []
+        while len(out) < limit and (entry := self.pop_fifo(name)) is not None:
+            out.append(entry)
+        return out
+
     # -- events ----------------------------------------------------------------------
 
     def _take_event(self, payload: bytes) -> None:

@@ -111,13 +111,6 @@ def uncrossed(e: itch.Event) -> itch.Event:
     return e
 
 
-def drain(dev, name: str) -> list[dict]:
-    out = []
-    while (rec := dev.pop_fifo(name)) is not None:
-        out.append(rec)
-    return out
-
-
 def test_orders_decisions_and_latency_match_the_models(top):
     sim, dev, cfg = top
     rng = rng_for("trade-top")
@@ -175,8 +168,8 @@ def test_orders_decisions_and_latency_match_the_models(top):
                     want_ttt.append(None)
         out = sim.run(frames, idle=IDLE, quiet=64)
         got_frames += [f for f in out if f[:6] == txcfg.venue_mac]
-        got_decisions += drain(dev, "risk.decisions")
-        got_records += drain(dev, "telemetry.records")
+        got_decisions += dev.drain_fifo("risk.decisions")
+        got_records += dev.drain_fifo("telemetry.records")
 
     assert got_frames == want_frames, SEED
     assert [(d["sym"], d["side"], d["price"], d["quantity"], trade.REASONS[d["reason"]])

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from gateware.book import ACTIONS
 from gateware.models import trade as model
 from gateware.models.book import BUY, CLEAR, DELETE, INSERT, MODIFY, SELL, Update
@@ -168,7 +170,6 @@ def limits_payload(lim: model.Limits) -> dict:
 def run_risk_case(rng: random.Random, lim: model.Limits, cycles: int, density: float,
                   report_rate: float = 0.05, heartbeat_every: int = 0,
                   resets: set[int] = frozenset()):
-    dut = Risk(S)
     offered, prev = {}, None
     for c in range(5, cycles):
         if rng.random() < density:
@@ -179,6 +180,17 @@ def run_risk_case(rng: random.Random, lim: model.Limits, cycles: int, density: f
                                closed=rng.random() < 0.3, released=rng.randint(0, 10**7))
                for c in range(5, cycles) if rng.random() < report_rate}
     beats = set(range(5, cycles, heartbeat_every)) if heartbeat_every else set()
+    risk, cancel_all, _ = check_risk(lim, offered, cycles, reports, beats, resets)
+    return risk, cancel_all
+
+
+def check_risk(lim: model.Limits, offered: dict, cycles: int, reports=None,
+               beats=frozenset(), resets=frozenset()):
+    """Offer ``offered[cycle]`` intents (and host reports, heartbeats, kill resets) to
+    the gate and to the model; every decision, its cycle and reason, the status and the
+    counters must agree. Returns (model, cancel-all cycles, the reasons in order)."""
+    reports = reports or {}
+    dut = Risk(S)
     got, watch = [], {}
     cancel_all = []
 
@@ -230,7 +242,68 @@ def run_risk_case(rng: random.Random, lim: model.Limits, cycles: int, density: f
     assert got[-2] == ("status", risk.open_orders & 0xFFFF, risk.gross & ((1 << 64) - 1),
                        tripped), SEED
     assert got[-1][1] == risk.counters, SEED
-    return risk, cancel_all
+    return risk, cancel_all, [why for _t, _it, why in want]
+
+
+def order_at(price: int, quantity: int, side: int = BUY, sym: int = 1) -> model.Intent:
+    return model.Intent(sym, side, price, quantity, ord("3"), 0, MID, "event")
+
+
+def spaced(*intents: model.Intent, every: int = 6, start: int = 5) -> dict:
+    return {start + every * k: it for k, it in enumerate(intents)}
+
+
+# Each limit exactly at its value and one over (or one cycle early), through the RTL and
+# the model together: (limits, {cycle: intent}, the reasons in order).
+EDGES = {
+    "max_shares": (model.Limits(max_shares=500),
+                   spaced(order_at(MID, 500), order_at(MID, 501)), ["pass", "max_shares"]),
+    "max_notional": (model.Limits(max_notional=300 * MID),
+                     spaced(order_at(MID, 300), order_at(MID, 301)),
+                     ["pass", "max_notional"]),
+    "collar_bps": (model.Limits(collar_bps=300),  # 3 % of 100.00 is 3.00
+                   spaced(order_at(MID + 30_000, 1), order_at(MID + 30_001, 1),
+                          order_at(MID - 30_000, 1, SELL), order_at(MID - 30_001, 1, SELL)),
+                   ["pass", "collar", "pass", "collar"]),
+    "collar_price": (model.Limits(collar_price=40 * TICK),
+                     spaced(order_at(MID - 40 * TICK, 1), order_at(MID - 40 * TICK - 1, 1)),
+                     ["pass", "collar"]),
+    "position": (model.Limits(position_limit=1000),
+                 spaced(order_at(MID, 600), order_at(MID + 1, 400), order_at(MID + 2, 1),
+                        order_at(MID, 1000, SELL), order_at(MID + 1, 1, SELL)),
+                 ["pass", "pass", "position", "pass", "position"]),
+    "gross": (model.Limits(max_gross=2 * 100 * MID),
+              spaced(order_at(MID, 100), order_at(MID, 100), order_at(1, 1)),
+              ["pass", "pass", "gross"]),
+    "open_orders": (model.Limits(max_open_orders=3),
+                    spaced(*(order_at(MID + k, 1) for k in range(4))),
+                    ["pass", "pass", "pass", "open_orders"]),
+    # GCRA, 10 cycles per order, burst 2: two back to back, the third refused; the bucket
+    # lets the next one through 10 cycles after the first, not a cycle earlier
+    "rate_global": (model.Limits(rate_interval=10, rate_tolerance=10),
+                    {5: order_at(MID, 1), 6: order_at(MID + 1, 1), 7: order_at(MID + 2, 1),
+                     14: order_at(MID + 3, 1), 15: order_at(MID + 4, 1)},
+                    ["pass", "pass", "rate_global", "rate_global", "pass"]),
+    "rate_symbol": (model.Limits(sym_rate_interval=10, sym_rate_tolerance=0),
+                    {5: order_at(MID, 1), 6: order_at(MID, 1, sym=2), 7: order_at(MID + 1, 1),
+                     14: order_at(MID + 2, 1), 15: order_at(MID + 3, 1)},
+                    ["pass", "pass", "rate_symbol", "rate_symbol", "pass"]),
+    "duplicate": (model.Limits(dup_window=50),
+                  {5: order_at(MID, 7), 54: order_at(MID, 7), 55: order_at(MID, 7),
+                   56: order_at(MID, 7, SELL)},
+                  ["pass", "duplicate", "pass", "pass"]),
+    "kill_after": (model.Limits(max_shares=10, kill_after=3),
+                   spaced(order_at(MID, 11), order_at(MID, 11), order_at(MID, 5),
+                          order_at(MID, 11), order_at(MID + 1, 5)),
+                   ["max_shares", "max_shares", "pass", "max_shares", "kill"]),
+}
+
+
+@pytest.mark.parametrize("check", sorted(EDGES))
+def test_risk_edges_at_the_limit_and_one_over(check):
+    lim, offered, want = EDGES[check]
+    _risk, _cancel_all, reasons = check_risk(lim, offered, max(offered) + 10)
+    assert reasons == want, (check, reasons)
 
 
 def test_risk_every_limit_matches_model():

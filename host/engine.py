@@ -41,6 +41,8 @@ REPORTS_PER_REQUEST = 5  # risk.report is 5 words + the strobe: 6 of a request's
 STATUS = ("risk.status.killed", "risk.status.tripped", "risk.status.breaches",
           "risk.status.open_orders", "risk.status.gross", "sys.alarms")
 KILL_CAUSES = ("host", "breaches", "watchdog")
+HOST_TAG = 0x4854  # the client tag of the host's own orders ("HT" in the ClOrdID)
+FLATTEN_WAIT = 20_000  # cycles a flatten order may take to show up before another is tried
 
 
 def write_sequence(dev, pairs: list[tuple[str, int]]) -> None:
@@ -73,6 +75,7 @@ class EngineOrder:
     venue_ref: int = 0
     cancel_sent: bool = False
     done_cycle: int | None = None
+    host: bool = False  # sent by the host through the gate (else fired by the strategy)
 
     @property
     def remaining(self) -> int:
@@ -147,6 +150,7 @@ class HostEngine:
     latencies_ns: list[int] = field(default_factory=list)  # per answer processed
     _queue: list[Report] = field(default_factory=list)  # not yet written
     _floor: int = 1
+    _flattening: dict[str, int] = field(default_factory=dict)  # symbol -> cycle asked
 
     def __post_init__(self):
         self.sym_of = {s: i for i, s in enumerate(self.watch)}
@@ -172,9 +176,12 @@ class HostEngine:
         if symbol not in self.sym_of:
             self.counters["unknown_symbol"] += 1
             return
+        host = msg.get("clordid", "")[1:5] == f"{HOST_TAG:04X}"
+        if host:
+            self._flattening.pop(symbol, None)
         self.orders[msg["user_ref"]] = EngineOrder(
             msg["user_ref"], symbol, self.sym_of[symbol], msg["side"], msg["quantity"],
-            msg["price"], msg["tif"], cycle)
+            msg["price"], msg["tif"], cycle, host=host)
 
     # -- what the venue answered ----------------------------------------------------------
 
@@ -299,6 +306,34 @@ class HostEngine:
         order.cancel_sent = True
         self.counters["cancels_asked"] += 1
         return True
+
+    def inject(self, symbol: str, side: str, qty: int, price: int, tif: str = "3") -> None:
+        """A host order through the FPGA's risk gate (tagged ``HOST_TAG``)."""
+        entry = self.dev.map["strategy.inject"]
+        self.dev.write_many({"strategy.inject": entry.compose(
+            sym=self.sym_of[symbol], side=0 if side == "B" else 1, price=price,
+            quantity=qty, tif=ord(tif), tag=HOST_TAG, cancel=0, user_ref=0)})
+        self.dev.write("strategy.inject_stb", 1)
+        self.counters["injected"] += 1
+
+    def flatten(self, at: int, now: int) -> int:
+        """Close every position of ``at`` shares or more with an IOC at the other side's
+        touch, one order per symbol at a time; returns how many were sent."""
+        sent = 0
+        busy = {o.symbol for o in self.orders.values() if o.host and o.state not in TERMINAL}
+        for symbol, pos in self.positions.items():
+            asked = self._flattening.get(symbol)
+            if abs(pos.qty) < at or symbol in busy or \
+                    (asked is not None and now - asked < FLATTEN_WAIT):
+                continue
+            book = self.book(symbol)
+            price = book.bid if pos.qty > 0 else book.ask
+            if price is None:
+                continue
+            self.inject(symbol, "S" if pos.qty > 0 else "B", abs(pos.qty), price)
+            self._flattening[symbol] = now
+            sent += 1
+        return sent
 
     def cancel_stale(self, now: int, age: int) -> int:
         """Cancel the resting orders sent more than ``age`` cycles before ``now``."""

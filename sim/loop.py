@@ -12,7 +12,8 @@ One iteration covers ``quantum`` cycles of *loop time*:
    quantum; the frames it sends are split: order frames (to the venue's address) are
    stripped of Ethernet/IPv4/UDP and handed to the venue's OUCH-over-UDP order entry
    (``Gateway.udp_datagram``), the rest are counted;
-3. the host engine gets a copy of each order message as it left (pending), and the
+3. (the venue's answers caused by the participants' flow reach the host before the feed
+   goes in, the others after the FPGA's batch) the host engine gets a copy of each order message as it left (pending), and the
    venue's answers (Accepted, Executed, Canceled, Rejected); it writes fills, cancels and
    closed orders back into the risk gate (``risk.report``) once they are
    ``report_delay`` cycles old, sends heartbeats, cancels stale resting orders through
@@ -61,6 +62,7 @@ class LoopConfig:
     report_delay: int = 0  # FPGA cycles between the venue's answer and the host seeing it
     heartbeat_every: int = 0  # cycles between heartbeats (0: none)
     stale_after: int = 0  # cycles after which the host cancels a resting order (0: never)
+    flatten_at: int = 0  # |position| at which the host closes it with an IOC (0: never)
     telemetry: bool = True
     drop_a: set[int] = field(default_factory=set)  # MoldUDP64 sequence numbers lost on A
     drop_b: set[int] = field(default_factory=set)  # ... and on B
@@ -82,7 +84,7 @@ class Loop:
         self.fpga, self.dev, self.cfg, self.lc = fpga, dev, cfg, lc
         self.clock_hz = cfg.clock_hz
         self.instruments = default_instruments()
-        self.now = 0  # loop time, cycles
+        self.now = self.start = fpga.cycles  # loop time, cycles
         self.venue = Venue(self.instruments, clock=self._ns)
         self.gateway = Gateway(self.venue)
         self.flow = Flow(self.venue, seed=lc.seed, rate=lc.rate,
@@ -108,7 +110,7 @@ class Loop:
         self.publisher.start_of_day(self._ns())
 
     def _ns(self) -> int:
-        return self.now * 1_000_000_000 // self.clock_hz
+        return (self.now - self.start) * 1_000_000_000 // self.clock_hz
 
     # -- one iteration ----------------------------------------------------------------------
 
@@ -116,8 +118,9 @@ class Loop:
         start = time.perf_counter()
         lc = self.lc
         end = self.now + lc.quantum
-        while self.flow.now * self.clock_hz < end:
+        while self.flow.now * self.clock_hz < end - self.start:
             self.flow.step()
+        self._deliver()  # fills of resting orders by the participants' flow
         frames_in = self._feed_frames()
         out = self.fpga.run(frames_in, idle=lc.idle, quiet=lc.quiet) if frames_in else []
         behind = end - self.fpga.cycles
@@ -203,20 +206,26 @@ class Loop:
         except soupbintcp.PacketError:
             self.counters["bad_answers"] += 1
 
-    def _host(self) -> None:
-        lc, eng = self.lc, self.engine
-        due = self.fpga.cycles - lc.report_delay
+    def _deliver(self) -> None:
+        """The answers the host has by now, and their reports to the gate."""
+        due = self.fpga.cycles - self.lc.report_delay
         ready = [a for a in self._inbox if a[0] <= due]
         if ready:
             self._inbox = [a for a in self._inbox if a[0] > due]
             for when, msg in ready:
-                eng.on_response(msg, when)
-        eng.flush_reports(cycles=lambda: self.fpga.cycles)
+                self.engine.on_response(msg, when)
+        self.engine.flush_reports(cycles=lambda: self.fpga.cycles)
+
+    def _host(self) -> None:
+        lc, eng = self.lc, self.engine
+        self._deliver()
         for inst in self.instruments:
             book = self.venue.engine.books[inst.symbol]
             eng.mark(inst.symbol, book.best_bid(), book.best_ask())
         if lc.stale_after:
             eng.cancel_stale(self.now, lc.stale_after)
+        if lc.flatten_at:
+            eng.flatten(lc.flatten_at, self.now)
         if lc.heartbeat_every and self.fpga.cycles >= self._next_heartbeat:
             eng.heartbeat()
             self._next_heartbeat = self.fpga.cycles + lc.heartbeat_every

@@ -73,14 +73,6 @@ class TopSim(verilator.ModelOwner):
         self.sim_seconds = 0.0
         self._model.reset()
 
-    def reset(self) -> None:
-        """Reset the gateware (every register to its reset value, the cycle counter to
-        0), dropping whatever it was sending; ``cycles`` keeps counting."""
-        self._model.reset()
-        self._model.take("mac_tx")
-        self._beats.clear()
-        self.pending.clear()
-
     def _timed(self, fn, *args) -> int:
         start = time.perf_counter()
         cycles = fn(*args)

@@ -129,9 +129,10 @@ def test_loop_keeps_the_gate_informed(model):
     """After a run with the models as the FPGA, the gate's view (position, open exposure,
     open orders, gross) equals the engine's, which equals the venue's."""
     cfg, fpga = model
-    loop = run_model_loop(cfg, fpga, stale_after=100_000)
+    loop = run_model_loop(cfg, fpga, stale_after=100_000, flatten_at=500)
     eng = loop.engine
     assert len(eng.fills) > 20 and eng.counters["cancels_asked"] > 0, eng.counters
+    assert eng.counters["injected"] > 0 and any(p.realized for p in eng.positions.values())
     assert eng.positions == venue_positions(loop)
     open_orders = [o for o in eng.orders.values() if o.state not in (FILLED, CANCELED,
                                                                       REJECTED)]

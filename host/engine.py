@@ -191,6 +191,8 @@ class HostEngine:
         kind = msg["type"]
         self.counters[f"answer_{kind}"] += 1
         order = self.orders.get(msg.get("user_ref", -1))
+        if kind == "J":
+            self.counters[f"venue_reject_{msg['reason']}"] += 1
         if kind == "S":
             pass
         elif order is None:
@@ -317,8 +319,8 @@ class HostEngine:
         self.counters["injected"] += 1
 
     def flatten(self, at: int, now: int) -> int:
-        """Close every position of ``at`` shares or more with an IOC at the other side's
-        touch, one order per symbol at a time; returns how many were sent."""
+        """Reduce every position of ``at`` shares or more by ``at`` with an IOC at the
+        other side's touch, one order per symbol at a time; returns how many were sent."""
         sent = 0
         busy = {o.symbol for o in self.orders.values() if o.host and o.state not in TERMINAL}
         for symbol, pos in self.positions.items():
@@ -330,7 +332,7 @@ class HostEngine:
             price = book.bid if pos.qty > 0 else book.ask
             if price is None:
                 continue
-            self.inject(symbol, "S" if pos.qty > 0 else "B", abs(pos.qty), price)
+            self.inject(symbol, "S" if pos.qty > 0 else "B", at, price)
             self._flattening[symbol] = now
             sent += 1
         return sent

@@ -127,7 +127,7 @@ class Loop:
         if behind > 0:
             out += self.fpga.step(behind)
         self.now = end
-        self._route(out + self._take_pending())
+        self._route(self._take_pending() + out)  # frames sent during requests went first
         self._host()
         self.wall += time.perf_counter() - start
 

@@ -36,7 +36,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from gateware.models import frames, moldudp64, ouch, soupbintcp
+from gateware.models import control, frames, moldudp64, ouch, soupbintcp
 from gateware.models.rx import RxConfig
 from host.config import Config
 from host.engine import HostEngine
@@ -47,6 +47,7 @@ from sim.venue.gateway import Gateway
 from sim.venue.venue import Venue
 
 TELEMETRY = "telemetry.records"
+CLEAR_CYCLES = 4096 + 64  # book.clear sweeps a bucket per cycle, then one update
 MASK32 = 0xFFFFFFFF
 
 
@@ -66,6 +67,7 @@ class LoopConfig:
     telemetry: bool = True
     drop_a: set[int] = field(default_factory=set)  # MoldUDP64 sequence numbers lost on A
     drop_b: set[int] = field(default_factory=set)  # ... and on B
+    resync_on_gap: bool = False  # a gap event makes the host replay the session (resync)
 
 
 @dataclass
@@ -103,6 +105,9 @@ class Loop:
         self.telemetry: list[dict] = []
         self._records_owed = 0
         self.counters: Counter = Counter()
+        self.gaps: list[tuple[int, control.GapEvent]] = []  # (FPGA cycle, event)
+        self.resyncs: list[tuple[int, int]] = []  # (FPGA cycle at start, at end)
+        self.lost: list[tuple[int, int]] = []  # (first seq, count) of packets lost on both
         self._next_heartbeat = 0
         self._logged = 0  # publisher log entries already sent (one-message mode)
         self.feed_messages = 0
@@ -131,6 +136,19 @@ class Loop:
         self._host()
         self.wall += time.perf_counter() - start
 
+    def settle(self, rounds: int = 10) -> bool:
+        """Without participants acting, send what the venue has published and not sent
+        (its answers to our last orders) until nothing is left; True when settled, so
+        the FPGA's book can be compared with the venue's."""
+        for _ in range(rounds):
+            frames_in = self._feed_frames()
+            if not frames_in:
+                return True
+            out = self.fpga.run(frames_in, idle=self.lc.idle, quiet=self.lc.quiet)
+            self._route(self._take_pending() + out)
+            self._host()
+        return False
+
     def run(self, cycles: int, stop=lambda: False) -> None:
         """Iterate until ``cycles`` of loop time have passed (or ``stop()`` says so)."""
         end = self.now + cycles
@@ -148,8 +166,10 @@ class Loop:
             packets = self.publisher.flush()
         out = []
         for p in packets:
-            seq = int.from_bytes(p[10:18], "big")
-            self.feed_messages += int.from_bytes(p[18:20], "big")
+            seq, count = int.from_bytes(p[10:18], "big"), int.from_bytes(p[18:20], "big")
+            self.feed_messages += count
+            if seq in self.lc.drop_a and seq in self.lc.drop_b:
+                self.lost.append((seq, count))
             if seq not in self.lc.drop_a:
                 out.append(feed_frame(self.rx, 0, p))
             if seq not in self.lc.drop_b:
@@ -166,7 +186,7 @@ class Loop:
             dg = frames.parse_udp_frame(frame)
             if isinstance(dg, str) or dg.dst_ip != self.venue_ip or \
                     dg.dst_port != self.venue_port:
-                self.counters["other_frames"] += 1
+                self._event_frame(dg)
                 continue
             self.counters["order_frames"] += 1
             try:
@@ -187,6 +207,42 @@ class Loop:
                     self._records_owed += 1
             addr = (frames.int_to_ip(dg.src_ip), dg.src_port)
             self.gateway.udp_datagram(dg.payload, addr, self._answer)
+
+    def _event_frame(self, dg) -> None:
+        """A frame that is not an order: the event channel's gap reports, else counted."""
+        try:
+            events = control.check(dg.payload, control.KIND_EVENT).events
+        except (control.ControlError, AttributeError):
+            self.counters["other_frames"] += 1
+            return
+        for ev in events:
+            if isinstance(ev, control.GapEvent):
+                self.gaps.append((self.fpga.cycles, ev))
+                self.counters["gap_events"] += 1
+            else:
+                self.counters["unknown_events"] += 1
+
+    def resync(self) -> None:
+        """Rebuild the FPGA's book after a gap the lines could not fill: with the gate
+        killed (no order on replayed news), clear every symbol's book, forget the
+        MoldUDP64 session and replay the whole session from message 1 through the
+        venue's retransmission (``Publisher.retransmit``), then restore the kill switch
+        and the trigger table (the replay may have fired and disarmed entries)."""
+        dev, start = self.dev, self.fpga.cycles
+        kill = self.cfg.risk.get("limits.kill", 0)
+        dev.write("risk.limits.kill", 1)
+        dev.write("book.clear", dev.map["book.clear"].compose(stb=1, all=1))
+        dev.write("rx.reset_session", 1)
+        self.fpga.step(CLEAR_CYCLES)
+        seq = 1
+        while (packet := self.publisher.retransmit(seq, moldudp64.MAX_COUNT)) is not None:
+            out = self.fpga.run([feed_frame(self.rx, 0, packet)], quiet=self.lc.quiet)
+            self._route(self._take_pending() + out)
+            seq += moldudp64.decode_packet(packet).count
+        dev.write("risk.limits.kill", kill)
+        for name, value in self.cfg.table_writes(dev.map):
+            dev.write(name, value)
+        self.resyncs.append((start, self.fpga.cycles))
 
     def _answer(self, payload: bytes, _addr) -> None:
         try:
@@ -218,6 +274,9 @@ class Loop:
 
     def _host(self) -> None:
         lc, eng = self.lc, self.engine
+        if lc.resync_on_gap and self.gaps and (not self.resyncs or
+                                               self.gaps[-1][0] > self.resyncs[-1][1]):
+            self.resync()
         self._deliver()
         for inst in self.instruments:
             book = self.venue.engine.books[inst.symbol]
@@ -246,15 +305,15 @@ class Loop:
         beat of the order frame (telemetry records)."""
         return [(r["t_out"] - r["t_in"]) & MASK32 for r in self.telemetry if not r["cancel"]]
 
-    def venue_account(self) -> dict[str, list]:
-        """What the venue says our account did: per symbol, (signed qty, price) fills."""
-        out: dict[str, list] = {}
-        for _when, msg in self.answers:
-            if msg["type"] == "E":
-                order = self.engine.orders.get(msg["user_ref"])
-                if order is not None:
-                    signed = msg["quantity"] if order.side == "B" else -msg["quantity"]
-                    out.setdefault(order.symbol, []).append((signed, msg["price"]))
+    def venue_levels(self, symbol: str, side: str) -> list[list[int]]:
+        """The venue's displayed book of one side ("B" or "S"): [[price, shares,
+        orders], ...] best first, hidden orders left out (the feed never showed them)."""
+        engine = self.venue.engine
+        out = []
+        for price, orders in engine.books[symbol].snapshot()[side]:
+            shown = [qty for ref, qty in orders if not engine.orders[ref].hidden]
+            if shown:
+                out.append([price, sum(shown), len(shown)])
         return out
 
 

@@ -231,3 +231,77 @@ def test_watchdog_trips_and_cancels_all_when_heartbeats_stop(top):
     assert not [s for s in loop.sent if s.msg["type"] == "O" and s.fpga_cycle >
                 sweep[0].fpga_cycle]
     assert eng.counters["answer_C"] >= len(resting)
+
+
+EVENTS = '\n[events]\nenable = true\nmac = "02:00:00:00:00:10"\nip = "10.0.0.1"\nport = 40002\n'
+
+
+def book_matches_venue(loop: Loop, dev, cfg) -> list:
+    """Where the FPGA's book (read through book.peek) differs from the venue's displayed
+    book, level by level, over the levels the FPGA tracks exactly."""
+    from host.cli_device import read_book_side
+
+    assert loop.settle()
+    diffs = []
+    for sym, symbol in enumerate(cfg.watch):
+        for side, code in ((0, "B"), (1, "S")):
+            got = read_book_side(dev, sym, side)
+            want = loop.venue_levels(symbol, code)
+            if got["limited"]:  # levels at or beyond the limit are not tracked
+                limit = got["limit"]
+                want = [lv for lv in want if (lv[0] > limit if side == 0 else lv[0] < limit)]
+            if got["levels"] != want[:len(got["levels"])] or \
+                    len(got["levels"]) < min(len(want), 8):
+                diffs.append((symbol, code, got["levels"][:3], want[:3]))
+    return diffs
+
+
+def test_gap_on_line_a_only_is_covered_by_b(top):
+    cfg = parse(DEMO.read_text() + EVENTS, symbols=SYMBOLS)
+    runs = {}
+    for name, drops in (("clean", set()), ("a_lossy", set(range(3, 400, 5)))):
+        sim, dev = fresh(top, cfg)
+        loop = Loop(sim, dev, cfg, LoopConfig(seed=2, drop_a=drops, stale_after=100_000))
+        loop.run(500_000)
+        counters = dev.read_many(["rx.counters.moldudp.gaps", "rx.counters.eth_rx.feed_a",
+                                  "rx.counters.eth_rx.feed_b"])
+        runs[name] = (loop, counters, book_matches_venue(loop, dev, cfg))
+    clean, lossy = runs["clean"], runs["a_lossy"]
+    assert lossy[1]["rx.counters.eth_rx.feed_a"] < lossy[1]["rx.counters.eth_rx.feed_b"]
+    assert lossy[1]["rx.counters.moldudp.gaps"] == 0 and lossy[0].gaps == []
+    assert [(k, m) for k, _c, m in lossy[0].wire] == [(k, m) for k, _c, m in clean[0].wire]
+    assert len(clean[0].sent) > 10
+    assert lossy[2] == [] and clean[2] == []
+
+
+def test_gap_on_both_lines_is_reported_and_the_book_resynced(top):
+    cfg = parse(DEMO.read_text() + EVENTS, symbols=SYMBOLS)
+    sim, dev = fresh(top, cfg)
+    lost = set(range(40, 50))  # packets starting at these numbers go missing on both lines
+    lc = LoopConfig(seed=2, drop_a=lost, drop_b=lost, stale_after=100_000)
+    loop = Loop(sim, dev, cfg, lc)
+    loop.run(300_000)
+    assert loop.lost, "no packet started in the range: nothing was dropped"
+    # one report per run of lost packets: where it starts, how many messages
+    runs = []
+    for seq, count in loop.lost:
+        if runs and runs[-1][0] + runs[-1][1] == seq:
+            runs[-1] = (runs[-1][0], runs[-1][1] + count)
+        else:
+            runs.append((seq, count))
+    assert [(ev.first, ev.count) for _c, ev in loop.gaps] == runs
+    assert loop.resyncs == []  # not asked to: the book is now wrong somewhere
+    assert book_matches_venue(loop, dev, cfg)
+
+    sim, dev = fresh(top, cfg)
+    lc.resync_on_gap = True
+    loop = Loop(sim, dev, cfg, lc)
+    loop.run(300_000)
+    assert loop.gaps and len(loop.resyncs) == 1
+    (start, end), = loop.resyncs
+    assert not [s for s in loop.sent if s.msg["type"] == "O" and start <= s.fpga_cycle <= end]
+    assert book_matches_venue(loop, dev, cfg) == []
+    sent_before = len(loop.sent)
+    loop.run(300_000)
+    assert len(loop.sent) > sent_before  # trading on after the resync
+    assert book_matches_venue(loop, dev, cfg) == []

@@ -133,6 +133,10 @@ def render(s: dict, title: str) -> Group:
     if s["venue_rejects"]:
         rows.append(("venue rejects", ", ".join(
             f"{ouch.REJECT_REASONS.get(int(k), k)} {v}" for k, v in s["venue_rejects"].items())))
+    if "database" in s:
+        d = s["database"]
+        rows.append(("database", (f"{d['orders']:,} orders, {d['executions']:,} executions "
+                                 f"of user {d['account']} in {d['url']}")))
     if s["anomalies"]:
         rows.append(("anomalies", ", ".join(f"{k} {v}" for k, v in s["anomalies"].items())))
     for k, v in rows:
@@ -165,15 +169,21 @@ def register(main: click.Group) -> None:
     @click.option("--flatten-at", type=click.IntRange(0), default=500, show_default=True,
                   help="The host closes a position of this many shares with an IOC "
                        "through the risk gate (0: never).")
+    @click.option("--db", "db_url", default=None, metavar="URL",
+                  help="Where orders, executions and positions go (default: "
+                       "T2T_DATABASE_URL, else SQLite in var/t2t.db).")
+    @click.option("--no-db", is_flag=True, help="Keep nothing on disk.")
     @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
     def run(duration: float, cycles: int | None, config_path: Path, seed: int, rate: float,
-            flatten_at: int, as_json: bool) -> None:
+            flatten_at: int, db_url: str | None, no_db: bool, as_json: bool) -> None:
         """Trade: the synthetic venue publishes ITCH 5.0 over MoldUDP64 on lines A and B
         into the virtual FPGA (the whole top level in Verilator); its triggers fire,
         the risk gate checks, OUCH orders go to the venue over UDP; the venue's answers
-        reach the host engine, which keeps orders, positions and P&L and reports fills
-        back to the gate. Ctrl-C stops cleanly and prints the summary."""
+        reach the host engine, which keeps orders, positions and P&L (also in the
+        platform's database, as the user "fpga") and reports fills back to the gate.
+        Ctrl-C stops cleanly and prints the summary."""
         from host.config import ConfigError
+        from host.engine_db import EngineStore
 
         console = Console(stderr=as_json)
         try:
@@ -182,6 +192,7 @@ def register(main: click.Group) -> None:
                 loop = open_loop(config_path, seed, rate, flatten_at)
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
+        store = None if no_db else EngineStore.open(db_url)
         stop = {"asked": False}
 
         def interrupted(_sig, _frame) -> None:
@@ -203,10 +214,17 @@ def register(main: click.Group) -> None:
                     until = time.monotonic() + STATUS_EVERY
                     while time.monotonic() < until and not done():
                         loop.step()
+                    if store is not None:
+                        store.sync(loop.engine)
                     live.update(render(summary(loop), "t2t run (Ctrl-C stops)"))
         finally:
             signal.signal(signal.SIGINT, previous)
         result = summary(loop)
+        if store is not None:
+            store.sync(loop.engine)
+            result["database"] = {"url": store.sql.url.render_as_string(hide_password=True),
+                                  "account": "fpga", "orders": len(store.ids),
+                                  "executions": store.fills_written}
         if as_json:
             click.echo(json.dumps(result, indent=2))
         else:

@@ -95,6 +95,7 @@ class Fill:
     price: int
     match: int
     cycle: int
+    realized: int = 0  # P&L this fill realized (average cost)
 
 
 @dataclass
@@ -226,10 +227,10 @@ class HostEngine:
         order.fill_cost += qty * price
         signed = qty if order.side == "B" else -qty
         pos = self.positions.get(order.symbol, PositionState())
-        self.positions[order.symbol], _ = apply_fill(pos, signed, price)
+        self.positions[order.symbol], realized = apply_fill(pos, signed, price)
         self.book(order.symbol).last = price
         self.fills.append(Fill(order.user_ref, order.symbol, order.side, qty, price, match,
-                               cycle))
+                               cycle, realized))
         done = order.remaining == 0
         if done:
             self._close(order, FILLED, cycle)

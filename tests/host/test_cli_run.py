@@ -20,9 +20,10 @@ SAME = ("feed", "orders", "fills", "gate", "positions", "pnl", "tick_to_trade_cy
         "venue_rejects", "anomalies")
 
 
-def test_run_summary_equals_the_loop():
+def test_run_summary_equals_the_loop(tmp_path):
+    url = f"sqlite:///{tmp_path / 't2t.db'}"
     result = CliRunner().invoke(main, ["run", "--cycles", str(CYCLES), "--seed", "5",
-                                       "--json"])
+                                       "--json", "--db", url])
     assert result.exit_code == 0, result.output
     got = json.loads(result.stdout)
     loop = open_loop(DEMO, seed=5, rate=200_000.0, flatten_at=500)
@@ -37,11 +38,14 @@ def test_run_summary_equals_the_loop():
     assert got["fills"]["count"] > 10 and got["orders"]["enters"] > 10
     assert got["tick_to_trade_cycles"]["orders"] == got["orders"]["enters"]
     assert got["anomalies"] == {}
+    assert got["database"]["orders"] == got["orders"]["enters"]
+    assert got["database"]["executions"] == got["fills"]["count"]
 
 
 def test_run_refuses_a_bad_config(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(DEMO.read_text().replace('side = "buy"', 'side = "up"', 1))
-    result = CliRunner().invoke(main, ["run", "--cycles", "1000", "--config", str(bad)])
+    result = CliRunner().invoke(main, ["run", "--cycles", "1000", "--config", str(bad),
+                                       "--no-db"])
     assert result.exit_code == 1
     assert "trigger[0].side: 'up'; one of buy, sell" in result.output

@@ -163,3 +163,32 @@ def test_model_refuses_registers_it_does_not_model(regmap):
                 'mac = "02:00:00:00:00:0a"\n', symbols=SYMBOLS)
     with pytest.raises(KeyError, match="rx.watch"):
         ModelFpga(cfg, regmap, SYMBOLS).write("rx.watch[0].enable", 1)
+
+
+def test_store_writes_orders_executions_positions(model, tmp_path):
+    from sqlalchemy import func, select
+
+    from host.engine_db import EngineStore
+    from host.platform import db
+
+    cfg, fpga = model
+    lc = LoopConfig(seed=11, one_message_per_packet=True, idle=40, telemetry=False,
+                    stale_after=100_000, flatten_at=500)
+    loop = Loop(fpga, fpga, cfg, lc)
+    store = EngineStore.open(f"sqlite:///{tmp_path / 't2t.db'}")
+    loop.run(700_000)
+    store.sync(loop.engine)
+    loop.run(700_000)
+    assert store.sync(loop.engine) > 0
+    assert store.sync(loop.engine) == 0  # nothing new: nothing written twice
+    eng = loop.engine
+    with store.sessions() as s:
+        orders = s.scalars(select(db.Order).where(db.Order.user_id == store.user_id)).all()
+        assert sorted((o.status, o.filled_qty) for o in orders) == \
+            sorted((o.state, o.filled) for o in eng.orders.values())
+        assert s.scalar(select(func.sum(db.Execution.qty))) == sum(f.qty for f in eng.fills)
+        assert s.scalar(select(func.sum(db.Execution.realized_pnl))) == \
+            sum(p.realized for p in eng.positions.values())
+        pos = {p.symbol: p.qty for p in s.scalars(select(db.Position)).all()}
+        assert pos == {k: p.qty for k, p in eng.positions.items()}
+    assert len(orders) > 20

@@ -54,6 +54,12 @@ def percentile(values: list[int], q: float) -> int | None:
     return ordered[max(0, -(-len(ordered) * q // 100) - 1)]
 
 
+def spread(values: list[int]) -> dict:
+    return {"orders": len(values), "min": min(values, default=None),
+            "p50": percentile(values, 50), "p90": percentile(values, 90),
+            "p99": percentile(values, 99), "max": max(values, default=None)}
+
+
 def summary(loop) -> dict:
     """The run in numbers (what the live view shows and ``--json`` prints)."""
     from gateware.models.trade import REASONS
@@ -63,7 +69,7 @@ def summary(loop) -> dict:
     status = eng.poll()
     cycles = loop.now - loop.start  # loop time: the FPGA also ran the host's requests
     sim_s = cycles / loop.clock_hz
-    ttt = loop.tick_to_trade()
+    ttt, e2w = loop.tick_to_trade(), loop.event_to_wire()
     host_us = [n / 1000 for n in eng.latencies_ns]
     enters = [s for s in loop.sent if s.msg["type"] == "O"]
     return {
@@ -84,9 +90,7 @@ def summary(loop) -> dict:
                  "killed": status["risk.status.killed"], "kill_causes": eng.kill_causes(),
                  "open_orders": status["risk.status.open_orders"]},
         "positions": eng.pnl(), "pnl": eng.totals(),
-        "tick_to_trade_cycles": {"orders": len(ttt), "min": min(ttt, default=None),
-                                 "p50": percentile(ttt, 50), "p90": percentile(ttt, 90),
-                                 "p99": percentile(ttt, 99), "max": max(ttt, default=None)},
+        "tick_to_trade_cycles": spread(ttt), "event_to_wire_cycles": spread(e2w),
         "host_answer_us": {"answers": len(host_us),
                            "p50": round(percentile(host_us, 50) or 0, 2),
                            "p99": round(percentile(host_us, 99) or 0, 2)},
@@ -95,6 +99,13 @@ def summary(loop) -> dict:
         "anomalies": {k: v for k, v in {**loop.counters, **eng.counters}.items()
                       if k.startswith(("bad_", "unknown_", "telemetry_missing"))},
     }
+
+
+def _spread(t: dict, what: str) -> str:
+    if not t["orders"]:
+        return "none yet"
+    return (f"{t['orders']:,} {what}: min {t['min']}, p50 {t['p50']}, p90 {t['p90']}, "
+            f"p99 {t['p99']}, max {t['max']} cycles")
 
 
 def _money(v: int) -> str:
@@ -122,9 +133,10 @@ def render(s: dict, title: str) -> Group:
             f"{k} {v:,}" for k, v in s["gate"]["rejects"].items()) or "none")
             + ("; KILLED (" + ", ".join(s["gate"]["kill_causes"]) + ")"
                if s["gate"]["killed"] else "")),
-        ("tick-to-trade", f"{t['orders']:,} orders: min {t['min']}, p50 {t['p50']}, "
-                          f"p90 {t['p90']}, p99 {t['p99']}, max {t['max']} cycles"
-         if t["orders"] else "no orders yet"),
+        ("tick-to-trade", _spread(t, "orders fired by a frame's message (frame in → "
+                                     "order out)")),
+        ("event → wire", _spread(s["event_to_wire_cycles"], "enters (strategy input → "
+                                                            "order out)")),
         ("host", (f"{s['host_answer_us']['answers']:,} answers: p50 "
                  f"{s['host_answer_us']['p50']} µs, p99 {s['host_answer_us']['p99']} µs")),
         ("P&L", (f"realized {_money(s['pnl']['realized'])}, unrealized "

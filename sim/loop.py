@@ -301,9 +301,18 @@ class Loop:
     # -- results ------------------------------------------------------------------------------
 
     def tick_to_trade(self) -> list[int]:
-        """Cycles from the first beat of the frame that caused each Enter to the first
-        beat of the order frame (telemetry records)."""
-        return [(r["t_out"] - r["t_in"]) & MASK32 for r in self.telemetry if not r["cancel"]]
+        """Cycles from the first beat of the frame whose message fired an Enter to the
+        first beat of the order frame (telemetry records). Only orders decided on the
+        ITCH event itself carry that frame's time: the gateware stamps an order decided
+        on a book update, or injected by the host, with ``t_in`` = ``t_event``."""
+        return [(r["t_out"] - r["t_in"]) & MASK32 for r in self.telemetry
+                if not r["cancel"] and r["t_in"] != r["t_event"]]
+
+    def event_to_wire(self) -> list[int]:
+        """Cycles from the event (or update, or injection) reaching the strategy to the
+        order's first beat out, for every Enter."""
+        return [(r["t_out"] - r["t_event"]) & MASK32 for r in self.telemetry
+                if not r["cancel"]]
 
     def venue_levels(self, symbol: str, side: str) -> list[list[int]]:
         """The venue's displayed book of one side ("B" or "S"): [[price, shares,

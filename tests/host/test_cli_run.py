@@ -17,7 +17,7 @@ pytestmark = pytest.mark.verilator
 
 CYCLES = 200_000
 SAME = ("feed", "orders", "fills", "gate", "positions", "pnl", "tick_to_trade_cycles",
-        "venue_rejects", "anomalies")
+        "event_to_wire_cycles", "venue_rejects", "anomalies")
 
 
 def test_run_summary_equals_the_loop(tmp_path):
@@ -36,7 +36,10 @@ def test_run_summary_equals_the_loop(tmp_path):
         else:
             assert got[key] == want[key], key
     assert got["fills"]["count"] > 10 and got["orders"]["enters"] > 10
-    assert got["tick_to_trade_cycles"]["orders"] == got["orders"]["enters"]
+    assert got["event_to_wire_cycles"]["orders"] == got["orders"]["enters"]
+    # the floor: an Add's price ends in beat 12 at W = 64, then 3 + 2 + 2 cycles to decide
+    assert got["tick_to_trade_cycles"]["orders"] > 0
+    assert got["tick_to_trade_cycles"]["min"] >= 12 + 3 + 2 + 2
     assert got["anomalies"] == {}
     assert got["database"]["orders"] == got["orders"]["enters"]
     assert got["database"]["executions"] == got["fills"]["count"]

@@ -170,6 +170,9 @@ class HostEngine:
         if kind != "O":
             self.counters["sent_unknown"] += 1
             return
+        self._new_order(msg, cycle)
+
+    def _new_order(self, msg: dict, cycle: int) -> None:
         if msg["user_ref"] in self.orders:
             self.counters["duplicate_user_ref"] += 1
             return
@@ -192,6 +195,11 @@ class HostEngine:
         kind = msg["type"]
         self.counters[f"answer_{kind}"] += 1
         order = self.orders.get(msg.get("user_ref", -1))
+        if kind == "A" and order is None and msg["symbol"] in self.sym_of:
+            # no copy of it as it left (a lost mirror frame): the Accepted says it all
+            self.counters["unseen_orders"] += 1
+            self._new_order(msg, cycle)
+            order = self.orders[msg["user_ref"]]
         if kind == "J":
             self.counters[f"venue_reject_{msg['reason']}"] += 1
         if kind == "S":

@@ -86,6 +86,18 @@ def test_rejected_and_bad_answers_are_counted_not_applied(model):
     assert eng.positions == {"AAPL": PositionState(10, 19_000_000, 0, 19_000_000)}
 
 
+def test_an_accepted_order_never_seen_leaving_is_taken_from_the_answer(model):
+    cfg, fpga = model
+    eng = HostEngine(cfg.watch, fpga)
+    eng.on_response({"type": "A", "user_ref": 4, "side": "S", "quantity": 70,
+                     "symbol": "MSFT", "price": 4_200_000, "tif": "0", "order_ref": 9,
+                     "clordid": "T000000000004"}, 5)
+    order = eng.orders[4]
+    assert (order.state, order.symbol, order.side, order.qty, order.price, order.venue_ref) \
+        == (ACCEPTED, "MSFT", "S", 70, 4_200_000, 9)
+    assert eng.counters["unseen_orders"] == 1
+
+
 def test_realized_pnl_round_trip():
     eng = HostEngine(["X"], dev=None)
     eng.on_sent(enter(1, "X", "B", 100, 500_000), 0)

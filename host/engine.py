@@ -310,10 +310,10 @@ class HostEngine:
         if order is None or order.state in TERMINAL or order.cancel_sent:
             return False
         entry = self.dev.map["strategy.inject"]
-        self.dev.write_many({"strategy.inject": entry.compose(
+        write_sequence(self.dev, [("strategy.inject", entry.compose(
             sym=order.sym, side=0 if order.side == "B" else 1, price=0, quantity=0,
-            tif=ord(order.tif), tag=0, cancel=1, user_ref=user_ref)})
-        self.dev.write("strategy.inject_stb", 1)
+            tif=ord(order.tif), tag=0, cancel=1, user_ref=user_ref)),
+            ("strategy.inject_stb", 1)])
         order.cancel_sent = True
         self.counters["cancels_asked"] += 1
         return True
@@ -321,10 +321,10 @@ class HostEngine:
     def inject(self, symbol: str, side: str, qty: int, price: int, tif: str = "3") -> None:
         """A host order through the FPGA's risk gate (tagged ``HOST_TAG``)."""
         entry = self.dev.map["strategy.inject"]
-        self.dev.write_many({"strategy.inject": entry.compose(
+        write_sequence(self.dev, [("strategy.inject", entry.compose(
             sym=self.sym_of[symbol], side=0 if side == "B" else 1, price=price,
-            quantity=qty, tif=ord(tif), tag=HOST_TAG, cancel=0, user_ref=0)})
-        self.dev.write("strategy.inject_stb", 1)
+            quantity=qty, tif=ord(tif), tag=HOST_TAG, cancel=0, user_ref=0)),
+            ("strategy.inject_stb", 1)])
         self.counters["injected"] += 1
 
     def flatten(self, at: int, now: int) -> int:

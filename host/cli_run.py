@@ -211,6 +211,8 @@ def register(main: click.Group) -> None:
             stop["asked"] = True
 
         previous = signal.signal(signal.SIGINT, interrupted)
+        console.print(f"trading (seed {seed}); Ctrl-C stops and prints the summary",
+                      highlight=False)
         start = time.monotonic()
 
         def done() -> bool:
@@ -232,6 +234,8 @@ def register(main: click.Group) -> None:
         finally:
             signal.signal(signal.SIGINT, previous)
         result = summary(loop)
+        result["stopped_by"] = "ctrl-c" if stop["asked"] else \
+            "cycles" if cycles is not None else "duration"
         if store is not None:
             store.sync(loop.engine)
             result["database"] = {"url": store.sql.url.render_as_string(hide_password=True),

@@ -40,7 +40,7 @@ def test_run_summary_equals_the_loop(tmp_path):
     # the floor: an Add's price ends in beat 12 at W = 64, then 3 + 2 + 2 cycles to decide
     assert got["tick_to_trade_cycles"]["orders"] > 0
     assert got["tick_to_trade_cycles"]["min"] >= 12 + 3 + 2 + 2
-    assert got["anomalies"] == {}
+    assert got["anomalies"] == {} and got["stopped_by"] == "cycles"
     assert got["database"]["orders"] == got["orders"]["enters"]
     assert got["database"]["executions"] == got["fills"]["count"]
 
@@ -52,3 +52,35 @@ def test_run_refuses_a_bad_config(tmp_path):
                                        "--no-db"])
     assert result.exit_code == 1
     assert "trigger[0].side: 'up'; one of buy, sell" in result.output
+
+
+def test_ctrl_c_stops_cleanly_with_a_summary():
+    """SIGINT while trading: the loop ends at its iteration, the summary is printed, the
+    exit status is 0 and nothing is left running (the model lives in this process)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "host", "run", "--duration", "120", "--no-db", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "COLUMNS": "120"})
+    try:
+        deadline = time.monotonic() + 300  # a first Verilator build takes about a minute
+        line = ""
+        while "Ctrl-C stops" not in line:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, "t2t run ended before trading"
+            assert time.monotonic() < deadline
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        out, _err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    summary = json.loads(out)
+    assert summary["stopped_by"] == "ctrl-c"
+    assert summary["cycles"] > 0 and summary["feed"]["messages"] > 0

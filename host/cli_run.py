@@ -91,6 +91,8 @@ def summary(loop) -> dict:
                  "open_orders": status["risk.status.open_orders"]},
         "positions": eng.pnl(), "pnl": eng.totals(),
         "tick_to_trade_cycles": spread(ttt), "event_to_wire_cycles": spread(e2w),
+        "report_cycles": spread([r.applied - r.made for r in eng.reports
+                                 if r.applied is not None]),
         "host_answer_us": {"answers": len(host_us),
                            "p50": round(percentile(host_us, 50) or 0, 2),
                            "p99": round(percentile(host_us, 99) or 0, 2)},

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.verilator
 
 CYCLES = 200_000
 SAME = ("feed", "orders", "fills", "gate", "positions", "pnl", "tick_to_trade_cycles",
-        "event_to_wire_cycles", "venue_rejects", "anomalies")
+        "event_to_wire_cycles", "report_cycles", "venue_rejects", "anomalies")
 
 
 def test_run_summary_equals_the_loop(tmp_path):

@@ -55,7 +55,7 @@ def percentile(values: list[int], q: float) -> int | None:
 
 
 def spread(values: list[int]) -> dict:
-    return {"orders": len(values), "min": min(values, default=None),
+    return {"n": len(values), "min": min(values, default=None),
             "p50": percentile(values, 50), "p90": percentile(values, 90),
             "p99": percentile(values, 99), "max": max(values, default=None)}
 
@@ -104,9 +104,9 @@ def summary(loop) -> dict:
 
 
 def _spread(t: dict, what: str) -> str:
-    if not t["orders"]:
+    if not t["n"]:
         return "none yet"
-    return (f"{t['orders']:,} {what}: min {t['min']}, p50 {t['p50']}, p90 {t['p90']}, "
+    return (f"{t['n']:,} {what}: min {t['min']}, p50 {t['p50']}, p90 {t['p90']}, "
             f"p99 {t['p99']}, max {t['max']} cycles")
 
 

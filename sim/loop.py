@@ -3,21 +3,22 @@
 One iteration covers ``quantum`` cycles of *loop time*:
 
 1. the synthetic participants (``sim.venue.flow``, seeded) act for that much time
-   (flow seconds × the clock); the engine's events become ITCH 5.0 in MoldUDP64 packets
-   (``sim.venue.feed``) sent on line A and on line B, each packet's two copies back to
-   back;
-2. the frames go into the FPGA (``TopSim`` with a ``LocalDevice`` onto it, or a
-   ``ModelFpga`` as both: ``run``, ``step`` and ``pending`` on one side, registers by
-   name on the other), which is then stepped to the end of the
-   quantum; the frames it sends are split: order frames (to the venue's address) are
-   stripped of Ethernet/IPv4/UDP and handed to the venue's OUCH-over-UDP order entry
-   (``Gateway.udp_datagram``), the rest are counted;
-3. (the venue's answers caused by the participants' flow reach the host before the feed
-   goes in, the others after the FPGA's batch) the host engine gets a copy of each order message as it left (pending), and the
-   venue's answers (Accepted, Executed, Canceled, Rejected); it writes fills, cancels and
-   closed orders back into the risk gate (``risk.report``) once they are
-   ``report_delay`` cycles old, sends heartbeats, cancels stale resting orders through
-   the gate, and drains the telemetry records (one per order frame).
+   (flow seconds × the clock); answers their actions caused for our resting orders go to
+   the host engine, and its reports to the risk gate;
+2. the engine's events, as ITCH 5.0 in MoldUDP64 packets (``sim.venue.feed``), go into
+   the FPGA on line A and on line B, each packet's two copies back to back (``TopSim``
+   with a ``LocalDevice`` onto it, or a ``ModelFpga`` as both: ``run``, ``step`` and
+   ``pending`` on one side, registers by name on the other); the FPGA is stepped to the
+   end of the quantum;
+3. the frames it sent are split: order frames (to the venue's address) are stripped of
+   Ethernet/IPv4/UDP and handed to the venue's OUCH-over-UDP order entry
+   (``Gateway.udp_datagram``), event frames (gap reports) are kept, the rest counted;
+4. the host engine gets a copy of each order message as it left (pending) and the
+   venue's answers (Accepted, Executed, Canceled, Rejected) once they are
+   ``report_delay`` FPGA cycles old; it writes fills, cancels and closed orders back
+   into the risk gate (``risk.report``), cancels stale resting orders and flattens large
+   positions through the gate, sends heartbeats, resyncs the book after a gap when
+   asked to, and drains the telemetry records (one per order frame).
 
 Loop time, not the FPGA's cycle counter, schedules the venue: control requests take a
 varying number of cycles in the RTL and none in the model, and the venue must see the
@@ -97,7 +98,6 @@ class Loop:
         v = cfg.venue
         self.venue_ip, self.venue_port = v["venue_ip"], v["venue_port"]
         self.sent: list[Sent] = []
-        self.answers: list[tuple[int, dict]] = []  # (FPGA cycle, decoded OUCH answer)
         # both directions of the order session in the order they happened:
         # ("sent" | "answer", FPGA cycle, decoded OUCH message)
         self.wire: list[tuple[str, int, dict]] = []
@@ -149,10 +149,10 @@ class Loop:
             self._host()
         return False
 
-    def run(self, cycles: int, stop=lambda: False) -> None:
-        """Iterate until ``cycles`` of loop time have passed (or ``stop()`` says so)."""
+    def run(self, cycles: int) -> None:
+        """Iterate until ``cycles`` of loop time have passed."""
         end = self.now + cycles
-        while self.now < end and not stop():
+        while self.now < end:
             self.step()
 
     def _feed_frames(self) -> list[bytes]:
@@ -166,7 +166,8 @@ class Loop:
             packets = self.publisher.flush()
         out = []
         for p in packets:
-            seq, count = int.from_bytes(p[10:18], "big"), int.from_bytes(p[18:20], "big")
+            head = moldudp64.decode_packet(p)
+            seq, count = head.seq, head.count
             self.feed_messages += count
             if seq in self.lc.drop_a and seq in self.lc.drop_b:
                 self.lost.append((seq, count))
@@ -256,7 +257,6 @@ class Loop:
                 if msg is None:
                     self.counters["bad_answers"] += 1
                     continue
-                self.answers.append((self.fpga.cycles, msg))
                 self.wire.append(("answer", self.fpga.cycles, msg))
                 self._inbox.append((self.fpga.cycles, msg))
         except soupbintcp.PacketError:

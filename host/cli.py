@@ -255,61 +255,6 @@ def _replay_orders(capture: Path, orders_path: Path, config_path: Path, width: s
             "orders": result.orders}, indent=2) + "\n")
 
 
-@main.command()
-@click.option("--messages", type=click.IntRange(1), default=200_000, show_default=True,
-              help="ITCH messages the synthetic venue publishes.")
-@click.option("--seed", type=int, default=1, show_default=True,
-              help="Seed of the synthetic order flow (same seed, same run).")
-@click.option("--width", type=click.Choice(WIDTHS), default="64", show_default=True,
-              help="Bits per beat of the simulated receive path.")
-def run(messages: int, seed: int, width: str) -> None:
-    """The main job, as far as it is built: a synthetic venue publishes ITCH 5.0 over
-    MoldUDP64 on lines A and B (with loss, duplicates, junk and a session change) into
-    the receive path of the virtual FPGA, and the result is shown per instrument.
-
-    Order book, triggers, risk and order entry are not built yet; this command grows
-    into the end-to-end loop as they land.
-    """
-    import random
-    from collections import Counter
-
-    from host.replay import replay as run_replay
-    from host.replay import replay_config
-    from sim.traffic import SYMBOLS, FeedScenario
-
-    console = Console()
-    config = replay_config(watch=SYMBOLS, all_symbols=False)
-    console.print(f"synthetic venue: {messages:,} messages, seed {seed}, watching "
-                  f"{', '.join(SYMBOLS)}", highlight=False)
-    frames = FeedScenario(random.Random(seed), config, messages=messages,
-                          locates=256).frames()
-    per_symbol: Counter = Counter()
-    kinds: Counter = Counter()
-
-    def count(events) -> None:
-        for e in events:
-            if e.locate:
-                per_symbol[SYMBOLS[e.sym]] += 1
-            kinds[e.type] += 1
-
-    with console.status("replaying the venue's frames through the RTL…"):
-        result = run_replay(((f, i) for i, f in enumerate(frames)), config,
-                            data_width=int(width), on_events=count)
-    console.print(counters_table(result.counters))
-    table = Table(title="events per instrument", show_edge=False)
-    table.add_column("symbol")
-    table.add_column("events", justify="right")
-    for name in SYMBOLS:
-        table.add_row(name, f"{per_symbol[name]:,}")
-    console.print(table)
-    rate = result.counters["moldudp"]["messages"] / result.seconds if result.seconds else 0
-    console.print(f"{len(frames):,} frames, {result.events:,} events, {len(result.gaps):,} "
-                  f"gaps reported, {result.cycles:,} cycles in {result.seconds:.1f} s "
-                  f"({rate:,.0f} messages/s)", highlight=False)
-    console.print("order book, triggers, risk and OUCH order entry: not built yet "
-                  "(open issues 4-8)", style="yellow")
-
-
 # How the counters are shown: (section, stage, counters); message types get their own
 # section, and a counter not named here still shows, under "other".
 _SECTIONS = (
@@ -359,7 +304,8 @@ def counters_table(counters: dict[str, dict[str, int]]) -> Table:
 def _register_subcommands() -> None:
     import importlib
 
-    for module in ("host.cli_venue", "host.cli_device", "host.cli_trade", "host.cli_platform"):
+    for module in ("host.cli_venue", "host.cli_device", "host.cli_trade", "host.cli_platform",
+                   "host.cli_run"):
         importlib.import_module(module).register(main)
 
 

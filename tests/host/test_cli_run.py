@@ -1,25 +1,86 @@
-"""``t2t run`` (what ``make run`` starts): the synthetic venue through the receive path."""
+"""``t2t run`` (what ``make run`` starts): venue → virtual FPGA → venue → host engine.
 
-import random
+The summary ``--json`` prints for a run bounded in simulated cycles must be the numbers
+of the same loop run here directly (the loop is deterministic per seed; the command's
+live status reads registers between iterations, which must not change the run).
+"""
+
+import json
 
 import pytest
 from click.testing import CliRunner
 
-from gateware.models.rx import RxPathModel
 from host.cli import main
-from host.replay import replay_config
-from sim.traffic import SYMBOLS, FeedScenario
+from host.cli_run import DEMO, open_loop, summary
 
 pytestmark = pytest.mark.verilator
 
+CYCLES = 200_000
+SAME = ("feed", "orders", "fills", "gate", "positions", "pnl", "tick_to_trade_cycles",
+        "event_to_wire_cycles", "report_cycles", "venue_rejects", "anomalies")
 
-def test_run_reports_what_the_model_predicts():
-    result = CliRunner().invoke(main, ["run", "--messages", "3000", "--seed", "5"])
+
+def test_run_summary_equals_the_loop(tmp_path):
+    url = f"sqlite:///{tmp_path / 't2t.db'}"
+    result = CliRunner().invoke(main, ["run", "--cycles", str(CYCLES), "--seed", "5",
+                                       "--json", "--db", url])
     assert result.exit_code == 0, result.output
-    config = replay_config(watch=SYMBOLS, all_symbols=False)
-    model = RxPathModel(config)
-    for fr in FeedScenario(random.Random(5), config, messages=3000, locates=256).frames():
-        model.process(fr)
-    assert f"{len(model.events):,} events" in result.output
-    assert f"{len(model.gaps):,} gaps reported" in result.output
-    assert "not built yet" in result.output
+    got = json.loads(result.stdout)
+    loop = open_loop(DEMO, seed=5, rate=200_000.0, flatten_at=500)
+    loop.run(CYCLES)
+    want = summary(loop)
+    for key in SAME:
+        if key in ("fills",):  # per-wall-second rates differ; counts must not
+            assert {k: got[key][k] for k in ("count", "shares")} == \
+                {k: want[key][k] for k in ("count", "shares")}
+        else:
+            assert got[key] == want[key], key
+    assert got["fills"]["count"] > 10 and got["orders"]["enters"] > 10
+    assert got["event_to_wire_cycles"]["n"] == got["orders"]["enters"]
+    # the floor: an Add's price ends in beat 12 at W = 64, then 3 + 2 + 2 cycles to decide
+    assert got["tick_to_trade_cycles"]["n"] > 0
+    assert got["tick_to_trade_cycles"]["min"] >= 12 + 3 + 2 + 2
+    assert got["anomalies"] == {} and got["stopped_by"] == "cycles"
+    assert got["database"]["orders"] == got["orders"]["enters"]
+    assert got["database"]["executions"] == got["fills"]["count"]
+
+
+def test_run_refuses_a_bad_config(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(DEMO.read_text().replace('side = "buy"', 'side = "up"', 1))
+    result = CliRunner().invoke(main, ["run", "--cycles", "1000", "--config", str(bad),
+                                       "--no-db"])
+    assert result.exit_code == 1
+    assert "trigger[0].side: 'up'; one of buy, sell" in result.output
+
+
+def test_ctrl_c_stops_cleanly_with_a_summary():
+    """SIGINT while trading: the loop ends at its iteration, the summary is printed, the
+    exit status is 0 and nothing is left running (the model lives in this process)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "host", "run", "--duration", "120", "--no-db", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "COLUMNS": "120"})
+    try:
+        deadline = time.monotonic() + 300  # a first Verilator build takes about a minute
+        line = ""
+        while "Ctrl-C stops" not in line:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, "t2t run ended before trading"
+            assert time.monotonic() < deadline
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        out, _err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    summary = json.loads(out)
+    assert summary["stopped_by"] == "ctrl-c"
+    assert summary["cycles"] > 0 and summary["feed"]["messages"] > 0

@@ -1,0 +1,250 @@
+"""``t2t run`` (what ``make run`` starts): the synthetic venue, the virtual FPGA and the
+host engine in one deterministic loop (``sim.loop``), with a live status and a summary.
+
+Everything runs in this process (the Verilator model is a shared library), so Ctrl-C
+stops it all at the next iteration and nothing is left running.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+DEMO = Path(__file__).resolve().parents[1] / "docs" / "demo.toml"
+SYMBOLS, LOCATES = 8, 64  # the build the tests share (sim.topsim.build_top)
+STATUS_EVERY = 0.5  # seconds between live status refreshes
+# the demo's host policy, in cycles of the FPGA clock
+HEARTBEAT_EVERY = 50_000
+STALE_AFTER = 150_000
+
+
+def loop_config(seed: int, rate: float, flatten_at: int):
+    from sim.loop import LoopConfig
+
+    return LoopConfig(seed=seed, rate=rate, heartbeat_every=HEARTBEAT_EVERY,
+                      stale_after=STALE_AFTER, flatten_at=flatten_at)
+
+
+def open_loop(config_path: Path, seed: int, rate: float, flatten_at: int):
+    """The virtual FPGA configured from ``config_path``, and the loop around it."""
+    from host.config import load
+    from sim.local_device import LocalDevice
+    from sim.loop import Loop, configure
+    from sim.topsim import TopSim
+
+    cfg = load(config_path, symbols=SYMBOLS)
+    sim = TopSim(64, symbols=SYMBOLS, locates=LOCATES)
+    dev = LocalDevice(sim)
+    configure(dev, cfg)
+    return Loop(sim, dev, cfg, loop_config(seed, rate, flatten_at))
+
+
+def percentile(values: list[int], q: float) -> int | None:
+    """Nearest-rank percentile (exact: every sample is kept)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, -(-len(ordered) * q // 100) - 1)]
+
+
+def spread(values: list[int]) -> dict:
+    return {"n": len(values), "min": min(values, default=None),
+            "p50": percentile(values, 50), "p90": percentile(values, 90),
+            "p99": percentile(values, 99), "max": max(values, default=None)}
+
+
+def summary(loop) -> dict:
+    """The run in numbers (what the live view shows and ``--json`` prints)."""
+    from gateware.models.trade import REASONS
+
+    eng, dev = loop.engine, loop.dev
+    counters = dev.read_many([f"risk.counters.{r}" for r in REASONS])
+    status = eng.poll()
+    cycles = loop.now - loop.start  # loop time: the FPGA also ran the host's requests
+    sim_s = cycles / loop.clock_hz
+    ttt, e2w = loop.tick_to_trade(), loop.event_to_wire()
+    host_us = [n / 1000 for n in eng.latencies_ns]
+    enters = [s for s in loop.sent if s.msg["type"] == "O"]
+    return {
+        "seed": loop.lc.seed, "cycles": cycles, "simulated_ms": round(sim_s * 1e3, 3),
+        "wall_s": round(loop.wall, 3),
+        "cycles_per_wall_s": round(cycles / loop.wall) if loop.wall else 0,
+        "feed": {"messages": loop.feed_messages, "packets": loop.counters["feed_packets"],
+                 "per_sim_s": round(loop.feed_messages / sim_s) if sim_s else 0},
+        "orders": {"enters": len(enters), "by_strategy": sum(not eng.orders[s.msg[
+            "user_ref"]].host for s in enters if s.msg["user_ref"] in eng.orders),
+            "cancels": len(loop.sent) - len(enters), "states": dict(eng.states())},
+        "fills": {"count": len(eng.fills), "shares": sum(f.qty for f in eng.fills),
+                  "per_sim_s": round(len(eng.fills) / sim_s) if sim_s else 0,
+                  "per_wall_s": round(len(eng.fills) / loop.wall, 1) if loop.wall else 0},
+        "gate": {"passed": counters["risk.counters.pass"],
+                 "rejects": {r: counters[f"risk.counters.{r}"] for r in REASONS[1:]
+                             if counters[f"risk.counters.{r}"]},
+                 "killed": status["risk.status.killed"], "kill_causes": eng.kill_causes(),
+                 "open_orders": status["risk.status.open_orders"]},
+        "positions": eng.pnl(), "pnl": eng.totals(),
+        "tick_to_trade_cycles": spread(ttt), "event_to_wire_cycles": spread(e2w),
+        "report_cycles": spread([r.applied - r.made for r in eng.reports
+                                 if r.applied is not None]),
+        "host_answer_us": {"answers": len(host_us),
+                           "p50": round(percentile(host_us, 50) or 0, 2),
+                           "p99": round(percentile(host_us, 99) or 0, 2)},
+        "venue_rejects": {k.removeprefix("venue_reject_"): v for k, v in eng.counters.items()
+                          if k.startswith("venue_reject_")},
+        "anomalies": {k: v for k, v in {**loop.counters, **eng.counters}.items()
+                      if k.startswith(("bad_", "unknown_", "telemetry_missing"))},
+    }
+
+
+def _spread(t: dict, what: str) -> str:
+    if not t["n"]:
+        return "none yet"
+    return (f"{t['n']:,} {what}: min {t['min']}, p50 {t['p50']}, p90 {t['p90']}, "
+            f"p99 {t['p99']}, max {t['max']} cycles")
+
+
+def _money(v: int) -> str:
+    return f"{v / 10_000:,.2f}"
+
+
+def render(s: dict, title: str) -> Group:
+    from gateware.models import ouch
+
+    head = Table(title=title, show_header=False, show_edge=False)
+    head.add_column(style="bold")
+    head.add_column(justify="right")
+    t = s["tick_to_trade_cycles"]
+    rows = [
+        ("simulated", (f"{s['cycles']:,} cycles ({s['simulated_ms']:.3f} ms), "
+                      f"{s['wall_s']:.1f} s wall, {s['cycles_per_wall_s']:,} cycles/s")),
+        ("feed", (f"{s['feed']['messages']:,} ITCH messages in {s['feed']['packets']:,} "
+                 f"packets ({s['feed']['per_sim_s']:,}/s simulated)")),
+        ("orders", f"{s['orders']['enters']:,} enters ({s['orders']['by_strategy']:,} by "
+                   f"the strategy), {s['orders']['cancels']:,} cancels; "
+                   + ", ".join(f"{k} {v}" for k, v in sorted(s["orders"]["states"].items()))),
+        ("fills", (f"{s['fills']['count']:,} ({s['fills']['shares']:,} shares; "
+                  f"{s['fills']['per_sim_s']:,}/s simulated, {s['fills']['per_wall_s']}/s wall)")),
+        ("risk gate", f"{s['gate']['passed']:,} passed; rejects: " + (", ".join(
+            f"{k} {v:,}" for k, v in s["gate"]["rejects"].items()) or "none")
+            + ("; KILLED (" + ", ".join(s["gate"]["kill_causes"]) + ")"
+               if s["gate"]["killed"] else "")),
+        ("tick-to-trade", _spread(t, "orders fired by a frame's message (frame in → "
+                                     "order out)")),
+        ("event → wire", _spread(s["event_to_wire_cycles"], "enters (strategy input → "
+                                                            "order out)")),
+        ("host", (f"{s['host_answer_us']['answers']:,} answers: p50 "
+                 f"{s['host_answer_us']['p50']} µs, p99 {s['host_answer_us']['p99']} µs")),
+        ("P&L", (f"realized {_money(s['pnl']['realized'])}, unrealized "
+                f"{_money(s['pnl']['unrealized'])}")),
+    ]
+    if s["venue_rejects"]:
+        rows.append(("venue rejects", ", ".join(
+            f"{ouch.REJECT_REASONS.get(int(k), k)} {v}" for k, v in s["venue_rejects"].items())))
+    if "database" in s:
+        d = s["database"]
+        rows.append(("database", (f"{d['orders']:,} orders, {d['executions']:,} executions "
+                                 f"of user {d['account']} in {d['url']}")))
+    if s["anomalies"]:
+        rows.append(("anomalies", ", ".join(f"{k} {v}" for k, v in s["anomalies"].items())))
+    for k, v in rows:
+        head.add_row(k, v)
+    pos = Table(title="positions", show_edge=False)
+    for col in ("symbol", "position", "avg cost", "mark", "realized", "unrealized"):
+        pos.add_column(col, justify="left" if col == "symbol" else "right")
+    for sym, p in s["positions"].items():
+        avg = _money(p["cost"] // p["position"]) if p["position"] else "-"
+        pos.add_row(sym, f"{p['position']:,}", avg, _money(p["mark"]),
+                    _money(p["realized"]), _money(p["unrealized"]))
+    return Group(head, pos)
+
+
+def register(main: click.Group) -> None:
+    @main.command()
+    @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=30.0,
+                  show_default=True, help="Seconds of wall time to trade for.")
+    @click.option("--cycles", type=click.IntRange(1), default=None,
+                  help="Stop after this many FPGA cycles of simulated time instead "
+                       "(a reproducible run: same seed, same cycles, same numbers).")
+    @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False,
+                                                             path_type=Path),
+                  default=DEMO, show_default=True,
+                  help="Device configuration: watch list, venue, triggers, risk limits.")
+    @click.option("--seed", type=int, default=1, show_default=True,
+                  help="Seed of the venue's synthetic participants.")
+    @click.option("--rate", type=click.FloatRange(min=1), default=200_000.0,
+                  show_default=True, help="Participants' actions per simulated second.")
+    @click.option("--flatten-at", type=click.IntRange(0), default=500, show_default=True,
+                  help="The host closes a position of this many shares with an IOC "
+                       "through the risk gate (0: never).")
+    @click.option("--db", "db_url", default=None, metavar="URL",
+                  help="Where orders, executions and positions go (default: "
+                       "T2T_DATABASE_URL, else SQLite in var/t2t.db).")
+    @click.option("--no-db", is_flag=True, help="Keep nothing on disk.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+    def run(duration: float, cycles: int | None, config_path: Path, seed: int, rate: float,
+            flatten_at: int, db_url: str | None, no_db: bool, as_json: bool) -> None:
+        """Trade: the synthetic venue publishes ITCH 5.0 over MoldUDP64 on lines A and B
+        into the virtual FPGA (the whole top level in Verilator); its triggers fire,
+        the risk gate checks, OUCH orders go to the venue over UDP; the venue's answers
+        reach the host engine, which keeps orders, positions and P&L (also in the
+        platform's database, as the user "fpga") and reports fills back to the gate.
+        Ctrl-C stops cleanly and prints the summary."""
+        from host.config import ConfigError
+        from host.engine_db import EngineStore
+
+        console = Console(stderr=as_json)
+        try:
+            with console.status("opening the virtual FPGA (a Verilator build the first "
+                                "time: about a minute)…"):
+                loop = open_loop(config_path, seed, rate, flatten_at)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        store = None if no_db else EngineStore.open(db_url)
+        stop = {"asked": False}
+
+        def interrupted(_sig, _frame) -> None:
+            stop["asked"] = True
+
+        previous = signal.signal(signal.SIGINT, interrupted)
+        console.print(f"trading (seed {seed}); Ctrl-C stops and prints the summary",
+                      highlight=False)
+        start = time.monotonic()
+
+        def done() -> bool:
+            if stop["asked"]:
+                return True
+            if cycles is not None:  # loop time: status reads must not change the run
+                return loop.now - loop.start >= cycles
+            return time.monotonic() - start >= duration
+
+        try:
+            with Live(console=console, refresh_per_second=4, transient=True) as live:
+                while not done():
+                    until = time.monotonic() + STATUS_EVERY
+                    while time.monotonic() < until and not done():
+                        loop.step()
+                    if store is not None:
+                        store.sync(loop.engine)
+                    live.update(render(summary(loop), "t2t run (Ctrl-C stops)"))
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        result = summary(loop)
+        result["stopped_by"] = "ctrl-c" if stop["asked"] else \
+            "cycles" if cycles is not None else "duration"
+        if store is not None:
+            store.sync(loop.engine)
+            result["database"] = {"url": store.sql.url.render_as_string(hide_password=True),
+                                  "account": "fpga", "orders": len(store.ids),
+                                  "executions": store.fills_written}
+        if as_json:
+            click.echo(json.dumps(result, indent=2))
+        else:
+            console.print(render(result, "t2t run: summary" + (" (stopped by Ctrl-C)"
+                                                                if stop["asked"] else "")))

@@ -1,0 +1,390 @@
+"""The host engine: what the host does for the orders the FPGA sends.
+
+The FPGA decides and sends; the host learns about each order twice — a copy of the OUCH
+message as it left (``on_sent``: the order is *pending*) and the venue's answers
+(``on_response``: Accepted, Executed, Canceled, Rejected) — and keeps, per UserRefNum,
+
+    pending → accepted → partially_filled → filled
+                       ↘ canceled   (also from pending and partially_filled)
+    pending → rejected
+
+with positions and realized/unrealized P&L per symbol (``host.platform.portfolio``'s
+average-cost arithmetic, marked at the BBO mid). Every fill, cancel and reject is also
+news the FPGA's risk gate needs: its position and open exposure per symbol, its open
+order count and its gross notional are written back through ``risk.report`` +
+``risk.report_stb`` (:meth:`HostEngine.flush_reports`, five reports to a control
+request). The gateware does not parse the venue's answers itself (see docs/engine.md
+for the bound this puts on how late the gate learns of a fill).
+
+Bad input never raises: an answer for a UserRefNum the engine never saw, an execution
+beyond the order's quantity, a transition an order has already made — each is counted
+in ``counters`` under its reason and otherwise ignored.
+
+Prices are integers in 1/10000, quantities integers, cycles the FPGA's clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from gateware.models import control as proto
+from gateware.models.regmap import WORD
+from host.platform.portfolio import PositionState, apply_fill
+
+PENDING, ACCEPTED, PARTIAL, FILLED, CANCELED, REJECTED = (
+    "pending", "accepted", "partially_filled", "filled", "canceled", "rejected")
+TERMINAL = (FILLED, CANCELED, REJECTED)
+REPORT_FIELDS = ("sym", "side", "filled", "canceled", "closed", "released")
+REPORTS_PER_REQUEST = 5  # risk.report is 5 words + the strobe: 6 of a request's 32 ops
+STATUS = ("risk.status.killed", "risk.status.tripped", "risk.status.breaches",
+          "risk.status.open_orders", "risk.status.gross", "sys.alarms")
+KILL_CAUSES = ("host", "breaches", "watchdog")
+HOST_TAG = 0x4854  # the client tag of the host's own orders ("HT" in the ClOrdID)
+FLATTEN_WAIT = 20_000  # cycles a flatten order may take to show up before another is tried
+
+
+def write_sequence(dev, pairs: list[tuple[str, int]]) -> None:
+    """Register writes in this order, in as few requests as fit (``write_many`` takes a
+    dict, so it cannot write the same register twice, as reports do)."""
+    if hasattr(dev, "write_sequence"):
+        return dev.write_sequence(pairs)
+    ops = []
+    for name, value in pairs:
+        e = dev.map[name]
+        ops += [(name, proto.Op.write(e.address + k, (value >> (WORD * k)) & 0xFFFFFFFF))
+                for k in range(e.words)]
+    dev.access(ops)
+
+
+@dataclass
+class EngineOrder:
+    user_ref: int
+    symbol: str
+    sym: int
+    side: str  # "B" or "S"
+    qty: int
+    price: int
+    tif: str
+    sent_cycle: int
+    state: str = PENDING
+    filled: int = 0
+    canceled: int = 0
+    fill_cost: int = 0  # Σ fill qty × fill price
+    venue_ref: int = 0
+    cancel_sent: bool = False
+    done_cycle: int | None = None
+    host: bool = False  # sent by the host through the gate (else fired by the strategy)
+
+    @property
+    def remaining(self) -> int:
+        return self.qty - self.filled - self.canceled
+
+    @property
+    def avg_price(self) -> float:
+        return self.fill_cost / self.filled if self.filled else 0.0
+
+
+@dataclass(frozen=True)
+class Fill:
+    user_ref: int
+    symbol: str
+    side: str
+    qty: int
+    price: int
+    match: int
+    cycle: int
+    realized: int = 0  # P&L this fill realized (average cost)
+
+
+@dataclass
+class Report:
+    """News for the risk gate (the fields of ``risk.report``)."""
+
+    sym: int
+    side: int
+    filled: int = 0
+    canceled: int = 0
+    closed: int = 0
+    released: int = 0
+    made: int = 0  # the cycle of the answer it comes from
+    applied: int | None = None
+    requests: int = 0  # control requests of its flush up to and including its own  # the cycle by which the gate had it (after the write)
+
+
+@dataclass
+class SymbolBook:
+    bid: int | None = None
+    ask: int | None = None
+    last: int | None = None
+
+    def mark(self) -> int | None:
+        if self.bid is not None and self.ask is not None:
+            return (self.bid + self.ask) // 2
+        return self.bid if self.bid is not None else self.ask if self.ask is not None \
+            else self.last
+
+
+@dataclass
+class HostEngine:
+    """Orders, positions and P&L of the FPGA's trading, and the risk gate kept informed.
+
+    Parameters
+    ----------
+    watch:
+        The symbols of the build, in the gateware's order (symbol ``i`` is ``watch[i]``).
+    dev:
+        The device (``host.device.Device`` or ``sim.modelfpga.ModelFpga``): registers by
+        name.
+    """
+
+    watch: list[str]
+    dev: object
+    orders: dict[int, EngineOrder] = field(default_factory=dict)
+    positions: dict[str, PositionState] = field(default_factory=dict)
+    books: dict[str, SymbolBook] = field(default_factory=dict)
+    fills: list[Fill] = field(default_factory=list)
+    reports: list[Report] = field(default_factory=list)  # every report, in order
+    counters: Counter = field(default_factory=Counter)
+    status: dict[str, int] = field(default_factory=dict)
+    latencies_ns: list[int] = field(default_factory=list)  # per answer processed
+    _queue: list[Report] = field(default_factory=list)  # not yet written
+    _floor: int = 1
+    _flattening: dict[str, int] = field(default_factory=dict)  # symbol -> cycle asked
+
+    def __post_init__(self):
+        self.sym_of = {s: i for i, s in enumerate(self.watch)}
+
+    # -- what the FPGA sent -------------------------------------------------------------
+
+    def on_sent(self, msg: dict, cycle: int) -> None:
+        """An OUCH Enter (``O``) or Cancel (``X``) message the FPGA sent."""
+        kind = msg.get("type")
+        self.counters[f"sent_{kind}"] += 1
+        if kind == "X":
+            order = self.orders.get(msg["user_ref"])
+            if order is not None:
+                order.cancel_sent = True
+            return
+        if kind != "O":
+            self.counters["sent_unknown"] += 1
+            return
+        self._new_order(msg, cycle)
+
+    def _new_order(self, msg: dict, cycle: int) -> None:
+        if msg["user_ref"] in self.orders:
+            self.counters["duplicate_user_ref"] += 1
+            return
+        symbol = msg["symbol"]
+        if symbol not in self.sym_of:
+            self.counters["unknown_symbol"] += 1
+            return
+        host = msg.get("clordid", "")[1:5] == f"{HOST_TAG:04X}"
+        if host:
+            self._flattening.pop(symbol, None)
+        self.orders[msg["user_ref"]] = EngineOrder(
+            msg["user_ref"], symbol, self.sym_of[symbol], msg["side"], msg["quantity"],
+            msg["price"], msg["tif"], cycle, host=host)
+
+    # -- what the venue answered ----------------------------------------------------------
+
+    def on_response(self, msg: dict, cycle: int) -> None:
+        """One OUCH answer from the venue (decoded, ``models.ouch.decode_outbound``)."""
+        start = time.perf_counter_ns()
+        kind = msg["type"]
+        self.counters[f"answer_{kind}"] += 1
+        order = self.orders.get(msg.get("user_ref", -1))
+        if kind == "A" and order is None and msg["symbol"] in self.sym_of:
+            # no copy of it as it left (a lost mirror frame): the Accepted says it all
+            self.counters["unseen_orders"] += 1
+            self._new_order(msg, cycle)
+            order = self.orders[msg["user_ref"]]
+        if kind == "J":
+            self.counters[f"venue_reject_{msg['reason']}"] += 1
+        if kind == "S":
+            pass
+        elif order is None:
+            self.counters["unknown_user_ref"] += 1
+        elif kind == "A":
+            if order.state == PENDING:
+                order.state = ACCEPTED
+                order.venue_ref = msg["order_ref"]
+            else:
+                self.counters["late_accepted"] += 1
+        elif kind == "E":
+            self._executed(order, msg["quantity"], msg["price"], msg["match"], cycle)
+        elif kind == "C":
+            self._canceled(order, msg["quantity"], cycle)
+        elif kind == "J":
+            if order.state == PENDING:
+                self._close(order, REJECTED, cycle)
+                self._report(order, canceled=order.qty, closed=True, cycle=cycle)
+            else:  # a Cancel we sent for an order that had gone already
+                self.counters["cancel_rejected"] += 1
+        else:
+            self.counters["answer_ignored"] += 1
+        self.latencies_ns.append(time.perf_counter_ns() - start)
+
+    def _executed(self, order: EngineOrder, qty: int, price: int, match: int,
+                  cycle: int) -> None:
+        if order.state in TERMINAL or qty <= 0 or qty > order.remaining:
+            self.counters["bad_execution"] += 1
+            return
+        order.filled += qty
+        order.fill_cost += qty * price
+        signed = qty if order.side == "B" else -qty
+        pos = self.positions.get(order.symbol, PositionState())
+        self.positions[order.symbol], realized = apply_fill(pos, signed, price)
+        self.book(order.symbol).last = price
+        self.fills.append(Fill(order.user_ref, order.symbol, order.side, qty, price, match,
+                               cycle, realized))
+        done = order.remaining == 0
+        if done:
+            self._close(order, FILLED, cycle)
+        else:
+            order.state = PARTIAL
+        self._report(order, filled=qty, closed=done, cycle=cycle)
+
+    def _canceled(self, order: EngineOrder, qty: int, cycle: int) -> None:
+        if order.state in TERMINAL or qty <= 0 or qty > order.remaining:
+            self.counters["bad_cancel"] += 1
+            return
+        order.canceled += qty
+        done = order.remaining == 0
+        if done:
+            self._close(order, CANCELED, cycle)
+        self._report(order, canceled=qty, closed=done, cycle=cycle)
+
+    def _close(self, order: EngineOrder, state: str, cycle: int) -> None:
+        order.state = state
+        order.done_cycle = cycle
+
+    def _report(self, order: EngineOrder, filled: int = 0, canceled: int = 0,
+                closed: bool = False, cycle: int = 0) -> None:
+        r = Report(order.sym, 0 if order.side == "B" else 1, filled, canceled, int(closed),
+                   (filled + canceled) * order.price, made=cycle)
+        self.reports.append(r)
+        self._queue.append(r)
+
+    # -- what the host writes ---------------------------------------------------------------
+
+    def flush_reports(self, cycles=lambda: None) -> int:
+        """Write the waiting reports (five per control request); returns how many.
+        ``cycles()`` gives the device's cycle after each request: the record of when
+        each report had reached the gate."""
+        due, self._queue = self._queue, []
+        if not due:
+            return 0
+        entry = self.dev.map["risk.report"]
+        for k in range(0, len(due), REPORTS_PER_REQUEST):
+            chunk = due[k:k + REPORTS_PER_REQUEST]
+            pairs = []
+            for r in chunk:
+                pairs += [("risk.report", entry.compose(**{f: getattr(r, f)
+                                                           for f in REPORT_FIELDS})),
+                          ("risk.report_stb", 1)]
+            write_sequence(self.dev, pairs)
+            done = cycles()
+            for r in chunk:
+                r.applied, r.requests = done, k // REPORTS_PER_REQUEST + 1
+        self.counters["reports"] += len(due)
+        floor = min((o.user_ref for o in self.orders.values() if o.state not in TERMINAL),
+                    default=max(self.orders, default=0) + 1)
+        if floor != self._floor:
+            self._floor = floor
+            self.dev.write("ouch_tx.cancel_floor", floor)
+        return len(due)
+
+    @property
+    def reports_waiting(self) -> int:
+        return len(self._queue)
+
+    def heartbeat(self) -> None:
+        self.dev.write("risk.heartbeat", 1)
+        self.counters["heartbeats"] += 1
+
+    def cancel(self, user_ref: int) -> bool:
+        """Ask the FPGA to cancel an open order (a host order through the risk gate)."""
+        order = self.orders.get(user_ref)
+        if order is None or order.state in TERMINAL or order.cancel_sent:
+            return False
+        entry = self.dev.map["strategy.inject"]
+        write_sequence(self.dev, [("strategy.inject", entry.compose(
+            sym=order.sym, side=0 if order.side == "B" else 1, price=0, quantity=0,
+            tif=ord(order.tif), tag=0, cancel=1, user_ref=user_ref)),
+            ("strategy.inject_stb", 1)])
+        order.cancel_sent = True
+        self.counters["cancels_asked"] += 1
+        return True
+
+    def inject(self, symbol: str, side: str, qty: int, price: int, tif: str = "3") -> None:
+        """A host order through the FPGA's risk gate (tagged ``HOST_TAG``)."""
+        entry = self.dev.map["strategy.inject"]
+        write_sequence(self.dev, [("strategy.inject", entry.compose(
+            sym=self.sym_of[symbol], side=0 if side == "B" else 1, price=price,
+            quantity=qty, tif=ord(tif), tag=HOST_TAG, cancel=0, user_ref=0)),
+            ("strategy.inject_stb", 1)])
+        self.counters["injected"] += 1
+
+    def flatten(self, at: int, now: int) -> int:
+        """Reduce every position of ``at`` shares or more by ``at`` with an IOC at the
+        other side's touch, one order per symbol at a time; returns how many were sent."""
+        sent = 0
+        busy = {o.symbol for o in self.orders.values() if o.host and o.state not in TERMINAL}
+        for symbol, pos in self.positions.items():
+            asked = self._flattening.get(symbol)
+            if abs(pos.qty) < at or symbol in busy or \
+                    (asked is not None and now - asked < FLATTEN_WAIT):
+                continue
+            book = self.book(symbol)
+            price = book.bid if pos.qty > 0 else book.ask
+            if price is None:
+                continue
+            self.inject(symbol, "S" if pos.qty > 0 else "B", at, price)
+            self._flattening[symbol] = now
+            sent += 1
+        return sent
+
+    def cancel_stale(self, now: int, age: int) -> int:
+        """Cancel the resting orders sent more than ``age`` cycles before ``now``."""
+        stale = [o.user_ref for o in self.orders.values()
+                 if o.state in (ACCEPTED, PARTIAL) and not o.cancel_sent
+                 and now - o.sent_cycle > age]
+        return sum(self.cancel(u) for u in stale)
+
+    def poll(self) -> dict[str, int]:
+        """The gate's state: kill switch, trip causes, open orders, gross; alarms."""
+        self.status = self.dev.read_many(STATUS)
+        return self.status
+
+    def kill_causes(self) -> list[str]:
+        tripped = self.status.get("risk.status.tripped", 0)
+        return [c for i, c in enumerate(KILL_CAUSES) if tripped >> i & 1]
+
+    # -- the market and P&L -------------------------------------------------------------------
+
+    def book(self, symbol: str) -> SymbolBook:
+        return self.books.setdefault(symbol, SymbolBook())
+
+    def mark(self, symbol: str, bid: int | None, ask: int | None) -> None:
+        b = self.book(symbol)
+        b.bid, b.ask = bid, ask
+
+    def pnl(self) -> dict[str, dict[str, int]]:
+        """Per symbol traded: position, cost, realized, unrealized at the mark, mark."""
+        out = {}
+        for symbol, pos in sorted(self.positions.items()):
+            mark = self.book(symbol).mark()
+            out[symbol] = {"position": pos.qty, "cost": pos.cost, "realized": pos.realized,
+                           "unrealized": pos.unrealized(mark) if mark is not None else 0,
+                           "mark": mark or 0}
+        return out
+
+    def totals(self) -> dict[str, int]:
+        rows = self.pnl().values()
+        return {"realized": sum(r["realized"] for r in rows),
+                "unrealized": sum(r["unrealized"] for r in rows)}
+
+    def states(self) -> Counter:
+        return Counter(o.state for o in self.orders.values())

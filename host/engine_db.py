@@ -1,0 +1,83 @@
+"""The engine's orders, executions and positions in the platform's database.
+
+The FPGA trades for one account: the user ``fpga`` (created on first use, with no
+password that can log in), so the platform's API shows its orders
+(``GET /orders``), executions and positions (``GET /portfolio/positions``) like anyone
+else's. Rows are written in batches (:meth:`EngineStore.sync`, called by ``t2t run``
+with each status refresh and at the end), not per answer: the host's answer handling
+never waits for a disk. Each run's orders are new rows (UserRefNums start again at 1
+with every FPGA reset); positions are the account's, replaced at each sync.
+
+Not done here: the platform's audit chain and notifications for these orders.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from host.platform import db
+
+from .engine import HostEngine
+
+ACCOUNT = "fpga"
+TIF_NAMES = {"0": "day", "3": "ioc", "1": "gtc", "4": "fok"}  # OUCH codes (host.config)
+SIDE_NAMES = {"B": "buy", "S": "sell"}
+
+
+class EngineStore:
+    def __init__(self, engine: Engine):
+        self.sql = engine
+        self.sessions = db.session_factory(engine)
+        self.ids: dict[int, int] = {}  # UserRefNum -> orders.id of this run
+        self.written: dict[int, tuple] = {}  # UserRefNum -> (status, filled) on disk
+        self.fills_written = 0
+        with self.sessions.begin() as s:
+            user = s.scalar(select(db.User).where(db.User.username == ACCOUNT))
+            if user is None:
+                user = db.User(username=ACCOUNT, email="", password_hash="!",
+                               display_name="orders fired by the FPGA")
+                s.add(user)
+                s.flush()
+            self.user_id = user.id
+
+    @classmethod
+    def open(cls, url: str | None = None) -> EngineStore:
+        """The database at ``url`` (default: ``T2T_DATABASE_URL`` or ``var/t2t.db``),
+        migrated to the current schema."""
+        engine = db.make_engine(url or db.default_url())
+        db.upgrade(engine)
+        return cls(engine)
+
+    def sync(self, eng: HostEngine) -> int:
+        """Write what changed since the last sync; returns the order and execution rows
+        written (positions are replaced every time)."""
+        rows = 0
+        with self.sessions.begin() as s:
+            for ur, o in eng.orders.items():
+                now = (o.state, o.filled)
+                if self.written.get(ur) == now:
+                    continue
+                row = s.get(db.Order, self.ids[ur]) if ur in self.ids else None
+                if row is None:
+                    row = db.Order(user_id=self.user_id, symbol=o.symbol,
+                                   side=SIDE_NAMES[o.side], type="limit",
+                                   tif=TIF_NAMES.get(o.tif, o.tif), qty=o.qty, price=o.price,
+                                   reason="host" if o.host else "strategy")
+                    s.add(row)
+                row.status, row.filled_qty, row.filled_notional = o.state, o.filled, o.fill_cost
+                row.updated_at = db.utcnow()
+                s.flush()
+                self.ids[ur] = row.id
+                self.written[ur] = now
+                rows += 1
+            for f in eng.fills[self.fills_written:]:
+                s.add(db.Execution(order_id=self.ids[f.user_ref], user_id=self.user_id,
+                                   symbol=f.symbol, side=SIDE_NAMES[f.side], qty=f.qty,
+                                   price=f.price, realized_pnl=f.realized))
+                rows += 1
+            self.fills_written = len(eng.fills)
+            for symbol, p in eng.positions.items():
+                s.merge(db.Position(user_id=self.user_id, symbol=symbol, qty=p.qty,
+                                    cost=p.cost, realized=p.realized, deployed=p.deployed))
+        return rows

@@ -1,0 +1,337 @@
+"""The whole system in one process, deterministic: venue → virtual FPGA → venue → host.
+
+One iteration covers ``quantum`` cycles of *loop time*:
+
+1. the synthetic participants (``sim.venue.flow``, seeded) act for that much time
+   (flow seconds × the clock); answers their actions caused for our resting orders go to
+   the host engine, and its reports to the risk gate;
+2. the engine's events, as ITCH 5.0 in MoldUDP64 packets (``sim.venue.feed``), go into
+   the FPGA on line A and on line B, each packet's two copies back to back (``TopSim``
+   with a ``LocalDevice`` onto it, or a ``ModelFpga`` as both: ``run``, ``step`` and
+   ``pending`` on one side, registers by name on the other); the FPGA is stepped to the
+   end of the quantum;
+3. the frames it sent are split: order frames (to the venue's address) are stripped of
+   Ethernet/IPv4/UDP and handed to the venue's OUCH-over-UDP order entry
+   (``Gateway.udp_datagram``), event frames (gap reports) are kept, the rest counted;
+4. the host engine gets a copy of each order message as it left (pending) and the
+   venue's answers (Accepted, Executed, Canceled, Rejected) once they are
+   ``report_delay`` FPGA cycles old; it writes fills, cancels and closed orders back
+   into the risk gate (``risk.report``), cancels stale resting orders and flattens large
+   positions through the gate, sends heartbeats, resyncs the book after a gap when
+   asked to, and drains the telemetry records (one per order frame).
+
+Loop time, not the FPGA's cycle counter, schedules the venue: control requests take a
+varying number of cycles in the RTL and none in the model, and the venue must see the
+same orders at the same points of its flow in both. The FPGA is never behind loop time
+at the end of an iteration (it is stepped up to it), and may be ahead by what the host's
+requests took.
+
+``one_message_per_packet`` cuts each ITCH message into its own packet with ``idle``
+cycles after each frame (the mode in which the models predict the RTL byte for byte);
+otherwise the publisher packs messages as the live venue does (up to ``max_payload``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from gateware.models import control, frames, moldudp64, ouch, soupbintcp
+from gateware.models.rx import RxConfig
+from host.config import Config
+from host.engine import HostEngine
+from sim.traffic import feed_frame
+from sim.venue.config import DEFAULT_MIDS, default_instruments
+from sim.venue.flow import Flow
+from sim.venue.gateway import Gateway
+from sim.venue.venue import Venue
+
+TELEMETRY = "telemetry.records"
+CLEAR_CYCLES = 4096 + 64  # book.clear sweeps a bucket per cycle, then one update
+MASK32 = 0xFFFFFFFF
+
+
+@dataclass
+class LoopConfig:
+    seed: int = 1
+    rate: float = 200_000.0  # participants' actions per simulated second
+    participants: int = 8
+    quantum: int = 2048  # cycles of loop time per iteration
+    one_message_per_packet: bool = False
+    idle: int = 0  # cycles after each feed frame
+    quiet: int = 64  # cycles without an output beat that end a batch
+    report_delay: int = 0  # FPGA cycles between the venue's answer and the host seeing it
+    heartbeat_every: int = 0  # cycles between heartbeats (0: none)
+    stale_after: int = 0  # cycles after which the host cancels a resting order (0: never)
+    flatten_at: int = 0  # |position| at which the host closes it with an IOC (0: never)
+    telemetry: bool = True
+    drop_a: set[int] = field(default_factory=set)  # MoldUDP64 sequence numbers lost on A
+    drop_b: set[int] = field(default_factory=set)  # ... and on B
+    resync_on_gap: bool = False  # a gap event makes the host replay the session (resync)
+
+
+@dataclass
+class Sent:
+    """An order frame as it left the FPGA."""
+
+    cycle: int  # loop time of the batch it left in
+    fpga_cycle: int
+    msg: dict
+
+
+class Loop:
+    """Venue, FPGA and host engine, stepped together; see the module docstring."""
+
+    def __init__(self, fpga, dev, cfg: Config, lc: LoopConfig):
+        self.fpga, self.dev, self.cfg, self.lc = fpga, dev, cfg, lc
+        self.clock_hz = cfg.clock_hz
+        self.instruments = default_instruments()
+        self.now = self.start = fpga.cycles  # loop time, cycles
+        self.venue = Venue(self.instruments, clock=self._ns)
+        self.gateway = Gateway(self.venue)
+        self.flow = Flow(self.venue, seed=lc.seed, rate=lc.rate,
+                         participants=lc.participants, start_mid=dict(DEFAULT_MIDS))
+        self.publisher = self.venue.publisher
+        self.rx = RxConfig.default()
+        self.engine = HostEngine(cfg.watch, dev)
+        v = cfg.venue
+        self.venue_ip, self.venue_port = v["venue_ip"], v["venue_port"]
+        self.sent: list[Sent] = []
+        # both directions of the order session in the order they happened:
+        # ("sent" | "answer", FPGA cycle, decoded OUCH message)
+        self.wire: list[tuple[str, int, dict]] = []
+        self._inbox: list[tuple[int, dict]] = []  # answers the host has not seen yet
+        self.telemetry: list[dict] = []
+        self._records_owed = 0
+        self.counters: Counter = Counter()
+        self.gaps: list[tuple[int, control.GapEvent]] = []  # (FPGA cycle, event)
+        self.resyncs: list[tuple[int, int]] = []  # (FPGA cycle at start, at end)
+        self.lost: list[tuple[int, int]] = []  # (first seq, count) of packets lost on both
+        self._next_heartbeat = 0
+        self._logged = 0  # publisher log entries already sent (one-message mode)
+        self.feed_messages = 0
+        self.wall = 0.0
+        self.publisher.start_of_day(self._ns())
+
+    def _ns(self) -> int:
+        return (self.now - self.start) * 1_000_000_000 // self.clock_hz
+
+    # -- one iteration ----------------------------------------------------------------------
+
+    def step(self) -> None:
+        start = time.perf_counter()
+        lc = self.lc
+        end = self.now + lc.quantum
+        while self.flow.now * self.clock_hz < end - self.start:
+            self.flow.step()
+        self._deliver()  # fills of resting orders by the participants' flow
+        frames_in = self._feed_frames()
+        out = self.fpga.run(frames_in, idle=lc.idle, quiet=lc.quiet) if frames_in else []
+        behind = end - self.fpga.cycles
+        if behind > 0:
+            out += self.fpga.step(behind)
+        self.now = end
+        self._route(self._take_pending() + out)  # frames sent during requests went first
+        self._host()
+        self.wall += time.perf_counter() - start
+
+    def settle(self, rounds: int = 10) -> bool:
+        """Without participants acting, send what the venue has published and not sent
+        (its answers to our last orders) until nothing is left; True when settled, so
+        the FPGA's book can be compared with the venue's."""
+        for _ in range(rounds):
+            frames_in = self._feed_frames()
+            if not frames_in:
+                return True
+            out = self.fpga.run(frames_in, idle=self.lc.idle, quiet=self.lc.quiet)
+            self._route(self._take_pending() + out)
+            self._host()
+        return False
+
+    def run(self, cycles: int) -> None:
+        """Iterate until ``cycles`` of loop time have passed."""
+        end = self.now + cycles
+        while self.now < end:
+            self.step()
+
+    def _feed_frames(self) -> list[bytes]:
+        if self.lc.one_message_per_packet:
+            self.publisher.flush()  # keeps the publisher's sequence; packets cut below
+            log = self.publisher.log
+            packets = [moldudp64.encode_packet(self.publisher.session, seq + 1, [log[seq]])
+                       for seq in range(self._logged, len(log))]
+            self._logged = len(log)
+        else:
+            packets = self.publisher.flush()
+        out = []
+        for p in packets:
+            head = moldudp64.decode_packet(p)
+            seq, count = head.seq, head.count
+            self.feed_messages += count
+            if seq in self.lc.drop_a and seq in self.lc.drop_b:
+                self.lost.append((seq, count))
+            if seq not in self.lc.drop_a:
+                out.append(feed_frame(self.rx, 0, p))
+            if seq not in self.lc.drop_b:
+                out.append(feed_frame(self.rx, 1, p))
+        self.counters["feed_packets"] += len(packets)
+        return out
+
+    def _take_pending(self) -> list[bytes]:
+        got, self.fpga.pending[:] = list(self.fpga.pending), []
+        return got
+
+    def _route(self, out: list[bytes]) -> None:
+        for frame in out:
+            dg = frames.parse_udp_frame(frame)
+            if isinstance(dg, str) or dg.dst_ip != self.venue_ip or \
+                    dg.dst_port != self.venue_port:
+                self._event_frame(dg)
+                continue
+            self.counters["order_frames"] += 1
+            try:
+                packets, rest = soupbintcp.split(dg.payload)
+                if rest:
+                    raise soupbintcp.PacketError(f"{len(rest)} bytes of a cut packet")
+                msgs = [ouch.decode_inbound(soupbintcp.decode(p)["message"]) for p in packets]
+            except soupbintcp.PacketError:
+                self.counters["bad_order_frames"] += 1
+                continue
+            for msg in msgs:
+                if msg is None:
+                    self.counters["bad_order_messages"] += 1
+                else:
+                    self.sent.append(Sent(self.now, self.fpga.cycles, msg))
+                    self.wire.append(("sent", self.fpga.cycles, msg))
+                    self.engine.on_sent(msg, self.now)
+                    self._records_owed += 1
+            addr = (frames.int_to_ip(dg.src_ip), dg.src_port)
+            self.gateway.udp_datagram(dg.payload, addr, self._answer)
+
+    def _event_frame(self, dg) -> None:
+        """A frame that is not an order: the event channel's gap reports, else counted."""
+        try:
+            events = control.check(dg.payload, control.KIND_EVENT).events
+        except (control.ControlError, AttributeError):
+            self.counters["other_frames"] += 1
+            return
+        for ev in events:
+            if isinstance(ev, control.GapEvent):
+                self.gaps.append((self.fpga.cycles, ev))
+                self.counters["gap_events"] += 1
+            else:
+                self.counters["unknown_events"] += 1
+
+    def resync(self) -> None:
+        """Rebuild the FPGA's book after a gap the lines could not fill: with the gate
+        killed (no order on replayed news), clear every symbol's book, forget the
+        MoldUDP64 session and replay the whole session from message 1 through the
+        venue's retransmission (``Publisher.retransmit``), then restore the kill switch
+        and the trigger table (the replay may have fired and disarmed entries)."""
+        dev, start = self.dev, self.fpga.cycles
+        kill = self.cfg.risk.get("limits.kill", 0)
+        dev.write("risk.limits.kill", 1)
+        dev.write("book.clear", dev.map["book.clear"].compose(stb=1, all=1))
+        dev.write("rx.reset_session", 1)
+        self.fpga.step(CLEAR_CYCLES)
+        seq = 1
+        while (packet := self.publisher.retransmit(seq, moldudp64.MAX_COUNT)) is not None:
+            out = self.fpga.run([feed_frame(self.rx, 0, packet)], quiet=self.lc.quiet)
+            self._route(self._take_pending() + out)
+            seq += moldudp64.decode_packet(packet).count
+        dev.write("risk.limits.kill", kill)
+        for name, value in self.cfg.table_writes(dev.map):
+            dev.write(name, value)
+        self.resyncs.append((start, self.fpga.cycles))
+
+    def _answer(self, payload: bytes, _addr) -> None:
+        try:
+            packets, _rest = soupbintcp.split(payload)
+            for p in packets:
+                body = soupbintcp.decode(p)
+                if body["type"] != "U":
+                    self.counters[f"venue_debug_{body['type']}"] += 1
+                    continue
+                msg = ouch.decode_outbound(body["message"])
+                if msg is None:
+                    self.counters["bad_answers"] += 1
+                    continue
+                self.wire.append(("answer", self.fpga.cycles, msg))
+                self._inbox.append((self.fpga.cycles, msg))
+        except soupbintcp.PacketError:
+            self.counters["bad_answers"] += 1
+
+    def _deliver(self) -> None:
+        """The answers the host has by now, and their reports to the gate."""
+        due = self.fpga.cycles - self.lc.report_delay
+        ready = [a for a in self._inbox if a[0] <= due]
+        if ready:
+            self._inbox = [a for a in self._inbox if a[0] > due]
+            for when, msg in ready:
+                self.engine.on_response(msg, when)
+        self.engine.flush_reports(cycles=lambda: self.fpga.cycles)
+
+    def _host(self) -> None:
+        lc, eng = self.lc, self.engine
+        if lc.resync_on_gap and self.gaps and (not self.resyncs or
+                                               self.gaps[-1][0] > self.resyncs[-1][1]):
+            self.resync()
+        self._deliver()
+        for inst in self.instruments:
+            book = self.venue.engine.books[inst.symbol]
+            eng.mark(inst.symbol, book.best_bid(), book.best_ask())
+        if lc.stale_after:
+            eng.cancel_stale(self.now, lc.stale_after)
+        if lc.flatten_at:
+            eng.flatten(lc.flatten_at, self.now)
+        if lc.heartbeat_every and self.fpga.cycles >= self._next_heartbeat:
+            eng.heartbeat()
+            self._next_heartbeat = self.fpga.cycles + lc.heartbeat_every
+        if lc.telemetry:
+            while self._records_owed > 0:
+                rec = self.dev.pop_fifo(TELEMETRY)
+                if rec is None:
+                    self.counters["telemetry_missing"] += self._records_owed
+                    self._records_owed = 0
+                    break
+                self._records_owed -= 1
+                self.telemetry.append(rec)
+
+    # -- results ------------------------------------------------------------------------------
+
+    def tick_to_trade(self) -> list[int]:
+        """Cycles from the first beat of the frame whose message fired an Enter to the
+        first beat of the order frame (telemetry records). Only orders decided on the
+        ITCH event itself carry that frame's time: the gateware stamps an order decided
+        on a book update, or injected by the host, with ``t_in`` = ``t_event``."""
+        return [(r["t_out"] - r["t_in"]) & MASK32 for r in self.telemetry
+                if not r["cancel"] and r["t_in"] != r["t_event"]]
+
+    def event_to_wire(self) -> list[int]:
+        """Cycles from the event (or update, or injection) reaching the strategy to the
+        order's first beat out, for every Enter."""
+        return [(r["t_out"] - r["t_event"]) & MASK32 for r in self.telemetry
+                if not r["cancel"]]
+
+    def venue_levels(self, symbol: str, side: str) -> list[list[int]]:
+        """The venue's displayed book of one side ("B" or "S"): [[price, shares,
+        orders], ...] best first, hidden orders left out (the feed never showed them)."""
+        engine = self.venue.engine
+        out = []
+        for price, orders in engine.books[symbol].snapshot()[side]:
+            shown = [qty for ref, qty in orders if not engine.orders[ref].hidden]
+            if shown:
+                out.append([price, sum(shown), len(shown)])
+        return out
+
+
+def configure(dev, cfg: Config) -> None:
+    """Push a configuration as ``t2t config push`` does: registers, then the trigger
+    table; a section the build lacks is an error here (the loop needs every block)."""
+    values, missing = cfg.registers(dev.map)
+    if missing:
+        raise ValueError(f"this build has no block for: {', '.join(missing)}")
+    dev.write_many(values)
+    for name, value in cfg.table_writes(dev.map):
+        dev.write(name, value)

@@ -206,7 +206,7 @@ def register(main: click.Group) -> None:
             with console.status("opening the virtual FPGA (a Verilator build the first "
                                 "time: about a minute)…"):
                 loop = open_loop(config_path, seed, rate, flatten_at)
-        except ConfigError as exc:
+        except (ConfigError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
         store = None if no_db else EngineStore.open(db_url)
         stop = {"asked": False}

@@ -96,6 +96,9 @@ class Loop:
         self.rx = RxConfig.default()
         self.engine = HostEngine(cfg.watch, dev)
         v = cfg.venue
+        if not {"venue_ip", "venue_port", "venue_mac"} <= set(v):
+            raise ValueError("the configuration needs [venue] ip, port and mac: where the "
+                             "FPGA sends its orders and the loop's venue listens")
         self.venue_ip, self.venue_port = v["venue_ip"], v["venue_port"]
         self.sent: list[Sent] = []
         # both directions of the order session in the order they happened:

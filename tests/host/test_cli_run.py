@@ -52,6 +52,12 @@ def test_run_refuses_a_bad_config(tmp_path):
                                        "--no-db"])
     assert result.exit_code == 1
     assert "trigger[0].side: 'up'; one of buy, sell" in result.output
+    no_venue = tmp_path / "no_venue.toml"
+    text = DEMO.read_text()
+    no_venue.write_text(text[:text.index("\n[venue]\n")] + text[text.index("\n# gap reports"):])
+    result = CliRunner().invoke(main, ["run", "--cycles", "1000", "--config",
+                                       str(no_venue), "--no-db"])
+    assert result.exit_code == 1 and "needs [venue] ip, port and mac" in result.output
 
 
 def test_ctrl_c_stops_cleanly_with_a_summary():

@@ -295,6 +295,9 @@ def test_gap_on_both_lines_is_reported_and_the_book_resynced(top):
     loop = Loop(sim, dev, cfg, lc)
     loop.run(300_000)
     assert loop.gaps and len(loop.resyncs) == 1
+    served = loop.retransmit.counters
+    assert served["answered"] >= 1 and served["messages"] >= loop.gaps[0][1].first
+    assert served["requests"] == served["answered"] + 1  # the last asks past the end
     (start, end), = loop.resyncs
     assert not [s for s in loop.sent if s.msg["type"] == "O" and start <= s.fpga_cycle <= end]
     assert book_matches_venue(loop, dev, cfg) == []

@@ -302,15 +302,11 @@ class Loop:
         if lc.heartbeat_every and self.fpga.cycles >= self._next_heartbeat:
             eng.heartbeat()
             self._next_heartbeat = self.fpga.cycles + lc.heartbeat_every
-        if lc.telemetry:
-            while self._records_owed > 0:
-                rec = self.dev.pop_fifo(TELEMETRY)
-                if rec is None:
-                    self.counters["telemetry_missing"] += self._records_owed
-                    self._records_owed = 0
-                    break
-                self._records_owed -= 1
-                self.telemetry.append(rec)
+        if lc.telemetry and self._records_owed:
+            got = self.dev.pop_fifo_many(TELEMETRY, self._records_owed)
+            self.telemetry += got
+            self.counters["telemetry_missing"] += self._records_owed - len(got)
+            self._records_owed = 0
 
     # -- results ------------------------------------------------------------------------------
 

@@ -221,6 +221,25 @@ class Device:
         value = sum(r.value << (WORD * k) for k, r in enumerate(replies[1:e.words]))
         return e.decompose(value) if e.fields else {"value": value}
 
+    def pop_fifo_many(self, name: str, count: int) -> list[dict[str, int]]:
+        """Up to ``count`` entries of a ``fifo`` register, as :meth:`pop_fifo` gives
+        them, several to a request (each entry is its words read, then the pop); stops
+        at the first empty read. Not retried, like :meth:`pop_fifo`."""
+        e = self.map[name]
+        if e.access != "fifo":
+            raise RegisterError(f"{name} is {e.access}, not a FIFO register")
+        one = [(name, proto.Op.read(e.address + k)) for k in range(e.words)]
+        one.append((name, proto.Op.write(e.address, 1)))
+        replies = self.access(one * count)
+        out = []
+        for i in range(0, len(replies), len(one)):
+            words = replies[i:i + e.words]
+            if not words[0].value & 1:
+                break
+            value = sum(r.value << (WORD * k) for k, r in enumerate(words[1:]))
+            out.append(e.decompose(value) if e.fields else {"value": value})
+        return out
+
     # -- events ----------------------------------------------------------------------
 
     def _take_event(self, payload: bytes) -> None:

@@ -100,7 +100,7 @@ def summary(loop) -> dict:
         "venue_rejects": {k.removeprefix("venue_reject_"): v for k, v in eng.counters.items()
                           if k.startswith("venue_reject_")},
         "anomalies": {k: v for k, v in {**loop.counters, **eng.counters}.items()
-                      if k.startswith(("bad_", "unknown_", "telemetry_missing"))},
+                      if v and k.startswith(("bad_", "unknown_", "telemetry_missing"))},
     }
 
 

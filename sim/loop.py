@@ -305,7 +305,8 @@ class Loop:
         if lc.telemetry and self._records_owed:
             got = self.dev.pop_fifo_many(TELEMETRY, self._records_owed)
             self.telemetry += got
-            self.counters["telemetry_missing"] += self._records_owed - len(got)
+            if len(got) < self._records_owed:
+                self.counters["telemetry_missing"] += self._records_owed - len(got)
             self._records_owed = 0
 
     # -- results ------------------------------------------------------------------------------

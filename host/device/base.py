@@ -168,8 +168,16 @@ class Device:
         return self.read_many([name])[name]
 
     def write_many(self, values: dict[str, int]) -> None:
+        self.write_sequence(list(values.items()))
+
+    def write(self, name: str, value: int) -> None:
+        self.write_many({name: value})
+
+    def write_sequence(self, pairs: list[tuple[str, int]]) -> None:
+        """Writes in this order, as few requests as fit: unlike ``write_many`` the same
+        register may come twice (a staged value, its strobe, the next value...)."""
         ops = []
-        for name, value in values.items():
+        for name, value in pairs:
             e = self.map[name]
             if e.access not in ("rw", "w1c", "pulse"):
                 raise RegisterError(f"{name} is {e.access}: it cannot be written")
@@ -178,9 +186,6 @@ class Device:
             ops += [(name, proto.Op.write(e.address + k, (value >> (WORD * k)) & 0xFFFFFFFF))
                     for k in range(e.words)]
         self.access(ops)
-
-    def write(self, name: str, value: int) -> None:
-        self.write_many({name: value})
 
     # -- what the CLI and services use -----------------------------------------------
 

@@ -141,6 +141,7 @@ def render(s: dict, title: str) -> Group:
                                      "order out)")),
         ("event → wire", _spread(s["event_to_wire_cycles"], "enters (strategy input → "
                                                             "order out)")),
+        ("reports", _spread(s["report_cycles"], "reports (venue answer → in the gate)")),
         ("host", (f"{s['host_answer_us']['answers']:,} answers: p50 "
                  f"{s['host_answer_us']['p50']} µs, p99 {s['host_answer_us']['p99']} µs")),
         ("P&L", (f"realized {_money(s['pnl']['realized'])}, unrealized "

@@ -29,7 +29,7 @@ def loop_config(seed: int, rate: float, flatten_at: int):
     from sim.loop import LoopConfig
 
     return LoopConfig(seed=seed, rate=rate, heartbeat_every=HEARTBEAT_EVERY,
-                      stale_after=STALE_AFTER, flatten_at=flatten_at)
+                      stale_after=STALE_AFTER, flatten_at=flatten_at, resync_on_gap=True)
 
 
 def open_loop(config_path: Path, seed: int, rate: float, flatten_at: int):
@@ -77,6 +77,7 @@ def summary(loop) -> dict:
         "wall_s": round(loop.wall, 3),
         "cycles_per_wall_s": round(cycles / loop.wall) if loop.wall else 0,
         "feed": {"messages": loop.feed_messages, "packets": loop.counters["feed_packets"],
+                 "gaps": len(loop.gaps), "resyncs": len(loop.resyncs),
                  "per_sim_s": round(loop.feed_messages / sim_s) if sim_s else 0},
         "orders": {"enters": len(enters), "by_strategy": sum(not eng.orders[s.msg[
             "user_ref"]].host for s in enters if s.msg["user_ref"] in eng.orders),
@@ -99,7 +100,7 @@ def summary(loop) -> dict:
         "venue_rejects": {k.removeprefix("venue_reject_"): v for k, v in eng.counters.items()
                           if k.startswith("venue_reject_")},
         "anomalies": {k: v for k, v in {**loop.counters, **eng.counters}.items()
-                      if k.startswith(("bad_", "unknown_", "telemetry_missing"))},
+                      if v and k.startswith(("bad_", "unknown_", "telemetry_missing"))},
     }
 
 
@@ -125,7 +126,8 @@ def render(s: dict, title: str) -> Group:
         ("simulated", (f"{s['cycles']:,} cycles ({s['simulated_ms']:.3f} ms), "
                       f"{s['wall_s']:.1f} s wall, {s['cycles_per_wall_s']:,} cycles/s")),
         ("feed", (f"{s['feed']['messages']:,} ITCH messages in {s['feed']['packets']:,} "
-                 f"packets ({s['feed']['per_sim_s']:,}/s simulated)")),
+                 f"packets ({s['feed']['per_sim_s']:,}/s simulated); gaps "
+                 f"{s['feed']['gaps']}, book resyncs {s['feed']['resyncs']}")),
         ("orders", f"{s['orders']['enters']:,} enters ({s['orders']['by_strategy']:,} by "
                    f"the strategy), {s['orders']['cancels']:,} cancels; "
                    + ", ".join(f"{k} {v}" for k, v in sorted(s["orders"]["states"].items()))),
@@ -139,6 +141,7 @@ def render(s: dict, title: str) -> Group:
                                      "order out)")),
         ("event → wire", _spread(s["event_to_wire_cycles"], "enters (strategy input → "
                                                             "order out)")),
+        ("reports", _spread(s["report_cycles"], "reports (venue answer → in the gate)")),
         ("host", (f"{s['host_answer_us']['answers']:,} answers: p50 "
                  f"{s['host_answer_us']['p50']} µs, p99 {s['host_answer_us']['p99']} µs")),
         ("P&L", (f"realized {_money(s['pnl']['realized'])}, unrealized "
@@ -204,7 +207,7 @@ def register(main: click.Group) -> None:
             with console.status("opening the virtual FPGA (a Verilator build the first "
                                 "time: about a minute)…"):
                 loop = open_loop(config_path, seed, rate, flatten_at)
-        except ConfigError as exc:
+        except (ConfigError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
         store = None if no_db else EngineStore.open(db_url)
         stop = {"asked": False}

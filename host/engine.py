@@ -29,8 +29,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from gateware.models import control as proto
-from gateware.models.regmap import WORD
 from host.platform.portfolio import PositionState, apply_fill
 
 PENDING, ACCEPTED, PARTIAL, FILLED, CANCELED, REJECTED = (
@@ -43,19 +41,6 @@ STATUS = ("risk.status.killed", "risk.status.tripped", "risk.status.breaches",
 KILL_CAUSES = ("host", "breaches", "watchdog")
 HOST_TAG = 0x4854  # the client tag of the host's own orders ("HT" in the ClOrdID)
 FLATTEN_WAIT = 20_000  # cycles a flatten order may take to show up before another is tried
-
-
-def write_sequence(dev, pairs: list[tuple[str, int]]) -> None:
-    """Register writes in this order, in as few requests as fit (``write_many`` takes a
-    dict, so it cannot write the same register twice, as reports do)."""
-    if hasattr(dev, "write_sequence"):
-        return dev.write_sequence(pairs)
-    ops = []
-    for name, value in pairs:
-        e = dev.map[name]
-        ops += [(name, proto.Op.write(e.address + k, (value >> (WORD * k)) & 0xFFFFFFFF))
-                for k in range(e.words)]
-    dev.access(ops)
 
 
 @dataclass
@@ -284,7 +269,7 @@ class HostEngine:
                 pairs += [("risk.report", entry.compose(**{f: getattr(r, f)
                                                            for f in REPORT_FIELDS})),
                           ("risk.report_stb", 1)]
-            write_sequence(self.dev, pairs)
+            self.dev.write_sequence(pairs)
             done = cycles()
             for r in chunk:
                 r.applied, r.requests = done, k // REPORTS_PER_REQUEST + 1
@@ -296,10 +281,6 @@ class HostEngine:
             self.dev.write("ouch_tx.cancel_floor", floor)
         return len(due)
 
-    @property
-    def reports_waiting(self) -> int:
-        return len(self._queue)
-
     def heartbeat(self) -> None:
         self.dev.write("risk.heartbeat", 1)
         self.counters["heartbeats"] += 1
@@ -310,7 +291,7 @@ class HostEngine:
         if order is None or order.state in TERMINAL or order.cancel_sent:
             return False
         entry = self.dev.map["strategy.inject"]
-        write_sequence(self.dev, [("strategy.inject", entry.compose(
+        self.dev.write_sequence([("strategy.inject", entry.compose(
             sym=order.sym, side=0 if order.side == "B" else 1, price=0, quantity=0,
             tif=ord(order.tif), tag=0, cancel=1, user_ref=user_ref)),
             ("strategy.inject_stb", 1)])
@@ -321,7 +302,7 @@ class HostEngine:
     def inject(self, symbol: str, side: str, qty: int, price: int, tif: str = "3") -> None:
         """A host order through the FPGA's risk gate (tagged ``HOST_TAG``)."""
         entry = self.dev.map["strategy.inject"]
-        write_sequence(self.dev, [("strategy.inject", entry.compose(
+        self.dev.write_sequence([("strategy.inject", entry.compose(
             sym=self.sym_of[symbol], side=0 if side == "B" else 1, price=price,
             quantity=qty, tif=ord(tif), tag=HOST_TAG, cancel=0, user_ref=0)),
             ("strategy.inject_stb", 1)])

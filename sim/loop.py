@@ -45,10 +45,12 @@ from sim.traffic import feed_frame
 from sim.venue.config import DEFAULT_MIDS, default_instruments
 from sim.venue.flow import Flow
 from sim.venue.gateway import Gateway
+from sim.venue.lines import RetransmitServer
 from sim.venue.venue import Venue
 
 TELEMETRY = "telemetry.records"
 CLEAR_CYCLES = 4096 + 64  # book.clear sweeps a bucket per cycle, then one update
+RETRANSMIT_FROM = ("10.0.0.1", 40003)  # the host's request socket (any address would do)
 MASK32 = 0xFFFFFFFF
 
 
@@ -93,9 +95,15 @@ class Loop:
         self.flow = Flow(self.venue, seed=lc.seed, rate=lc.rate,
                          participants=lc.participants, start_mid=dict(DEFAULT_MIDS))
         self.publisher = self.venue.publisher
+        self._replies: list[bytes] = []  # the retransmission server's answers
+        self.retransmit = RetransmitServer(self.publisher)
+        self.retransmit.connection_made(_Datagrams(self._replies))
         self.rx = RxConfig.default()
         self.engine = HostEngine(cfg.watch, dev)
         v = cfg.venue
+        if not {"venue_ip", "venue_port", "venue_mac"} <= set(v):
+            raise ValueError("the configuration needs [venue] ip, port and mac: where the "
+                             "FPGA sends its orders and the loop's venue listens")
         self.venue_ip, self.venue_port = v["venue_ip"], v["venue_port"]
         self.sent: list[Sent] = []
         # both directions of the order session in the order they happened:
@@ -227,8 +235,9 @@ class Loop:
         """Rebuild the FPGA's book after a gap the lines could not fill: with the gate
         killed (no order on replayed news), clear every symbol's book, forget the
         MoldUDP64 session and replay the whole session from message 1 through the
-        venue's retransmission (``Publisher.retransmit``), then restore the kill switch
-        and the trigger table (the replay may have fired and disarmed entries)."""
+        venue's retransmission server (MoldUDP64 requests, ``RetransmitServer``), then
+        restore the kill switch and the trigger table (the replay may have fired and
+        disarmed entries)."""
         dev, start = self.dev, self.fpga.cycles
         kill = self.cfg.risk.get("limits.kill", 0)
         dev.write("risk.limits.kill", 1)
@@ -236,7 +245,12 @@ class Loop:
         dev.write("rx.reset_session", 1)
         self.fpga.step(CLEAR_CYCLES)
         seq = 1
-        while (packet := self.publisher.retransmit(seq, moldudp64.MAX_COUNT)) is not None:
+        while True:
+            self.retransmit.datagram_received(moldudp64.encode_request(
+                self.publisher.session, seq, moldudp64.MAX_COUNT), RETRANSMIT_FROM)
+            if not self._replies:  # nothing from seq on was ever sent: done
+                break
+            packet = self._replies.pop()
             out = self.fpga.run([feed_frame(self.rx, 0, packet)], quiet=self.lc.quiet)
             self._route(self._take_pending() + out)
             seq += moldudp64.decode_packet(packet).count
@@ -288,15 +302,12 @@ class Loop:
         if lc.heartbeat_every and self.fpga.cycles >= self._next_heartbeat:
             eng.heartbeat()
             self._next_heartbeat = self.fpga.cycles + lc.heartbeat_every
-        if lc.telemetry:
-            while self._records_owed > 0:
-                rec = self.dev.pop_fifo(TELEMETRY)
-                if rec is None:
-                    self.counters["telemetry_missing"] += self._records_owed
-                    self._records_owed = 0
-                    break
-                self._records_owed -= 1
-                self.telemetry.append(rec)
+        if lc.telemetry and self._records_owed:
+            got = self.dev.pop_fifo_many(TELEMETRY, self._records_owed)
+            self.telemetry += got
+            if len(got) < self._records_owed:
+                self.counters["telemetry_missing"] += self._records_owed - len(got)
+            self._records_owed = 0
 
     # -- results ------------------------------------------------------------------------------
 
@@ -324,6 +335,17 @@ class Loop:
             if shown:
                 out.append([price, sum(shown), len(shown)])
         return out
+
+
+class _Datagrams:
+    """A datagram transport that keeps what is sent to it (the retransmission server's
+    answers, for the loop to put on the line)."""
+
+    def __init__(self, sink: list[bytes]):
+        self.sink = sink
+
+    def sendto(self, payload: bytes, _addr) -> None:
+        self.sink.append(payload)
 
 
 def configure(dev, cfg: Config) -> None:

@@ -141,5 +141,5 @@ class ModelFpga:
     def read(self, name: str) -> int:
         return self.read_many([name])[name]
 
-    def pop_fifo(self, name: str) -> dict[str, int] | None:
-        return None  # no telemetry without cycles
+    def pop_fifo_many(self, name: str, count: int) -> list[dict[str, int]]:
+        return []  # no telemetry without cycles

@@ -168,8 +168,16 @@ class Device:
         return self.read_many([name])[name]
 
     def write_many(self, values: dict[str, int]) -> None:
+        self.write_sequence(list(values.items()))
+
+    def write(self, name: str, value: int) -> None:
+        self.write_many({name: value})
+
+    def write_sequence(self, pairs: list[tuple[str, int]]) -> None:
+        """Writes in this order, as few requests as fit: unlike ``write_many`` the same
+        register may come twice (a staged value, its strobe, the next value...)."""
         ops = []
-        for name, value in values.items():
+        for name, value in pairs:
             e = self.map[name]
             if e.access not in ("rw", "w1c", "pulse"):
                 raise RegisterError(f"{name} is {e.access}: it cannot be written")
@@ -178,9 +186,6 @@ class Device:
             ops += [(name, proto.Op.write(e.address + k, (value >> (WORD * k)) & 0xFFFFFFFF))
                     for k in range(e.words)]
         self.access(ops)
-
-    def write(self, name: str, value: int) -> None:
-        self.write_many({name: value})
 
     # -- what the CLI and services use -----------------------------------------------
 
@@ -222,10 +227,34 @@ class Device:
         return e.decompose(value) if e.fields else {"value": value}
 
     def drain_fifo(self, name: str, limit: int = 1 << 16) -> list[dict[str, int]]:
-        """Pop a ``fifo`` register until it is empty (at most ``limit`` entries)."""
+        """Pop a ``fifo`` register until it is empty (at most ``limit`` entries), as many
+        entries to a request as fit in one."""
+        per = max(1, proto.MAX_OPS // (self.map[name].words + 1))
+        out: list[dict[str, int]] = []
+        while len(out) < limit:
+            got = self.pop_fifo_many(name, min(per, limit - len(out)))
+            out += got
+            if len(got) < per:
+                break
+        return out
+
+    def pop_fifo_many(self, name: str, count: int) -> list[dict[str, int]]:
+        """Up to ``count`` entries of a ``fifo`` register, as :meth:`pop_fifo` gives
+        them, several to a request (each entry is its words read, then the pop); stops
+        at the first empty read. Not retried, like :meth:`pop_fifo`."""
+        e = self.map[name]
+        if e.access != "fifo":
+            raise RegisterError(f"{name} is {e.access}, not a FIFO register")
+        one = [(name, proto.Op.read(e.address + k)) for k in range(e.words)]
+        one.append((name, proto.Op.write(e.address, 1)))
+        replies = self.access(one * count)
         out = []
-        while len(out) < limit and (entry := self.pop_fifo(name)) is not None:
-            out.append(entry)
+        for i in range(0, len(replies), len(one)):
+            words = replies[i:i + e.words]
+            if not words[0].value & 1:
+                break
+            value = sum(r.value << (WORD * k) for k, r in enumerate(words[1:]))
+            out.append(e.decompose(value) if e.fields else {"value": value})
         return out
 
     # -- events ----------------------------------------------------------------------

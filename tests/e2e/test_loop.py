@@ -233,9 +233,6 @@ def test_watchdog_trips_and_cancels_all_when_heartbeats_stop(top):
     assert eng.counters["answer_C"] >= len(resting)
 
 
-EVENTS = '\n[events]\nenable = true\nmac = "02:00:00:00:00:10"\nip = "10.0.0.1"\nport = 40002\n'
-
-
 def book_matches_venue(loop: Loop, dev, cfg) -> list:
     """Where the FPGA's book (read through book.peek) differs from the venue's displayed
     book, level by level, over the levels the FPGA tracks exactly."""
@@ -257,7 +254,7 @@ def book_matches_venue(loop: Loop, dev, cfg) -> list:
 
 
 def test_gap_on_line_a_only_is_covered_by_b(top):
-    cfg = parse(DEMO.read_text() + EVENTS, symbols=SYMBOLS)
+    cfg = load(DEMO, symbols=SYMBOLS)
     runs = {}
     for name, drops in (("clean", set()), ("a_lossy", set(range(3, 400, 5)))):
         sim, dev = fresh(top, cfg)
@@ -275,7 +272,7 @@ def test_gap_on_line_a_only_is_covered_by_b(top):
 
 
 def test_gap_on_both_lines_is_reported_and_the_book_resynced(top):
-    cfg = parse(DEMO.read_text() + EVENTS, symbols=SYMBOLS)
+    cfg = load(DEMO, symbols=SYMBOLS)
     sim, dev = fresh(top, cfg)
     lost = set(range(40, 50))  # packets starting at these numbers go missing on both lines
     lc = LoopConfig(seed=2, drop_a=lost, drop_b=lost, stale_after=100_000)
@@ -298,6 +295,9 @@ def test_gap_on_both_lines_is_reported_and_the_book_resynced(top):
     loop = Loop(sim, dev, cfg, lc)
     loop.run(300_000)
     assert loop.gaps and len(loop.resyncs) == 1
+    served = loop.retransmit.counters
+    assert served["answered"] >= 1 and served["messages"] >= loop.gaps[0][1].first
+    assert served["requests"] == served["answered"] + 1  # the last asks past the end
     (start, end), = loop.resyncs
     assert not [s for s in loop.sent if s.msg["type"] == "O" and start <= s.fpga_cycle <= end]
     assert book_matches_venue(loop, dev, cfg) == []

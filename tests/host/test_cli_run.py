@@ -9,9 +9,10 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 
 from host.cli import main
-from host.cli_run import DEMO, open_loop, summary
+from host.cli_run import DEMO, open_loop, render, summary
 
 pytestmark = pytest.mark.verilator
 
@@ -41,6 +42,16 @@ def test_run_summary_equals_the_loop(tmp_path):
     assert got["tick_to_trade_cycles"]["n"] > 0
     assert got["tick_to_trade_cycles"]["min"] >= 12 + 3 + 2 + 2
     assert got["anomalies"] == {} and got["stopped_by"] == "cycles"
+    # what people read says the same
+    console = Console(record=True, width=200)
+    console.print(render(want, "summary"))
+    text = console.export_text()
+    t = want["tick_to_trade_cycles"]
+    for row in ("feed", "orders", "fills", "risk gate", "tick-to-trade", "event → wire",
+                "reports", "host", "P&L", "positions"):
+        assert row in text, row
+    assert f"p50 {t['p50']}, p90 {t['p90']}" in text
+    assert f"{want['orders']['enters']:,} enters" in text
     assert got["database"]["orders"] == got["orders"]["enters"]
     assert got["database"]["executions"] == got["fills"]["count"]
 
@@ -52,6 +63,12 @@ def test_run_refuses_a_bad_config(tmp_path):
                                        "--no-db"])
     assert result.exit_code == 1
     assert "trigger[0].side: 'up'; one of buy, sell" in result.output
+    no_venue = tmp_path / "no_venue.toml"
+    text = DEMO.read_text()
+    no_venue.write_text(text[:text.index("\n[venue]\n")] + text[text.index("\n# gap reports"):])
+    result = CliRunner().invoke(main, ["run", "--cycles", "1000", "--config",
+                                       str(no_venue), "--no-db"])
+    assert result.exit_code == 1 and "needs [venue] ip, port and mac" in result.output
 
 
 def test_ctrl_c_stops_cleanly_with_a_summary():

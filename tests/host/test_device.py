@@ -133,10 +133,13 @@ def test_gap_reports_wait_in_the_fifo_register_while_events_are_off(sim_endpoint
         while dev.pop_fifo("rx.gaps") is not None:  # what earlier tests left
             pass
         dev.feed(frames)
-        popped = []
+        entries = dev.pop_fifo_many("rx.gaps", 5)  # 9 ops each: requests cut entries
+        assert len(entries) == 5
         while (entry := dev.pop_fifo("rx.gaps")) is not None:
-            popped.append(proto.GapEvent(entry["line"], entry["session"].to_bytes(10, "big"),
-                                         entry["first"], entry["count"]))
+            entries.append(entry)
+        assert dev.pop_fifo_many("rx.gaps", 3) == []
+        popped = [proto.GapEvent(e["line"], e["session"].to_bytes(10, "big"), e["first"],
+                                 e["count"]) for e in entries]
     model = RxPathModel(RxConfig.default())
     for f in frames:
         model.process(f)

@@ -162,8 +162,10 @@ def main() -> None:
                         help="frames of minimum-size messages for (a)")
     parser.add_argument("--messages", type=int, default=1_000_000,
                         help="messages in the replay capture for (b)")
-    parser.add_argument("--section", choices=("all", "rx", "book", "top", "trade", "venue"),
+    parser.add_argument("--section", choices=("all", "rx", "book", "top", "trade", "run", "venue"),
                         default="all", help="run one group of figures only")
+    parser.add_argument("--run-cycles", type=int, default=10_000_000,
+                        help="loop cycles of the end-to-end run (t)")
     parser.add_argument("--book-events", type=int, default=100_000,
                         help="events per mix for the book's (j)")
     parser.add_argument("--venue-actions", type=int, default=300_000,
@@ -178,6 +180,8 @@ def main() -> None:
         top_section(console)
     if args.section in ("all", "trade"):
         trade_section(console)
+    if args.section in ("all", "run"):
+        run_section(args, console)
     if args.section in ("all", "venue"):
         venue_section(args, console)
 
@@ -205,6 +209,18 @@ def trade_section(console: Console) -> None:
                       _values(r["field_to_event"]), _values(r["event_to_decide"]),
                       _values(r["field_to_decide"]), _values(r["decide_to_out"]))
     console.print(table)
+
+
+def run_section(args, console: Console) -> None:
+    """(t) the end-to-end loop (t2t run) for a fixed number of cycles: tick-to-trade
+    percentiles, fills/s, host answer processing."""
+    from host.cli_run import DEMO, open_loop, render, summary
+
+    loop = open_loop(DEMO, seed=1, rate=200_000.0, flatten_at=500)  # t2t run's defaults
+    while loop.now - loop.start < args.run_cycles:
+        loop.step()
+    console.print(render(summary(loop), f"(t) t2t run, {args.run_cycles:,} cycles, seed 1, "
+                                        f"docs/demo.toml"))
 
 
 def venue_section(args, console: Console) -> None:

@@ -54,6 +54,7 @@ from .orders import BrokerUnavailable, NewOrder, NotFound, OrderError, order_jso
 from .orders import Conflict as OrderConflict
 from .platform import Platform, quote_json
 from .portfolio import performance
+from .writer import WriteFailed
 
 SYMBOL = r"^[A-Z0-9][A-Z0-9.\-]{0,7}$"
 MAX_QTY = 1_000_000_000
@@ -195,6 +196,7 @@ class ConfigIn(Strict):
 _ERRORS: dict[type[Exception], int] = {
     AuthError: 401, PermissionError: 403, NotFound: 404, LookupError: 404, Conflict: 409,
     OrderConflict: 409, OrderError: 422, NoDevice: 503, BrokerUnavailable: 503,
+    WriteFailed: 503,
 }
 
 

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 import httpx
-from sqlalchemy import event, select
+from sqlalchemy import Connection, event, insert, select
 from sqlalchemy.orm import Session
 
 from . import audit
@@ -54,10 +54,12 @@ def notification_json(n: Notification) -> dict:
             "created_at": as_utc(n.created_at).isoformat(), "read": n.read}
 
 
-def preferences(s: Session, user_id: int) -> dict[tuple[str, str], bool]:
+def preferences(s: Session | Connection, user_id: int) -> dict[tuple[str, str], bool]:
     prefs = {(k, c): c in DEFAULT_ON for k in KINDS for c in CHANNELS}
-    for p in s.execute(select(Preference).where(Preference.user_id == user_id)).scalars():
-        prefs[(p.kind, p.channel)] = p.enabled
+    for kind, channel, enabled in s.execute(
+            select(Preference.kind, Preference.channel, Preference.enabled)
+            .where(Preference.user_id == user_id)):
+        prefs[(kind, channel)] = enabled
     return prefs
 
 
@@ -70,26 +72,55 @@ def set_preferences(s: Session, user_id: int, changes: list[tuple[str, str, bool
             row.enabled = enabled
 
 
-def emit(s: Session, user_id: int, kind: str, payload: dict) -> Notification | None:
-    """Record a notification and its deliveries in ``s``'s transaction; None when the
-    user has every channel of this kind off."""
-    prefs = preferences(s, user_id)
+def emit(s: Session, user_id: int, kind: str, payload: dict) -> dict | None:
+    """Record a notification and its deliveries in ``s``'s transaction (the in-app
+    message goes out after commit); None when the user has every channel of this kind
+    off."""
+    s.flush()
+    message = record(s.connection(), user_id, kind, payload)
+    if message is not None and message["in_app"]:
+        s.info.setdefault("t2t_push", []).append((user_id, message["json"]))
+    return message
+
+
+def record(conn: Connection, user_id: int, kind: str, payload: dict,
+           recipients: dict | None = None) -> dict | None:
+    """Write a notification and its outbox rows on ``conn`` in the caller's transaction;
+    returns ``{"json": …, "in_app": bool}`` for the caller to push once committed, or None
+    when the user has every channel of this kind off.
+
+    ``recipients`` (one dict per transaction) keeps each user's preferences and addresses
+    for the transaction's next events: a batch of orders reads them once per user.
+    """
+    known = recipients.get(user_id) if recipients is not None else None
+    if known is None:
+        email, webhook = conn.execute(select(User.email, User.webhook_url)
+                                      .where(User.id == user_id)).one()
+        known = (preferences(conn, user_id), {"email": email, "webhook": webhook})
+        if recipients is not None:
+            recipients[user_id] = known
+    prefs, targets = known
     channels = [c for c in CHANNELS if prefs[(kind, c)]]
     if not channels:
         return None
-    n = Notification(user_id=user_id, kind=kind, payload=payload)
-    s.add(n)
-    s.flush()
-    external = [c for c in channels if c != "in_app"]
-    if external:
-        user = s.get(User, user_id)
-        for channel in external:
-            target = {"webhook": user.webhook_url, "email": user.email}[channel]
-            if target:
-                s.add(OutboxEntry(notification_id=n.id, channel=channel, target=target))
-    if "in_app" in channels:
-        s.info.setdefault("t2t_push", []).append((user_id, notification_json(n)))
-    return n
+    now = utcnow()
+    notification_id = conn.execute(
+        insert(Notification).values(user_id=user_id, kind=kind, payload=payload,
+                                    created_at=now, read=False)
+        .returning(Notification.id)).scalar_one()
+    deliveries = [{"notification_id": notification_id, "channel": c, "target": targets[c],
+                   "attempts": 0, "next_attempt_at": now}
+                  for c in channels if c != "in_app" and targets[c]]
+    if deliveries:
+        conn.execute(insert(OutboxEntry), deliveries)
+    return {"json": {"id": notification_id, "kind": kind, "payload": payload,
+                     "created_at": as_utc(now).isoformat(), "read": False},
+            "in_app": "in_app" in channels}
+
+
+def envelope(message: dict) -> dict:
+    """A notification as the WebSocket sends it."""
+    return {"type": "notification", **message}
 
 
 def install_push(sessions, push: Push) -> None:
@@ -99,7 +130,7 @@ def install_push(sessions, push: Push) -> None:
     @event.listens_for(sessions, "after_commit")
     def _after_commit(s: Session) -> None:
         for user_id, message in s.info.pop("t2t_push", ()):
-            push(user_id, {"type": "notification", **message})
+            push(user_id, envelope(message))
 
     @event.listens_for(sessions, "after_rollback")
     def _after_rollback(s: Session) -> None:

@@ -26,6 +26,7 @@ from .money import px
 from .orders import Orders
 from .paper import PaperBroker
 from .portfolio import PositionState, performance
+from .writer import Writer
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,9 @@ class Platform:
         notify.install_push(self.sessions, self.hub.to_user)
         self.users = Users(self.sessions, self.secret, login_failures=self.limits.login_failures)
         self.broker = self.broker or PaperBroker(self.market)
-        self.orders = Orders(self.sessions, self.broker, self.market.mark)
+        self.writer = Writer(self.engine)
+        self.orders = Orders(self.sessions, self.writer, self.broker, self.market.mark,
+                             self.hub.to_user)
         self.alerts = notify.PriceAlerts(self.sessions)
         self.market.subscribe(self.alerts.on_quote)
         self.market.subscribe(self._quote_to_hub)
@@ -121,6 +124,7 @@ class Platform:
     def close(self) -> None:
         self._stop.set()
         self.dispatcher.stop()
+        self.writer.close()
         self.engine.dispose()
 
 

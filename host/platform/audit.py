@@ -84,6 +84,11 @@ def append(session: Session, actor: str, action: str, subject: str = "",
     return rec
 
 
+_TAKE_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+_INSERT_RECORD = insert(AuditRecord)
+_MOVE_HEAD = update(AuditHead).where(AuditHead.id == 1)
+
+
 class Chain:
     """The appends of one transaction made without the ORM (the order writer's batches).
 
@@ -95,9 +100,7 @@ class Chain:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.seq, self.hash = conn.execute(
-            select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)
-            .with_for_update()).one()
+        self.seq, self.hash = conn.execute(_TAKE_HEAD).one()
         self.records: list[dict[str, Any]] = []
 
     def append(self, actor: str, action: str, subject: str = "",
@@ -109,9 +112,8 @@ class Chain:
     def write(self) -> None:
         if not self.records:
             return
-        self.conn.execute(insert(AuditRecord), self.records)
-        self.conn.execute(update(AuditHead).where(AuditHead.id == 1)
-                          .values(seq=self.seq, hash=self.hash))
+        self.conn.execute(_INSERT_RECORD, self.records)
+        self.conn.execute(_MOVE_HEAD, {"seq": self.seq, "hash": self.hash})
         self.records = []
 
 

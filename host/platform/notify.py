@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 import httpx
-from sqlalchemy import Connection, event, insert, select
+from sqlalchemy import Connection, bindparam, event, insert, select
 from sqlalchemy.orm import Session
 
 from . import audit
@@ -54,11 +54,17 @@ def notification_json(n: Notification) -> dict:
             "created_at": as_utc(n.created_at).isoformat(), "read": n.read}
 
 
+# built once: ``record`` runs on the order writer's thread
+_PREFERENCES = select(Preference.kind, Preference.channel, Preference.enabled).where(
+    Preference.user_id == bindparam("user"))
+_ADDRESSES = select(User.email, User.webhook_url).where(User.id == bindparam("user"))
+_INSERT_NOTIFICATION = insert(Notification).returning(Notification.id)
+_INSERT_OUTBOX = insert(OutboxEntry)
+
+
 def preferences(s: Session | Connection, user_id: int) -> dict[tuple[str, str], bool]:
     prefs = {(k, c): c in DEFAULT_ON for k in KINDS for c in CHANNELS}
-    for kind, channel, enabled in s.execute(
-            select(Preference.kind, Preference.channel, Preference.enabled)
-            .where(Preference.user_id == user_id)):
+    for kind, channel, enabled in s.execute(_PREFERENCES, {"user": user_id}):
         prefs[(kind, channel)] = enabled
     return prefs
 
@@ -94,8 +100,7 @@ def record(conn: Connection, user_id: int, kind: str, payload: dict,
     """
     known = recipients.get(user_id) if recipients is not None else None
     if known is None:
-        email, webhook = conn.execute(select(User.email, User.webhook_url)
-                                      .where(User.id == user_id)).one()
+        email, webhook = conn.execute(_ADDRESSES, {"user": user_id}).one()
         known = (preferences(conn, user_id), {"email": email, "webhook": webhook})
         if recipients is not None:
             recipients[user_id] = known
@@ -104,15 +109,14 @@ def record(conn: Connection, user_id: int, kind: str, payload: dict,
     if not channels:
         return None
     now = utcnow()
-    notification_id = conn.execute(
-        insert(Notification).values(user_id=user_id, kind=kind, payload=payload,
-                                    created_at=now, read=False)
-        .returning(Notification.id)).scalar_one()
+    notification_id = conn.execute(_INSERT_NOTIFICATION, {
+        "user_id": user_id, "kind": kind, "payload": payload, "created_at": now,
+        "read": False}).scalar_one()
     deliveries = [{"notification_id": notification_id, "channel": c, "target": targets[c],
                    "attempts": 0, "next_attempt_at": now}
                   for c in channels if c != "in_app" and targets[c]]
     if deliveries:
-        conn.execute(insert(OutboxEntry), deliveries)
+        conn.execute(_INSERT_OUTBOX, deliveries)
     return {"json": {"id": notification_id, "kind": kind, "payload": payload,
                      "created_at": as_utc(now).isoformat(), "read": False},
             "in_app": "in_app" in channels}

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Engine, Row, bindparam, case, func, insert, select, update
 
 from . import audit, notify, risk
 from .broker import Broker, OrderTicket
@@ -107,10 +107,11 @@ class Orders:
     broker, a mark-price source and where in-app notifications are pushed."""
 
     def __init__(self, sessions, writer: Writer, broker: Broker,
-                 mark=lambda symbol: None, push: notify.Push = lambda user_id, msg: None
-                 ) -> None:
+                 mark=lambda symbol: None, push: notify.Push = lambda user_id, msg: None,
+                 reader: Engine | None = None) -> None:
         self.sessions = sessions
         self.writer = writer
+        self.reader = reader or writer.engine
         self.broker = broker
         self.mark = mark
         self.push = push
@@ -118,7 +119,8 @@ class Orders:
 
     # --- requests -----------------------------------------------------------------------
 
-    def place(self, user_id: int, username: str, new: NewOrder) -> Order:
+    def place(self, user_id: int, username: str, new: NewOrder) -> Row:
+        """The order as stored once the broker's immediate answer (if any) is stored."""
         new.validate()
         reference = new.price or new.stop_price or self.mark(new.symbol)
         order_id, status = self.writer.run(
@@ -133,7 +135,8 @@ class Orders:
                 # it pending forever or answer 500
                 log.exception("broker refused order %s", order_id)
                 self.on_rejected(order_id, f"broker unavailable: {type(exc).__name__}")
-        return self.get(user_id, order_id, any_user=True)
+        with self.reader.connect() as conn:
+            return conn.execute(_READ_ORDER, {"order_id": order_id}).one()
 
     def _store(self, b: Batch, user_id: int, username: str, new: NewOrder,
                reference: int | None) -> tuple[int, str]:
@@ -150,11 +153,11 @@ class Orders:
             if check.reason:
                 status, reason = "rejected", f"risk: {check.reason}"
         now = utcnow()
-        order_id = b.conn.execute(insert(Order).values(
-            user_id=user_id, symbol=new.symbol, side=new.side, type=new.type, tif=new.tif,
-            qty=new.qty, price=new.price, stop_price=new.stop_price, filled_qty=0,
-            filled_notional=0, status=status, reason=reason, created_at=now, updated_at=now,
-        ).returning(Order.id)).scalar_one()
+        order_id = b.conn.execute(_INSERT_ORDER, {
+            "user_id": user_id, "symbol": new.symbol, "side": new.side, "type": new.type,
+            "tif": new.tif, "qty": new.qty, "price": new.price, "stop_price": new.stop_price,
+            "filled_qty": 0, "filled_notional": 0, "status": status, "reason": reason,
+            "created_at": now, "updated_at": now}).scalar_one()
         b.chain.append(username, "order.place", f"order:{order_id}", {
             "symbol": new.symbol, "side": new.side, "type": new.type, "tif": new.tif,
             "qty": new.qty, "price": new.price, "stop_price": new.stop_price,
@@ -227,42 +230,47 @@ class Orders:
         """Run ``apply(batch, order)`` on the order's row (a dict of its columns, changed
         in place) as a writer job, if the order is in an ``allowed`` state."""
         def job(b: Batch) -> None:
-            row = b.conn.execute(select(*_COLUMNS).where(Order.id == order_id)
+            row = b.conn.execute(_TRANSITION_READ, {"order_id": order_id}
                                  ).mappings().one_or_none()
-            if row is None:
-                log.warning("broker reported on unknown order %s", order_id)
-                return
-            if row["status"] not in allowed:
-                log.info("order %s: ignoring a report in state %s", order_id, row["status"])
+            if row is None or row["status"] not in allowed:
+                _ignored(b, order_id)
                 return
             order = dict(row)
             apply(b, order)
             changed = {k: v for k, v in order.items() if v != row[k]}
             if not changed:
                 return
-            b.conn.execute(update(Order).where(Order.id == order_id)
-                           .values(**changed, updated_at=utcnow()))
+            b.conn.execute(_UPDATE_ORDER, {**changed, "order_id": order_id,
+                                           "updated_at": utcnow()})
             if order["status"] != row["status"]:
                 self._notify(b, order["user_id"], "order_status", _status_payload(order))
         self.writer.run(job)
 
+    def _move(self, order_id: int, allowed: tuple[str, ...], status: str,
+              reason: str | None = None) -> None:
+        """A transition that changes only the status (and the reason): one conditional
+        ``UPDATE … RETURNING`` does the read, the check and the write."""
+        def job(b: Batch) -> None:
+            values = {"order_id": order_id, "allowed": allowed, "new_status": status,
+                      "new_reason": reason[:200] if reason is not None else None,
+                      "keep_reason": reason is None, "now": utcnow()}
+            row = b.conn.execute(_MOVE_ORDER, values).mappings().one_or_none()
+            if row is None:
+                _ignored(b, order_id)
+                return
+            b.chain.append("broker", f"order.{status}", f"order:{order_id}",
+                           None if reason is None else {"reason": reason})
+            self._notify(b, row["user_id"], "order_status", _status_payload(row))
+        self.writer.run(job)
+
     def on_accepted(self, order_id: int) -> None:
-        def apply(b, order):
-            order["status"] = "accepted"
-            b.chain.append("broker", "order.accepted", f"order:{order_id}")
-        self._transition(order_id, ("pending",), apply)
+        self._move(order_id, ("pending",), "accepted")
 
     def on_rejected(self, order_id: int, reason: str) -> None:
-        def apply(b, order):
-            order["status"], order["reason"] = "rejected", reason[:200]
-            b.chain.append("broker", "order.rejected", f"order:{order_id}", {"reason": reason})
-        self._transition(order_id, ("pending",), apply)
+        self._move(order_id, ("pending",), "rejected", reason)
 
     def on_canceled(self, order_id: int, reason: str) -> None:
-        def apply(b, order):
-            order["status"], order["reason"] = "canceled", reason[:200]
-            b.chain.append("broker", "order.canceled", f"order:{order_id}", {"reason": reason})
-        self._transition(order_id, ("pending", "accepted", "partially_filled"), apply)
+        self._move(order_id, ("pending", "accepted", "partially_filled"), "canceled", reason)
 
     def on_executed(self, order_id: int, qty: int, price: int) -> None:
         def apply(b, order):
@@ -270,21 +278,20 @@ class Orders:
             if qty_now <= 0:
                 return
             user_id, symbol, side = order["user_id"], order["symbol"], order["side"]
-            key = (Position.user_id == user_id, Position.symbol == symbol)
-            held = b.conn.execute(select(Position.qty, Position.cost, Position.realized,
-                                         Position.deployed).where(*key)).one_or_none()
+            key = {"user": user_id, "sym": symbol}
+            held = b.conn.execute(_READ_POSITION, key).one_or_none()
             state, gained = apply_fill(PositionState(*held) if held else PositionState(),
                                        qty_now if side == "buy" else -qty_now, price)
             values = {"qty": state.qty, "cost": state.cost, "realized": state.realized,
                       "deployed": state.deployed}
             if held is None:
-                b.conn.execute(insert(Position).values(user_id=user_id, symbol=symbol,
-                                                       **values))
+                b.conn.execute(insert(Position), {"user_id": user_id, "symbol": symbol,
+                                                  **values})
             else:
-                b.conn.execute(update(Position).where(*key).values(**values))
-            b.conn.execute(insert(Execution).values(
-                order_id=order_id, user_id=user_id, symbol=symbol, side=side, qty=qty_now,
-                price=price, realized_pnl=gained, ts=utcnow()))
+                b.conn.execute(_UPDATE_POSITION, {**key, **values})
+            b.conn.execute(insert(Execution), {
+                "order_id": order_id, "user_id": user_id, "symbol": symbol, "side": side,
+                "qty": qty_now, "price": price, "realized_pnl": gained, "ts": utcnow()})
             order["filled_qty"] += qty_now
             order["filled_notional"] += qty_now * price
             order["status"] = ("filled" if order["filled_qty"] == order["qty"]
@@ -294,8 +301,35 @@ class Orders:
         self._transition(order_id, ("pending", "accepted", "partially_filled"), apply)
 
 
-_COLUMNS = (Order.id, Order.user_id, Order.symbol, Order.side, Order.qty, Order.filled_qty,
-            Order.filled_notional, Order.status, Order.reason)
+# The writer's statements, built once: constructing a statement costs more than running
+# it, on the one thread every order waits for.
+_INSERT_ORDER = insert(Order).returning(Order.id)
+_READ_ORDER = select(Order.__table__).where(Order.id == bindparam("order_id"))
+_TRANSITION_COLUMNS = (Order.id, Order.user_id, Order.symbol, Order.side, Order.qty,
+                       Order.filled_qty, Order.filled_notional, Order.status, Order.reason)
+_TRANSITION_READ = select(*_TRANSITION_COLUMNS).where(Order.id == bindparam("order_id"))
+_MOVE_ORDER = (
+    update(Order)
+    .where(Order.id == bindparam("order_id"),
+           Order.status.in_(bindparam("allowed", expanding=True)))
+    .values(status=bindparam("new_status"), updated_at=bindparam("now"),
+            reason=case((bindparam("keep_reason"), Order.reason),
+                        else_=bindparam("new_reason")))
+    .returning(*_TRANSITION_COLUMNS))
+_UPDATE_ORDER = update(Order).where(Order.id == bindparam("order_id"))
+_POSITION_KEY = (Position.user_id == bindparam("user"), Position.symbol == bindparam("sym"))
+_READ_POSITION = select(Position.qty, Position.cost, Position.realized,
+                        Position.deployed).where(*_POSITION_KEY)
+_UPDATE_POSITION = update(Position).where(*_POSITION_KEY)
+
+
+def _ignored(b: Batch, order_id: int) -> None:
+    """Say why a broker report changed nothing (a late or repeated callback)."""
+    row = b.conn.execute(_TRANSITION_READ, {"order_id": order_id}).one_or_none()
+    if row is None:
+        log.warning("broker reported on unknown order %s", order_id)
+    else:
+        log.info("order %s: ignoring a report in state %s", order_id, row.status)
 
 
 def _cached(b: Batch, key, read):

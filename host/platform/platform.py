@@ -60,9 +60,11 @@ class Platform:
         notify.install_push(self.sessions, self.hub.to_user)
         self.users = Users(self.sessions, self.secret, login_failures=self.limits.login_failures)
         self.broker = self.broker or PaperBroker(self.market)
+        self.reader = (make_engine(self.url, reads_only=True)
+                       if self.engine.dialect.name == "sqlite" else self.engine)
         self.writer = Writer(self.engine)
         self.orders = Orders(self.sessions, self.writer, self.broker, self.market.mark,
-                             self.hub.to_user)
+                             self.hub.to_user, self.reader)
         self.alerts = notify.PriceAlerts(self.sessions)
         self.market.subscribe(self.alerts.on_quote)
         self.market.subscribe(self._quote_to_hub)
@@ -125,6 +127,7 @@ class Platform:
         self._stop.set()
         self.dispatcher.stop()
         self.writer.close()
+        self.reader.dispose()
         self.engine.dispose()
 
 

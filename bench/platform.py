@@ -145,7 +145,8 @@ def http_closed_loop(base: str, token: str, n: int, clients: int) -> dict:
     lock = threading.Lock()
 
     def worker(k: int) -> None:
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as c:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"},
+                          timeout=120) as c:
             mine = []
             for i in range(k, n, clients):
                 t = time.perf_counter()
@@ -171,7 +172,8 @@ def http_paced(base: str, token: str, rate: float, seconds: float, clients: int)
     t0 = time.perf_counter() + 0.05
 
     def worker(k: int) -> None:
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as c:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"},
+                          timeout=120) as c:
             mine = []
             for i in range(k, n, clients):
                 due = t0 + i / rate

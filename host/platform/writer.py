@@ -1,18 +1,21 @@
-"""Group commit: one thread makes the order path's durable writes, many at a time.
+"""Group commit: the order path's durable writes, many to one transaction and one flush.
 
-A durable commit costs a disk flush (0.4–0.6 ms at the median here, several ms at the
-tail), and the audit chain lets only one transaction append at a time, so committing
-each order on its own caps the rate at one flush per order. ``Writer`` takes jobs —
-functions of a ``Batch`` — from any number of threads; its thread runs every job that
-is waiting in *one* transaction and commits once, then answers each caller. While a
-batch is being flushed the next one gathers, so the busier the writer, the more each
-flush is shared.
+A durable commit costs a disk flush (0.4–0.6 ms at the median on a quiet disk, several
+ms at the tail), and the audit chain lets only one transaction append at a time, so
+committing each order on its own caps the rate at one flush per order. ``Writer.run``
+takes a job — a function of a ``Batch`` — from any thread. Callers take turns as the
+*leader*: the leader runs every job that is waiting, its own among them, in one
+transaction and commits once, then answers each of their callers; whoever queued
+meanwhile waits for the leader's turn to end, finds its job done or leads the next
+batch. So the busier the path, the more each flush is shared, and a lone request pays
+no hand-over to another thread (on a busy machine a thread's wake-up can cost more
+than the flush).
 
 Guarantees:
 
-- A job's caller gets its result only after the transaction holding its writes has
-  committed (with SQLite's ``synchronous=FULL`` and PostgreSQL's ``fsync=on``, after it
-  reached the disk). Nothing is acknowledged earlier.
+- ``run`` returns only after the transaction holding the job's writes has committed
+  (with SQLite's ``synchronous=FULL`` and PostgreSQL's ``fsync=on``, after it reached
+  the disk). Nothing is acknowledged earlier.
 - A batch commits whole or not at all. A job that raises, or a commit that fails, rolls
   back the batch and every caller of that batch gets ``WriteFailed`` naming the cause;
   earlier batches stay committed, later ones are not affected.
@@ -20,15 +23,15 @@ Guarantees:
   of the single chain that every other writer extends, and the records of its jobs
   follow each other in the order the jobs ran.
 
-A job must not wait for the writer itself (it runs on the writer's thread): ``run``
+A job must not wait for the writer itself (it runs inside the leader's turn): ``run``
 called from a job raises instead of deadlocking.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -60,52 +63,54 @@ class Batch:
 
 
 Job = Callable[[Batch], Any]
-_STOP = object()
 
 
 class Writer:
-    def __init__(self, engine: Engine, max_batch: int = 512, name: str = "t2t-writer") -> None:
+    def __init__(self, engine: Engine, max_batch: int = 512) -> None:
         self.engine = engine
         self.max_batch = max_batch
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._waiting: deque[tuple[Job, Future]] = deque()
+        # guards _waiting and _leader; notified when a turn ends, so every caller of
+        # that batch wakes to its answer and one of the rest takes the next turn
+        self._turn = threading.Condition()
+        self._leader: int | None = None
         self._closed = False
         self.batches = 0          # committed, for tests and the benchmark
-        self._thread.start()
 
-    def submit(self, job: Job) -> Future:
-        if self._closed:
-            raise WriteFailed("the writer is closed")
-        future: Future = Future()
-        self._queue.put((job, future))
-        return future
+    @property
+    def waiting(self) -> int:
+        """Jobs queued for the next batch."""
+        return len(self._waiting)
 
     def run(self, job: Callable[[Batch], T]) -> T:
-        """Submit ``job`` and wait until its batch has committed; its return value."""
-        if threading.current_thread() is self._thread:
+        """Run ``job`` in a batch and return its value once the batch has committed."""
+        me = threading.get_ident()
+        if self._leader == me:
             raise RuntimeError("a writer job cannot wait for the writer")
-        return self.submit(job).result()
+        if self._closed:
+            raise WriteFailed("not stored: the writer is closed")
+        done: Future = Future()
+        with self._turn:
+            self._waiting.append((job, done))
+        while True:
+            with self._turn:
+                while not done.done() and self._leader is not None:
+                    self._turn.wait()
+                if done.done():
+                    return done.result()
+                self._leader = me
+                jobs = [self._waiting.popleft()
+                        for _ in range(min(self.max_batch, len(self._waiting)))]
+            try:
+                self._commit(jobs)
+            finally:
+                with self._turn:
+                    self._leader = None
+                    self._turn.notify_all()
 
     def close(self) -> None:
-        """Finish what was submitted, then stop the thread."""
-        if not self._closed:
-            self._closed = True
-            self._queue.put((_STOP, None))
-            self._thread.join()
-
-    def _loop(self) -> None:
-        stopping = False
-        while not stopping:
-            pending = [self._queue.get()]
-            while len(pending) < self.max_batch:
-                try:
-                    pending.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            jobs = [(job, fut) for job, fut in pending if job is not _STOP]
-            stopping = len(jobs) < len(pending)
-            if jobs:
-                self._commit(jobs)
+        """Refuse new jobs (those already waiting are still run by their callers)."""
+        self._closed = True
 
     def _commit(self, jobs: list[tuple[Job, Future]]) -> None:
         results = []
@@ -115,7 +120,9 @@ class Writer:
                 for job, _ in jobs:
                     results.append(job(batch))
                 batch.chain.write()
-        except Exception as exc:
+        except BaseException as exc:
+            # BaseException too: every caller of the batch must be answered, or those
+            # waiting behind this turn would find their jobs gone and never done
             log.exception("write batch of %d rolled back", len(jobs))
             failed = WriteFailed(f"not stored: the write batch of {len(jobs)} request(s) "
                                  f"this one was in was rolled back "
@@ -123,6 +130,8 @@ class Writer:
             failed.__cause__ = exc
             for _, fut in jobs:
                 fut.set_exception(failed)
+            if not isinstance(exc, Exception):
+                raise
             return
         self.batches += 1
         for hook in batch.after_commit:

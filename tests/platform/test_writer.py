@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,9 +42,32 @@ def _setting(key: str, actor: str = "test"):
     return job
 
 
+class Caller(threading.Thread):
+    """A thread that runs one job through the writer and keeps what it got back."""
+
+    def __init__(self, writer, job) -> None:
+        super().__init__(daemon=True)
+        self.writer, self.job, self.value, self.error = writer, job, None, None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.value = self.writer.run(self.job)
+        except Exception as exc:  # noqa: BLE001 — the test looks at it
+            self.error = exc
+
+    def result(self):
+        self.join(30)
+        assert not self.is_alive()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
 def _held_batch(writer):
-    """Occupy the writer with one job until the returned event is set, so jobs
-    submitted meanwhile all wait for — and land in — the next batch."""
+    """Occupy the writer with one job until the returned event is set; returns that
+    caller, the event, and a function that queues jobs behind it (each from its own
+    thread), returning once all of them wait — so they form the next batch."""
     running, release = threading.Event(), threading.Event()
 
     def blocker(b):
@@ -51,9 +75,18 @@ def _held_batch(writer):
         assert release.wait(30)
         return _setting("blocker")(b)
 
-    first = writer.submit(blocker)
+    first = Caller(writer, blocker)
     assert running.wait(30)
-    return first, release
+
+    def queue(*jobs):
+        callers = [Caller(writer, job) for job in jobs]
+        deadline = time.monotonic() + 30
+        while writer.waiting < len(jobs):
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        return callers
+
+    return first, release, queue
 
 
 def _keys(platform) -> set[str]:
@@ -67,18 +100,18 @@ def _verdict(platform):
 
 
 def test_jobs_waiting_together_share_one_commit(platform):
-    first, release = _held_batch(platform.writer)
+    first, release, queue = _held_batch(platform.writer)
     before = platform.writer.batches
-    waiting = [platform.writer.submit(_setting(f"k{i}")) for i in range(5)]
+    waiting = queue(*[_setting(f"k{i}") for i in range(5)])
     release.set()
-    assert [f.result(30) for f in waiting] == [f"k{i}" for i in range(5)]
-    assert first.result(30) == "blocker"
+    assert [c.result() for c in waiting] == [f"k{i}" for i in range(5)]
+    assert first.result() == "blocker"
     # the blocker's batch, then one batch for all five
     assert platform.writer.batches == before + 2
     with platform.sessions() as s:
         subjects = list(s.execute(select(AuditRecord.subject).order_by(AuditRecord.seq))
                         .scalars())
-    assert subjects == ["blocker"] + [f"k{i}" for i in range(5)]
+    assert subjects[0] == "blocker" and sorted(subjects[1:]) == [f"k{i}" for i in range(5)]
     assert _verdict(platform).ok
 
 
@@ -87,20 +120,28 @@ def test_a_job_that_raises_fails_exactly_its_batch(platform):
         b.chain.append("test", "test.write", "boom")
         raise RuntimeError("disk on fire")
 
-    first, release = _held_batch(platform.writer)
-    batch = [platform.writer.submit(_setting("a")), platform.writer.submit(boom),
-             platform.writer.submit(_setting("c"))]
+    first, release, queue = _held_batch(platform.writer)
+    batch = queue(_setting("a"), boom, _setting("c"))
     release.set()
-    assert first.result(30) == "blocker"
-    for f in batch:
+    assert first.result() == "blocker"
+    for caller in batch:
         with pytest.raises(WriteFailed) as err:
-            f.result(30)
+            caller.result()
         assert "disk on fire" in str(err.value) and "3 request(s)" in str(err.value)
     assert platform.writer.run(_setting("after")) == "after"
     assert _keys(platform) == {"blocker", "after"}
     v = _verdict(platform)
     assert v.ok, v.problems
     assert v.records == v.head_seq == 2
+
+
+def test_a_job_that_waits_for_the_writer_fails_instead_of_hanging(platform):
+    def nested(b):
+        return platform.writer.run(_setting("inner"))
+
+    with pytest.raises(WriteFailed, match="cannot wait for the writer"):
+        Caller(platform.writer, nested).result()
+    assert _keys(platform) == set()
 
 
 def test_a_batch_whose_audit_write_fails_stores_nothing(platform):
@@ -112,13 +153,13 @@ def test_a_batch_whose_audit_write_fails_stores_nothing(platform):
             detail="{}", prev_hash=audit.GENESIS, hash="f" * 64))
         return _setting("squatter")(b)
 
-    first, release = _held_batch(platform.writer)
-    batch = [platform.writer.submit(_setting("a")), platform.writer.submit(squatter)]
+    first, release, queue = _held_batch(platform.writer)
+    batch = queue(_setting("a"), squatter)
     release.set()
-    first.result(30)
-    for f in batch:
+    first.result()
+    for caller in batch:
         with pytest.raises(WriteFailed, match="rolled back"):
-            f.result(30)
+            caller.result()
     assert _keys(platform) == {"blocker"}
     assert _verdict(platform).ok
 

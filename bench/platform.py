@@ -80,17 +80,28 @@ def commit_floor(p: Platform, n: int = 300) -> dict:
     return {"orders": n, "rate": n / sum(lat), **percentiles(lat)}
 
 
-def service_run(p: Platform, user_id: int, n: int) -> dict:
-    """Orders.place in a loop: validation, risk, the pending write with its audit record,
-    then the broker's accept (a second transaction) — each commit durable."""
-    lat = []
+def service_run(p: Platform, user_id: int, n: int, threads: int = 1) -> dict:
+    """Orders.place from ``threads`` threads, each placing its next order when the last
+    returned: validation, risk, the pending write with its audit record, then the
+    broker's accept — each write durable before ``place`` returns."""
+    lat: list[float] = []
+    lock = threading.Lock()
+
+    def worker(k: int) -> None:
+        mine = []
+        for i in range(k, n, threads):
+            o = _order(i)
+            t = time.perf_counter()
+            p.orders.place(user_id, "bench", NewOrder(o["symbol"], o["side"], o["type"],
+                                                      o["qty"], o["tif"],
+                                                      round(float(o["price"]) * 10_000)))
+            mine.append(time.perf_counter() - t)
+        with lock:
+            lat.extend(mine)
+
     start = time.perf_counter()
-    for i in range(n):
-        o = _order(i)
-        t = time.perf_counter()
-        p.orders.place(user_id, "bench", NewOrder(o["symbol"], o["side"], o["type"], o["qty"],
-                                                  o["tif"], round(float(o["price"]) * 10_000)))
-        lat.append(time.perf_counter() - t)
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(worker, range(threads)))
     return {"orders": n, "rate": n / (time.perf_counter() - start), **percentiles(lat)}
 
 
@@ -199,6 +210,8 @@ def run(name: str, url: str, n: int, paced_seconds: float,
         rows.append((f"{name}: bare commit (floor)", commit_floor(p)))
         service_run(p, user_id, min(200, n))   # warm-up
         rows.append((f"{name}: service call", service_run(p, user_id, n)))
+        rows.append((f"{name}: service call, 64 threads",
+                     service_run(p, user_id, 2 * n, threads=64)))
         server = Server(url)
         try:
             base = f"http://127.0.0.1:{server.port}"

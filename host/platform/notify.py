@@ -21,13 +21,16 @@ away reads what it missed from ``GET /notifications``.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import smtplib
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import Connection, bindparam, event, insert, select
@@ -152,13 +155,65 @@ class SmtpConfig:
     timeout: float = 5.0
 
 
+class WebhookRefused(Exception):
+    """A webhook URL that the server must not call (its delivery fails and is retried)."""
+
+
+@dataclass(frozen=True)
+class WebhookPolicy:
+    """Where webhooks may point. A webhook is a request the server makes on a user's
+    behalf, so a URL naming the server itself, its LAN or a cloud metadata service
+    (169.254.169.254) would let a user reach what only the server can. The host name is
+    resolved and *every* address it gives must be public (``ipaddress``'s
+    ``is_global``, and not multicast) or inside a network of ``allow`` — e.g. a receiver
+    on the LAN, or loopback in tests. Checked before each delivery, not only when the
+    URL is saved, because a name can be pointed elsewhere later.
+
+    Not covered: a name whose answer changes between this check and the HTTP client's
+    own lookup a moment later (DNS rebinding with a zero TTL).
+    """
+    allow: tuple[str, ...] = ()
+
+    def check(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise WebhookRefused(f"webhook URL {url!r}: only http(s) URLs with a host")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+        except (OSError, ValueError) as exc:
+            raise WebhookRefused(f"webhook host {parts.hostname!r} does not resolve "
+                                 f"({exc})") from None
+        allowed = [ipaddress.ip_network(net, strict=False) for net in self.allow]
+        for *_, sockaddr in infos:
+            ip = ipaddress.ip_address(sockaddr[0].split("%")[0])
+            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+                ip = ip.ipv4_mapped
+            if any(ip.version == net.version and ip in net for net in allowed):
+                continue
+            if not ip.is_global or ip.is_multicast:
+                raise WebhookRefused(
+                    f"webhook host {parts.hostname!r} resolves to {ip}, a {_kind(ip)} "
+                    f"address; webhooks go to public addresses only (an operator can "
+                    f"allow a network: t2t api --webhook-allow)")
+
+
+def _kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    for attr in ("unspecified", "loopback", "link_local", "multicast", "private"):
+        if getattr(ip, f"is_{attr}"):
+            return attr.replace("_", "-")
+    return "non-public"
+
+
 class Dispatcher:
     """Delivers due outbox rows to webhooks and SMTP, retrying failures with backoff."""
 
     def __init__(self, sessions, smtp: SmtpConfig | None = None,
-                 http: httpx.Client | None = None, base_backoff: float = 1.0) -> None:
+                 http: httpx.Client | None = None, base_backoff: float = 1.0,
+                 webhooks: WebhookPolicy | None = None) -> None:
         self.sessions = sessions
         self.smtp = smtp or SmtpConfig()
+        self.webhooks = webhooks or WebhookPolicy()
         self.http = http or httpx.Client(timeout=5.0)
         self.base_backoff = base_backoff
         self._stop = threading.Event()
@@ -201,6 +256,7 @@ class Dispatcher:
 
     def _send(self, channel: str, target: str, message: dict) -> None:
         if channel == "webhook":
+            self.webhooks.check(target)
             self.http.post(target, json=message).raise_for_status()
         elif channel == "email":
             mail = EmailMessage()

@@ -47,6 +47,7 @@ class Platform:
     broker: Broker | None = None
     device: Device | None = None
     smtp: notify.SmtpConfig = field(default_factory=notify.SmtpConfig)
+    webhooks: notify.WebhookPolicy = field(default_factory=notify.WebhookPolicy)
     limits: Limits = field(default_factory=Limits)
     market: MarketData = field(default_factory=MarketData)
     migrate: bool = True
@@ -68,7 +69,7 @@ class Platform:
         self.alerts = notify.PriceAlerts(self.sessions)
         self.market.subscribe(self.alerts.on_quote)
         self.market.subscribe(self._quote_to_hub)
-        self.dispatcher = notify.Dispatcher(self.sessions, self.smtp)
+        self.dispatcher = notify.Dispatcher(self.sessions, self.smtp, webhooks=self.webhooks)
         self._stop = threading.Event()
 
     @classmethod

@@ -13,6 +13,8 @@ import argparse
 import os
 import platform as host
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -47,8 +49,7 @@ def _postgres_schema(base: str) -> str:
 def _platform(url: str) -> tuple[Platform, int]:
     p = Platform(url, SECRET, limits=UNLIMITED)
     user = p.users.register("bench", "bench@example.com", PASSWORD)
-    # quotes far from the orders' limit prices: every order is stored, accepted and rests
-    p.market.update("AAPL", bid=1_000_000, bid_size=100, ask=1_001_000, ask_size=100)
+    _quote(p)
     with p.sessions.begin() as s:
         s.add(Setting(key="bench", value="0"))
     return p, user.id
@@ -79,39 +80,74 @@ def commit_floor(p: Platform, n: int = 300) -> dict:
     return {"orders": n, "rate": n / sum(lat), **percentiles(lat)}
 
 
-def service_run(p: Platform, user_id: int, n: int) -> dict:
-    """Orders.place in a loop: validation, risk, the pending write with its audit record,
-    then the broker's accept (a second transaction) — each commit durable."""
-    lat = []
+def service_run(p: Platform, user_id: int, n: int, threads: int = 1) -> dict:
+    """Orders.place from ``threads`` threads, each placing its next order when the last
+    returned: validation, risk, the pending write with its audit record, then the
+    broker's accept — each write durable before ``place`` returns."""
+    lat: list[float] = []
+    lock = threading.Lock()
+
+    def worker(k: int) -> None:
+        mine = []
+        for i in range(k, n, threads):
+            o = _order(i)
+            t = time.perf_counter()
+            p.orders.place(user_id, "bench", NewOrder(o["symbol"], o["side"], o["type"],
+                                                      o["qty"], o["tif"],
+                                                      round(float(o["price"]) * 10_000)))
+            mine.append(time.perf_counter() - t)
+        with lock:
+            lat.extend(mine)
+
     start = time.perf_counter()
-    for i in range(n):
-        o = _order(i)
-        t = time.perf_counter()
-        p.orders.place(user_id, "bench", NewOrder(o["symbol"], o["side"], o["type"], o["qty"],
-                                                  o["tif"], round(float(o["price"]) * 10_000)))
-        lat.append(time.perf_counter() - t)
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(worker, range(threads)))
     return {"orders": n, "rate": n / (time.perf_counter() - start), **percentiles(lat)}
 
 
+def _quote(p: Platform) -> None:
+    # quotes far from the orders' limit prices: every order is stored, accepted and rests
+    p.market.update("AAPL", bid=1_000_000, bid_size=100, ask=1_001_000, ask_size=100)
+
+
+def serve(url: str, port: int) -> None:
+    """The API over ``url`` under uvicorn (one worker), as ``t2t api`` serves it; the
+    benchmark runs this in a process of its own (``--serve``)."""
+    import uvicorn
+
+    p = Platform(url, SECRET, limits=UNLIMITED, migrate=False)
+    _quote(p)
+    try:
+        uvicorn.run(create_app(p), host="127.0.0.1", port=port, log_level="warning",
+                    access_log=False)
+    finally:
+        p.close()
+
+
 class Server:
-    """uvicorn on a free loopback port in a thread."""
+    """``serve`` in a child process on a free loopback port, so the clients' Python does
+    not share the server's interpreter (and its lock) as it would in a thread."""
 
-    def __init__(self, app) -> None:
-        import uvicorn
-
+    def __init__(self, url: str) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", access_log=False))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.platform", "--serve", url,
+                                      "--port", str(self.port)],
+                                     cwd=Path(__file__).resolve().parents[1])
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the API server did not start") from None
+                time.sleep(0.1)
 
     def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join()
+        self.proc.terminate()
+        self.proc.wait(30)
 
 
 def http_closed_loop(base: str, token: str, n: int, clients: int) -> dict:
@@ -120,7 +156,8 @@ def http_closed_loop(base: str, token: str, n: int, clients: int) -> dict:
     lock = threading.Lock()
 
     def worker(k: int) -> None:
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as c:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"},
+                          timeout=120) as c:
             mine = []
             for i in range(k, n, clients):
                 t = time.perf_counter()
@@ -146,7 +183,8 @@ def http_paced(base: str, token: str, rate: float, seconds: float, clients: int)
     t0 = time.perf_counter() + 0.05
 
     def worker(k: int) -> None:
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as c:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"},
+                          timeout=120) as c:
             mine = []
             for i in range(k, n, clients):
                 due = t0 + i / rate
@@ -172,7 +210,9 @@ def run(name: str, url: str, n: int, paced_seconds: float,
         rows.append((f"{name}: bare commit (floor)", commit_floor(p)))
         service_run(p, user_id, min(200, n))   # warm-up
         rows.append((f"{name}: service call", service_run(p, user_id, n)))
-        server = Server(create_app(p))
+        rows.append((f"{name}: service call, 64 threads",
+                     service_run(p, user_id, 2 * n, threads=64)))
+        server = Server(url)
         try:
             base = f"http://127.0.0.1:{server.port}"
             token = httpx.post(f"{base}/auth/login", json={"username": "bench",
@@ -181,8 +221,9 @@ def run(name: str, url: str, n: int, paced_seconds: float,
             http_closed_loop(base, token, min(200, n), 1)
             rows.append((f"{name}: HTTP, 1 client", http_closed_loop(base, token, n, 1)))
             rows.append((f"{name}: HTTP, 4 clients", http_closed_loop(base, token, n, 4)))
-            rows.append((f"{name}: HTTP paced at 2,000/s, 8 clients",
-                         http_paced(base, token, 2000, paced_seconds, 8)))
+            for clients in (8, 64):
+                rows.append((f"{name}: HTTP paced at 2,000/s, {clients} clients",
+                             http_paced(base, token, 2000, paced_seconds, clients)))
         finally:
             server.close()
     finally:
@@ -197,7 +238,12 @@ def main() -> None:
                         help="orders per closed-loop measurement")
     parser.add_argument("--paced-seconds", type=float, default=1.0,
                         help="length of the paced (2,000 orders/s offered) run")
+    parser.add_argument("--serve", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.port)
+        return
     console = Console()
     results = []
     with tempfile.TemporaryDirectory(prefix="t2t-bench-") as tmp:

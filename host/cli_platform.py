@@ -3,6 +3,7 @@ the host platform's commands (library code in ``host/platform``)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import sys
 from datetime import UTC, datetime
@@ -129,20 +130,31 @@ def set_role(username: str, role: str, url: str | None) -> None:
 @click.option("--smtp", default="localhost:25", show_default=True, metavar="HOST:PORT",
               help="SMTP server for e-mail notifications.")
 @click.option("--mail-from", default="tick2trade@localhost", show_default=True)
-def api(url: str | None, host: str, port: int, smtp: str, mail_from: str) -> None:
+@click.option("--webhook-allow", multiple=True, metavar="NETWORK",
+              help="Let webhooks reach this non-public network (e.g. 10.1.2.0/24); "
+                   "repeatable. By default they may only go to public addresses.")
+def api(url: str | None, host: str, port: int, smtp: str, mail_from: str,
+        webhook_allow: tuple[str, ...]) -> None:
     """Serve the HTTP/WebSocket API (OpenAPI at /docs). Orders go to the paper broker
     (fills against the market data store) until the engine is attached; no FPGA device
     is attached, so device endpoints answer 503."""
     import uvicorn
 
     from host.platform.api import create_app
-    from host.platform.notify import SmtpConfig
+    from host.platform.notify import SmtpConfig, WebhookPolicy
     from host.platform.platform import Platform
 
     smtp_host, _, smtp_port = smtp.rpartition(":")
     if not smtp_host or not smtp_port.isdigit():
         raise click.BadParameter("expected HOST:PORT", param_hint="--smtp")
-    platform = Platform.open(url, smtp=SmtpConfig(smtp_host, int(smtp_port), mail_from))
+    for net in webhook_allow:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise click.BadParameter(f"{net!r} is not a network (e.g. 10.1.2.0/24)",
+                                     param_hint="--webhook-allow") from None
+    platform = Platform.open(url, smtp=SmtpConfig(smtp_host, int(smtp_port), mail_from),
+                             webhooks=WebhookPolicy(allow=webhook_allow))
     platform.start_background()
     try:
         uvicorn.run(create_app(platform), host=host, port=port)

@@ -13,7 +13,9 @@ Design decisions:
   numbers or strings); inside they are integer ticks (``money``).
 - Lists are paginated with ``limit``/``offset`` and return ``total``.
 - Handlers are plain ``def``: FastAPI runs them on its thread pool, which suits the
-  blocking database drivers; only the WebSocket is ``async``.
+  blocking database drivers. The WebSocket is ``async``, and so is order placement,
+  the hot path, which makes a single hop to the pool (each sync dependency or handler
+  would be one more); the auth dependencies are ``async`` because they never block.
 """
 
 
@@ -36,6 +38,7 @@ from fastapi import (
     WebSocket,
     WebSocketDisconnect,
 )
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from limits import parse_many
@@ -54,6 +57,7 @@ from .orders import BrokerUnavailable, NewOrder, NotFound, OrderError, order_jso
 from .orders import Conflict as OrderConflict
 from .platform import Platform, quote_json
 from .portfolio import performance
+from .writer import WriteFailed
 
 SYMBOL = r"^[A-Z0-9][A-Z0-9.\-]{0,7}$"
 MAX_QTY = 1_000_000_000
@@ -195,6 +199,7 @@ class ConfigIn(Strict):
 _ERRORS: dict[type[Exception], int] = {
     AuthError: 401, PermissionError: 403, NotFound: 404, LookupError: 404, Conflict: 409,
     OrderConflict: 409, OrderError: 422, NoDevice: 503, BrokerUnavailable: 503,
+    WriteFailed: 503,
 }
 
 
@@ -238,8 +243,10 @@ def create_app(platform: Platform) -> FastAPI:
     def anonymous(request: Request) -> None:
         _rate(f"addr:{_address(request)}", anon_limits)
 
-    def current(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-                ) -> Principal:
+    # async, though they never wait: a sync dependency costs a trip through the thread
+    # pool on every request (token check and rate limit are a few microseconds of CPU)
+    async def current(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+                      ) -> Principal:
         if creds is None:
             raise HTTPException(401, "missing bearer token",
                                 headers={"WWW-Authenticate": "Bearer"})
@@ -248,7 +255,7 @@ def create_app(platform: Platform) -> FastAPI:
         return who
 
     def require(role: str):
-        def check(who: Annotated[Principal, Depends(current)]) -> Principal:
+        async def check(who: Annotated[Principal, Depends(current)]) -> Principal:
             if not role_at_least(who.role, role):
                 raise PermissionError(f"this needs the {role} role (you are {who.role})")
             return who
@@ -348,11 +355,14 @@ def create_app(platform: Platform) -> FastAPI:
     # --- orders -------------------------------------------------------------------------
 
     @app.post("/orders", status_code=201, response_model=OrderOut, tags=["orders"])
-    def place(body: OrderIn, who: Who):
-        order = platform.orders.place(who.user_id, who.username, NewOrder(
-            symbol=body.symbol, side=body.side, type=body.type, tif=body.tif, qty=body.qty,
-            price=to_ticks(body.price) if body.price is not None else None,
-            stop_price=to_ticks(body.stop_price) if body.stop_price is not None else None))
+    async def place(body: OrderIn, who: Who):
+        # the hot path: one hop to a worker thread (placement waits for the writer's
+        # commits and the broker's callbacks), the rest on the event loop
+        order = await run_in_threadpool(platform.orders.place, who.user_id, who.username,
+                                        NewOrder(symbol=body.symbol, side=body.side,
+                                                 type=body.type, tif=body.tif, qty=body.qty,
+                                                 price=_ticks(body.price),
+                                                 stop_price=_ticks(body.stop_price)))
         return order_json(order)
 
     @app.get("/orders", response_model=OrderPage, tags=["orders"])
@@ -586,6 +596,10 @@ def create_app(platform: Platform) -> FastAPI:
             task.cancel()
 
     return app
+
+
+def _ticks(value: Decimal | None) -> int | None:
+    return to_ticks(value) if value is not None else None
 
 
 def _address(request: Request) -> str:

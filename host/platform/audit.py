@@ -8,6 +8,8 @@ place no longer matches its sequence number. The ``audit_head`` row holds the la
 sequence number and hash; ``append`` locks it (``SELECT … FOR UPDATE`` on PostgreSQL, the
 write lock SQLite takes at ``BEGIN IMMEDIATE``), so concurrent writers form one chain,
 and ``verify`` compares the tail with it, so cutting records off the end shows too.
+The order writer's batches append through ``Chain``, which takes the same lock once per
+batch and hashes the batch's records in memory.
 
 Records are appended inside the caller's transaction: an order and the record saying it
 was placed commit together or not at all.
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.orm import Session
 
 from .db import AuditHead, AuditRecord, utcnow
@@ -61,20 +63,58 @@ def lock(session: Session) -> AuditHead:
                            .with_for_update()).scalar_one()
 
 
+def _record(prev_hash: str, seq: int, actor: str, action: str, subject: str,
+            detail: dict[str, Any] | None) -> dict[str, Any]:
+    """The columns of the record that follows ``prev_hash`` at ``seq``, hash included."""
+    ts = utcnow()
+    # SQLite keeps microseconds, PostgreSQL too; both give back exactly what we hashed.
+    text = json.dumps(detail or {}, sort_keys=True, separators=(",", ":"), default=str)
+    return {"seq": seq, "ts": ts, "actor": actor, "action": action, "subject": subject,
+            "detail": text, "prev_hash": prev_hash,
+            "hash": record_hash(prev_hash, seq, ts, actor, action, subject, text)}
+
+
 def append(session: Session, actor: str, action: str, subject: str = "",
            detail: dict[str, Any] | None = None) -> AuditRecord:
     """Add one record to the chain in ``session``'s transaction (the caller commits)."""
     head = lock(session)
-    ts = utcnow()
-    # SQLite keeps microseconds, PostgreSQL too; both give back exactly what we hashed.
-    text = json.dumps(detail or {}, sort_keys=True, separators=(",", ":"), default=str)
-    seq = head.seq + 1
-    digest = record_hash(head.hash, seq, ts, actor, action, subject, text)
-    rec = AuditRecord(seq=seq, ts=ts, actor=actor, action=action, subject=subject,
-                      detail=text, prev_hash=head.hash, hash=digest)
+    rec = AuditRecord(**_record(head.hash, head.seq + 1, actor, action, subject, detail))
     session.add(rec)
-    head.seq, head.hash = seq, digest
+    head.seq, head.hash = rec.seq, rec.hash
     return rec
+
+
+_TAKE_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+_INSERT_RECORD = insert(AuditRecord)
+_MOVE_HEAD = update(AuditHead).where(AuditHead.id == 1)
+
+
+class Chain:
+    """The appends of one transaction made without the ORM (the order writer's batches).
+
+    Taking the head is the first thing the transaction does, so the batch is ordered
+    against every other writer exactly as ``append`` orders them; the records are
+    hashed in memory in the order they are appended and written at the end with one
+    multi-row insert and one update of the head.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.seq, self.hash = conn.execute(_TAKE_HEAD).one()
+        self.records: list[dict[str, Any]] = []
+
+    def append(self, actor: str, action: str, subject: str = "",
+               detail: dict[str, Any] | None = None) -> None:
+        rec = _record(self.hash, self.seq + 1, actor, action, subject, detail)
+        self.records.append(rec)
+        self.seq, self.hash = rec["seq"], rec["hash"]
+
+    def write(self) -> None:
+        if not self.records:
+            return
+        self.conn.execute(_INSERT_RECORD, self.records)
+        self.conn.execute(_MOVE_HEAD, {"seq": self.seq, "hash": self.hash})
+        self.records = []
 
 
 @dataclass(frozen=True)

@@ -217,14 +217,20 @@ def default_url() -> str:
     return f"sqlite:///{Path('var/t2t.db').resolve()}"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, reads_only: bool = False) -> Engine:
     """An engine for ``url``. SQLite gets WAL (readers never wait for the writer),
     ``synchronous=FULL`` (a commit is on disk when it returns: the API's answer means
     durable), a busy timeout instead of immediate "database is locked" errors, and
-    foreign keys on; SQLite's driver may be used from the API's worker threads."""
+    foreign keys on; SQLite's driver may be used from the API's worker threads.
+
+    ``reads_only``: for SQLite, an engine whose statements run without taking the write
+    lock (each one sees the last commit, WAL's snapshot), for reads on the order path
+    that must not queue behind — or hold up — the writer. (Other databases need no
+    such engine: their reads never take a write lock.)"""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False,
-                                                  "timeout": 30})
+                                                  "timeout": 30},
+                               pool_size=10 if reads_only else 5)
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_conn, _record) -> None:
@@ -239,9 +245,10 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
-        @event.listens_for(engine, "begin")
-        def _begin(conn) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if not reads_only:
+            @event.listens_for(engine, "begin")
+            def _begin(conn) -> None:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)

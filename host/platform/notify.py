@@ -21,16 +21,19 @@ away reads what it missed from ``GET /notifications``.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import smtplib
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import event, select
+from sqlalchemy import Connection, bindparam, event, insert, select
 from sqlalchemy.orm import Session
 
 from . import audit
@@ -54,10 +57,18 @@ def notification_json(n: Notification) -> dict:
             "created_at": as_utc(n.created_at).isoformat(), "read": n.read}
 
 
-def preferences(s: Session, user_id: int) -> dict[tuple[str, str], bool]:
+# built once: ``record`` runs on the order writer's thread
+_PREFERENCES = select(Preference.kind, Preference.channel, Preference.enabled).where(
+    Preference.user_id == bindparam("user"))
+_ADDRESSES = select(User.email, User.webhook_url).where(User.id == bindparam("user"))
+_INSERT_NOTIFICATION = insert(Notification).returning(Notification.id)
+_INSERT_OUTBOX = insert(OutboxEntry)
+
+
+def preferences(s: Session | Connection, user_id: int) -> dict[tuple[str, str], bool]:
     prefs = {(k, c): c in DEFAULT_ON for k in KINDS for c in CHANNELS}
-    for p in s.execute(select(Preference).where(Preference.user_id == user_id)).scalars():
-        prefs[(p.kind, p.channel)] = p.enabled
+    for kind, channel, enabled in s.execute(_PREFERENCES, {"user": user_id}):
+        prefs[(kind, channel)] = enabled
     return prefs
 
 
@@ -70,26 +81,53 @@ def set_preferences(s: Session, user_id: int, changes: list[tuple[str, str, bool
             row.enabled = enabled
 
 
-def emit(s: Session, user_id: int, kind: str, payload: dict) -> Notification | None:
-    """Record a notification and its deliveries in ``s``'s transaction; None when the
-    user has every channel of this kind off."""
-    prefs = preferences(s, user_id)
+def emit(s: Session, user_id: int, kind: str, payload: dict) -> dict | None:
+    """Record a notification and its deliveries in ``s``'s transaction (the in-app
+    message goes out after commit); None when the user has every channel of this kind
+    off."""
+    s.flush()
+    message = record(s.connection(), user_id, kind, payload)
+    if message is not None and message["in_app"]:
+        s.info.setdefault("t2t_push", []).append((user_id, message["json"]))
+    return message
+
+
+def record(conn: Connection, user_id: int, kind: str, payload: dict,
+           recipients: dict | None = None) -> dict | None:
+    """Write a notification and its outbox rows on ``conn`` in the caller's transaction;
+    returns ``{"json": …, "in_app": bool}`` for the caller to push once committed, or None
+    when the user has every channel of this kind off.
+
+    ``recipients`` (one dict per transaction) keeps each user's preferences and addresses
+    for the transaction's next events: a batch of orders reads them once per user.
+    """
+    known = recipients.get(user_id) if recipients is not None else None
+    if known is None:
+        email, webhook = conn.execute(_ADDRESSES, {"user": user_id}).one()
+        known = (preferences(conn, user_id), {"email": email, "webhook": webhook})
+        if recipients is not None:
+            recipients[user_id] = known
+    prefs, targets = known
     channels = [c for c in CHANNELS if prefs[(kind, c)]]
     if not channels:
         return None
-    n = Notification(user_id=user_id, kind=kind, payload=payload)
-    s.add(n)
-    s.flush()
-    external = [c for c in channels if c != "in_app"]
-    if external:
-        user = s.get(User, user_id)
-        for channel in external:
-            target = {"webhook": user.webhook_url, "email": user.email}[channel]
-            if target:
-                s.add(OutboxEntry(notification_id=n.id, channel=channel, target=target))
-    if "in_app" in channels:
-        s.info.setdefault("t2t_push", []).append((user_id, notification_json(n)))
-    return n
+    now = utcnow()
+    notification_id = conn.execute(_INSERT_NOTIFICATION, {
+        "user_id": user_id, "kind": kind, "payload": payload, "created_at": now,
+        "read": False}).scalar_one()
+    deliveries = [{"notification_id": notification_id, "channel": c, "target": targets[c],
+                   "attempts": 0, "next_attempt_at": now}
+                  for c in channels if c != "in_app" and targets[c]]
+    if deliveries:
+        conn.execute(_INSERT_OUTBOX, deliveries)
+    return {"json": {"id": notification_id, "kind": kind, "payload": payload,
+                     "created_at": as_utc(now).isoformat(), "read": False},
+            "in_app": "in_app" in channels}
+
+
+def envelope(message: dict) -> dict:
+    """A notification as the WebSocket sends it."""
+    return {"type": "notification", **message}
 
 
 def install_push(sessions, push: Push) -> None:
@@ -99,7 +137,7 @@ def install_push(sessions, push: Push) -> None:
     @event.listens_for(sessions, "after_commit")
     def _after_commit(s: Session) -> None:
         for user_id, message in s.info.pop("t2t_push", ()):
-            push(user_id, {"type": "notification", **message})
+            push(user_id, envelope(message))
 
     @event.listens_for(sessions, "after_rollback")
     def _after_rollback(s: Session) -> None:
@@ -117,13 +155,65 @@ class SmtpConfig:
     timeout: float = 5.0
 
 
+class WebhookRefused(Exception):
+    """A webhook URL that the server must not call (its delivery fails and is retried)."""
+
+
+@dataclass(frozen=True)
+class WebhookPolicy:
+    """Where webhooks may point. A webhook is a request the server makes on a user's
+    behalf, so a URL naming the server itself, its LAN or a cloud metadata service
+    (169.254.169.254) would let a user reach what only the server can. The host name is
+    resolved and *every* address it gives must be public (``ipaddress``'s
+    ``is_global``, and not multicast) or inside a network of ``allow`` — e.g. a receiver
+    on the LAN, or loopback in tests. Checked before each delivery, not only when the
+    URL is saved, because a name can be pointed elsewhere later.
+
+    Not covered: a name whose answer changes between this check and the HTTP client's
+    own lookup a moment later (DNS rebinding with a zero TTL).
+    """
+    allow: tuple[str, ...] = ()
+
+    def check(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise WebhookRefused(f"webhook URL {url!r}: only http(s) URLs with a host")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+        except (OSError, ValueError) as exc:
+            raise WebhookRefused(f"webhook host {parts.hostname!r} does not resolve "
+                                 f"({exc})") from None
+        allowed = [ipaddress.ip_network(net, strict=False) for net in self.allow]
+        for *_, sockaddr in infos:
+            ip = ipaddress.ip_address(sockaddr[0].split("%")[0])
+            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+                ip = ip.ipv4_mapped
+            if any(ip.version == net.version and ip in net for net in allowed):
+                continue
+            if not ip.is_global or ip.is_multicast:
+                raise WebhookRefused(
+                    f"webhook host {parts.hostname!r} resolves to {ip}, a {_kind(ip)} "
+                    f"address; webhooks go to public addresses only (an operator can "
+                    f"allow a network: t2t api --webhook-allow)")
+
+
+def _kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    for attr in ("unspecified", "loopback", "link_local", "multicast", "private"):
+        if getattr(ip, f"is_{attr}"):
+            return attr.replace("_", "-")
+    return "non-public"
+
+
 class Dispatcher:
     """Delivers due outbox rows to webhooks and SMTP, retrying failures with backoff."""
 
     def __init__(self, sessions, smtp: SmtpConfig | None = None,
-                 http: httpx.Client | None = None, base_backoff: float = 1.0) -> None:
+                 http: httpx.Client | None = None, base_backoff: float = 1.0,
+                 webhooks: WebhookPolicy | None = None) -> None:
         self.sessions = sessions
         self.smtp = smtp or SmtpConfig()
+        self.webhooks = webhooks or WebhookPolicy()
         self.http = http or httpx.Client(timeout=5.0)
         self.base_backoff = base_backoff
         self._stop = threading.Event()
@@ -166,6 +256,7 @@ class Dispatcher:
 
     def _send(self, channel: str, target: str, message: dict) -> None:
         if channel == "webhook":
+            self.webhooks.check(target)
             self.http.post(target, json=message).raise_for_status()
         elif channel == "email":
             mail = EmailMessage()

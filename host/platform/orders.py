@@ -1,18 +1,23 @@
 """The order service: placement, cancellation and the lifecycle the broker reports.
 
-``place`` validates, runs the host's risk checks and stores the order as ``pending``
-with its audit record in one transaction; only after that commit is the order handed to
-the broker, so an order the API acknowledged is on disk even if the broker or the
-process dies next. Broker callbacks move it on:
+``place`` validates, then hands the writer (``writer.Writer``, group commit) one job:
+the host's risk checks, the order row as ``pending`` and its audit record, in the
+transaction of a batch; only after that batch has committed is the order handed to the
+broker, so an order the API acknowledged is on disk even if the broker or the process
+dies next. Broker callbacks move it on, each again a writer job:
 
     pending → accepted → partially_filled → filled
                       ↘ canceled   (also from pending/partially_filled)
     pending → rejected
 
-Each transition locks the order row, checks the move is allowed (a late or repeated
+Each transition reads the order row, checks the move is allowed (a late or repeated
 callback is ignored and logged), and writes — in one transaction — the order, the
 execution and the position (``portfolio.apply_fill``), an audit record and the
-``order_status`` notification.
+``order_status`` notification. A placement the paper broker accepts (or fills) at once
+answers after the second batch: what the API returns is what is stored.
+
+The writer's jobs use SQLAlchemy Core, not ORM units of work: they are the hot path,
+and each runs alone on the writer's thread, where its cost is every waiting request's.
 """
 
 from __future__ import annotations
@@ -20,13 +25,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, Row, bindparam, case, func, insert, select, update
 
 from . import audit, notify, risk
 from .broker import Broker, OrderTicket
 from .db import Execution, Order, Position, utcnow
 from .money import px
 from .portfolio import PositionState, apply_fill
+from .writer import Batch, Writer
 
 log = logging.getLogger(__name__)
 
@@ -97,60 +103,85 @@ def order_json(o: Order) -> dict:
 
 
 class Orders:
-    """The OMS over a session factory, a broker and a mark-price source."""
+    """The OMS over a session factory (reads), a ``Writer`` (the order path's writes), a
+    broker, a mark-price source and where in-app notifications are pushed."""
 
-    def __init__(self, sessions, broker: Broker, mark=lambda symbol: None) -> None:
+    def __init__(self, sessions, writer: Writer, broker: Broker,
+                 mark=lambda symbol: None, push: notify.Push = lambda user_id, msg: None,
+                 reader: Engine | None = None) -> None:
         self.sessions = sessions
+        self.writer = writer
+        self.reader = reader or writer.engine
         self.broker = broker
         self.mark = mark
+        self.push = push
         broker.attach(self)
 
     # --- requests -----------------------------------------------------------------------
 
-    def place(self, user_id: int, username: str, new: NewOrder) -> Order:
+    def place(self, user_id: int, username: str, new: NewOrder) -> Row:
+        """The order as stored once the broker's immediate answer (if any) is stored."""
         new.validate()
-        with self.sessions.begin() as s:
-            order = Order(user_id=user_id, symbol=new.symbol, side=new.side, type=new.type,
-                          tif=new.tif, qty=new.qty, price=new.price, stop_price=new.stop_price,
-                          status="pending")
-            check = risk.Check()
-            # checked before the order joins the session, so it is not its own open order
-            if risk.kill_switch(s):
-                order.status, order.reason = "rejected", "kill switch engaged"
-            else:
-                check = risk.check_order(s, user_id, new.symbol, new.side, new.qty,
-                                         new.price or new.stop_price or self.mark(new.symbol))
-                if check.reason:
-                    order.status, order.reason = "rejected", f"risk: {check.reason}"
-            s.add(order)
-            s.flush()
-            audit.append(s, username, "order.place", f"order:{order.id}", {
-                "symbol": new.symbol, "side": new.side, "type": new.type, "tif": new.tif,
-                "qty": new.qty, "price": new.price, "stop_price": new.stop_price,
-                "status": order.status, "reason": order.reason})
-            if order.status == "rejected":
-                notify.emit(s, user_id, "order_status", _status_payload(order))
-                if order.reason.startswith("risk:"):
-                    notify.emit(s, user_id, "risk_alert", {
-                        "level": "breached", "symbol": new.symbol, "detail": order.reason,
-                        "order_id": order.id})
-            elif check.near:
-                notify.emit(s, user_id, "risk_alert", {
-                    "level": "near", "symbol": new.symbol, "detail": check.near,
-                    "order_id": order.id})
-        if order.status == "pending":
-            ticket = OrderTicket(order.id, order.symbol, order.side, order.type, order.tif,
-                                 order.qty, order.price, order.stop_price)
+        reference = new.price or new.stop_price or self.mark(new.symbol)
+        order_id, status = self.writer.run(
+            lambda b: self._store(b, user_id, username, new, reference))
+        if status == "pending":
+            ticket = OrderTicket(order_id, new.symbol, new.side, new.type, new.tif,
+                                 new.qty, new.price, new.stop_price)
             try:
                 self.broker.submit(ticket)
             except Exception as exc:
                 # the order is stored; say it did not reach the market rather than leave
                 # it pending forever or answer 500
-                log.exception("broker refused order %s", order.id)
-                self.on_rejected(order.id, f"broker unavailable: {type(exc).__name__}")
-            with self.sessions() as s:
-                order = s.get(Order, order.id)
-        return order
+                log.exception("broker refused order %s", order_id)
+                self.on_rejected(order_id, f"broker unavailable: {type(exc).__name__}")
+        with self.reader.connect() as conn:
+            return conn.execute(_READ_ORDER, {"order_id": order_id}).one()
+
+    def _store(self, b: Batch, user_id: int, username: str, new: NewOrder,
+               reference: int | None) -> tuple[int, str]:
+        """The writer's job for one placement: risk checks against the batch's view of
+        the database, the order row, its audit record and any notifications."""
+        status, reason, check = "pending", None, risk.Check()
+        if _cached(b, "kill_switch", lambda: risk.kill_switch(b.conn)):
+            status, reason = "rejected", "kill switch engaged"
+        else:
+            limits = _cached(b, ("limits", new.symbol),
+                             lambda: risk.limits_for(b.conn, new.symbol))
+            check = risk.check_order(b.conn, user_id, new.symbol, new.side, new.qty,
+                                     reference, limits)
+            if check.reason:
+                status, reason = "rejected", f"risk: {check.reason}"
+        now = utcnow()
+        order_id = b.conn.execute(_INSERT_ORDER, {
+            "user_id": user_id, "symbol": new.symbol, "side": new.side, "type": new.type,
+            "tif": new.tif, "qty": new.qty, "price": new.price, "stop_price": new.stop_price,
+            "filled_qty": 0, "filled_notional": 0, "status": status, "reason": reason,
+            "created_at": now, "updated_at": now}).scalar_one()
+        b.chain.append(username, "order.place", f"order:{order_id}", {
+            "symbol": new.symbol, "side": new.side, "type": new.type, "tif": new.tif,
+            "qty": new.qty, "price": new.price, "stop_price": new.stop_price,
+            "status": status, "reason": reason})
+        if status == "rejected":
+            self._notify(b, user_id, "order_status", _status_payload({
+                "id": order_id, "symbol": new.symbol, "side": new.side, "status": status,
+                "qty": new.qty, "filled_qty": 0, "reason": reason}))
+            if reason.startswith("risk:"):
+                self._notify(b, user_id, "risk_alert", {
+                    "level": "breached", "symbol": new.symbol, "detail": reason,
+                    "order_id": order_id})
+        elif check.near:
+            self._notify(b, user_id, "risk_alert", {
+                "level": "near", "symbol": new.symbol, "detail": check.near,
+                "order_id": order_id})
+        return order_id, status
+
+    def _notify(self, b: Batch, user_id: int, kind: str, payload: dict) -> None:
+        message = notify.record(b.conn, user_id, kind, payload,
+                                b.cache.setdefault("recipients", {}))
+        if message is not None and message["in_app"]:
+            b.after_commit.append(
+                lambda: self.push(user_id, notify.envelope(message["json"])))
 
     def cancel(self, user_id: int, order_id: int, username: str, any_user: bool = False) -> Order:
         with self.sessions.begin() as s:
@@ -196,65 +227,120 @@ class Orders:
     # --- broker callbacks ---------------------------------------------------------------
 
     def _transition(self, order_id: int, allowed: tuple[str, ...], apply) -> None:
-        with self.sessions.begin() as s:
-            audit.lock(s)
-            order = s.get(Order, order_id, with_for_update=True)
-            if order is None:
-                log.warning("broker reported on unknown order %s", order_id)
+        """Run ``apply(batch, order)`` on the order's row (a dict of its columns, changed
+        in place) as a writer job, if the order is in an ``allowed`` state."""
+        def job(b: Batch) -> None:
+            row = b.conn.execute(_TRANSITION_READ, {"order_id": order_id}
+                                 ).mappings().one_or_none()
+            if row is None or row["status"] not in allowed:
+                _ignored(b, order_id)
                 return
-            if order.status not in allowed:
-                log.info("order %s: ignoring a report in state %s", order_id, order.status)
+            order = dict(row)
+            apply(b, order)
+            changed = {k: v for k, v in order.items() if v != row[k]}
+            if not changed:
                 return
-            before = order.status
-            apply(s, order)
-            order.updated_at = utcnow()
-            if order.status != before:
-                notify.emit(s, order.user_id, "order_status", _status_payload(order))
+            b.conn.execute(_UPDATE_ORDER, {**changed, "order_id": order_id,
+                                           "updated_at": utcnow()})
+            if order["status"] != row["status"]:
+                self._notify(b, order["user_id"], "order_status", _status_payload(order))
+        self.writer.run(job)
+
+    def _move(self, order_id: int, allowed: tuple[str, ...], status: str,
+              reason: str | None = None) -> None:
+        """A transition that changes only the status (and the reason): one conditional
+        ``UPDATE … RETURNING`` does the read, the check and the write."""
+        def job(b: Batch) -> None:
+            values = {"order_id": order_id, "allowed": allowed, "new_status": status,
+                      "new_reason": reason[:200] if reason is not None else None,
+                      "keep_reason": reason is None, "now": utcnow()}
+            row = b.conn.execute(_MOVE_ORDER, values).mappings().one_or_none()
+            if row is None:
+                _ignored(b, order_id)
+                return
+            b.chain.append("broker", f"order.{status}", f"order:{order_id}",
+                           None if reason is None else {"reason": reason})
+            self._notify(b, row["user_id"], "order_status", _status_payload(row))
+        self.writer.run(job)
 
     def on_accepted(self, order_id: int) -> None:
-        def apply(s, order):
-            order.status = "accepted"
-            audit.append(s, "broker", "order.accepted", f"order:{order_id}")
-        self._transition(order_id, ("pending",), apply)
+        self._move(order_id, ("pending",), "accepted")
 
     def on_rejected(self, order_id: int, reason: str) -> None:
-        def apply(s, order):
-            order.status, order.reason = "rejected", reason[:200]
-            audit.append(s, "broker", "order.rejected", f"order:{order_id}", {"reason": reason})
-        self._transition(order_id, ("pending",), apply)
+        self._move(order_id, ("pending",), "rejected", reason)
 
     def on_canceled(self, order_id: int, reason: str) -> None:
-        def apply(s, order):
-            order.status, order.reason = "canceled", reason[:200]
-            audit.append(s, "broker", "order.canceled", f"order:{order_id}", {"reason": reason})
-        self._transition(order_id, ("pending", "accepted", "partially_filled"), apply)
+        self._move(order_id, ("pending", "accepted", "partially_filled"), "canceled", reason)
 
     def on_executed(self, order_id: int, qty: int, price: int) -> None:
-        def apply(s, order):
-            qty_now = min(qty, order.qty - order.filled_qty)
+        def apply(b, order):
+            qty_now = min(qty, order["qty"] - order["filled_qty"])
             if qty_now <= 0:
                 return
-            pos = s.get(Position, (order.user_id, order.symbol), with_for_update=True)
-            if pos is None:
-                pos = Position(user_id=order.user_id, symbol=order.symbol, qty=0, cost=0,
-                               realized=0, deployed=0)
-                s.add(pos)
-            state, gained = apply_fill(PositionState(pos.qty, pos.cost, pos.realized,
-                                                     pos.deployed),
-                                       qty_now if order.side == "buy" else -qty_now, price)
-            pos.qty, pos.cost, pos.realized, pos.deployed = (state.qty, state.cost,
-                                                             state.realized, state.deployed)
-            s.add(Execution(order_id=order.id, user_id=order.user_id, symbol=order.symbol,
-                            side=order.side, qty=qty_now, price=price, realized_pnl=gained))
-            order.filled_qty += qty_now
-            order.filled_notional += qty_now * price
-            order.status = "filled" if order.filled_qty == order.qty else "partially_filled"
-            audit.append(s, "broker", "order.executed", f"order:{order_id}",
-                         {"qty": qty_now, "price": price, "realized": gained})
+            user_id, symbol, side = order["user_id"], order["symbol"], order["side"]
+            key = {"user": user_id, "sym": symbol}
+            held = b.conn.execute(_READ_POSITION, key).one_or_none()
+            state, gained = apply_fill(PositionState(*held) if held else PositionState(),
+                                       qty_now if side == "buy" else -qty_now, price)
+            values = {"qty": state.qty, "cost": state.cost, "realized": state.realized,
+                      "deployed": state.deployed}
+            if held is None:
+                b.conn.execute(insert(Position), {"user_id": user_id, "symbol": symbol,
+                                                  **values})
+            else:
+                b.conn.execute(_UPDATE_POSITION, {**key, **values})
+            b.conn.execute(insert(Execution), {
+                "order_id": order_id, "user_id": user_id, "symbol": symbol, "side": side,
+                "qty": qty_now, "price": price, "realized_pnl": gained, "ts": utcnow()})
+            order["filled_qty"] += qty_now
+            order["filled_notional"] += qty_now * price
+            order["status"] = ("filled" if order["filled_qty"] == order["qty"]
+                               else "partially_filled")
+            b.chain.append("broker", "order.executed", f"order:{order_id}",
+                           {"qty": qty_now, "price": price, "realized": gained})
         self._transition(order_id, ("pending", "accepted", "partially_filled"), apply)
 
 
-def _status_payload(order: Order) -> dict:
-    return {"order_id": order.id, "symbol": order.symbol, "side": order.side,
-            "status": order.status, "qty": order.qty, "filled_qty": order.filled_qty,
-            "reason": order.reason}
+# The writer's statements, built once: constructing a statement costs more than running
+# it, on the one thread every order waits for.
+_INSERT_ORDER = insert(Order).returning(Order.id)
+_READ_ORDER = select(Order.__table__).where(Order.id == bindparam("order_id"))
+_TRANSITION_COLUMNS = (Order.id, Order.user_id, Order.symbol, Order.side, Order.qty,
+                       Order.filled_qty, Order.filled_notional, Order.status, Order.reason)
+_TRANSITION_READ = select(*_TRANSITION_COLUMNS).where(Order.id == bindparam("order_id"))
+_MOVE_ORDER = (
+    update(Order)
+    .where(Order.id == bindparam("order_id"),
+           Order.status.in_(bindparam("allowed", expanding=True)))
+    .values(status=bindparam("new_status"), updated_at=bindparam("now"),
+            reason=case((bindparam("keep_reason"), Order.reason),
+                        else_=bindparam("new_reason")))
+    .returning(*_TRANSITION_COLUMNS))
+_UPDATE_ORDER = update(Order).where(Order.id == bindparam("order_id"))
+_POSITION_KEY = (Position.user_id == bindparam("user"), Position.symbol == bindparam("sym"))
+_READ_POSITION = select(Position.qty, Position.cost, Position.realized,
+                        Position.deployed).where(*_POSITION_KEY)
+_UPDATE_POSITION = update(Position).where(*_POSITION_KEY)
+
+
+def _ignored(b: Batch, order_id: int) -> None:
+    """Say why a broker report changed nothing (a late or repeated callback)."""
+    row = b.conn.execute(_TRANSITION_READ, {"order_id": order_id}).one_or_none()
+    if row is None:
+        log.warning("broker reported on unknown order %s", order_id)
+    else:
+        log.info("order %s: ignoring a report in state %s", order_id, row.status)
+
+
+def _cached(b: Batch, key, read):
+    """A value no order job changes (the kill switch, a symbol's limits), read once per
+    batch: the batch holds the audit head, so whoever changes them waits for it."""
+    if key not in b.cache:
+        b.cache[key] = read()
+    return b.cache[key]
+
+
+def _status_payload(order: dict) -> dict:
+    return {"order_id": order["id"], "symbol": order["symbol"], "side": order["side"],
+            "status": order["status"], "qty": order["qty"], "filled_qty": order["filled_qty"],
+            "reason": order["reason"]}

@@ -26,6 +26,7 @@ from .money import px
 from .orders import Orders
 from .paper import PaperBroker
 from .portfolio import PositionState, performance
+from .writer import Writer
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class Platform:
     broker: Broker | None = None
     device: Device | None = None
     smtp: notify.SmtpConfig = field(default_factory=notify.SmtpConfig)
+    webhooks: notify.WebhookPolicy = field(default_factory=notify.WebhookPolicy)
     limits: Limits = field(default_factory=Limits)
     market: MarketData = field(default_factory=MarketData)
     migrate: bool = True
@@ -59,11 +61,15 @@ class Platform:
         notify.install_push(self.sessions, self.hub.to_user)
         self.users = Users(self.sessions, self.secret, login_failures=self.limits.login_failures)
         self.broker = self.broker or PaperBroker(self.market)
-        self.orders = Orders(self.sessions, self.broker, self.market.mark)
+        self.reader = (make_engine(self.url, reads_only=True)
+                       if self.engine.dialect.name == "sqlite" else self.engine)
+        self.writer = Writer(self.engine)
+        self.orders = Orders(self.sessions, self.writer, self.broker, self.market.mark,
+                             self.hub.to_user, self.reader)
         self.alerts = notify.PriceAlerts(self.sessions)
         self.market.subscribe(self.alerts.on_quote)
         self.market.subscribe(self._quote_to_hub)
-        self.dispatcher = notify.Dispatcher(self.sessions, self.smtp)
+        self.dispatcher = notify.Dispatcher(self.sessions, self.smtp, webhooks=self.webhooks)
         self._stop = threading.Event()
 
     @classmethod
@@ -121,6 +127,8 @@ class Platform:
     def close(self) -> None:
         self._stop.set()
         self.dispatcher.stop()
+        self.writer.close()
+        self.reader.dispose()
         self.engine.dispose()
 
 

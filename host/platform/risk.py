@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from .db import Order, Position, RiskLimit, Setting, utcnow
@@ -29,13 +29,14 @@ class Check:
     near: str | None = None        # set: alert, accept
 
 
-def limits_for(s: Session, symbol: str) -> dict[str, int | None]:
-    rows = {r.symbol: r for r in s.execute(
-        select(RiskLimit).where(RiskLimit.symbol.in_([symbol, "*"]))).scalars()}
+def limits_for(s: Session | Connection, symbol: str) -> dict[str, int | None]:
+    cols = [getattr(RiskLimit, f) for f in LIMIT_FIELDS]
+    rows = {r[0]: r[1:] for r in s.execute(
+        select(RiskLimit.symbol, *cols).where(RiskLimit.symbol.in_([symbol, "*"])))}
     out: dict[str, int | None] = {}
-    for f in LIMIT_FIELDS:
-        own = getattr(rows[symbol], f) if symbol in rows else None
-        out[f] = own if own is not None else (getattr(rows["*"], f) if "*" in rows else None)
+    for i, f in enumerate(LIMIT_FIELDS):
+        own = rows[symbol][i] if symbol in rows else None
+        out[f] = own if own is not None else (rows["*"][i] if "*" in rows else None)
     return out
 
 
@@ -55,9 +56,10 @@ def set_limits(s: Session, symbol: str, values: dict[str, int | None]) -> RiskLi
     return row
 
 
-def check_order(s: Session, user_id: int, symbol: str, side: str, qty: int,
-                price: int | None) -> Check:
-    lim = limits_for(s, symbol)
+def check_order(s: Session | Connection, user_id: int, symbol: str, side: str, qty: int,
+                price: int | None, limits: dict[str, int | None] | None = None) -> Check:
+    """``limits``: the symbol's limits when the caller already has them."""
+    lim = limits if limits is not None else limits_for(s, symbol)
     if lim["max_order_qty"] is not None and qty > lim["max_order_qty"]:
         return Check(f"quantity {qty} exceeds max_order_qty {lim['max_order_qty']}")
     if lim["max_notional"] is not None and price is not None \
@@ -65,8 +67,9 @@ def check_order(s: Session, user_id: int, symbol: str, side: str, qty: int,
         return Check(f"notional {qty * price} exceeds max_notional {lim['max_notional']} "
                      f"(ticks of 1/10000)")
     if lim["max_position"] is not None:
-        pos = s.get(Position, (user_id, symbol))
-        held = pos.qty if pos else 0
+        held = s.execute(select(Position.qty).where(Position.user_id == user_id,
+                                                    Position.symbol == symbol)
+                         ).scalar_one_or_none() or 0
         sign = 1 if side == "buy" else -1
         open_qty = s.execute(select(func.coalesce(func.sum(Order.qty - Order.filled_qty), 0))
                              .where(Order.user_id == user_id, Order.symbol == symbol,
@@ -81,9 +84,9 @@ def check_order(s: Session, user_id: int, symbol: str, side: str, qty: int,
     return Check()
 
 
-def kill_switch(s: Session) -> bool:
-    row = s.get(Setting, "kill_switch")
-    return row is not None and row.value == "on"
+def kill_switch(s: Session | Connection) -> bool:
+    return s.execute(select(Setting.value).where(Setting.key == "kill_switch")
+                     ).scalar_one_or_none() == "on"
 
 
 def set_kill_switch(s: Session, engaged: bool) -> None:

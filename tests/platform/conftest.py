@@ -16,6 +16,7 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, text
 
+from host.platform.notify import WebhookPolicy
 from host.platform.platform import Limits, Platform
 
 PG_ENV = "T2T_TEST_POSTGRES_URL"
@@ -58,9 +59,14 @@ def fresh_limits() -> Limits:
                   login_failures="5/5 minutes")
 
 
+# the tests' webhook receivers listen on loopback, which webhooks may not reach unless
+# allowed
+LOOPBACK_WEBHOOKS = WebhookPolicy(allow=("127.0.0.0/8",))
+
+
 @pytest.fixture
 def platform(db_url):
-    p = Platform(db_url, SECRET, limits=fresh_limits())
+    p = Platform(db_url, SECRET, limits=fresh_limits(), webhooks=LOOPBACK_WEBHOOKS)
     yield p
     p.close()
 

@@ -14,7 +14,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from host.platform.db import OutboxEntry, utcnow
-from host.platform.notify import Dispatcher, SmtpConfig
+from host.platform.notify import Dispatcher, SmtpConfig, WebhookPolicy, WebhookRefused
 
 from .conftest import register_login
 
@@ -115,7 +115,8 @@ def test_webhook_and_email_delivery(client, platform, webhook, smtp):
     _quote(platform)
     client.post("/orders", headers=h, json={"symbol": "AAPL", "side": "buy", "type": "market",
                                             "qty": 5})
-    dispatcher = Dispatcher(platform.sessions, SmtpConfig("127.0.0.1", controller.port))
+    dispatcher = Dispatcher(platform.sessions, SmtpConfig("127.0.0.1", controller.port),
+                            webhooks=platform.webhooks)
     assert dispatcher.deliver_due() == (4, 0)   # accepted + filled, to both sinks
     assert [m["payload"]["status"] for m in webhook.received] == ["accepted", "filled"]
     assert len(box.messages) == 2
@@ -133,7 +134,8 @@ def test_nothing_is_lost_while_a_sink_is_down(client, platform, webhook, smtp):
         {"kind": "order_status", "channel": "email", "enabled": True}]})
     _quote(platform)
     webhook.fail = True
-    down = Dispatcher(platform.sessions, SmtpConfig("127.0.0.1", _free_port(), timeout=1))
+    down = Dispatcher(platform.sessions, SmtpConfig("127.0.0.1", _free_port(), timeout=1),
+                      webhooks=platform.webhooks)
     client.post("/orders", headers=h, json={"symbol": "AAPL", "side": "buy", "type": "market",
                                             "qty": 5})
     assert down.deliver_due() == (0, 4)
@@ -144,7 +146,8 @@ def test_nothing_is_lost_while_a_sink_is_down(client, platform, webhook, smtp):
     assert down.deliver_due() == (0, 0)
     assert down.deliver_due(now=utcnow() + timedelta(seconds=2)) == (0, 4)
     webhook.fail = False
-    up = Dispatcher(platform.sessions, SmtpConfig("127.0.0.1", controller.port))
+    up = Dispatcher(platform.sessions, SmtpConfig("127.0.0.1", controller.port),
+                    webhooks=platform.webhooks)
     assert up.deliver_due(now=utcnow() + timedelta(minutes=30)) == (4, 0)
     assert len(webhook.received) == 2 and len(box.messages) == 2
     # each delivery carries the notification id, so a receiver can de-duplicate
@@ -251,3 +254,58 @@ def test_websocket_refuses_a_bad_token(client):
             client.websocket_connect("/ws?token=nope") as ws:
         ws.receive_json()
     assert err.value.code == 1008
+
+
+@pytest.mark.parametrize("url,kind", [
+    ("http://127.0.0.1:8000/hook", "loopback"),
+    ("http://localhost/hook", "loopback"),                # a name: resolved, then checked
+    ("http://[::1]/hook", "loopback"),
+    ("http://[::ffff:127.0.0.1]/hook", "loopback"),       # IPv4 hidden in IPv6
+    ("http://10.1.2.3/hook", "private"),
+    ("http://192.168.0.10/hook", "private"),
+    ("http://169.254.169.254/latest/meta-data", "link-local"),   # cloud metadata
+    ("http://[fe80::1]/hook", "link-local"),
+    ("http://0.0.0.0/hook", "unspecified"),
+    ("http://224.0.0.1/hook", "multicast"),
+    ("http://100.64.0.1/hook", "non-public"),             # carrier-grade NAT
+])
+def test_webhooks_to_non_public_addresses_are_refused(url, kind):
+    with pytest.raises(WebhookRefused, match=f"a {kind} address"):
+        WebhookPolicy().check(url)
+
+
+def test_webhook_policy_checks_every_address_and_honours_allow(monkeypatch):
+    WebhookPolicy().check("https://93.184.215.14/hook")     # public: no objection
+    with pytest.raises(WebhookRefused, match="only http"):
+        WebhookPolicy().check("file:///etc/passwd")
+    # a name with one public and one private address is refused for the private one
+    answers = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 443)),
+               (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.7", 443))]
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: answers)
+    with pytest.raises(WebhookRefused, match="10.0.0.7, a private address"):
+        WebhookPolicy().check("https://hooks.example.com/x")
+    WebhookPolicy(allow=("10.0.0.0/24",)).check("https://hooks.example.com/x")
+    with pytest.raises(WebhookRefused, match="10.0.0.7"):
+        WebhookPolicy(allow=("10.0.1.0/24",)).check("https://hooks.example.com/x")
+
+
+def test_a_refused_webhook_is_not_called_and_not_lost(client, platform, webhook):
+    """Delivery to a loopback receiver under the default policy: the receiver sees
+    nothing, the row records why and stays owed; once the operator allows loopback the
+    same row is delivered."""
+    h = register_login(client, "sam")
+    client.patch("/users/me", headers=h, json={"webhook_url": webhook.url})
+    client.put("/notifications/preferences", headers=h, json={"preferences": [
+        {"kind": "order_status", "channel": "webhook", "enabled": True}]})
+    _quote(platform)
+    client.post("/orders", headers=h, json={"symbol": "AAPL", "side": "buy", "type": "market",
+                                            "qty": 5})
+    strict = Dispatcher(platform.sessions)
+    assert strict.deliver_due() == (0, 2)
+    assert webhook.received == []
+    with platform.sessions() as s:
+        rows = list(s.execute(select(OutboxEntry)).scalars())
+    assert all("loopback" in r.last_error and r.delivered_at is None for r in rows)
+    allowed = Dispatcher(platform.sessions, webhooks=WebhookPolicy(allow=("127.0.0.1/32",)))
+    assert allowed.deliver_due(now=utcnow() + timedelta(minutes=30)) == (2, 0)
+    assert [m["payload"]["status"] for m in webhook.received] == ["accepted", "filled"]

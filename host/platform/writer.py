@@ -1,0 +1,143 @@
+"""Group commit: the order path's durable writes, many to one transaction and one flush.
+
+A durable commit costs a disk flush (0.4–0.6 ms at the median on a quiet disk, several
+ms at the tail), and the audit chain lets only one transaction append at a time, so
+committing each order on its own caps the rate at one flush per order. ``Writer.run``
+takes a job — a function of a ``Batch`` — from any thread. Callers take turns as the
+*leader*: the leader runs every job that is waiting, its own among them, in one
+transaction and commits once, then answers each of their callers; whoever queued
+meanwhile waits for the leader's turn to end, finds its job done or leads the next
+batch. So the busier the path, the more each flush is shared, and a lone request pays
+no hand-over to another thread (on a busy machine a thread's wake-up can cost more
+than the flush).
+
+Guarantees:
+
+- ``run`` returns only after the transaction holding the job's writes has committed
+  (with SQLite's ``synchronous=FULL`` and PostgreSQL's ``fsync=on``, after it reached
+  the disk). Nothing is acknowledged earlier.
+- A batch commits whole or not at all. A job that raises, or a commit that fails, rolls
+  back the batch and every caller of that batch gets ``WriteFailed`` naming the cause;
+  earlier batches stay committed, later ones are not affected.
+- The audit head is taken first in each batch (``audit.Chain``), so a batch is one step
+  of the single chain that every other writer extends, and the records of its jobs
+  follow each other in the order the jobs ran.
+
+A job must not wait for the writer itself (it runs inside the leader's turn): ``run``
+called from a job raises instead of deadlocking.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Engine
+
+from .audit import Chain
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class WriteFailed(Exception):
+    """The batch holding this request's writes was rolled back: nothing of it is stored
+    (503; the request may be retried)."""
+
+
+@dataclass
+class Batch:
+    """What a job sees: the batch's connection (inside its transaction), the audit chain,
+    per-batch caches of rows no job changes, and work to do after the commit."""
+    conn: Connection
+    chain: Chain
+    cache: dict[str, Any] = field(default_factory=dict)
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+
+Job = Callable[[Batch], Any]
+
+
+class Writer:
+    def __init__(self, engine: Engine, max_batch: int = 512) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self._waiting: deque[tuple[Job, Future]] = deque()
+        # guards _waiting and _leader; notified when a turn ends, so every caller of
+        # that batch wakes to its answer and one of the rest takes the next turn
+        self._turn = threading.Condition()
+        self._leader: int | None = None
+        self._closed = False
+        self.batches = 0          # committed, for tests and the benchmark
+
+    @property
+    def waiting(self) -> int:
+        """Jobs queued for the next batch."""
+        return len(self._waiting)
+
+    def run(self, job: Callable[[Batch], T]) -> T:
+        """Run ``job`` in a batch and return its value once the batch has committed."""
+        me = threading.get_ident()
+        if self._leader == me:
+            raise RuntimeError("a writer job cannot wait for the writer")
+        if self._closed:
+            raise WriteFailed("not stored: the writer is closed")
+        done: Future = Future()
+        with self._turn:
+            self._waiting.append((job, done))
+        while True:
+            with self._turn:
+                while not done.done() and self._leader is not None:
+                    self._turn.wait()
+                if done.done():
+                    return done.result()
+                self._leader = me
+                jobs = [self._waiting.popleft()
+                        for _ in range(min(self.max_batch, len(self._waiting)))]
+            try:
+                self._commit(jobs)
+            finally:
+                with self._turn:
+                    self._leader = None
+                    self._turn.notify_all()
+
+    def close(self) -> None:
+        """Refuse new jobs (those already waiting are still run by their callers)."""
+        self._closed = True
+
+    def _commit(self, jobs: list[tuple[Job, Future]]) -> None:
+        results = []
+        try:
+            with self.engine.begin() as conn:
+                batch = Batch(conn, Chain(conn))
+                for job, _ in jobs:
+                    results.append(job(batch))
+                batch.chain.write()
+        except BaseException as exc:
+            # BaseException too: every caller of the batch must be answered, or those
+            # waiting behind this turn would find their jobs gone and never done
+            log.exception("write batch of %d rolled back", len(jobs))
+            failed = WriteFailed(f"not stored: the write batch of {len(jobs)} request(s) "
+                                 f"this one was in was rolled back "
+                                 f"({type(exc).__name__}: {exc})"[:500])
+            failed.__cause__ = exc
+            for _, fut in jobs:
+                fut.set_exception(failed)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.batches += 1
+        for hook in batch.after_commit:
+            try:
+                hook()
+            except Exception:
+                log.exception("after-commit hook failed")
+        for (_, fut), result in zip(jobs, results, strict=True):
+            fut.set_result(result)

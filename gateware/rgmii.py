@@ -12,7 +12,7 @@ ECP5): capture and launch happen in the I/O cells, so the only timing the fabric
 a plain 125 MHz single-edge path.
 """
 
-from amaranth import ClockDomain, ClockSignal, Module
+from amaranth import Module
 from amaranth.lib import io, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -34,8 +34,8 @@ def _pin(pins, *names):
 class Rgmii(wiring.Component):
     """The RGMII pins of one PHY.
 
-    Defines the clock domain ``rx_domain``, clocked by the PHY's ``RX_CLK`` (its reset is
-    left to the board, which synchronises one into it). Transmit runs in ``tx_domain``,
+    Receive runs in ``rx_domain``, which the board defines and clocks with ``rx_clk``
+    (the PHY's ``RX_CLK``), with a reset synchronised into it. Transmit runs in ``tx_domain``,
     whose clock is forwarded to the PHY as ``TX_CLK``, edge-aligned with the data: the PHY
     is expected to add the 2 ns TX delay itself (the RGMII-ID option), as it is expected
     to delay ``RX_CLK``.
@@ -47,7 +47,8 @@ class Rgmii(wiring.Component):
 
     Members
     -------
-    rx : Out(gmii_signature()) — in ``rx_domain``; 2 cycles behind the pins.
+    rx_clk : Out(1) — the PHY's receive clock.
+    rx : Out(gmii_signature()) — in ``rx_domain``.
     tx : In(gmii_signature()) — in ``tx_domain``.
     status : Out(4) — the last in-band status seen between frames (bit 0: link up).
     """
@@ -55,16 +56,15 @@ class Rgmii(wiring.Component):
     def __init__(self, pins, rx_domain: str = "eth_rx", tx_domain: str = "sync"):
         self._pins = pins
         self._rx_domain, self._tx_domain = rx_domain, tx_domain
-        super().__init__({"rx": Out(gmii_signature()), "tx": In(gmii_signature()),
+        super().__init__({"rx_clk": Out(1), "rx": Out(gmii_signature()), "tx": In(gmii_signature()),
                           "status": Out(4)})
 
     def elaborate(self, platform):
         m = Module()
         pins, rxd, txd = self._pins, self._rx_domain, self._tx_domain
 
-        m.domains += ClockDomain(rxd)
         m.submodules.rx_clk = rx_clk = io.Buffer("i", pins.rx_clk)
-        m.d.comb += ClockSignal(rxd).eq(rx_clk.i)
+        m.d.comb += self.rx_clk.eq(rx_clk.i)
 
         m.submodules.rx_data = rx_data = io.DDRBuffer("i", pins.rx_data, i_domain=rxd)
         m.submodules.rx_ctl = rx_ctl = io.DDRBuffer("i", _pin(pins, "rx_ctl", "rx_ctrl"),

@@ -83,6 +83,8 @@ class BoardTop(Elaboratable):
         eth = platform.request("eth_rgmii", b.eth, dir="-")
         platform.add_clock_constraint(eth.rx_clk.io, CORE_HZ)
         m.submodules.rgmii = rgmii = Rgmii(eth, rx_domain="eth_rx", tx_domain="sync")
+        m.domains.eth_rx = ClockDomain("eth_rx")
+        m.d.comb += ClockSignal("eth_rx").eq(rgmii.rx_clk)
         m.submodules.eth_rx_reset = ResetSynchronizer(reset, domain="eth_rx")
         phy_reset = Signal(PHY_RESET_BITS + 1)
         with m.If(~phy_reset[-1]):

@@ -1,0 +1,67 @@
+"""Every board's top level elaborates and converts to RTLIL with its pins and clock
+constraints (cheap, in the default run); the bitstream itself is a ``slow`` test."""
+
+import json
+
+import pytest
+
+from gateware.platforms import BOARDS, board
+from gateware.platforms.board_top import CORE_HZ, BoardTop
+from gateware.platforms.report import summarize
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_pll_makes_the_core_clock_within_the_vco_range(name):
+    spec = board(name)
+    assert spec.pll.output_hz(spec.clock_hz) == CORE_HZ
+    assert 400e6 <= spec.pll.vco_hz(spec.clock_hz) <= 800e6
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_board_top_elaborates_to_rtlil(name):
+    spec = board(name)
+    platform = spec.platform_class()()
+    plan = platform.prepare(BoardTop(spec), name=f"t2t_{name}")
+    rtlil = plan.files[f"t2t_{name}.il"]
+    lpf = plan.files[f"t2t_{name}.lpf"]
+    rtlil = rtlil if isinstance(rtlil, str) else rtlil.decode()
+    assert "EHXPLLL" in rtlil
+    assert "\\core" in rtlil and "\\mac_rx" in rtlil and "\\mac_tx" in rtlil
+    # the core clock and the PHY's receive clock are both constrained for nextpnr
+    assert 'FREQUENCY NET "core_clk" 125000000.0 HZ' in lpf
+    assert f'eth_rgmii_{spec.eth}__rx_clk__io" 125000000.0 HZ' in lpf
+    for resource, number, _sub in spec.leds.values():
+        assert f"{resource}_{number}__" in lpf
+
+
+def test_unknown_board_names_the_known_ones():
+    with pytest.raises(KeyError, match="ecpix5"):
+        board("nosuchboard")
+
+
+def test_report_summary_flags_a_clock_below_its_target():
+    report = {"utilization": {"TRELLIS_COMB": {"used": 30000, "available": 83640},
+                              "DP16KD": {"used": 168, "available": 208},
+                              "TRELLIS_RAMW": {"used": 10, "available": 10455}},
+              "fmax": {"core_clk": {"achieved": 98.4, "constraint": 125.0},
+                       "eth_rx_clk": {"achieved": 190.0, "constraint": 125.0}}}
+    s = summarize(report, board="ecpix5")
+    assert s["resources"]["LUT4"] == {"used": 30000, "available": 83640}
+    assert "TRELLIS_RAMW" not in s["resources"]
+    assert s["clocks"]["core_clk"]["met"] is False and s["clocks"]["eth_rx_clk"]["met"]
+    assert s["timing_met"] is False and s["board"] == "ecpix5"
+
+
+@pytest.mark.slow
+def test_colorlight_bitstream_builds_with_a_report(tmp_path):
+    """The smallest board end to end through yosys, nextpnr and ecppack (tens of
+    minutes: ``make test-all`` or ``-m slow``)."""
+    from gateware.platforms.build import build, missing_tools, tool_env
+
+    if missing_tools(tool_env()):
+        pytest.skip("YoWASP toolchain not installed")
+    summary = build("colorlight", out=tmp_path)
+    assert (tmp_path / "t2t_colorlight.bit").stat().st_size > 0
+    assert summary["resources"]["LUT4"]["used"] > 0
+    assert "core_clk" in summary["clocks"]
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary

@@ -359,7 +359,8 @@ def counters_table(counters: dict[str, dict[str, int]]) -> Table:
 def _register_subcommands() -> None:
     import importlib
 
-    for module in ("host.cli_venue", "host.cli_device", "host.cli_trade", "host.cli_platform"):
+    for module in ("host.cli_venue", "host.cli_device", "host.cli_trade", "host.cli_platform",
+                   "host.cli_hardware"):
         importlib.import_module(module).register(main)
 
 

@@ -61,7 +61,10 @@ class Top(wiring.Component):
 
     Members
     -------
-    mac_rx : In(stream, always ready) — frames from the MAC, without FCS.
+    mac_rx : In(stream, always ready) — frames from the MAC, without FCS; ``abort`` on a
+        frame's last beat says the MAC found it bad (FCS, runt, PHY error). The receive
+        path has acted on its bytes already (cut-through); a control request in it is
+        dropped (``ctl.counters.bad_frame``).
     mac_tx : Out(stream) — whole frames to the MAC, without FCS.
     kill : Out(1) — the risk gate's kill switch is on (a board lights a LED with it).
     book : dict
@@ -78,13 +81,14 @@ class Top(wiring.Component):
         self.symbols = symbols
         self.book = Book(symbols, **(book or {}))
         super().__init__({
-            "mac_rx": In(stream.Signature(beat_layout(data_width), always_ready=True)),
+            "mac_rx": In(stream.Signature(beat_layout(data_width, abort=1),
+                                          always_ready=True)),
             "mac_tx": Out(stream.Signature(beat_layout(data_width))),
             "kill": Out(1),
         })
         self.rx = RxPath(data_width, symbols=symbols, locates=locates,
                          event_depth=event_depth, gap_depth=gap_depth)
-        self.control = ControlEndpoint(data_width)
+        self.control = ControlEndpoint(data_width, frame_verdict=True)
         self.strategy = Strategy(symbols, n=self.book.n)
         self.risk = Risk(symbols)
         self.ouch_tx = OuchTx(data_width, symbols)
@@ -121,7 +125,14 @@ class Top(wiring.Component):
         m.submodules.csr = self.bank
         m.submodules.tx_arbiter = arb = self.tx_arbiter
 
-        wiring.connect(m, wiring.flipped(self.mac_rx), rx.mac)
+        mac = self.mac_rx
+        m.d.comb += [rx.mac.valid.eq(mac.valid), *(getattr(rx.mac.payload, k).eq(
+            getattr(mac.payload, k)) for k in ("data", "be", "first", "last"))]
+        # eth_rx is 1 cycle deep: the frame's end, a cycle late, never precedes the last
+        # beat of a control datagram it carried
+        frame_end, frame_abort = Signal(), Signal()
+        m.d.sync += [frame_end.eq(mac.valid & mac.payload.last),
+                     frame_abort.eq(mac.payload.abort)]
         wiring.connect(m, rx.ctl, ep.ctl)
         wiring.connect(m, ep.bus, self.bank.bus)
         m.submodules.book = book = self.book
@@ -150,7 +161,8 @@ class Top(wiring.Component):
             tel.sent.cancel.eq(risk.orders.payload.cancel), tel.stamps.eq(risk.stamps),
             self.kill.eq(risk.status.killed),
         ]
-        m.d.comb += [ep.ip.eq(rx.ctl_ip), ep.port.eq(rx.ctl_port),
+        m.d.comb += [ep.frame_end.eq(frame_end), ep.frame_abort.eq(frame_abort),
+                     ep.ip.eq(rx.ctl_ip), ep.port.eq(rx.ctl_port),
                      self.map_hash.eq(self.map.hash)]
         m.d.sync += self.cycles.eq(self.cycles + 1)
 

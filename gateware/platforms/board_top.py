@@ -106,7 +106,8 @@ class BoardTop(Elaboratable):
         m.d.comb += [cdc.r_en.eq(1), core.mac_rx.valid.eq(cdc.r_rdy),
                      core.mac_rx.payload.data.eq(beat.data), core.mac_rx.payload.be.eq(beat.be),
                      core.mac_rx.payload.first.eq(beat.first),
-                     core.mac_rx.payload.last.eq(beat.last)]
+                     core.mac_rx.payload.last.eq(beat.last),
+                     core.mac_rx.payload.abort.eq(beat.abort)]
 
         m.submodules.mac_tx = mac_tx = self.mac_tx
         m.d.comb += [mac_tx.frames.valid.eq(core.mac_tx.valid),

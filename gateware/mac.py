@@ -46,6 +46,8 @@ class MacRx(wiring.Component):
     gmii : In(gmii_signature())
     frames : Out(stream.Signature(rx_beat_layout(), always_ready=True))
     counters : Out(StructLayout) — ``models.mac.RX_COUNTERS``, 32-bit wrapping.
+    events : Out(StructLayout) — the counters' increments, one strobe each (at most one
+        per carrier event), for a board that counts them in another clock domain.
 
     Latency: 6 cycles from a byte on ``gmii`` to the same byte out.
     """
@@ -55,11 +57,13 @@ class MacRx(wiring.Component):
             "gmii": In(gmii_signature()),
             "frames": Out(stream.Signature(rx_beat_layout(), always_ready=True)),
             "counters": Out(data.StructLayout({n: 32 for n in model.RX_COUNTERS})),
+            "events": Out(data.StructLayout({n: 1 for n in model.RX_COUNTERS})),
         })
 
     def elaborate(self, platform):
         m = Module()
         count = counter_bank(m, model.RX_COUNTERS, self.counters)
+        m.d.comb += [getattr(self.events, n).eq(inc) for n, inc in count.items()]
         m.submodules.fcs = fcs = _fcs()
         g = self.gmii
         # The FCS is the last 4 bytes, known only when the carrier drops: hold 4 bytes
@@ -153,6 +157,7 @@ class MacTx(wiring.Component):
     frames : In(stream.Signature(beat_layout(8))) — frames without FCS.
     gmii : Out(gmii_signature())
     counters : Out(StructLayout) — ``models.mac.TX_COUNTERS``, 32-bit wrapping.
+    events : Out(StructLayout) — the counters' increments, one strobe each.
 
     Latency: 9 cycles from the first beat accepted (from idle) to the first byte after
     the SFD on ``gmii``; the first beat is accepted in the cycle the preamble starts.
@@ -164,11 +169,13 @@ class MacTx(wiring.Component):
             "frames": In(stream.Signature(beat_layout(8))),
             "gmii": Out(gmii_signature()),
             "counters": Out(data.StructLayout({n: 32 for n in model.TX_COUNTERS})),
+            "events": Out(data.StructLayout({n: 1 for n in model.TX_COUNTERS})),
         })
 
     def elaborate(self, platform):
         m = Module()
         count = counter_bank(m, model.TX_COUNTERS, self.counters)
+        m.d.comb += [getattr(self.events, n).eq(inc) for n, inc in count.items()]
         m.submodules.fcs = fcs = _fcs()
         src, g = self.frames, self.gmii
         # The first beat is taken with the preamble so that a frame waiting behind the

@@ -6,7 +6,7 @@ Turn it into Verilog with ``gateware.export.to_verilog`` (always-ready streams).
 """
 
 from amaranth import Const, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .book import Book
@@ -14,6 +14,7 @@ from .control import ControlEndpoint
 from .csr import CsrBank, RegisterBlock
 from .eth_tx import TxArbiter
 from .models import control as proto
+from .models import mac as mac_model
 from .models import trade
 from .models.regmap import RegisterMap
 from .models.rx import RxConfig
@@ -67,6 +68,8 @@ class Top(wiring.Component):
         dropped (``ctl.counters.bad_frame``).
     mac_tx : Out(stream) — whole frames to the MAC, without FCS.
     kill : Out(1) — the risk gate's kill switch is on (a board lights a LED with it).
+    mac_counters : In(StructLayout) — ``models.mac.COUNTERS`` from the board's MAC, shown
+        as the ``mac`` registers (0 in the virtual FPGA, which has no MAC).
     book : dict
         ``Book`` parameters other than ``symbols`` (default: the shipped size).
     limits : models.trade.Limits
@@ -85,6 +88,7 @@ class Top(wiring.Component):
                                           always_ready=True)),
             "mac_tx": Out(stream.Signature(beat_layout(data_width))),
             "kill": Out(1),
+            "mac_counters": In(data.StructLayout({n: 32 for n in mac_model.COUNTERS})),
         })
         self.rx = RxPath(data_width, symbols=symbols, locates=locates,
                          event_depth=event_depth, gap_depth=gap_depth)
@@ -115,8 +119,14 @@ class Top(wiring.Component):
             self.risk.registers(limits),
             self.ouch_tx.registers(),
             self.telemetry.registers(),
+            self._mac_registers(),
         ])
         self.map = self.bank.map
+
+    def _mac_registers(self) -> RegisterBlock:
+        regs = RegisterBlock("mac", "The board's Ethernet MAC: frames and why some were bad.")
+        regs.struct("counters", self.mac_counters, "ro", "32-bit wrapping counter")
+        return regs
 
     def elaborate(self, platform):
         m = Module()

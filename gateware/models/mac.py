@@ -21,6 +21,8 @@ MIN_IFG = 12
 
 RX_COUNTERS = ("frames", "bad_fcs", "runt", "phy_error", "no_sfd")
 TX_COUNTERS = ("frames", "underrun")
+# the ``mac`` register block: both directions, as the board counts them in the core clock
+COUNTERS = tuple(f"rx_{n}" for n in RX_COUNTERS) + tuple(f"tx_{n}" for n in TX_COUNTERS)
 
 
 def fcs(frame: bytes) -> bytes:

@@ -17,9 +17,11 @@ last ~34 ms, ``kill`` the risk gate's kill switch.
 from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.hdl import DomainRenamer
 from amaranth.lib import fifo, io
-from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
+from amaranth.lib.cdc import FFSynchronizer, PulseSynchronizer, ResetSynchronizer
 
+from ..bytefield import counter_bank
 from ..mac import MacRx, MacTx, rx_beat_layout
+from ..models import mac as mac_model
 from ..rgmii import Rgmii
 from ..top import Top
 from .boards import Board
@@ -115,6 +117,19 @@ class BoardTop(Elaboratable):
                      core.mac_tx.ready.eq(mac_tx.frames.ready),
                      rgmii.tx.data.eq(mac_tx.gmii.data), rgmii.tx.en.eq(mac_tx.gmii.en),
                      rgmii.tx.er.eq(mac_tx.gmii.er)]
+
+        # MAC counters, counted in the core clock: a receive event crosses as a pulse
+        # (carrier events are many cycles apart)
+        mac_count = {}
+        for name in mac_model.RX_COUNTERS:
+            sync_pulse = PulseSynchronizer(i_domain="eth_rx", o_domain="sync")
+            m.submodules[f"rx_{name}_cdc"] = sync_pulse
+            m.d.comb += sync_pulse.i.eq(getattr(mac_rx.events, name))
+            mac_count[f"rx_{name}"] = sync_pulse.o
+        for name in mac_model.TX_COUNTERS:
+            mac_count[f"tx_{name}"] = getattr(mac_tx.events, name)
+        strobes = counter_bank(m, mac_model.COUNTERS, core.mac_counters)
+        m.d.comb += [strobes[n].eq(pulse) for n, pulse in mac_count.items()]
 
         # --- LEDs
         link = Signal()

@@ -70,8 +70,10 @@ def run_rx(carriers: list[model.Carrier], gaps: list[int]):
 
     async def sink(ctx):
         current = bytearray()
-        async for _clk, _rst, valid, beat in ctx.tick().sample(dut.frames.valid,
-                                                               dut.frames.payload):
+        async for _clk, _rst, valid, beat, events in ctx.tick().sample(
+                dut.frames.valid, dut.frames.payload, dut.events):
+            for name in model.RX_COUNTERS:
+                strobes[name] += getattr(events, name)
             if not valid:
                 continue
             assert beat.be == 1
@@ -82,7 +84,9 @@ def run_rx(carriers: list[model.Carrier], gaps: list[int]):
                 frames.append((bytes(current), bool(beat.abort)))
                 current = bytearray()
 
+    strobes = dict.fromkeys(model.RX_COUNTERS, 0)
     run(dut, drive, processes=[sink])
+    assert strobes == counters, "an event strobe for every count (what the board counts)"
     return frames, counters
 
 
@@ -166,11 +170,16 @@ def run_tx(frames: list[bytes], rng: random.Random, ifg: int = model.MIN_IFG,
                 await send(ctx, dut.frames, beats, rng, between=(0, 3))
         await ctx.tick().repeat(100)
         counters.update({k: ctx.get(getattr(dut.counters, k)) for k in model.TX_COUNTERS})
+        assert strobes == counters, "an event strobe for every count (what the board counts)"
+
+    strobes = dict.fromkeys(model.TX_COUNTERS, 0)
 
     async def monitor(ctx):
         current, idle, gap, error = bytearray(), 0, 0, False
-        async for _clk, _rst, en, er, byte in ctx.tick().sample(dut.gmii.en, dut.gmii.er,
-                                                                dut.gmii.data):
+        async for _clk, _rst, en, er, byte, ev in ctx.tick().sample(
+                dut.gmii.en, dut.gmii.er, dut.gmii.data, dut.events):
+            for name in model.TX_COUNTERS:
+                strobes[name] += getattr(ev, name)
             if en:
                 if not current:
                     gap = idle

@@ -7,7 +7,8 @@ so a design that misses 125 MHz still yields a bitstream and a report that says 
 
 Products in ``build/bitstream/<board>/``: ``t2t_<board>.bit``, Yosys's log
 (``t2t_<board>.rpt``), nextpnr's log (``t2t_<board>.tim``) and report
-(``t2t_<board>.report.json``), and our summary ``summary.json`` (see ``report.summarize``).
+(``t2t_<board>.report.json``), our summary ``summary.json`` (see ``report.summarize``)
+and ``regmap.json``, the register map of this bitstream (``t2t ... --board --map``).
 """
 
 import argparse
@@ -63,6 +64,8 @@ def build(name: str, seed: int = DEFAULT_SEED, out: Path | None = None,
     platform = spec.platform_class()()
     design = BoardTop(spec, **(top or {}))
     stem = f"t2t_{name}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "regmap.json").write_text(json.dumps(design.core.map.to_json(), indent=2) + "\n")
     started = time.monotonic()
     plan = platform.prepare(design, name=stem,
                             nextpnr_opts=f"--seed {seed} --timing-allow-fail "

@@ -65,3 +65,7 @@ def test_colorlight_bitstream_builds_with_a_report(tmp_path):
     assert summary["resources"]["LUT4"]["used"] > 0
     assert "core_clk" in summary["clocks"]
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    from gateware.top import register_map
+
+    expected = register_map(data_width=8, **board("colorlight").top).to_json()
+    assert json.loads((tmp_path / "regmap.json").read_text()) == expected

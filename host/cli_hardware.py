@@ -42,14 +42,21 @@ def summary_table(summary: dict) -> Table:
 @click.option("--seed", type=int, default=1, show_default=True, help="nextpnr's seed.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Build directory (default build/bitstream/BOARD).")
+@click.option("--top", "top", metavar="JSON", help="Top parameters over the board's, e.g. "
+              ''''{"symbols": 16, "book": {"capacity": 4096}}'.''')
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def bitstream(board: str, seed: int, out: Path | None, as_json: bool) -> None:
+def bitstream(board: str, seed: int, out: Path | None, top: str | None,
+              as_json: bool) -> None:
     """Build BOARD's bitstream with the YoWASP toolchain and report resources and Fmax
     (about an hour for ecpix5)."""
     from gateware.platforms.build import build
 
     try:
-        summary = build(board, seed=seed, out=out)
+        params = json.loads(top) if top else None
+    except json.JSONDecodeError as e:
+        raise click.BadParameter(f"not JSON: {e}", param_hint="--top") from None
+    try:
+        summary = build(board, seed=seed, out=out, top=params)
     except RuntimeError as e:
         click.echo(f"error: {e}", err=True)
         raise SystemExit(EXIT_TOOL) from None

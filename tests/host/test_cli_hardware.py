@@ -108,3 +108,8 @@ def test_flash_with_the_real_openfpgaloader_and_no_board_attached(bit, board, sa
     r = invoke(["flash", board, "--bitstream", str(bit)])
     assert r.exit_code == EXIT_DEVICE
     assert says in r.output
+
+
+def test_bitstream_top_parameters_must_be_json(tmp_path):
+    r = invoke(["bitstream", "colorlight", "--out", str(tmp_path), "--top", "symbols=8"])
+    assert r.exit_code == 2 and "--top" in r.output and "not JSON" in r.output

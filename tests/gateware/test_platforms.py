@@ -50,6 +50,21 @@ def test_report_summary_flags_a_clock_below_its_target():
     assert "TRELLIS_RAMW" not in s["resources"]
     assert s["clocks"]["core_clk"]["met"] is False and s["clocks"]["eth_rx_clk"]["met"]
     assert s["timing_met"] is False and s["board"] == "ecpix5"
+    assert s["critical_paths"] == []
+
+
+def test_report_summary_splits_a_critical_path_into_logic_and_routing():
+    def step(kind, delay, a, b):
+        return {"type": kind, "delay": delay, "net": "n",
+                "from": {"cell": a, "port": "Q"}, "to": {"cell": b, "port": "D"}}
+
+    path = {"from": "posedge clk", "to": "posedge clk",
+            "path": [step("clk-to-q", 0.5, "risk.ff", "lut1"), step("routing", 2.0, "lut1", "lut1"),
+                     step("logic", 0.4, "lut1", "lut2"), step("routing", 1.5, "lut2", "lut2"),
+                     step("logic", 0.4, "lut2", "book.ff"), step("setup", 0.1, "book.ff", "book.ff")]}
+    (p,) = summarize({"critical_paths": [path]})["critical_paths"]
+    assert p["start"] == "risk.ff" and p["end"] == "book.ff" and p["levels"] == 2
+    assert (p["delay_ns"], p["logic_ns"], p["routing_ns"]) == (4.9, 1.4, 3.5)
 
 
 @pytest.mark.slow

@@ -54,7 +54,11 @@ class BoardTop(Elaboratable):
         # --- clocks and resets
         osc = platform.request(b.clock, 0, dir="-")
         m.submodules.osc = osc_buf = io.Buffer("i", osc)
-        core_clk = Signal()
+        # The core clock is not constrained by name: the net's name after synthesis is
+        # not the one Amaranth writes into the LPF (nextpnr dropped such a constraint),
+        # and nextpnr derives the PLL output's 125 MHz from the oscillator's constraint.
+        sync = ClockDomain("sync")
+        m.domains.sync = sync
         locked = Signal()
         m.submodules.pll = Instance(
             "EHXPLLL",
@@ -67,13 +71,10 @@ class BoardTop(Elaboratable):
             p_CLKI_DIV=b.pll.clki_div, p_CLKOP_DIV=b.pll.clkop_div,
             p_CLKOP_CPHASE=b.pll.clkop_div // 2, p_CLKOP_FPHASE=0,
             p_FEEDBK_PATH="CLKOP", p_CLKFB_DIV=b.pll.clkfb_div,
-            i_RST=0, i_STDBY=0, i_CLKI=osc_buf.i, o_CLKOP=core_clk, i_CLKFB=core_clk,
+            i_RST=0, i_STDBY=0, i_CLKI=osc_buf.i, o_CLKOP=sync.clk, i_CLKFB=sync.clk,
             i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
             i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked,
         )
-        platform.add_clock_constraint(core_clk, CORE_HZ)
-        m.domains.sync = ClockDomain("sync")
-        m.d.comb += ClockSignal("sync").eq(core_clk)
         reset = ~locked
         if b.reset is not None:
             m.submodules.reset_button = button = io.Buffer("i", platform.request(

@@ -27,8 +27,9 @@ def test_board_top_elaborates_to_rtlil(name):
     rtlil = rtlil if isinstance(rtlil, str) else rtlil.decode()
     assert "EHXPLLL" in rtlil
     assert "\\core" in rtlil and "\\mac_rx" in rtlil and "\\mac_tx" in rtlil
-    # the core clock and the PHY's receive clock are both constrained for nextpnr
-    assert 'FREQUENCY NET "core_clk" 125000000.0 HZ' in lpf
+    # the oscillator (from which nextpnr derives the PLL's output) and the PHY's receive
+    # clock are constrained for nextpnr
+    assert f'FREQUENCY PORT "{spec.clock}_0__io" {spec.clock_hz}' in lpf
     assert f'eth_rgmii_{spec.eth}__rx_clk__io" 125000000.0 HZ' in lpf
     for resource, number, _sub in spec.leds.values():
         assert f"{resource}_{number}__" in lpf

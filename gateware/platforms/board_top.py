@@ -20,30 +20,39 @@ from amaranth.lib import fifo, io
 from amaranth.lib.cdc import FFSynchronizer, PulseSynchronizer, ResetSynchronizer
 
 from ..bytefield import counter_bank
-from ..mac import MacRx, MacTx, rx_beat_layout
+from ..gearbox import Narrow, Widen
+from ..mac import MacRx, MacTx
 from ..models import mac as mac_model
 from ..rgmii import Rgmii
 from ..top import Top
 from .boards import Board
 
 CORE_HZ = 125e6
-ACTIVITY_BITS = 22  # 2**22 cycles at 125 MHz: 34 ms, long enough to see
+WIDE_CORE_HZ = 25e6  # a wide core's clock: 1.6x 1GbE line rate at W = 64
+ACTIVITY_BITS = 22  # 2**22 cycles: 34 ms at 125 MHz, 168 ms at 25 MHz
 PHY_RESET_BITS = 20  # 8 ms of PHY reset after the PLL locks
 
 
 class BoardTop(Elaboratable):
     """Everything on the FPGA of ``board``; ``top`` overrides the board's ``Top``
-    parameters (``data_width`` is fixed at 8).
+    parameters.
+
+    ``core_width`` 8 runs the core in ``sync`` with the MAC (125 MHz). A wider core runs
+    in its own domain ``core`` at ``WIDE_CORE_HZ`` from a second PLL output, behind
+    ``Widen``/``Narrow`` and a clock-crossing FIFO each way: at W = 64 and 25 MHz it has
+    1.6× the line rate, and the W = 8 core does not place at 125 MHz (docs/hardware.md).
 
     Members
     -------
     core : Top
-    mac_rx, mac_tx : MacRx, MacTx — their counters are not in the register map yet.
+    mac_rx, mac_tx : MacRx, MacTx — counted in ``core.mac_counters`` (the ``mac``
+        registers).
     """
 
-    def __init__(self, board: Board, **top):
+    def __init__(self, board: Board, core_width: int = 8, **top):
         self.board = board
-        self.core = Top(data_width=8, **{**board.top, **top})
+        self.core_width = core_width
+        self.core = Top(data_width=core_width, **{**board.top, **top})
         self.mac_rx = MacRx()
         self.mac_tx = MacTx()
 
@@ -59,7 +68,16 @@ class BoardTop(Elaboratable):
         # and nextpnr derives the PLL output's 125 MHz from the oscillator's constraint.
         sync = ClockDomain("sync")
         m.domains.sync = sync
+        wide = self.core_width != 8
+        cd = "core" if wide else "sync"
         locked = Signal()
+        outputs = {}
+        if wide:
+            m.domains.core = ClockDomain("core")
+            div = int(b.pll.vco_hz(b.clock_hz) // WIDE_CORE_HZ)
+            outputs = {"p_CLKOS_ENABLE": "ENABLED", "p_CLKOS_DIV": div,
+                       "p_CLKOS_CPHASE": div // 2, "p_CLKOS_FPHASE": 0,
+                       "o_CLKOS": ClockSignal("core")}
         m.submodules.pll = Instance(
             "EHXPLLL",
             a_FREQUENCY_PIN_CLKI=str(b.clock_hz / 1e6),
@@ -73,7 +91,7 @@ class BoardTop(Elaboratable):
             p_FEEDBK_PATH="CLKOP", p_CLKFB_DIV=b.pll.clkfb_div,
             i_RST=0, i_STDBY=0, i_CLKI=osc_buf.i, o_CLKOP=sync.clk, i_CLKFB=sync.clk,
             i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
-            i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked,
+            i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked, **outputs,
         )
         reset = ~locked
         if b.reset is not None:
@@ -81,6 +99,8 @@ class BoardTop(Elaboratable):
                 b.reset, 0, dir="-"))
             reset = reset | button.i
         m.submodules.sync_reset = ResetSynchronizer(reset, domain="sync")
+        if wide:
+            m.submodules.core_reset = ResetSynchronizer(reset, domain="core")
 
         # --- Ethernet
         eth = platform.request("eth_rgmii", b.eth, dir="-")
@@ -98,50 +118,72 @@ class BoardTop(Elaboratable):
         m.submodules.mac_rx = mac_rx = DomainRenamer("eth_rx")(self.mac_rx)
         m.d.comb += [mac_rx.gmii.data.eq(rgmii.rx.data), mac_rx.gmii.en.eq(rgmii.rx.en),
                      mac_rx.gmii.er.eq(rgmii.rx.er)]
-        layout = rx_beat_layout()
-        m.submodules.rx_cdc = cdc = fifo.AsyncFIFO(width=layout.size, depth=16,
-                                                   r_domain="sync", w_domain="eth_rx")
-        m.d.comb += [cdc.w_data.eq(mac_rx.frames.payload.as_value()),
-                     cdc.w_en.eq(mac_rx.frames.valid)]
-
-        m.submodules.core = core = self.core
-        beat = layout(cdc.r_data)
-        m.d.comb += [cdc.r_en.eq(1), core.mac_rx.valid.eq(cdc.r_rdy),
-                     core.mac_rx.payload.data.eq(beat.data), core.mac_rx.payload.be.eq(beat.be),
-                     core.mac_rx.payload.first.eq(beat.first),
-                     core.mac_rx.payload.last.eq(beat.last),
-                     core.mac_rx.payload.abort.eq(beat.abort)]
+        m.submodules.core = core = DomainRenamer(cd)(self.core) if wide else self.core
+        rx_beats = mac_rx.frames
+        if wide:
+            m.submodules.widen = widen = DomainRenamer("eth_rx")(
+                Widen(self.core_width, abort=1))
+            m.d.comb += [widen.bytes_in.valid.eq(mac_rx.frames.valid),
+                         widen.bytes_in.payload.eq(mac_rx.frames.payload)]
+            rx_beats = widen.beats
+        width = len(rx_beats.payload.as_value())
+        m.submodules.rx_cdc = rx_cdc = fifo.AsyncFIFO(width=width, depth=16, r_domain=cd,
+                                                      w_domain="eth_rx")
+        m.d.comb += [rx_cdc.w_data.eq(rx_beats.payload.as_value()),
+                     rx_cdc.w_en.eq(rx_beats.valid),
+                     rx_cdc.r_en.eq(1), core.mac_rx.valid.eq(rx_cdc.r_rdy),
+                     core.mac_rx.payload.eq(rx_cdc.r_data)]
 
         m.submodules.mac_tx = mac_tx = self.mac_tx
-        m.d.comb += [mac_tx.frames.valid.eq(core.mac_tx.valid),
-                     mac_tx.frames.payload.eq(core.mac_tx.payload),
-                     core.mac_tx.ready.eq(mac_tx.frames.ready),
+        tx_bytes = core.mac_tx
+        if wide:
+            # frames cross whole-beat; the core fills a beat every 40 ns, the MAC empties
+            # one every 64 ns, so a frame that starts never runs dry
+            m.submodules.tx_cdc = tx_cdc = fifo.AsyncFIFO(
+                width=len(core.mac_tx.payload.as_value()), depth=16, r_domain="sync",
+                w_domain=cd)
+            m.submodules.narrow = narrow = Narrow(self.core_width)
+            m.d.comb += [tx_cdc.w_data.eq(core.mac_tx.payload.as_value()),
+                         tx_cdc.w_en.eq(core.mac_tx.valid), core.mac_tx.ready.eq(tx_cdc.w_rdy),
+                         narrow.beats.valid.eq(tx_cdc.r_rdy),
+                         narrow.beats.payload.eq(tx_cdc.r_data),
+                         tx_cdc.r_en.eq(narrow.beats.ready)]
+            tx_bytes = narrow.bytes_out
+        m.d.comb += [mac_tx.frames.valid.eq(tx_bytes.valid),
+                     mac_tx.frames.payload.eq(tx_bytes.payload),
+                     tx_bytes.ready.eq(mac_tx.frames.ready),
                      rgmii.tx.data.eq(mac_tx.gmii.data), rgmii.tx.en.eq(mac_tx.gmii.en),
                      rgmii.tx.er.eq(mac_tx.gmii.er)]
 
-        # MAC counters, counted in the core clock: a receive event crosses as a pulse
-        # (carrier events are many cycles apart)
+        # MAC counters, counted in the core's clock: an event from another domain crosses
+        # as a pulse (one carrier event or frame each, many cycles apart)
         mac_count = {}
-        for name in mac_model.RX_COUNTERS:
-            sync_pulse = PulseSynchronizer(i_domain="eth_rx", o_domain="sync")
-            m.submodules[f"rx_{name}_cdc"] = sync_pulse
-            m.d.comb += sync_pulse.i.eq(getattr(mac_rx.events, name))
-            mac_count[f"rx_{name}"] = sync_pulse.o
-        for name in mac_model.TX_COUNTERS:
-            mac_count[f"tx_{name}"] = getattr(mac_tx.events, name)
-        strobes = counter_bank(m, mac_model.COUNTERS, core.mac_counters)
-        m.d.comb += [strobes[n].eq(pulse) for n, pulse in mac_count.items()]
+        for prefix, domain, events, names in (
+                ("rx", "eth_rx", mac_rx.events, mac_model.RX_COUNTERS),
+                ("tx", "sync", mac_tx.events, mac_model.TX_COUNTERS)):
+            for name in names:
+                if domain == cd:
+                    mac_count[f"{prefix}_{name}"] = getattr(events, name)
+                    continue
+                pulse = PulseSynchronizer(i_domain=domain, o_domain=cd)
+                m.submodules[f"{prefix}_{name}_cdc"] = pulse
+                m.d.comb += pulse.i.eq(getattr(events, name))
+                mac_count[f"{prefix}_{name}"] = pulse.o
+        counting = Module()
+        strobes = counter_bank(counting, mac_model.COUNTERS, core.mac_counters)
+        counting.d.comb += [strobes[n].eq(pulse) for n, pulse in mac_count.items()]
+        m.submodules.mac_counters = DomainRenamer(cd)(counting)
 
         # --- LEDs
         link = Signal()
-        m.submodules.link_sync = FFSynchronizer(rgmii.status[0], link)
+        m.submodules.link_sync = FFSynchronizer(rgmii.status[0], link, o_domain=cd)
         activity = Signal(ACTIVITY_BITS)
         frame_seen = (core.mac_rx.valid & core.mac_rx.payload.first) | \
             (core.mac_tx.valid & core.mac_tx.ready & core.mac_tx.payload.first)
         with m.If(frame_seen):
-            m.d.sync += activity.eq((1 << ACTIVITY_BITS) - 1)
+            m.d[cd] += activity.eq((1 << ACTIVITY_BITS) - 1)
         with m.Elif(activity != 0):
-            m.d.sync += activity.eq(activity - 1)
+            m.d[cd] += activity.eq(activity - 1)
         shown = {"link": link, "activity": activity != 0, "kill": core.kill}
         for function, (resource, number, sub) in b.leds.items():
             port = platform.request(resource, number, dir="-")

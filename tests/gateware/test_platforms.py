@@ -6,7 +6,8 @@ import json
 import pytest
 
 from gateware.platforms import BOARDS, board
-from gateware.platforms.board_top import CORE_HZ, BoardTop
+from gateware.platforms.board_top import CORE_HZ, WIDE_CORE_HZ, BoardTop
+from gateware.platforms.boards import SMALL_TOP
 from gateware.platforms.report import summarize
 
 
@@ -22,6 +23,20 @@ def test_board_top_elaborates_to_rtlil(name):
     spec = board(name)
     platform = spec.platform_class()()
     plan = platform.prepare(BoardTop(spec), name=f"t2t_{name}")
+    check_plan(plan, name, spec)
+
+
+def test_wide_core_board_top_elaborates_with_its_own_clock():
+    spec = board("ecpix5")
+    assert spec.pll.vco_hz(spec.clock_hz) % WIDE_CORE_HZ == 0  # CLKOS divides exactly
+    plan = spec.platform_class()().prepare(BoardTop(spec, core_width=64, **SMALL_TOP),
+                                           name="t2t_wide")
+    rtlil = check_plan(plan, "wide", spec)
+    assert "\\widen" in rtlil and "\\narrow" in rtlil and "\\tx_cdc" in rtlil
+    assert "CLKOS_DIV" in rtlil
+
+
+def check_plan(plan, name, spec) -> str:
     rtlil = plan.files[f"t2t_{name}.il"]
     lpf = plan.files[f"t2t_{name}.lpf"]
     rtlil = rtlil if isinstance(rtlil, str) else rtlil.decode()
@@ -33,6 +48,7 @@ def test_board_top_elaborates_to_rtlil(name):
     assert f'eth_rgmii_{spec.eth}__rx_clk__io" 125000000.0 HZ' in lpf
     for resource, number, _sub in spec.leds.values():
         assert f"{resource}_{number}__" in lpf
+    return rtlil
 
 
 def test_unknown_board_names_the_known_ones():

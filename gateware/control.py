@@ -41,6 +41,11 @@ class ControlEndpoint(wiring.Component):
     ``event_ip`` : ``event_port``. Requests come first: a flood of events cannot starve
     the host's access to the registers.
 
+    With ``frame_verdict``, a stored request also waits for ``frame_end``, the end of the
+    Ethernet frame that carried it (after any padding, when the MAC has checked the FCS),
+    and is dropped as ``bad_frame`` if ``frame_abort`` came with it. The strobe must come
+    no earlier than the cycle of the datagram's last beat on ``ctl``.
+
     Frames leave with the IPv4 header checksum filled in, TTL 64, DF set, UDP checksum 0
     (optional in IPv4), padded to the 60-byte Ethernet minimum. Replies go back to the
     MAC, IP and port the request came from, from ``mac``, ``ip`` : ``port``.
@@ -49,6 +54,8 @@ class ControlEndpoint(wiring.Component):
     ----------
     data_width : int
         Bits per beat.
+    frame_verdict : bool
+        Wait for ``frame_end``/``frame_abort`` before acting on a request.
 
     Members
     -------
@@ -59,11 +66,13 @@ class ControlEndpoint(wiring.Component):
     tx : Out(stream.Signature(beat_layout(data_width)))
         Whole frames, first byte in lane 0.
     mac, ip, port, event_mac, event_ip, event_port, event_enable : configuration.
+    frame_end, frame_abort : In(1), only with ``frame_verdict``.
     counters : Out(StructLayout) — ``models.control.COUNTERS``, 32-bit wrapping.
     """
 
-    def __init__(self, data_width: int = 64):
+    def __init__(self, data_width: int = 64, frame_verdict: bool = False):
         self.data_width = data_width
+        self.frame_verdict = frame_verdict
         n = lanes(data_width)
         self.req_beats = -(-(proto.MAX_REQUEST + n - 1) // n)
         self.tx_beats = -(-(HEADERS + proto.MAX_REQUEST) // n) + 1
@@ -77,6 +86,7 @@ class ControlEndpoint(wiring.Component):
             "event_mac": In(48), "event_ip": In(32), "event_port": In(16),
             "event_enable": In(1),
             "counters": Out(data.StructLayout({k: 32 for k in proto.COUNTERS})),
+            **({"frame_end": In(1), "frame_abort": In(1)} if frame_verdict else {}),
         })
 
     def elaborate(self, platform):
@@ -103,6 +113,14 @@ class ControlEndpoint(wiring.Component):
             with m.If(beat.be[i]):
                 m.d.comb += low_lane.eq(i)
         m.d.comb += wp.data.eq(beat.data)
+        waiting = Signal()  # the request is in, the end of its frame is not
+        aborted = Signal()  # the MAC marked the request's frame bad
+        verdict = []
+        if self.frame_verdict:
+            end, abort = self.frame_end, self.frame_abort
+            with m.If(waiting & end):
+                m.d.sync += [waiting.eq(0), aborted.eq(abort)]
+            verdict = [waiting.eq(~end), aborted.eq(end & abort)]
         with m.If(valid):
             with m.If(beat.first):
                 with m.If(stored):
@@ -110,6 +128,8 @@ class ControlEndpoint(wiring.Component):
                     m.d.sync += storing.eq(0)
                 with m.Else():
                     m.d.comb += [wp.addr.eq(0), wp.en.eq(1)]
+                    with m.If(beat.last):
+                        m.d.sync += verdict
                     m.d.sync += [storing.eq(~beat.last), stored.eq(beat.last),
                                  wr_beat.eq(1), nbytes.eq(present), lane0.eq(low_lane),
                                  src_mac.eq(beat.src_mac), src_ip.eq(beat.src_ip),
@@ -121,7 +141,7 @@ class ControlEndpoint(wiring.Component):
                     m.d.sync += wr_beat.eq(wr_beat + 1)
                 m.d.sync += nbytes.eq(nbytes + present)
                 with m.If(beat.last):
-                    m.d.sync += [storing.eq(0), stored.eq(1)]
+                    m.d.sync += [storing.eq(0), stored.eq(1), *verdict]
 
         # --- read the request back one byte at a time
         j = Signal(range(proto.MAX_REQUEST + 1))  # payload byte being read
@@ -211,8 +231,11 @@ class ControlEndpoint(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 m.d.sync += [j.eq(0), k.eq(0)]
-                with m.If(stored):
-                    with m.If((nbytes < proto.HEADER.size) | (nbytes > proto.MAX_REQUEST)):
+                with m.If(stored & ~waiting):
+                    with m.If(aborted):
+                        m.d.comb += count["bad_frame"].eq(1)
+                        m.d.sync += stored.eq(0)
+                    with m.Elif((nbytes < proto.HEADER.size) | (nbytes > proto.MAX_REQUEST)):
                         m.d.comb += count["bad_length"].eq(1)
                         m.d.sync += stored.eq(0)
                     with m.Else():

@@ -6,7 +6,7 @@ Turn it into Verilog with ``gateware.export.to_verilog`` (always-ready streams).
 """
 
 from amaranth import Const, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .book import Book
@@ -14,6 +14,7 @@ from .control import ControlEndpoint
 from .csr import CsrBank, RegisterBlock
 from .eth_tx import TxArbiter
 from .models import control as proto
+from .models import mac as mac_model
 from .models import trade
 from .models.regmap import RegisterMap
 from .models.rx import RxConfig
@@ -61,9 +62,14 @@ class Top(wiring.Component):
 
     Members
     -------
-    mac_rx : In(stream, always ready) — frames from the MAC, without FCS.
+    mac_rx : In(stream, always ready) — frames from the MAC, without FCS; ``abort`` on a
+        frame's last beat says the MAC found it bad (FCS, runt, PHY error). The receive
+        path has acted on its bytes already (cut-through); a control request in it is
+        dropped (``ctl.counters.bad_frame``).
     mac_tx : Out(stream) — whole frames to the MAC, without FCS.
     kill : Out(1) — the risk gate's kill switch is on (a board lights a LED with it).
+    mac_counters : In(StructLayout) — ``models.mac.COUNTERS`` from the board's MAC, shown
+        as the ``mac`` registers (0 in the virtual FPGA, which has no MAC).
     book : dict
         ``Book`` parameters other than ``symbols`` (default: the shipped size).
     limits : models.trade.Limits
@@ -78,13 +84,15 @@ class Top(wiring.Component):
         self.symbols = symbols
         self.book = Book(symbols, **(book or {}))
         super().__init__({
-            "mac_rx": In(stream.Signature(beat_layout(data_width), always_ready=True)),
+            "mac_rx": In(stream.Signature(beat_layout(data_width, abort=1),
+                                          always_ready=True)),
             "mac_tx": Out(stream.Signature(beat_layout(data_width))),
             "kill": Out(1),
+            "mac_counters": In(data.StructLayout({n: 32 for n in mac_model.COUNTERS})),
         })
         self.rx = RxPath(data_width, symbols=symbols, locates=locates,
                          event_depth=event_depth, gap_depth=gap_depth)
-        self.control = ControlEndpoint(data_width)
+        self.control = ControlEndpoint(data_width, frame_verdict=True)
         self.strategy = Strategy(symbols, n=self.book.n)
         self.risk = Risk(symbols)
         self.ouch_tx = OuchTx(data_width, symbols)
@@ -111,8 +119,14 @@ class Top(wiring.Component):
             self.risk.registers(limits),
             self.ouch_tx.registers(),
             self.telemetry.registers(),
+            self._mac_registers(),
         ])
         self.map = self.bank.map
+
+    def _mac_registers(self) -> RegisterBlock:
+        regs = RegisterBlock("mac", "The board's Ethernet MAC: frames and why some were bad.")
+        regs.struct("counters", self.mac_counters, "ro", "32-bit wrapping counter")
+        return regs
 
     def elaborate(self, platform):
         m = Module()
@@ -121,7 +135,14 @@ class Top(wiring.Component):
         m.submodules.csr = self.bank
         m.submodules.tx_arbiter = arb = self.tx_arbiter
 
-        wiring.connect(m, wiring.flipped(self.mac_rx), rx.mac)
+        mac = self.mac_rx
+        m.d.comb += [rx.mac.valid.eq(mac.valid), *(getattr(rx.mac.payload, k).eq(
+            getattr(mac.payload, k)) for k in ("data", "be", "first", "last"))]
+        # eth_rx is 1 cycle deep: the frame's end, a cycle late, never precedes the last
+        # beat of a control datagram it carried
+        frame_end, frame_abort = Signal(), Signal()
+        m.d.sync += [frame_end.eq(mac.valid & mac.payload.last),
+                     frame_abort.eq(mac.payload.abort)]
         wiring.connect(m, rx.ctl, ep.ctl)
         wiring.connect(m, ep.bus, self.bank.bus)
         m.submodules.book = book = self.book
@@ -150,7 +171,8 @@ class Top(wiring.Component):
             tel.sent.cancel.eq(risk.orders.payload.cancel), tel.stamps.eq(risk.stamps),
             self.kill.eq(risk.status.killed),
         ]
-        m.d.comb += [ep.ip.eq(rx.ctl_ip), ep.port.eq(rx.ctl_port),
+        m.d.comb += [ep.frame_end.eq(frame_end), ep.frame_abort.eq(frame_abort),
+                     ep.ip.eq(rx.ctl_ip), ep.port.eq(rx.ctl_port),
                      self.map_hash.eq(self.map.hash)]
         m.d.sync += self.cycles.eq(self.cycles + 1)
 

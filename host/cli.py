@@ -305,7 +305,7 @@ def _register_subcommands() -> None:
     import importlib
 
     for module in ("host.cli_venue", "host.cli_device", "host.cli_trade", "host.cli_platform",
-                   "host.cli_run"):
+                   "host.cli_run", "host.cli_hardware"):
         importlib.import_module(module).register(main)
 
 

@@ -62,7 +62,7 @@ EVENT_RECORD = 32
 EV_GAP = 1
 GAP_RECORD = struct.Struct("!BBHQQ10s2x")  # type, line, 0, first, count, session, pad
 
-DROP_REASONS = ("bad_length", "bad_magic", "bad_version", "bad_kind")
+DROP_REASONS = ("bad_length", "bad_magic", "bad_version", "bad_kind", "bad_frame")
 COUNTERS = ("requests", "replies", *DROP_REASONS, "busy", "bad_ops", "events")
 
 

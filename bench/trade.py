@@ -55,10 +55,7 @@ def tick_to_trade(width: int, orders: int = 200, idle: int = 60) -> dict:
     with TopSim(width) as sim:
         dev = LocalDevice(sim)
         cfg = parse(CONFIG, symbols=64)
-        values, _ = cfg.registers(dev.map)
-        dev.write_many(values)
-        for name, value in cfg.table_writes(dev.map):
-            dev.write(name, value)
+        cfg.push(dev)
         session = "BENCHTRADE"
         # the directory, then a market (bid 99.00, ask 101.50: no trigger) so the collar
         # has a reference mid

@@ -143,6 +143,16 @@ class Config:
                        ("strategy.entry_wr", strobe.compose(stb=1, sym=sym))]
         return writes
 
+    def push(self, dev) -> list[str]:
+        """Write this configuration to a device as ``t2t config push`` does: the
+        registers, then the trigger table's staged writes in order. Returns the config
+        sections whose block the device's map lacks (nothing was written for them)."""
+        values, missing = self.registers(dev.map)
+        dev.write_many(values)
+        for name, value in self.table_writes(dev.map):
+            dev.write(name, value)
+        return missing
+
     def registers(self, regmap: RegisterMap) -> tuple[dict[str, int], list[str]]:
         """(register values by name, config sections whose block is not in the map)."""
         values: dict[str, int] = {}

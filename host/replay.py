@@ -231,10 +231,7 @@ def trade_replay(frames: Iterable[tuple[bytes, int]], config_text: str, *,
     sim = TopSim(data_width)
     dev = LocalDevice(sim)
     cfg = parse(config_text, config_path, symbols=watch_size(dev.map))
-    values, _missing = cfg.registers(dev.map)
-    dev.write_many(values)
-    for name, value in cfg.table_writes(dev.map):
-        dev.write(name, value)
+    cfg.push(dev)
     venue = (cfg.venue.get("venue_ip"), cfg.venue.get("venue_port"))
     records: dict[int, dict] = {}
 

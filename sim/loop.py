@@ -351,9 +351,6 @@ class _Datagrams:
 def configure(dev, cfg: Config) -> None:
     """Push a configuration as ``t2t config push`` does: registers, then the trigger
     table; a section the build lacks is an error here (the loop needs every block)."""
-    values, missing = cfg.registers(dev.map)
+    missing = cfg.push(dev)
     if missing:
         raise ValueError(f"this build has no block for: {', '.join(missing)}")
-    dev.write_many(values)
-    for name, value in cfg.table_writes(dev.map):
-        dev.write(name, value)

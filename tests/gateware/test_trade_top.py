@@ -89,11 +89,7 @@ def top():
     sim = TopSim(64)
     dev = LocalDevice(sim)
     cfg = parse(CONFIG, symbols=64)
-    values, missing = cfg.registers(dev.map)
-    assert not missing
-    dev.write_many(values)
-    for name, value in cfg.table_writes(dev.map):
-        dev.write(name, value)
+    assert cfg.push(dev) == []
     return sim, dev, cfg
 
 

@@ -140,6 +140,7 @@ class CsrBank(wiring.Component):
         # per register: its word values and what a write to word k does
         words: dict[str, list[Value]] = {}
         writers: dict[str, object] = {}
+        arms: dict[int, tuple] = {}  # a fifo register's word 0 address: (armed, valid)
         for e in self.map.entries:
             target, width = self.targets[e.name], e.width
 
@@ -177,14 +178,20 @@ class CsrBank(wiring.Component):
             else:  # fifo
                 payload = Value.cast(target.payload)
                 pop = Signal(name=f"csr_{e.name}_pop")
+                # A pop takes only an entry the host has seen: reading word 0 arms it
+                # when an entry is there, a pop disarms it. Without this, an entry that
+                # arrived between a request's empty read and its pop was popped unread.
+                armed = Signal(name=f"csr_{e.name}_armed")
                 m.d.comb += target.ready.eq(pop)
                 # no entry reads as 0, not as whatever the FIFO's output register holds
                 words[e.name] = [target.valid] + [Mux(target.valid, w, 0)
                                                   for w in slices(payload, e.words - 1)]
+                arms[e.address] = (armed, target.valid)
 
-                def write(k, pop=pop, valid=target.valid):
+                def write(k, pop=pop, armed=armed, valid=target.valid):
                     if k == 0:
-                        m.d.comb += pop.eq(valid)
+                        m.d.comb += pop.eq(valid & armed)
+                        m.d.sync += armed.eq(0)
                     else:
                         m.d.sync += bus.status.eq(READ_ONLY)
                 writers[e.name] = write
@@ -195,6 +202,9 @@ class CsrBank(wiring.Component):
                     with m.Case(e.address + k):
                         with m.If(bus.r_stb):
                             m.d.sync += bus.r_data.eq(words[e.name][k])
+                            if k == 0 and e.address in arms:
+                                armed, valid = arms[e.address]
+                                m.d.sync += armed.eq(valid)
                         with m.Else():
                             if e.name in writers:
                                 writers[e.name](k)

@@ -196,6 +196,9 @@ class CsrModel:
         self.fifos: dict[str, deque] = {e.name: deque() for e in regmap.entries
                                         if e.access == "fifo"}
         self.pulses: list[tuple[str, int]] = []
+        # a fifo register whose word 0 was last read with an entry there: only then
+        # does a write to word 0 pop (an entry that came after an empty read stays)
+        self.armed = {name: False for name in self.fifos}
 
     def set_flags(self, name: str, bits: int) -> None:
         self.flags[name] |= bits
@@ -220,6 +223,7 @@ class CsrModel:
             return OK, 0
         queue = self.fifos[name]
         if k == 0:
+            self.armed[name] = bool(queue)
             return OK, int(bool(queue))
         return OK, self._word(queue[0], k - 1) if queue else 0
 
@@ -241,8 +245,9 @@ class CsrModel:
             self.pulses.append((name, value & ((1 << entry.width) - 1)))
             return OK
         if entry.access == "fifo" and k == 0:
-            if self.fifos[name]:
+            if self.armed[name] and self.fifos[name]:
                 self.fifos[name].popleft()
+            self.armed[name] = False
             return OK
         return READ_ONLY
 

@@ -20,7 +20,9 @@ Design decisions
   set by the block, a written 1 clears; a set in the same cycle wins), ``pulse`` (a write
   drives the written value into the block for exactly one cycle; reads give 0) and
   ``fifo`` (the head of a FIFO of event records: word 0 is the status, bit 0 = an entry
-  is waiting; words 1.. hold the entry, 0 when there is none; a write to word 0 pops it).
+  is waiting; words 1.. hold the entry, 0 when there is none; a write to word 0 pops it
+  if the last read of word 0 showed it, so an entry that arrived after an empty read is
+  never popped unseen).
 """
 
 from __future__ import annotations

@@ -240,8 +240,10 @@ class Device:
 
     def pop_fifo_many(self, name: str, count: int) -> list[dict[str, int]]:
         """Up to ``count`` entries of a ``fifo`` register, as :meth:`pop_fifo` gives
-        them, several to a request (each entry is its words read, then the pop); stops
-        at the first empty read. Not retried, like :meth:`pop_fifo`."""
+        them, several to a request (each entry is its words read, then the pop). An
+        entry that arrives after an empty read is read and popped by a later slot of the
+        same request (the bank pops only what word 0 showed), so every slot that read
+        an entry counts. Not retried, like :meth:`pop_fifo`."""
         e = self.map[name]
         if e.access != "fifo":
             raise RegisterError(f"{name} is {e.access}, not a FIFO register")
@@ -252,7 +254,7 @@ class Device:
         for i in range(0, len(replies), len(one)):
             words = replies[i:i + e.words]
             if not words[0].value & 1:
-                break
+                continue
             value = sum(r.value << (WORD * k) for k, r in enumerate(words[1:]))
             out.append(e.decompose(value) if e.fields else {"value": value})
         return out

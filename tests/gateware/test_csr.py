@@ -147,3 +147,56 @@ def test_random_accesses_match_the_model():
     statuses = {model.read(a)[0] for a in addresses}
     assert statuses == {OK, NO_REGISTER}
     assert model.write(regmap["a.count"].address, 1) == READ_ONLY
+
+
+def test_a_pop_takes_only_the_entry_word_0_showed():
+    """The race a batched request runs into: word 0 read while the FIFO is empty, an entry
+    arrives, then the request's pop. The entry must stay for the next read; a pop with no
+    read before it, or a second pop after one read, takes nothing."""
+    dut = Client()
+    status = dut.bank.map["b.events"].address
+    seen = []
+
+    async def access(ctx, write: bool):
+        ctx.set(dut.bank.bus.addr, status)
+        ctx.set(dut.bank.bus.w_data, 1)
+        ctx.set(dut.bank.bus.w_stb if write else dut.bank.bus.r_stb, 1)
+        await ctx.tick()
+        ctx.set(dut.bank.bus.w_stb, 0)
+        ctx.set(dut.bank.bus.r_stb, 0)
+        value = ctx.get(dut.bank.bus.r_data)
+        await ctx.tick().repeat(2)
+        return value
+
+    async def push(ctx, entry):
+        ctx.set(dut.push.as_value(), entry)
+        ctx.set(dut.push_en, 1)
+        await ctx.tick()
+        ctx.set(dut.push_en, 0)
+        await ctx.tick().repeat(2)
+
+    async def tb(ctx):
+        await ctx.tick()
+        seen.append(await access(ctx, False))   # empty
+        await push(ctx, 0x1234)                 # arrives between the read and the pop
+        await access(ctx, True)                 # the request's pop: must not take it
+        seen.append(await access(ctx, False))   # still there
+        await push(ctx, 0x5678)
+        await access(ctx, True)                 # pops the first entry
+        await access(ctx, True)                 # a second pop without a read: nothing
+        seen.append(await access(ctx, False))   # the second entry is there
+        await access(ctx, True)
+        seen.append(await access(ctx, False))   # empty again
+        seen.append(ctx.get(dut.events.valid))
+
+    run(dut, tb)
+    assert seen == [0, 1, 1, 0, 0]
+    model = CsrModel(dut.bank.map)
+    model.read(status)
+    model.fifos["b.events"].append(1)
+    model.write(status, 1)
+    assert len(model.fifos["b.events"]) == 1
+    assert model.read(status) == (OK, 1)
+    model.write(status, 1)
+    model.write(status, 1)
+    assert not model.fifos["b.events"]

@@ -35,6 +35,12 @@ class BrokerEvents(Protocol):
 
 
 class Broker(Protocol):
+    """``in_process`` (optional, false when absent): the broker's state lives and dies
+    with this process and a submit has no effect outside it, so the OMS may submit
+    inside the transaction that stores the order (see ``orders``); such a broker also
+    has ``withdraw(order_id)``, which forgets an order without any callback (its
+    transaction rolled back)."""
+
     def attach(self, events: BrokerEvents) -> None:
         """Where to report order events; called once before the first submit."""
 

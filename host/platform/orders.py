@@ -2,9 +2,22 @@
 
 ``place`` validates, then hands the writer (``writer.Writer``, group commit) one job:
 the host's risk checks, the order row as ``pending`` and its audit record, in the
-transaction of a batch; only after that batch has committed is the order handed to the
-broker, so an order the API acknowledged is on disk even if the broker or the process
-dies next. Broker callbacks move it on, each again a writer job:
+transaction of a batch. When the order goes to the broker depends on where the broker
+lives:
+
+- A broker outside the process (a venue session: what it is sent cannot be called
+  back) gets the order only after that batch has committed, so no order can be live at
+  the market without being on disk. Its answers come back as further writer jobs, and a
+  placement answers after a second commit when the broker answers at once.
+- An in-process broker (``Broker.in_process``: the paper broker, whose state lives and
+  dies with this process) gets it inside the same job, and its immediate answers
+  (accept, fills, an immediate cancel) are written in that same transaction — one
+  commit per placement. Nothing is acknowledged earlier: the API answers once the
+  batch has committed. If the batch rolls back, the broker is told to forget the order
+  (``withdraw``), so it never reports on an order that is not stored.
+
+Broker callbacks move the order on, each a writer job (``Writer.join``: inside the
+placement's own job when the broker answers synchronously):
 
     pending → accepted → partially_filled → filled
                       ↘ canceled   (also from pending/partially_filled)
@@ -13,8 +26,7 @@ dies next. Broker callbacks move it on, each again a writer job:
 Each transition reads the order row, checks the move is allowed (a late or repeated
 callback is ignored and logged), and writes — in one transaction — the order, the
 execution and the position (``portfolio.apply_fill``), an audit record and the
-``order_status`` notification. A placement the paper broker accepts (or fills) at once
-answers after the second batch: what the API returns is what is stored.
+``order_status`` notification. What the API returns is the order as stored.
 
 The writer's jobs use SQLAlchemy Core, not ORM units of work: they are the hot path,
 and each runs alone on the writer's thread, where its cost is every waiting request's.
@@ -123,20 +135,36 @@ class Orders:
         """The order as stored once the broker's immediate answer (if any) is stored."""
         new.validate()
         reference = new.price or new.stop_price or self.mark(new.symbol)
+        if getattr(self.broker, "in_process", False):
+            return self.writer.run(lambda b: self._place_in_batch(b, user_id, username,
+                                                                  new, reference))
         order_id, status = self.writer.run(
             lambda b: self._store(b, user_id, username, new, reference))
         if status == "pending":
-            ticket = OrderTicket(order_id, new.symbol, new.side, new.type, new.tif,
-                                 new.qty, new.price, new.stop_price)
-            try:
-                self.broker.submit(ticket)
-            except Exception as exc:
-                # the order is stored; say it did not reach the market rather than leave
-                # it pending forever or answer 500
-                log.exception("broker refused order %s", order_id)
-                self.on_rejected(order_id, f"broker unavailable: {type(exc).__name__}")
+            self._submit(order_id, new)
         with self.reader.connect() as conn:
             return conn.execute(_READ_ORDER, {"order_id": order_id}).one()
+
+    def _place_in_batch(self, b: Batch, user_id: int, username: str, new: NewOrder,
+                        reference: int | None) -> Row:
+        """The writer's job for one placement with an in-process broker: store, submit
+        (its answers join this batch), and read back what the batch will commit."""
+        order_id, status = self._store(b, user_id, username, new, reference)
+        if status == "pending":
+            b.after_rollback.append(lambda: self.broker.withdraw(order_id))
+            self._submit(order_id, new)
+        return b.conn.execute(_READ_ORDER, {"order_id": order_id}).one()
+
+    def _submit(self, order_id: int, new: NewOrder) -> None:
+        ticket = OrderTicket(order_id, new.symbol, new.side, new.type, new.tif,
+                             new.qty, new.price, new.stop_price)
+        try:
+            self.broker.submit(ticket)
+        except Exception as exc:
+            # the order is stored; say it did not reach the market rather than leave
+            # it pending forever or answer 500
+            log.exception("broker refused order %s", order_id)
+            self.on_rejected(order_id, f"broker unavailable: {type(exc).__name__}")
 
     def _store(self, b: Batch, user_id: int, username: str, new: NewOrder,
                reference: int | None) -> tuple[int, str]:
@@ -244,7 +272,7 @@ class Orders:
                                            "updated_at": utcnow()})
             if order["status"] != row["status"]:
                 self._notify(b, order["user_id"], "order_status", _status_payload(order))
-        self.writer.run(job)
+        self.writer.join(job)
 
     def _move(self, order_id: int, allowed: tuple[str, ...], status: str,
               reason: str | None = None) -> None:
@@ -261,7 +289,7 @@ class Orders:
             b.chain.append("broker", f"order.{status}", f"order:{order_id}",
                            None if reason is None else {"reason": reason})
             self._notify(b, row["user_id"], "order_status", _status_payload(row))
-        self.writer.run(job)
+        self.writer.join(job)
 
     def on_accepted(self, order_id: int) -> None:
         self._move(order_id, ("pending",), "accepted")

@@ -283,3 +283,79 @@ def test_what_was_acknowledged_survives_a_kill(platform, db_url):
         assert v.ok, v.problems
     finally:
         after.close()
+
+
+def test_a_placement_the_paper_broker_answers_is_one_commit(platform):
+    """With an in-process broker the order, its accept (or fill) and their audit records
+    are written by one batch: one commit per placement, the answer after it."""
+    user = platform.users.register("one", "one@example.com", "correct horse battery")
+    platform.market.update("AAPL", bid=1_000_000, bid_size=100, ask=1_001_000, ask_size=100)
+    before = platform.writer.batches
+    resting = platform.orders.place(user.id, "one", NewOrder("AAPL", "buy", "limit", 5, "gtc",
+                                                             990_000))
+    filled = platform.orders.place(user.id, "one", NewOrder("AAPL", "buy", "market", 5))
+    assert platform.writer.batches == before + 2
+    assert (resting.status, filled.status, filled.filled_qty) == ("accepted", "filled", 5)
+    with platform.sessions() as s:
+        actions = list(s.execute(select(AuditRecord.subject, AuditRecord.action)
+                                 .where(AuditRecord.subject.like("order:%"))
+                                 .order_by(AuditRecord.seq)))
+    assert actions == [(f"order:{resting.id}", "order.place"),
+                       (f"order:{resting.id}", "order.accepted"),
+                       (f"order:{filled.id}", "order.place"),
+                       (f"order:{filled.id}", "order.accepted"),
+                       (f"order:{filled.id}", "order.executed")]
+    assert _verdict(platform).ok
+
+
+def test_a_rolled_back_placement_is_withdrawn_from_the_paper_broker(platform):
+    """The paper broker saw the order inside a batch that then rolled back: the caller
+    gets WriteFailed, nothing is stored, and the broker no longer holds the order (a
+    later quote that would have filled it reports nothing)."""
+    user = platform.users.register("back", "back@example.com", "correct horse battery")
+    platform.market.update("AAPL", bid=1_000_000, bid_size=100, ask=1_001_000, ask_size=100)
+
+    def boom(b):
+        raise RuntimeError("disk on fire")
+
+    first, release, queue = _held_batch(platform.writer)
+    placing = Caller(platform.writer, lambda b: platform.orders._place_in_batch(
+        b, user.id, "back", NewOrder("AAPL", "buy", "limit", 5, "gtc", 990_000), 990_000))
+    deadline = time.monotonic() + 30
+    while platform.writer.waiting < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    failing = queue(boom)
+    release.set()
+    first.result()
+    for caller in (placing, *failing):
+        with pytest.raises(WriteFailed, match="disk on fire"):
+            caller.result()
+    assert platform.broker.resting() == []
+    platform.market.update("AAPL", bid=980_000, bid_size=100, ask=985_000, ask_size=100)
+    with platform.sessions() as s:
+        assert s.execute(select(Order)).first() is None
+    assert _keys(platform) == {"blocker"}
+    assert _verdict(platform).ok
+
+
+def test_cached_limits_follow_a_change_made_elsewhere(platform):
+    """The writer keeps the kill switch and limits between batches only while the audit
+    head is the one it left: a change made in another transaction (which appends its
+    audit record) is seen by the next placement."""
+    user = platform.users.register("lim", "lim@example.com", "correct horse battery")
+    platform.market.update("AAPL", bid=1_000_000, bid_size=100, ask=1_001_000, ask_size=100)
+
+    def place(qty):
+        return platform.orders.place(user.id, "lim", NewOrder("AAPL", "buy", "limit", qty,
+                                                              "gtc", 990_000)).status
+
+    assert [place(50), place(50)] == ["accepted", "accepted"]
+    with platform.sessions.begin() as s:
+        risk.set_limits(s, "AAPL", {"max_order_qty": 10})
+        audit.append(s, "ops", "risk.limits", "symbol:AAPL", {"max_order_qty": 10})
+    assert [place(50), place(5)] == ["rejected", "accepted"]
+    with platform.sessions.begin() as s:
+        risk.set_kill_switch(s, True)
+        audit.append(s, "ops", "risk.kill_switch", "platform", {"engaged": True})
+    assert place(5) == "rejected"

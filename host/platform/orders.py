@@ -148,12 +148,13 @@ class Orders:
     def _place_in_batch(self, b: Batch, user_id: int, username: str, new: NewOrder,
                         reference: int | None) -> Row:
         """The writer's job for one placement with an in-process broker: store, submit
-        (its answers join this batch), and read back what the batch will commit."""
+        (its answers join this batch), and return the row the batch will commit (each
+        write of the order returns it, so it is not read again)."""
         order_id, status = self._store(b, user_id, username, new, reference)
         if status == "pending":
             b.after_rollback.append(lambda: self.broker.withdraw(order_id))
             self._submit(order_id, new)
-        return b.conn.execute(_READ_ORDER, {"order_id": order_id}).one()
+        return b.scratch[("order", order_id)]
 
     def _submit(self, order_id: int, new: NewOrder) -> None:
         ticket = OrderTicket(order_id, new.symbol, new.side, new.type, new.tif,
@@ -181,11 +182,11 @@ class Orders:
             if check.reason:
                 status, reason = "rejected", f"risk: {check.reason}"
         now = utcnow()
-        order_id = b.conn.execute(_INSERT_ORDER, {
+        order_id = _written(b, b.conn.execute(_INSERT_ORDER, {
             "user_id": user_id, "symbol": new.symbol, "side": new.side, "type": new.type,
             "tif": new.tif, "qty": new.qty, "price": new.price, "stop_price": new.stop_price,
             "filled_qty": 0, "filled_notional": 0, "status": status, "reason": reason,
-            "created_at": now, "updated_at": now}).scalar_one()
+            "created_at": now, "updated_at": now}).one()).id
         b.chain.append(username, "order.place", f"order:{order_id}", {
             "symbol": new.symbol, "side": new.side, "type": new.type, "tif": new.tif,
             "qty": new.qty, "price": new.price, "stop_price": new.stop_price,
@@ -268,8 +269,8 @@ class Orders:
             changed = {k: v for k, v in order.items() if v != row[k]}
             if not changed:
                 return
-            b.conn.execute(_UPDATE_ORDER, {**changed, "order_id": order_id,
-                                           "updated_at": utcnow()})
+            _written(b, b.conn.execute(_UPDATE_ORDER, {**changed, "order_id": order_id,
+                                                       "updated_at": utcnow()}).one())
             if order["status"] != row["status"]:
                 self._notify(b, order["user_id"], "order_status", _status_payload(order))
         self.writer.join(job)
@@ -282,10 +283,11 @@ class Orders:
             values = {"order_id": order_id, "allowed": allowed, "new_status": status,
                       "new_reason": reason[:200] if reason is not None else None,
                       "keep_reason": reason is None, "now": utcnow()}
-            row = b.conn.execute(_MOVE_ORDER, values).mappings().one_or_none()
+            row = b.conn.execute(_MOVE_ORDER, values).one_or_none()
             if row is None:
                 _ignored(b, order_id)
                 return
+            row = _written(b, row)._mapping
             b.chain.append("broker", f"order.{status}", f"order:{order_id}",
                            None if reason is None else {"reason": reason})
             self._notify(b, row["user_id"], "order_status", _status_payload(row))
@@ -331,8 +333,9 @@ class Orders:
 
 # The writer's statements, built once: constructing a statement costs more than running
 # it, on the one thread every order waits for.
-_INSERT_ORDER = insert(Order).returning(Order.id)
-_READ_ORDER = select(Order.__table__).where(Order.id == bindparam("order_id"))
+_ORDER_COLUMNS = tuple(Order.__table__.columns)
+_INSERT_ORDER = insert(Order).returning(*_ORDER_COLUMNS)
+_READ_ORDER = select(*_ORDER_COLUMNS).where(Order.id == bindparam("order_id"))
 _TRANSITION_COLUMNS = (Order.id, Order.user_id, Order.symbol, Order.side, Order.qty,
                        Order.filled_qty, Order.filled_notional, Order.status, Order.reason)
 _TRANSITION_READ = select(*_TRANSITION_COLUMNS).where(Order.id == bindparam("order_id"))
@@ -343,12 +346,18 @@ _MOVE_ORDER = (
     .values(status=bindparam("new_status"), updated_at=bindparam("now"),
             reason=case((bindparam("keep_reason"), Order.reason),
                         else_=bindparam("new_reason")))
-    .returning(*_TRANSITION_COLUMNS))
-_UPDATE_ORDER = update(Order).where(Order.id == bindparam("order_id"))
+    .returning(*_ORDER_COLUMNS))
+_UPDATE_ORDER = update(Order).where(Order.id == bindparam("order_id")).returning(*_ORDER_COLUMNS)
 _POSITION_KEY = (Position.user_id == bindparam("user"), Position.symbol == bindparam("sym"))
 _READ_POSITION = select(Position.qty, Position.cost, Position.realized,
                         Position.deployed).where(*_POSITION_KEY)
 _UPDATE_POSITION = update(Position).where(*_POSITION_KEY)
+
+
+def _written(b: Batch, row: Row) -> Row:
+    """Keep the order row a statement of this batch returned: the placement's answer."""
+    b.scratch[("order", row.id)] = row
+    return row
 
 
 def _ignored(b: Batch, order_id: int) -> None:

@@ -72,12 +72,14 @@ class WriteFailed(Exception):
 @dataclass
 class Batch:
     """What a job sees: the batch's connection (inside its transaction), the audit chain,
-    a cache of rows no job changes (see the module's docstring), work to do after the
+    a cache of rows no job changes (see the module's docstring), room for what jobs of
+    this batch hand each other (``scratch``, gone with the batch), work to do after the
     commit, and work that undoes a job's effects outside the database if the batch
     rolls back."""
     conn: Connection
     chain: Chain
     cache: dict[Any, Any] = field(default_factory=dict)
+    scratch: dict[Any, Any] = field(default_factory=dict)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     after_rollback: list[Callable[[], None]] = field(default_factory=list)
 

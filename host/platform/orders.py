@@ -206,8 +206,12 @@ class Orders:
         return order_id, status
 
     def _notify(self, b: Batch, user_id: int, kind: str, payload: dict) -> None:
-        message = notify.record(b.conn, user_id, kind, payload,
-                                b.cache.setdefault("recipients", {}))
+        outbox = b.scratch.get("outbox")
+        if outbox is None:
+            outbox = b.scratch["outbox"] = notify.Outbox(b.conn,
+                                                         b.cache.setdefault("recipients", {}))
+            b.before_commit.append(outbox.write)
+        message = outbox.add(user_id, kind, payload)
         if message is not None and message["in_app"]:
             b.after_commit.append(
                 lambda: self.push(user_id, notify.envelope(message["json"])))

@@ -73,13 +73,14 @@ class WriteFailed(Exception):
 class Batch:
     """What a job sees: the batch's connection (inside its transaction), the audit chain,
     a cache of rows no job changes (see the module's docstring), room for what jobs of
-    this batch hand each other (``scratch``, gone with the batch), work to do after the
-    commit, and work that undoes a job's effects outside the database if the batch
-    rolls back."""
+    this batch hand each other (``scratch``, gone with the batch), writes to make once
+    every job has run (in the transaction), work to do after the commit, and work that
+    undoes a job's effects outside the database if the batch rolls back."""
     conn: Connection
     chain: Chain
     cache: dict[Any, Any] = field(default_factory=dict)
     scratch: dict[Any, Any] = field(default_factory=dict)
+    before_commit: list[Callable[[], None]] = field(default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     after_rollback: list[Callable[[], None]] = field(default_factory=list)
 
@@ -181,6 +182,8 @@ class Writer:
                 batch = self._batch = Batch(conn, chain, self._cache)
                 for job, _ in jobs:
                     results.append(job(batch))
+                for hook in batch.before_commit:
+                    hook()
                 chain.write()
         except BaseException as exc:
             # BaseException too: every caller of the batch must be answered, or those

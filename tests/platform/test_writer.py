@@ -359,3 +359,46 @@ def test_cached_limits_follow_a_change_made_elsewhere(platform):
         risk.set_kill_switch(s, True)
         audit.append(s, "ops", "risk.kill_switch", "platform", {"engaged": True})
     assert place(5) == "rejected"
+
+
+def test_a_batch_writes_its_notifications_together_and_each_finds_its_own(platform):
+    """Placements of several users in one batch: their notifications are inserted
+    together at the end of the batch, yet each outbox row points at its own user's
+    notification, and each in-app push carries the id that was stored."""
+    from host.platform import notify
+    from host.platform.db import Notification, OutboxEntry, User
+
+    users = [platform.users.register(f"n{k}", f"n{k}@example.com", "correct horse battery")
+             for k in range(4)]
+    with platform.sessions.begin() as s:
+        for u in users:
+            s.get(User, u.id).webhook_url = f"https://hooks.example.com/{u.username}"
+            notify.set_preferences(s, u.id, [("order_status", "webhook", True)])
+    platform.market.update("AAPL", bid=1_000_000, bid_size=100, ask=1_001_000, ask_size=100)
+    pushed = []
+    platform.orders.push = lambda user_id, message: pushed.append((user_id, message))
+
+    def placement(u, qty):
+        return lambda b: platform.orders._place_in_batch(
+            b, u.id, u.username, NewOrder("AAPL", "buy", "limit", qty, "gtc", 990_000), None)
+
+    first, release, queue = _held_batch(platform.writer)
+    callers = queue(*[placement(u, k + 1) for k, u in enumerate(users)])
+    before = platform.writer.batches
+    release.set()
+    first.result()
+    orders = {c.result().user_id: c.result() for c in callers}
+    assert platform.writer.batches == before + 2      # the blocker's batch, then all four
+    with platform.sessions() as s:
+        stored = {n.id: n for n in s.execute(select(Notification)).scalars()}
+        outbox = list(s.execute(select(OutboxEntry)).scalars())
+    by_user = {u.id: u for u in users}
+    assert len(stored) == len(outbox) == len(pushed) == 4
+    for row in outbox:
+        n = stored[row.notification_id]
+        assert row.target == f"https://hooks.example.com/{by_user[n.user_id].username}"
+        assert n.payload["order_id"] == orders[n.user_id].id
+        assert n.payload["qty"] == orders[n.user_id].qty
+    for user_id, message in pushed:
+        assert stored[message["id"]].user_id == user_id
+        assert message["payload"]["order_id"] == orders[user_id].id

@@ -70,6 +70,8 @@ async def _ws(host: str, port: int, token: str, mine: range, due, lat: list) -> 
                 answer = json.loads(await ws.recv())
                 if answer.get("ref") == i:
                     break
+                if answer.get("type") == "error":      # a server without order entry
+                    raise RuntimeError(f"order {i}: {answer}")
             lat.append(time.perf_counter() - start)
             if answer["type"] != "order":
                 raise RuntimeError(f"order {i}: {answer}")

@@ -171,10 +171,12 @@ def loadgen(server: Server, token: str, n: int, clients: int, rate: float | None
     if ws:
         args.append("--ws")
     before = server.cpu_seconds()
-    out = subprocess.run(args, cwd=Path(__file__).resolve().parents[1], check=True,
-                         capture_output=True, text=True).stdout
+    done = subprocess.run(args, check=False, cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True)
     after = server.cpu_seconds()
-    r = json.loads(out)
+    if done.returncode != 0:
+        return {"orders": n, "failed": (done.stderr.strip().splitlines() or ["?"])[-1]}
+    r = json.loads(done.stdout)
     return {"orders": n, "rate": n / r["seconds"], **percentiles(r["latencies"]),
             "server_cpu": _cpu_per_order(before, after, n),
             "client_cpu": r["cpu_seconds"] / n * 1e3}
@@ -269,6 +271,10 @@ def main() -> None:
         table.add_column(col, justify="left" if col == "path" else "right")
     cpu = lambda v: "" if v is None else f"{v:.2f}"
     for name, r in results:
+        if "failed" in r:
+            table.add_row(name, f"{r['orders']:,}", f"failed: {r['failed'][:60]}",
+                          "", "", "", "", "")
+            continue
         table.add_row(name, f"{r['orders']:,}", f"{r['rate']:,.0f}", f"{r['p50']:.2f}",
                       f"{r['p99']:.2f}", f"{r['max']:.1f}", cpu(r.get("server_cpu")),
                       cpu(r.get("client_cpu")))

@@ -63,15 +63,18 @@ async def _ws(host: str, port: int, token: str, mine: range, due, lat: list) -> 
     async with websockets.connect(f"ws://{host}:{port}/ws?token={token}",
                                   compression=None) as ws:
         json.loads(await ws.recv())                       # hello
+        # an order-entry connection: the user's notifications are not wanted here
+        await ws.send(json.dumps({"op": "notifications", "enabled": False}))
+        while (kind := json.loads(await ws.recv()).get("type")) != "notifications":
+            if kind == "error":                           # a server without order entry
+                raise RuntimeError("the server offers no order entry on its WebSocket")
         for i in mine:
             start = await due(i)
             await ws.send(json.dumps({"op": "place", "ref": i, "order": order(i)}))
-            while True:      # the order's own notifications come on the socket too
+            while True:      # anything already queued before notifications went off
                 answer = json.loads(await ws.recv())
                 if answer.get("ref") == i:
                     break
-                if answer.get("type") == "error":      # a server without order entry
-                    raise RuntimeError(f"order {i}: {answer}")
             lat.append(time.perf_counter() - start)
             if answer["type"] != "order":
                 raise RuntimeError(f"order {i}: {answer}")

@@ -571,8 +571,11 @@ def create_app(platform: Platform) -> FastAPI:
     async def ws(socket: WebSocket, token: str = ""):
         """``/ws?token=<access token>``. Client messages: ``{"op": "subscribe",
         "symbols": [...]}``, ``{"op": "unsubscribe", "symbols": [...]}``, ``{"op":
-        "place", "ref": <your reference>, "order": <the body of POST /orders>}``.
-        Server messages: ``{"type": "quote", ...}``, ``{"type": "notification", ...}``,
+        "notifications", "enabled": false}`` (this connection stops, or with true
+        resumes, receiving the user's notifications: an order-entry connection may
+        leave them to another), ``{"op": "place", "ref": <your reference>, "order":
+        <the body of POST /orders>}``. Server messages: ``{"type": "quote", ...}``,
+        ``{"type": "notification", ...}``, ``{"type": "notifications", "enabled": ...}``,
         ``{"type": "order", "ref": ..., "order": <as POST /orders answers>}``,
         ``{"type": "error", "detail": ...}`` (with ``ref`` and the HTTP ``status`` the
         request would have had when a placement failed).
@@ -642,15 +645,23 @@ def create_app(platform: Platform) -> FastAPI:
                         placing.add(job)
                         job.add_done_callback(placing.discard)
                         continue
+                    if op == "notifications":
+                        if not isinstance(msg["enabled"], bool):
+                            raise ValueError
+                        conn.notifications = msg["enabled"]
+                        conn.put({"type": "notifications", "enabled": conn.notifications})
+                        continue
                     symbols = msg.get("symbols", [])
                     if op not in ("subscribe", "unsubscribe") or not isinstance(symbols, list):
                         raise ValueError
                     symbols = [str(x) for x in symbols][:100]
                 except (ValueError, KeyError, TypeError):
                     conn.put({"type": "error", "detail": 'expected {"op": "subscribe" or '
-                                                         '"unsubscribe", "symbols": [...]} or '
-                                                         '{"op": "place", "ref": <string or '
-                                                         'integer>, "order": {...}}'})
+                                                         '"unsubscribe", "symbols": [...]}, '
+                                                         '{"op": "notifications", "enabled": '
+                                                         'true or false} or {"op": "place", '
+                                                         '"ref": <string or integer>, '
+                                                         '"order": {...}}'})
                     continue
                 if op == "subscribe":
                     conn.symbols.update(symbols)

@@ -411,6 +411,13 @@ def test_websocket_order_entry_answers_as_post_does(client, platform, trader):
         invalid = _ws_answer(ws, 3)
         ws.send_json({"op": "place", "ref": 4, "order": "buy 5"})
         malformed = ws.receive_json()
+        # an order-entry connection that leaves notifications to another: only answers
+        ws.send_json({"op": "notifications", "enabled": False})
+        assert ws.receive_json() == {"type": "notifications", "enabled": False}
+        ws.send_json({"op": "place", "ref": 5, "order": {
+            "symbol": "AAPL", "side": "buy", "type": "limit", "tif": "gtc", "qty": 1,
+            "price": "99"}})
+        quiet = ws.receive_json()
     assert filled["type"] == "order"
     assert (filled["order"]["status"], filled["order"]["filled_qty"],
             filled["order"]["avg_fill_price"]) == ("filled", 30, "100.1000")
@@ -419,11 +426,12 @@ def test_websocket_order_entry_answers_as_post_does(client, platform, trader):
     assert invalid["type"] == "error" and invalid["status"] == 422
     assert "price" in invalid["detail"]
     assert malformed["type"] == "error" and "place" in malformed["detail"]
+    assert (quiet["type"], quiet["ref"], quiet["order"]["status"]) == ("order", 5, "accepted")
     for answer in (filled, resting):
         over_http = client.get(f"/orders/{answer['order']['id']}", headers=trader).json()
         assert over_http == answer["order"]
     with platform.sessions() as s:
-        assert len(s.execute(select(Order)).all()) == 2
+        assert len(s.execute(select(Order)).all()) == 3
         assert audit.verify(s).ok
 
 

@@ -5,7 +5,8 @@ Why not httpx: a synchronous httpx client spends about 0.8 ms of CPU per request
 the same two cores as the server, so the generator was a good part of what it measured.
 This one writes each request as bytes over a kept-alive TCP connection (or a WebSocket
 with ``--ws``) and reads the answer by its ``Content-Length`` on an asyncio event loop
-(uvloop when installed): tens of microseconds a request.
+(uvloop when installed): tens of microseconds a request. ``websockets`` and ``uvloop``
+come with ``uvicorn[standard]``.
 
 Each of the ``clients`` connections sends its next order when the last was answered
 (closed loop), or — with ``--rate`` — when it is due: order *i* at *i* / rate seconds,

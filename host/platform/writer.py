@@ -29,8 +29,7 @@ job as well as from outside (the broker's callbacks: an in-process broker answer
 the placement's job runs, a venue answers later from its own thread) calls ``join``,
 which adds the work to the batch being run, or runs it as ``run`` does.
 
-Two things carry over from one batch to the next, both only while nothing else has
-written in between:
+Two things carry over from one batch to the next:
 
 - The connection. The writer keeps the one its last batch used, so a batch does not
   pay a pool check-out (PostgreSQL: a ping round trip) and the reset at check-in. One

@@ -402,3 +402,71 @@ def test_a_batch_writes_its_notifications_together_and_each_finds_its_own(platfo
     for user_id, message in pushed:
         assert stored[message["id"]].user_id == user_id
         assert message["payload"]["order_id"] == orders[user_id].id
+
+
+def test_placements_and_feed_fills_from_other_threads_stay_consistent(platform):
+    """Four threads place orders (the paper broker answers inside their batches) while a
+    feed thread moves the offer, so resting orders fill from the feed's thread through
+    the writer: no deadlock, one verifying chain, each order's records in lifecycle
+    order, and fills, orders and positions that agree with each other."""
+    from host.platform.db import Execution, Position
+
+    rng = random.Random(SEED)
+    users = [platform.users.register(f"f{k}", f"f{k}@example.com", "correct horse battery")
+             for k in range(4)]
+    platform.market.update("AAPL", bid=990_000, bid_size=50, ask=1_001_000, ask_size=50)
+    plans = [[(rng.choice(["market", "limit"]), rng.randint(1, 30)) for _ in range(15)]
+             for _ in users]
+    placing = threading.Event()
+
+    def trader(k):
+        for kind, qty in plans[k]:
+            price = 1_000_000 if kind == "limit" else None
+            platform.orders.place(users[k].id, users[k].username,
+                                  NewOrder("AAPL", "buy", kind, qty, "gtc", price))
+
+    def feed():
+        i = 0
+        while placing.is_set() or i < 10:
+            ask = 999_000 if i % 2 else 1_001_000    # below the limits every other quote
+            platform.market.update("AAPL", bid=990_000, bid_size=50, ask=ask, ask_size=40)
+            i += 1
+            time.sleep(0.002)
+
+    placing.set()
+    with ThreadPoolExecutor(5) as pool:
+        quotes = pool.submit(feed)
+        for f in [pool.submit(trader, k) for k in range(4)]:
+            f.result(timeout=120)
+        placing.clear()
+        quotes.result(timeout=120)
+
+    with platform.sessions() as s:
+        orders = {o.id: o for o in s.execute(select(Order)).scalars()}
+        fills = list(s.execute(select(Execution)).scalars())
+        positions = {p.user_id: p.qty for p in s.execute(select(Position)).scalars()}
+        records = list(s.execute(select(AuditRecord.subject, AuditRecord.action)
+                                 .where(AuditRecord.subject.like("order:%"))
+                                 .order_by(AuditRecord.seq)))
+    assert len(orders) == 60
+    actions = defaultdict(list)
+    for subject, action in records:
+        actions[int(subject.split(":")[1])].append(action)
+    filled_by_order = defaultdict(int)
+    for e in fills:
+        filled_by_order[e.order_id] += e.qty
+    for order_id, o in orders.items():
+        steps = actions[order_id]
+        assert steps[:2] == ["order.place", "order.accepted"], steps
+        rest = steps[2:]
+        executed = rest.count("order.executed")
+        assert rest == ["order.executed"] * executed + ["order.canceled"] * (len(rest) - executed)
+        assert o.filled_qty == filled_by_order[order_id]
+        assert o.status == ("filled" if o.filled_qty == o.qty else
+                            "canceled" if "order.canceled" in rest else
+                            "partially_filled" if o.filled_qty else "accepted")
+    for u in users:
+        assert positions.get(u.id, 0) == sum(e.qty for e in fills if e.user_id == u.id)
+    assert any(o.type == "limit" and o.filled_qty for o in orders.values())
+    v = _verdict(platform)
+    assert v.ok, v.problems

@@ -10,6 +10,7 @@ PostgreSQL is used when ``T2T_BENCH_POSTGRES_URL`` (or ``T2T_TEST_POSTGRES_URL``
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform as host
 import socket
@@ -27,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import create_engine, text
 
+from bench.loadgen import order as _order
 from host.platform.api import create_app
 from host.platform.db import Setting
 from host.platform.orders import NewOrder
@@ -53,11 +55,6 @@ def _platform(url: str) -> tuple[Platform, int]:
     with p.sessions.begin() as s:
         s.add(Setting(key="bench", value="0"))
     return p, user.id
-
-
-def _order(i: int) -> dict:
-    return {"symbol": "AAPL", "side": "buy", "type": "limit", "tif": "gtc", "qty": 1 + i % 100,
-            "price": f"{90 + (i % 500) / 100:.2f}"}
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -145,13 +142,50 @@ class Server:
                     raise RuntimeError("the API server did not start") from None
                 time.sleep(0.1)
 
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time of the server process so far (Linux), else None."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(30)
 
 
-def http_closed_loop(base: str, token: str, n: int, clients: int) -> dict:
-    """``clients`` connections each POSTing their next order as soon as the last answered."""
+def _cpu_per_order(before: float | None, after: float | None, n: int) -> float | None:
+    return None if before is None or after is None else (after - before) / n * 1e3
+
+
+def loadgen(server: Server, token: str, n: int, clients: int, rate: float | None = None,
+            ws: bool = False) -> dict:
+    """``bench.loadgen`` in a process of its own against ``server``: rate, latency
+    percentiles, and the CPU both processes spent per order (ms)."""
+    args = [sys.executable, "-m", "bench.loadgen", f"http://127.0.0.1:{server.port}", token,
+            "--orders", str(n), "--clients", str(clients)]
+    if rate is not None:
+        args += ["--rate", str(rate)]
+    if ws:
+        args.append("--ws")
+    before = server.cpu_seconds()
+    done = subprocess.run(args, check=False, cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True)
+    after = server.cpu_seconds()
+    if done.returncode != 0:
+        return {"orders": n, "failed": (done.stderr.strip().splitlines() or ["?"])[-1]}
+    r = json.loads(done.stdout)
+    return {"orders": n, "rate": n / r["seconds"], **percentiles(r["latencies"]),
+            "server_cpu": _cpu_per_order(before, after, n),
+            "client_cpu": r["cpu_seconds"] / n * 1e3}
+
+
+def httpx_closed_loop(server: Server, token: str, n: int, clients: int) -> dict:
+    """The generator of earlier runs, for comparison: ``clients`` threads of this process,
+    each with an httpx connection, POSTing their next order as soon as the last answered."""
+    base = f"http://127.0.0.1:{server.port}"
     lat: list[float] = []
     lock = threading.Lock()
 
@@ -167,39 +201,12 @@ def http_closed_loop(base: str, token: str, n: int, clients: int) -> dict:
             with lock:
                 lat.extend(mine)
 
-    start = time.perf_counter()
+    before, cpu, start = server.cpu_seconds(), time.process_time(), time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(worker, range(clients)))
-    return {"orders": n, "rate": n / (time.perf_counter() - start), **percentiles(lat)}
-
-
-def http_paced(base: str, token: str, rate: float, seconds: float, clients: int) -> dict:
-    """Open loop: orders are due at ``rate`` per second; latency is measured from the time
-    an order was due (so queueing behind a slow server counts), over ``clients``
-    connections."""
-    n = int(rate * seconds)
-    lat: list[float] = []
-    lock = threading.Lock()
-    t0 = time.perf_counter() + 0.05
-
-    def worker(k: int) -> None:
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"},
-                          timeout=120) as c:
-            mine = []
-            for i in range(k, n, clients):
-                due = t0 + i / rate
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                c.post("/orders", json=_order(i)).raise_for_status()
-                mine.append(time.perf_counter() - due)
-            with lock:
-                lat.extend(mine)
-
-    with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(worker, range(clients)))
-    achieved = n / (time.perf_counter() - t0)
-    return {"orders": n, "rate": achieved, **percentiles(lat)}
+    return {"orders": n, "rate": n / (time.perf_counter() - start), **percentiles(lat),
+            "server_cpu": _cpu_per_order(before, server.cpu_seconds(), n),
+            "client_cpu": (time.process_time() - cpu) / n * 1e3}
 
 
 def run(name: str, url: str, n: int, paced_seconds: float,
@@ -214,16 +221,20 @@ def run(name: str, url: str, n: int, paced_seconds: float,
                      service_run(p, user_id, 2 * n, threads=64)))
         server = Server(url)
         try:
-            base = f"http://127.0.0.1:{server.port}"
-            token = httpx.post(f"{base}/auth/login", json={"username": "bench",
-                                                          "password": PASSWORD}
+            token = httpx.post(f"http://127.0.0.1:{server.port}/auth/login",
+                               json={"username": "bench", "password": PASSWORD}
                                ).json()["access_token"]
-            http_closed_loop(base, token, min(200, n), 1)
-            rows.append((f"{name}: HTTP, 1 client", http_closed_loop(base, token, n, 1)))
-            rows.append((f"{name}: HTTP, 4 clients", http_closed_loop(base, token, n, 4)))
-            for clients in (8, 64):
-                rows.append((f"{name}: HTTP paced at 2,000/s, {clients} clients",
-                             http_paced(base, token, 2000, paced_seconds, clients)))
+            loadgen(server, token, min(200, n), 1)      # warm-up
+            rows.append((f"{name}: HTTP, 4 clients, httpx threads (old generator)",
+                         httpx_closed_loop(server, token, n, 4)))
+            paced = int(2000 * paced_seconds)
+            for proto, ws in (("HTTP", False), ("WebSocket", True)):
+                for clients in (1, 4, 16):
+                    rows.append((f"{name}: {proto}, {clients} client{'s' * (clients > 1)}",
+                                 loadgen(server, token, n, clients, ws=ws)))
+                for clients in (8, 64):
+                    rows.append((f"{name}: {proto} paced at 2,000/s, {clients} clients",
+                                 loadgen(server, token, paced, clients, rate=2000, ws=ws)))
         finally:
             server.close()
     finally:
@@ -244,7 +255,7 @@ def main() -> None:
     if args.serve:
         serve(args.serve, args.port)
         return
-    console = Console()
+    console = Console(width=max(150, Console().width))
     results = []
     with tempfile.TemporaryDirectory(prefix="t2t-bench-") as tmp:
         results += run("SQLite", f"sqlite:///{Path(tmp) / 'bench.db'}", args.orders,
@@ -255,13 +266,21 @@ def main() -> None:
                        console)
     machine = f"{host.machine()}, {os.cpu_count()} cores"
     table = Table(title=f"order placement with durable write ({machine})")
-    for col in ("path", "requests", "per second", "p50 ms", "p99 ms", "max ms"):
+    for col in ("path", "requests", "per second", "p50 ms", "p99 ms", "max ms",
+                "server CPU ms/order", "client CPU ms/order"):
         table.add_column(col, justify="left" if col == "path" else "right")
+    cpu = lambda v: "" if v is None else f"{v:.2f}"
     for name, r in results:
+        if "failed" in r:
+            table.add_row(name, f"{r['orders']:,}", f"failed: {r['failed'][:60]}",
+                          "", "", "", "", "")
+            continue
         table.add_row(name, f"{r['orders']:,}", f"{r['rate']:,.0f}", f"{r['p50']:.2f}",
-                      f"{r['p99']:.2f}", f"{r['max']:.1f}")
+                      f"{r['p99']:.2f}", f"{r['max']:.1f}", cpu(r.get("server_cpu")),
+                      cpu(r.get("client_cpu")))
     if not pg:
-        table.add_row("PostgreSQL", "not run (set T2T_BENCH_POSTGRES_URL)", "", "", "", "")
+        table.add_row("PostgreSQL", "not run (set T2T_BENCH_POSTGRES_URL)", "", "", "", "",
+                      "", "")
     console.print(table)
 
 

@@ -23,6 +23,7 @@ import asyncio
 import csv
 import io
 import json
+import logging
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -44,7 +45,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from limits import parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    HttpUrl,
+    ValidationError,
+    field_validator,
+)
 from sqlalchemy import func, select
 
 from . import audit, notify, risk
@@ -59,8 +68,11 @@ from .platform import Platform, quote_json
 from .portfolio import performance
 from .writer import WriteFailed
 
+log = logging.getLogger(__name__)
+
 SYMBOL = r"^[A-Z0-9][A-Z0-9.\-]{0,7}$"
 MAX_QTY = 1_000_000_000
+WS_IN_FLIGHT = 64        # orders one WebSocket may have being placed at once
 Symbol = Annotated[str, Path(pattern=SYMBOL, description="Instrument, 1-8 characters "
                                                          "A-Z 0-9 . - (e.g. AAPL, BTC-USD)")]
 Price = Annotated[Decimal, Field(gt=0, le=MAX_PRICE, decimal_places=4,
@@ -359,10 +371,7 @@ def create_app(platform: Platform) -> FastAPI:
         # the hot path: one hop to a worker thread (placement waits for the writer's
         # commits and the broker's callbacks), the rest on the event loop
         order = await run_in_threadpool(platform.orders.place, who.user_id, who.username,
-                                        NewOrder(symbol=body.symbol, side=body.side,
-                                                 type=body.type, tif=body.tif, qty=body.qty,
-                                                 price=_ticks(body.price),
-                                                 stop_price=_ticks(body.stop_price)))
+                                        _new_order(body))
         return order_json(order)
 
     @app.get("/orders", response_model=OrderPage, tags=["orders"])
@@ -548,12 +557,33 @@ def create_app(platform: Platform) -> FastAPI:
 
     # --- WebSocket ----------------------------------------------------------------------
 
+    def _failure(exc: Exception) -> tuple[int, str]:
+        """The status code and message an HTTP request would have been answered with."""
+        if isinstance(exc, HTTPException):
+            return exc.status_code, str(exc.detail)
+        if isinstance(exc, ValidationError):
+            return 422, "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'order'}: "
+                                  f"{e['msg']}" for e in exc.errors())
+        status = next(code for kind, code in _ERRORS.items() if isinstance(exc, kind))
+        return status, str(exc)
+
     @app.websocket("/ws")
     async def ws(socket: WebSocket, token: str = ""):
         """``/ws?token=<access token>``. Client messages: ``{"op": "subscribe",
-        "symbols": [...]}``, ``{"op": "unsubscribe", "symbols": [...]}``. Server messages:
-        ``{"type": "quote", ...}``, ``{"type": "notification", ...}``,
-        ``{"type": "error", "detail": ...}``."""
+        "symbols": [...]}``, ``{"op": "unsubscribe", "symbols": [...]}``, ``{"op":
+        "notifications", "enabled": false}`` (this connection stops, or with true
+        resumes, receiving the user's notifications: an order-entry connection may
+        leave them to another), ``{"op": "place", "ref": <your reference>, "order":
+        <the body of POST /orders>}``. Server messages: ``{"type": "quote", ...}``,
+        ``{"type": "notification", ...}``, ``{"type": "notifications", "enabled": ...}``,
+        ``{"type": "order", "ref": ..., "order": <as POST /orders answers>}``,
+        ``{"type": "error", "detail": ...}`` (with ``ref`` and the HTTP ``status`` the
+        request would have had when a placement failed).
+
+        Order entry here is the same placement as ``POST /orders`` (validation, rate
+        limit, durable write before the answer) without a request's HTTP and token
+        work; up to ``WS_IN_FLIGHT`` orders of a connection are placed at once, and
+        answers come as they are stored, not necessarily in the order sent."""
         try:
             who = platform.users.authenticate(token)
         except AuthError as exc:
@@ -562,24 +592,76 @@ def create_app(platform: Platform) -> FastAPI:
         await socket.accept()
         conn = Connection(who.user_id, asyncio.get_running_loop())
         platform.hub.add(conn)
+        sending = asyncio.Lock()         # one message on the wire at a time
+        in_flight = asyncio.Semaphore(WS_IN_FLIGHT)
+        placing: set[asyncio.Task] = set()
+
+        async def send(message: dict) -> None:
+            async with sending:
+                await socket.send_json(message)
 
         async def sender() -> None:
             while True:
-                await socket.send_json(await conn.queue.get())
+                await send(await conn.queue.get())
+
+        async def place_one(ref, body: dict) -> None:
+            try:
+                order = OrderIn.model_validate(body)
+                _rate(f"user:{who.user_id}", user_limits)
+                stored = await run_in_threadpool(platform.orders.place, who.user_id,
+                                                 who.username, _new_order(order))
+                answer = {"type": "order", "ref": ref, "order": OrderOut.model_validate(
+                    order_json(stored)).model_dump(mode="json")}
+            except (HTTPException, ValidationError, *_ERRORS) as exc:
+                status, detail = _failure(exc)
+                answer = {"type": "error", "ref": ref, "status": status, "detail": detail}
+            except Exception:
+                log.exception("WebSocket placement failed")
+                answer = {"type": "error", "ref": ref, "status": 500,
+                          "detail": "internal error"}
+            finally:
+                in_flight.release()
+            # sent here, not queued: the hub's queue drops its oldest messages when a
+            # client lags, and an order's answer must not be dropped
+            try:
+                await send(answer)
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                pass     # the client left; what it placed is stored all the same
 
         task = asyncio.create_task(sender())
         try:
-            await socket.send_json({"type": "hello", "user": who.username})
+            await send({"type": "hello", "user": who.username})
             while True:
                 try:
                     msg = json.loads(await socket.receive_text())
-                    op, symbols = msg["op"], msg.get("symbols", [])
+                    op = msg["op"]
+                    if op == "place":
+                        ref, body = msg.get("ref"), msg["order"]
+                        if not isinstance(body, dict) or not isinstance(
+                                ref, str | int | None) or len(str(ref)) > 64:
+                            raise ValueError
+                        await in_flight.acquire()
+                        job = asyncio.create_task(place_one(ref, body))
+                        placing.add(job)
+                        job.add_done_callback(placing.discard)
+                        continue
+                    if op == "notifications":
+                        if not isinstance(msg["enabled"], bool):
+                            raise ValueError
+                        conn.notifications = msg["enabled"]
+                        conn.put({"type": "notifications", "enabled": conn.notifications})
+                        continue
+                    symbols = msg.get("symbols", [])
                     if op not in ("subscribe", "unsubscribe") or not isinstance(symbols, list):
                         raise ValueError
                     symbols = [str(x) for x in symbols][:100]
                 except (ValueError, KeyError, TypeError):
                     conn.put({"type": "error", "detail": 'expected {"op": "subscribe" or '
-                                                         '"unsubscribe", "symbols": [...]}'})
+                                                         '"unsubscribe", "symbols": [...]}, '
+                                                         '{"op": "notifications", "enabled": '
+                                                         'true or false} or {"op": "place", '
+                                                         '"ref": <string or integer>, '
+                                                         '"order": {...}}'})
                     continue
                 if op == "subscribe":
                     conn.symbols.update(symbols)
@@ -596,6 +678,11 @@ def create_app(platform: Platform) -> FastAPI:
             task.cancel()
 
     return app
+
+
+def _new_order(body: OrderIn) -> NewOrder:
+    return NewOrder(symbol=body.symbol, side=body.side, type=body.type, tif=body.tif,
+                    qty=body.qty, price=_ticks(body.price), stop_price=_ticks(body.stop_price))
 
 
 def _ticks(value: Decimal | None) -> int | None:

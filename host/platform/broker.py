@@ -3,7 +3,8 @@
 The end-to-end engine (the FPGA's order path, through the host's OUCH session) will
 implement ``Broker``; ``paper.PaperBroker`` implements it in-process against the market
 data store. The OMS hands over an ``OrderTicket`` after the order is durably stored as
-``pending``, and learns what happened only through ``BrokerEvents`` — the same calls
+``pending`` (an ``in_process`` broker gets it inside that transaction, see ``orders``),
+and learns what happened only through ``BrokerEvents`` — the same calls
 whether they come from a paper fill or from an OUCH Accepted/Executed/Canceled/Rejected
 message. Callbacks may come from any thread, more than once (the OMS ignores a
 transition an order has already made).
@@ -35,6 +36,12 @@ class BrokerEvents(Protocol):
 
 
 class Broker(Protocol):
+    """``in_process`` (optional, false when absent): the broker's state lives and dies
+    with this process and a submit has no effect outside it, so the OMS may submit
+    inside the transaction that stores the order (see ``orders``); such a broker also
+    has ``withdraw(order_id)``, which forgets an order without any callback (its
+    transaction rolled back)."""
+
     def attach(self, events: BrokerEvents) -> None:
         """Where to report order events; called once before the first submit."""
 

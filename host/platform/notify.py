@@ -61,7 +61,9 @@ def notification_json(n: Notification) -> dict:
 _PREFERENCES = select(Preference.kind, Preference.channel, Preference.enabled).where(
     Preference.user_id == bindparam("user"))
 _ADDRESSES = select(User.email, User.webhook_url).where(User.id == bindparam("user"))
-_INSERT_NOTIFICATION = insert(Notification).returning(Notification.id)
+# ids in the order of the rows, also when one statement inserts many
+_INSERT_NOTIFICATIONS = insert(Notification).returning(Notification.id,
+                                                       sort_by_parameter_order=True)
 _INSERT_OUTBOX = insert(OutboxEntry)
 
 
@@ -101,28 +103,59 @@ def record(conn: Connection, user_id: int, kind: str, payload: dict,
     ``recipients`` (one dict per transaction) keeps each user's preferences and addresses
     for the transaction's next events: a batch of orders reads them once per user.
     """
-    known = recipients.get(user_id) if recipients is not None else None
-    if known is None:
-        email, webhook = conn.execute(_ADDRESSES, {"user": user_id}).one()
-        known = (preferences(conn, user_id), {"email": email, "webhook": webhook})
-        if recipients is not None:
-            recipients[user_id] = known
-    prefs, targets = known
-    channels = [c for c in CHANNELS if prefs[(kind, c)]]
-    if not channels:
-        return None
-    now = utcnow()
-    notification_id = conn.execute(_INSERT_NOTIFICATION, {
-        "user_id": user_id, "kind": kind, "payload": payload, "created_at": now,
-        "read": False}).scalar_one()
-    deliveries = [{"notification_id": notification_id, "channel": c, "target": targets[c],
-                   "attempts": 0, "next_attempt_at": now}
-                  for c in channels if c != "in_app" and targets[c]]
-    if deliveries:
-        conn.execute(_INSERT_OUTBOX, deliveries)
-    return {"json": {"id": notification_id, "kind": kind, "payload": payload,
-                     "created_at": as_utc(now).isoformat(), "read": False},
-            "in_app": "in_app" in channels}
+    outbox = Outbox(conn, recipients)
+    message = outbox.add(user_id, kind, payload)
+    outbox.write()
+    return message
+
+
+class Outbox:
+    """Notifications of one transaction, written together by ``write``: one multi-row
+    insert of the notifications and one of their outbox rows, where ``record`` makes a
+    round trip per event. The order writer adds a batch's events here and writes them
+    before the batch commits; ``add``'s message gets its ``id`` at ``write``, so it
+    must not be pushed before (pushes wait for the commit anyway)."""
+
+    def __init__(self, conn: Connection, recipients: dict | None = None) -> None:
+        self.conn = conn
+        self.recipients = recipients if recipients is not None else {}
+        self._waiting: list[tuple[dict, list[tuple[str, str]], dict]] = []
+
+    def add(self, user_id: int, kind: str, payload: dict) -> dict | None:
+        """Queue one event; see ``record`` for what it returns."""
+        known = self.recipients.get(user_id)
+        if known is None:
+            email, webhook = self.conn.execute(_ADDRESSES, {"user": user_id}).one()
+            known = (preferences(self.conn, user_id), {"email": email, "webhook": webhook})
+            self.recipients[user_id] = known
+        prefs, targets = known
+        channels = [c for c in CHANNELS if prefs[(kind, c)]]
+        if not channels:
+            return None
+        now = utcnow()
+        row = {"user_id": user_id, "kind": kind, "payload": payload, "created_at": now,
+               "read": False}
+        external = [(c, targets[c]) for c in channels if c != "in_app" and targets[c]]
+        message = {"id": None, "kind": kind, "payload": payload,
+                   "created_at": as_utc(now).isoformat(), "read": False}
+        self._waiting.append((row, external, message))
+        return {"json": message, "in_app": "in_app" in channels}
+
+    def write(self) -> None:
+        if not self._waiting:
+            return
+        rows = [row for row, _, _ in self._waiting]
+        ids = self.conn.execute(_INSERT_NOTIFICATIONS, rows).scalars().all()
+        deliveries = []
+        for notification_id, (row, external, message) in zip(ids, self._waiting, strict=True):
+            message["id"] = notification_id
+            deliveries += [{"notification_id": notification_id, "channel": channel,
+                            "target": target, "attempts": 0,
+                            "next_attempt_at": row["created_at"]}
+                           for channel, target in external]
+        if deliveries:
+            self.conn.execute(_INSERT_OUTBOX, deliveries)
+        self._waiting = []
 
 
 def envelope(message: dict) -> dict:

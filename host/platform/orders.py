@@ -2,9 +2,22 @@
 
 ``place`` validates, then hands the writer (``writer.Writer``, group commit) one job:
 the host's risk checks, the order row as ``pending`` and its audit record, in the
-transaction of a batch; only after that batch has committed is the order handed to the
-broker, so an order the API acknowledged is on disk even if the broker or the process
-dies next. Broker callbacks move it on, each again a writer job:
+transaction of a batch. When the order goes to the broker depends on where the broker
+lives:
+
+- A broker outside the process (a venue session: what it is sent cannot be called
+  back) gets the order only after that batch has committed, so no order can be live at
+  the market without being on disk. Its answers come back as further writer jobs, and a
+  placement answers after a second commit when the broker answers at once.
+- An in-process broker (``Broker.in_process``: the paper broker, whose state lives and
+  dies with this process) gets it inside the same job, and its immediate answers
+  (accept, fills, an immediate cancel) are written in that same transaction — one
+  commit per placement. Nothing is acknowledged earlier: the API answers once the
+  batch has committed. If the batch rolls back, the broker is told to forget the order
+  (``withdraw``), so it never reports on an order that is not stored.
+
+Broker callbacks move the order on, each a writer job (``Writer.join``: inside the
+placement's own job when the broker answers synchronously):
 
     pending → accepted → partially_filled → filled
                       ↘ canceled   (also from pending/partially_filled)
@@ -13,8 +26,7 @@ dies next. Broker callbacks move it on, each again a writer job:
 Each transition reads the order row, checks the move is allowed (a late or repeated
 callback is ignored and logged), and writes — in one transaction — the order, the
 execution and the position (``portfolio.apply_fill``), an audit record and the
-``order_status`` notification. A placement the paper broker accepts (or fills) at once
-answers after the second batch: what the API returns is what is stored.
+``order_status`` notification. What the API returns is the order as stored.
 
 The writer's jobs use SQLAlchemy Core, not ORM units of work: they are the hot path,
 and each runs alone on the writer's thread, where its cost is every waiting request's.
@@ -123,20 +135,37 @@ class Orders:
         """The order as stored once the broker's immediate answer (if any) is stored."""
         new.validate()
         reference = new.price or new.stop_price or self.mark(new.symbol)
+        if getattr(self.broker, "in_process", False):
+            return self.writer.run(lambda b: self._place_in_batch(b, user_id, username,
+                                                                  new, reference))
         order_id, status = self.writer.run(
             lambda b: self._store(b, user_id, username, new, reference))
         if status == "pending":
-            ticket = OrderTicket(order_id, new.symbol, new.side, new.type, new.tif,
-                                 new.qty, new.price, new.stop_price)
-            try:
-                self.broker.submit(ticket)
-            except Exception as exc:
-                # the order is stored; say it did not reach the market rather than leave
-                # it pending forever or answer 500
-                log.exception("broker refused order %s", order_id)
-                self.on_rejected(order_id, f"broker unavailable: {type(exc).__name__}")
+            self._submit(order_id, new)
         with self.reader.connect() as conn:
             return conn.execute(_READ_ORDER, {"order_id": order_id}).one()
+
+    def _place_in_batch(self, b: Batch, user_id: int, username: str, new: NewOrder,
+                        reference: int | None) -> Row:
+        """The writer's job for one placement with an in-process broker: store, submit
+        (its answers join this batch), and return the row the batch will commit (each
+        write of the order returns it, so it is not read again)."""
+        order_id, status = self._store(b, user_id, username, new, reference)
+        if status == "pending":
+            b.after_rollback.append(lambda: self.broker.withdraw(order_id))
+            self._submit(order_id, new)
+        return b.scratch[("order", order_id)]
+
+    def _submit(self, order_id: int, new: NewOrder) -> None:
+        ticket = OrderTicket(order_id, new.symbol, new.side, new.type, new.tif,
+                             new.qty, new.price, new.stop_price)
+        try:
+            self.broker.submit(ticket)
+        except Exception as exc:
+            # the order is stored; say it did not reach the market rather than leave
+            # it pending forever or answer 500
+            log.exception("broker refused order %s", order_id)
+            self.on_rejected(order_id, f"broker unavailable: {type(exc).__name__}")
 
     def _store(self, b: Batch, user_id: int, username: str, new: NewOrder,
                reference: int | None) -> tuple[int, str]:
@@ -153,11 +182,11 @@ class Orders:
             if check.reason:
                 status, reason = "rejected", f"risk: {check.reason}"
         now = utcnow()
-        order_id = b.conn.execute(_INSERT_ORDER, {
+        order_id = _written(b, b.conn.execute(_INSERT_ORDER, {
             "user_id": user_id, "symbol": new.symbol, "side": new.side, "type": new.type,
             "tif": new.tif, "qty": new.qty, "price": new.price, "stop_price": new.stop_price,
             "filled_qty": 0, "filled_notional": 0, "status": status, "reason": reason,
-            "created_at": now, "updated_at": now}).scalar_one()
+            "created_at": now, "updated_at": now}).one()).id
         b.chain.append(username, "order.place", f"order:{order_id}", {
             "symbol": new.symbol, "side": new.side, "type": new.type, "tif": new.tif,
             "qty": new.qty, "price": new.price, "stop_price": new.stop_price,
@@ -177,8 +206,12 @@ class Orders:
         return order_id, status
 
     def _notify(self, b: Batch, user_id: int, kind: str, payload: dict) -> None:
-        message = notify.record(b.conn, user_id, kind, payload,
-                                b.cache.setdefault("recipients", {}))
+        outbox = b.scratch.get("outbox")
+        if outbox is None:
+            outbox = b.scratch["outbox"] = notify.Outbox(b.conn,
+                                                         b.cache.setdefault("recipients", {}))
+            b.before_commit.append(outbox.write)
+        message = outbox.add(user_id, kind, payload)
         if message is not None and message["in_app"]:
             b.after_commit.append(
                 lambda: self.push(user_id, notify.envelope(message["json"])))
@@ -240,11 +273,11 @@ class Orders:
             changed = {k: v for k, v in order.items() if v != row[k]}
             if not changed:
                 return
-            b.conn.execute(_UPDATE_ORDER, {**changed, "order_id": order_id,
-                                           "updated_at": utcnow()})
+            _written(b, b.conn.execute(_UPDATE_ORDER, {**changed, "order_id": order_id,
+                                                       "updated_at": utcnow()}).one())
             if order["status"] != row["status"]:
                 self._notify(b, order["user_id"], "order_status", _status_payload(order))
-        self.writer.run(job)
+        self.writer.join(job)
 
     def _move(self, order_id: int, allowed: tuple[str, ...], status: str,
               reason: str | None = None) -> None:
@@ -254,14 +287,15 @@ class Orders:
             values = {"order_id": order_id, "allowed": allowed, "new_status": status,
                       "new_reason": reason[:200] if reason is not None else None,
                       "keep_reason": reason is None, "now": utcnow()}
-            row = b.conn.execute(_MOVE_ORDER, values).mappings().one_or_none()
+            row = b.conn.execute(_MOVE_ORDER, values).one_or_none()
             if row is None:
                 _ignored(b, order_id)
                 return
+            row = _written(b, row)._mapping
             b.chain.append("broker", f"order.{status}", f"order:{order_id}",
                            None if reason is None else {"reason": reason})
             self._notify(b, row["user_id"], "order_status", _status_payload(row))
-        self.writer.run(job)
+        self.writer.join(job)
 
     def on_accepted(self, order_id: int) -> None:
         self._move(order_id, ("pending",), "accepted")
@@ -303,8 +337,9 @@ class Orders:
 
 # The writer's statements, built once: constructing a statement costs more than running
 # it, on the one thread every order waits for.
-_INSERT_ORDER = insert(Order).returning(Order.id)
-_READ_ORDER = select(Order.__table__).where(Order.id == bindparam("order_id"))
+_ORDER_COLUMNS = tuple(Order.__table__.columns)
+_INSERT_ORDER = insert(Order).returning(*_ORDER_COLUMNS)
+_READ_ORDER = select(*_ORDER_COLUMNS).where(Order.id == bindparam("order_id"))
 _TRANSITION_COLUMNS = (Order.id, Order.user_id, Order.symbol, Order.side, Order.qty,
                        Order.filled_qty, Order.filled_notional, Order.status, Order.reason)
 _TRANSITION_READ = select(*_TRANSITION_COLUMNS).where(Order.id == bindparam("order_id"))
@@ -315,12 +350,18 @@ _MOVE_ORDER = (
     .values(status=bindparam("new_status"), updated_at=bindparam("now"),
             reason=case((bindparam("keep_reason"), Order.reason),
                         else_=bindparam("new_reason")))
-    .returning(*_TRANSITION_COLUMNS))
-_UPDATE_ORDER = update(Order).where(Order.id == bindparam("order_id"))
+    .returning(*_ORDER_COLUMNS))
+_UPDATE_ORDER = update(Order).where(Order.id == bindparam("order_id")).returning(*_ORDER_COLUMNS)
 _POSITION_KEY = (Position.user_id == bindparam("user"), Position.symbol == bindparam("sym"))
 _READ_POSITION = select(Position.qty, Position.cost, Position.realized,
                         Position.deployed).where(*_POSITION_KEY)
 _UPDATE_POSITION = update(Position).where(*_POSITION_KEY)
+
+
+def _written(b: Batch, row: Row) -> Row:
+    """Keep the order row a statement of this batch returned: the placement's answer."""
+    b.scratch[("order", row.id)] = row
+    return row
 
 
 def _ignored(b: Batch, order_id: int) -> None:

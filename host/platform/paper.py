@@ -22,6 +22,8 @@ from .marketdata import MarketData, Quote
 
 
 class PaperBroker:
+    in_process = True      # see ``broker.Broker``
+
     def __init__(self, market: MarketData) -> None:
         self.market = market
         self._lock = threading.RLock()
@@ -53,6 +55,12 @@ class PaperBroker:
             entry = self._resting.pop(order_id, None)
         if entry is not None:
             self._events.on_canceled(order_id, "canceled by request")
+
+    def withdraw(self, order_id: int) -> None:
+        """Forget an order whose storing rolled back, without a callback. Displayed size
+        it took stays taken until the next quote: paper fills err on the side of less."""
+        with self._lock:
+            self._resting.pop(order_id, None)
 
     def resting(self) -> list[int]:
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import string
+import time
 from datetime import timedelta
 
 import jwt
@@ -140,6 +141,25 @@ def test_access_token_expiry_is_enforced(platform):
     from host.platform.auth import AuthError
     with pytest.raises(AuthError, match="expired"):
         platform.users.authenticate(pair.access_token)
+
+
+def test_a_verified_token_still_expires(platform):
+    """``authenticate`` remembers tokens it has verified, but not past their expiry, and
+    never remembers a token it refused."""
+    from host.platform.auth import AuthError
+    platform.users.access_ttl = timedelta(seconds=1)
+    platform.users.register("ivy", "ivy@example.com", PW)
+    pair = platform.users.login("ivy", PW, "addr")
+    first = platform.users.authenticate(pair.access_token)
+    assert first.username == "ivy"
+    assert platform.users.authenticate(pair.access_token) == first
+    time.sleep(1.1)      # JWT expiry is in whole seconds: at most 1 s after issue
+    with pytest.raises(AuthError, match="expired"):
+        platform.users.authenticate(pair.access_token)
+    forged = pair.access_token[:-4] + ("AAAA" if pair.access_token[-4:] != "AAAA" else "BBBB")
+    for _ in range(2):
+        with pytest.raises(AuthError, match="not valid"):
+            platform.users.authenticate(forged)
 
 
 def test_login_throttled_per_account(client):

@@ -381,3 +381,78 @@ def test_a_failing_listener_does_not_stop_the_feed(platform):
     platform.market.subscribe(seen.append)
     platform.market.update("AAPL", bid=1, bid_size=1, ask=2, ask_size=1)
     assert [q.symbol for q in seen] == ["AAPL"]
+
+
+def _ws_answer(ws, ref):
+    """The answer to the placement ``ref``, skipping notifications and quotes."""
+    while True:
+        m = ws.receive_json()
+        if m.get("ref") == ref:
+            return m
+
+
+def test_websocket_order_entry_answers_as_post_does(client, platform, trader):
+    """Orders placed over the WebSocket are the same placements as POST /orders: stored
+    before the answer, refused for the same reasons with the same status codes, and in
+    the same audit chain."""
+    quote(platform)
+    token = trader["Authorization"][7:]
+    with client.websocket_connect(f"/ws?token={token}") as ws:
+        assert ws.receive_json()["type"] == "hello"
+        ws.send_json({"op": "place", "ref": "a", "order": {
+            "symbol": "AAPL", "side": "buy", "type": "market", "qty": 30}})
+        filled = _ws_answer(ws, "a")
+        ws.send_json({"op": "place", "ref": 2, "order": {
+            "symbol": "AAPL", "side": "buy", "type": "limit", "tif": "gtc", "qty": 5,
+            "price": "99.5"}})
+        resting = _ws_answer(ws, 2)
+        ws.send_json({"op": "place", "ref": 3, "order": {
+            "symbol": "AAPL", "side": "buy", "type": "limit", "qty": 5}})
+        invalid = _ws_answer(ws, 3)
+        ws.send_json({"op": "place", "ref": 4, "order": "buy 5"})
+        malformed = ws.receive_json()
+        # an order-entry connection that leaves notifications to another: only answers
+        ws.send_json({"op": "notifications", "enabled": False})
+        assert ws.receive_json() == {"type": "notifications", "enabled": False}
+        ws.send_json({"op": "place", "ref": 5, "order": {
+            "symbol": "AAPL", "side": "buy", "type": "limit", "tif": "gtc", "qty": 1,
+            "price": "99"}})
+        quiet = ws.receive_json()
+    assert filled["type"] == "order"
+    assert (filled["order"]["status"], filled["order"]["filled_qty"],
+            filled["order"]["avg_fill_price"]) == ("filled", 30, "100.1000")
+    assert resting["type"] == "order"
+    assert (resting["order"]["status"], resting["order"]["price"]) == ("accepted", "99.5000")
+    assert invalid["type"] == "error" and invalid["status"] == 422
+    assert "price" in invalid["detail"]
+    assert malformed["type"] == "error" and "place" in malformed["detail"]
+    assert (quiet["type"], quiet["ref"], quiet["order"]["status"]) == ("order", 5, "accepted")
+    for answer in (filled, resting):
+        over_http = client.get(f"/orders/{answer['order']['id']}", headers=trader).json()
+        assert over_http == answer["order"]
+    with platform.sessions() as s:
+        assert len(s.execute(select(Order)).all()) == 3
+        assert audit.verify(s).ok
+
+
+def test_websocket_order_entry_is_rate_limited(platform):
+    from fastapi.testclient import TestClient
+
+    from host.platform.api import create_app
+
+    platform.limits.requests = "3/minute"
+    quote(platform)
+    platform.users.register("wsrl", "wsrl@example.com", "correct horse battery")
+    token = platform.users.login("wsrl", "correct horse battery", "here").access_token
+    with TestClient(create_app(platform)) as c, \
+            c.websocket_connect(f"/ws?token={token}") as ws:
+        assert ws.receive_json()["type"] == "hello"
+        answers = []
+        for ref in range(5):
+            ws.send_json({"op": "place", "ref": ref, "order": {
+                "symbol": "AAPL", "side": "buy", "type": "limit", "qty": 1, "price": "99"}})
+            answers.append(_ws_answer(ws, ref))
+    assert [a["type"] for a in answers] == ["order"] * 3 + ["error"] * 2
+    assert {a["status"] for a in answers[3:]} == {429}
+    with platform.sessions() as s:
+        assert len(s.execute(select(Order)).all()) == 3

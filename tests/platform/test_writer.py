@@ -283,3 +283,190 @@ def test_what_was_acknowledged_survives_a_kill(platform, db_url):
         assert v.ok, v.problems
     finally:
         after.close()
+
+
+def test_a_placement_the_paper_broker_answers_is_one_commit(platform):
+    """With an in-process broker the order, its accept (or fill) and their audit records
+    are written by one batch: one commit per placement, the answer after it."""
+    user = platform.users.register("one", "one@example.com", "correct horse battery")
+    platform.market.update("AAPL", bid=1_000_000, bid_size=100, ask=1_001_000, ask_size=100)
+    before = platform.writer.batches
+    resting = platform.orders.place(user.id, "one", NewOrder("AAPL", "buy", "limit", 5, "gtc",
+                                                             990_000))
+    filled = platform.orders.place(user.id, "one", NewOrder("AAPL", "buy", "market", 5))
+    assert platform.writer.batches == before + 2
+    assert (resting.status, filled.status, filled.filled_qty) == ("accepted", "filled", 5)
+    with platform.sessions() as s:
+        actions = list(s.execute(select(AuditRecord.subject, AuditRecord.action)
+                                 .where(AuditRecord.subject.like("order:%"))
+                                 .order_by(AuditRecord.seq)))
+    assert actions == [(f"order:{resting.id}", "order.place"),
+                       (f"order:{resting.id}", "order.accepted"),
+                       (f"order:{filled.id}", "order.place"),
+                       (f"order:{filled.id}", "order.accepted"),
+                       (f"order:{filled.id}", "order.executed")]
+    assert _verdict(platform).ok
+
+
+def test_a_rolled_back_placement_is_withdrawn_from_the_paper_broker(platform):
+    """The paper broker saw the order inside a batch that then rolled back: the caller
+    gets WriteFailed, nothing is stored, and the broker no longer holds the order (a
+    later quote that would have filled it reports nothing)."""
+    user = platform.users.register("back", "back@example.com", "correct horse battery")
+    platform.market.update("AAPL", bid=1_000_000, bid_size=100, ask=1_001_000, ask_size=100)
+
+    def boom(b):
+        raise RuntimeError("disk on fire")
+
+    first, release, queue = _held_batch(platform.writer)
+    placing = Caller(platform.writer, lambda b: platform.orders._place_in_batch(
+        b, user.id, "back", NewOrder("AAPL", "buy", "limit", 5, "gtc", 990_000), 990_000))
+    deadline = time.monotonic() + 30
+    while platform.writer.waiting < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    failing = queue(boom)
+    release.set()
+    first.result()
+    for caller in (placing, *failing):
+        with pytest.raises(WriteFailed, match="disk on fire"):
+            caller.result()
+    assert platform.broker.resting() == []
+    platform.market.update("AAPL", bid=980_000, bid_size=100, ask=985_000, ask_size=100)
+    with platform.sessions() as s:
+        assert s.execute(select(Order)).first() is None
+    assert _keys(platform) == {"blocker"}
+    assert _verdict(platform).ok
+
+
+def test_cached_limits_follow_a_change_made_elsewhere(platform):
+    """The writer keeps the kill switch and limits between batches only while the audit
+    head is the one it left: a change made in another transaction (which appends its
+    audit record) is seen by the next placement."""
+    user = platform.users.register("lim", "lim@example.com", "correct horse battery")
+    platform.market.update("AAPL", bid=1_000_000, bid_size=100, ask=1_001_000, ask_size=100)
+
+    def place(qty):
+        return platform.orders.place(user.id, "lim", NewOrder("AAPL", "buy", "limit", qty,
+                                                              "gtc", 990_000)).status
+
+    assert [place(50), place(50)] == ["accepted", "accepted"]
+    with platform.sessions.begin() as s:
+        risk.set_limits(s, "AAPL", {"max_order_qty": 10})
+        audit.append(s, "ops", "risk.limits", "symbol:AAPL", {"max_order_qty": 10})
+    assert [place(50), place(5)] == ["rejected", "accepted"]
+    with platform.sessions.begin() as s:
+        risk.set_kill_switch(s, True)
+        audit.append(s, "ops", "risk.kill_switch", "platform", {"engaged": True})
+    assert place(5) == "rejected"
+
+
+def test_a_batch_writes_its_notifications_together_and_each_finds_its_own(platform):
+    """Placements of several users in one batch: their notifications are inserted
+    together at the end of the batch, yet each outbox row points at its own user's
+    notification, and each in-app push carries the id that was stored."""
+    from host.platform import notify
+    from host.platform.db import Notification, OutboxEntry, User
+
+    users = [platform.users.register(f"n{k}", f"n{k}@example.com", "correct horse battery")
+             for k in range(4)]
+    with platform.sessions.begin() as s:
+        for u in users:
+            s.get(User, u.id).webhook_url = f"https://hooks.example.com/{u.username}"
+            notify.set_preferences(s, u.id, [("order_status", "webhook", True)])
+    platform.market.update("AAPL", bid=1_000_000, bid_size=100, ask=1_001_000, ask_size=100)
+    pushed = []
+    platform.orders.push = lambda user_id, message: pushed.append((user_id, message))
+
+    def placement(u, qty):
+        return lambda b: platform.orders._place_in_batch(
+            b, u.id, u.username, NewOrder("AAPL", "buy", "limit", qty, "gtc", 990_000), None)
+
+    first, release, queue = _held_batch(platform.writer)
+    callers = queue(*[placement(u, k + 1) for k, u in enumerate(users)])
+    before = platform.writer.batches
+    release.set()
+    first.result()
+    orders = {c.result().user_id: c.result() for c in callers}
+    assert platform.writer.batches == before + 2      # the blocker's batch, then all four
+    with platform.sessions() as s:
+        stored = {n.id: n for n in s.execute(select(Notification)).scalars()}
+        outbox = list(s.execute(select(OutboxEntry)).scalars())
+    by_user = {u.id: u for u in users}
+    assert len(stored) == len(outbox) == len(pushed) == 4
+    for row in outbox:
+        n = stored[row.notification_id]
+        assert row.target == f"https://hooks.example.com/{by_user[n.user_id].username}"
+        assert n.payload["order_id"] == orders[n.user_id].id
+        assert n.payload["qty"] == orders[n.user_id].qty
+    for user_id, message in pushed:
+        assert stored[message["id"]].user_id == user_id
+        assert message["payload"]["order_id"] == orders[user_id].id
+
+
+def test_placements_and_feed_fills_from_other_threads_stay_consistent(platform):
+    """Four threads place orders (the paper broker answers inside their batches) while a
+    feed thread moves the offer, so resting orders fill from the feed's thread through
+    the writer: no deadlock, one verifying chain, each order's records in lifecycle
+    order, and fills, orders and positions that agree with each other."""
+    from host.platform.db import Execution, Position
+
+    rng = random.Random(SEED)
+    users = [platform.users.register(f"f{k}", f"f{k}@example.com", "correct horse battery")
+             for k in range(4)]
+    platform.market.update("AAPL", bid=990_000, bid_size=50, ask=1_001_000, ask_size=50)
+    plans = [[(rng.choice(["market", "limit"]), rng.randint(1, 30)) for _ in range(15)]
+             for _ in users]
+    placing = threading.Event()
+
+    def trader(k):
+        for kind, qty in plans[k]:
+            price = 1_000_000 if kind == "limit" else None
+            platform.orders.place(users[k].id, users[k].username,
+                                  NewOrder("AAPL", "buy", kind, qty, "gtc", price))
+
+    def feed():
+        i = 0
+        while placing.is_set() or i < 10:
+            ask = 999_000 if i % 2 else 1_001_000    # below the limits every other quote
+            platform.market.update("AAPL", bid=990_000, bid_size=50, ask=ask, ask_size=40)
+            i += 1
+            time.sleep(0.002)
+
+    placing.set()
+    with ThreadPoolExecutor(5) as pool:
+        quotes = pool.submit(feed)
+        for f in [pool.submit(trader, k) for k in range(4)]:
+            f.result(timeout=120)
+        placing.clear()
+        quotes.result(timeout=120)
+
+    with platform.sessions() as s:
+        orders = {o.id: o for o in s.execute(select(Order)).scalars()}
+        fills = list(s.execute(select(Execution)).scalars())
+        positions = {p.user_id: p.qty for p in s.execute(select(Position)).scalars()}
+        records = list(s.execute(select(AuditRecord.subject, AuditRecord.action)
+                                 .where(AuditRecord.subject.like("order:%"))
+                                 .order_by(AuditRecord.seq)))
+    assert len(orders) == 60
+    actions = defaultdict(list)
+    for subject, action in records:
+        actions[int(subject.split(":")[1])].append(action)
+    filled_by_order = defaultdict(int)
+    for e in fills:
+        filled_by_order[e.order_id] += e.qty
+    for order_id, o in orders.items():
+        steps = actions[order_id]
+        assert steps[:2] == ["order.place", "order.accepted"], steps
+        rest = steps[2:]
+        executed = rest.count("order.executed")
+        assert rest == ["order.executed"] * executed + ["order.canceled"] * (len(rest) - executed)
+        assert o.filled_qty == filled_by_order[order_id]
+        assert o.status == ("filled" if o.filled_qty == o.qty else
+                            "canceled" if "order.canceled" in rest else
+                            "partially_filled" if o.filled_qty else "accepted")
+    for u in users:
+        assert positions.get(u.id, 0) == sum(e.qty for e in fills if e.user_id == u.id)
+    assert any(o.type == "limit" and o.filled_qty for o in orders.values())
+    v = _verdict(platform)
+    assert v.ok, v.problems

@@ -24,11 +24,12 @@ def summaries(root: Path) -> list[tuple[str, dict]]:
             for p in sorted(root.glob("*/summary.json"))]
 
 
-def table(rows: list[tuple[str, dict]]) -> Table:
-    t = Table(title="Board builds (nextpnr-ecp5 report)")
+def table(rows: list[tuple[str, dict]], title: str = "Board builds (nextpnr-ecp5 report)",
+          params: str = "Top parameters") -> Table:
+    t = Table(title=title)
     t.add_column("build")
     t.add_column("device")
-    t.add_column("Top parameters")
+    t.add_column(params)
     for name in COLUMNS:
         t.add_column(name, justify="right")
     t.add_column("Fmax (MHz) / target", justify="right")

@@ -415,6 +415,7 @@ class Risk:
 
 STRATEGY_LATENCY = 2  # input offered → intent offered (event and update paths)
 FAST_LATENCY = 0  # early event offered → intent offered (fast path)
+RISK_LATENCY = 2  # intent offered → decided (risk gate: stage A reads, stage B decides)
 
 
 def run_strategy(strategy: Strategy, arrivals: dict[int, tuple], writes: dict[int, list],

@@ -80,7 +80,6 @@ collar_bps = 150
 max_open_orders = 60
 """
 IDLE = 40  # cycles between frames: each message is through the trade path before the next
-RISK_LATENCY = 2  # cycles (gateware/risk.py)
 BATCH = 40
 
 
@@ -162,7 +161,7 @@ def test_orders_decisions_and_latency_match_the_models(top):
                     # an add that is its packet's only message: its price's last byte is
                     # frame byte 99, in beat 12 at 8 bytes a beat
                     want_ttt.append((first_beats[k], 99 // 8 + EARLY_TAP_LATENCY
-                                     + trade.FAST_LATENCY + RISK_LATENCY))
+                                     + trade.FAST_LATENCY + trade.RISK_LATENCY))
                 else:
                     want_ttt.append(None)
         out = sim.run(frames, idle=IDLE, quiet=64)
@@ -189,6 +188,6 @@ def test_orders_decisions_and_latency_match_the_models(top):
         assert rec["t_in"] == first_beat & 0xFFFFFFFF, (rec, first_beat)
         assert (rec["t_out"] - rec["t_in"]) & 0xFFFFFFFF == ttt, rec
         assert (rec["t_decide"] - rec["t_event"]) & 0xFFFFFFFF == \
-            trade.FAST_LATENCY + RISK_LATENCY - 1
+            trade.FAST_LATENCY + trade.RISK_LATENCY - 1
         # the decision: 3 cycles after the beat that completed the price at the MAC
         assert (rec["t_decide"] - rec["t_in"]) & 0xFFFFFFFF == 99 // 8 + 3

@@ -13,7 +13,10 @@ Trigger kinds (one entry per symbol; prices in 1/10000, ``tick`` in the same uni
     An order appears on the other side at a price that crosses the entry's limit (an
     Add on the ask at or below a buy limit, on the bid at or above a sell limit): send
     ``quantity`` at the limit. Decided from the ITCH event itself, before the book has
-    applied it — the fastest path. Replaces are not takes (their event has no side).
+    applied it, normally on the fast path: in the cycle the decoder has the Add's last
+    byte (its *early* event), a cycle before the event path would see it; it sees the
+    state as an input offered in the cycle before would (``run_strategy`` says when the
+    event path decides instead). Replaces are not takes (their event has no side).
 ``stop``
     Always one-shot. A sell stop fires when a trade prints (P, C, Q) at or below the stop
     price or the best bid falls to or below it; a buy stop on a print at or above it or

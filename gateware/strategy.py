@@ -183,14 +183,10 @@ class Strategy(wiring.Component):
         e = e_t_rd.data
         e_armed = e.enable & armed.bit_select(ev1.sym, 1)
         t = ev1.type
-        is_add = (t == ord("A")) | (t == ord("F"))
         prints = ((t == ord("P")) | (t == ord("C")) | (t == ord("Q"))) & (ev1.price != 0)
         buy = e.side == model.BUY
-        opposite = Mux(buy, ord("S"), ord("B"))
-        crosses = Mux(buy, ev1.price <= e.price, ev1.price >= e.price)
         stop_hit = Mux(buy, ev1.price >= e.price, ev1.price <= e.price)
-        take_fire = ((e.kind == model.TAKE) & is_add & (ev1.side == opposite) & crosses
-                     & ~ev1_fast)
+        take_fire = self._takes(e, ev1) & ~ev1_fast
         stop_fire = (e.kind == model.STOP) & prints & stop_hit
         e_fire = Signal()
         m.d.comb += e_fire.eq(ev1_valid & e_armed & (take_fire | stop_fire)
@@ -225,13 +221,9 @@ class Strategy(wiring.Component):
         m.d.comb += [p.addr.eq(self.early_sym) for p in (f_t_rd, f_b_rd, f_l_rd)]
         m.d.sync += f_sym.eq(self.early_sym)
         fe = f_t_rd.data
-        f_buy = fe.side == model.BUY
-        f_add = (fev.type == ord("A")) | (fev.type == ord("F"))
-        f_crosses = Mux(f_buy, fev.price <= fe.price, fev.price >= fe.price)
         m.d.comb += [
             f_ok.eq(self.early.valid & (fev.sym == f_sym) & ~ei_valid),
-            f_fire.eq(f_ok & fe.enable & armed.bit_select(f_sym, 1) & (fe.kind == model.TAKE)
-                      & f_add & (fev.side == Mux(f_buy, ord("S"), ord("B"))) & f_crosses),
+            f_fire.eq(f_ok & fe.enable & armed.bit_select(f_sym, 1) & self._takes(fe, fev)),
             f_disarm.eq(f_fire & fe.one_shot),
         ]
         fi = Signal(intent_layout(S))
@@ -363,6 +355,16 @@ class Strategy(wiring.Component):
             m.d.comb += [self.intents.payload.eq(head), self.intents.valid.eq(uq.r_rdy),
                          uq.r_en.eq(self.intents.ready)]
         return m
+
+    @staticmethod
+    def _takes(e, ev):
+        """``models.trade``'s take rule: ``ev`` is an Add on the other side from the entry
+        ``e`` (a take) at a price that crosses its limit."""
+        buy = e.side == model.BUY
+        add = (ev.type == ord("A")) | (ev.type == ord("F"))
+        crosses = Mux(buy, ev.price <= e.price, ev.price >= e.price)
+        return ((e.kind == model.TAKE) & add & (ev.side == Mux(buy, ord("S"), ord("B")))
+                & crosses)
 
     @staticmethod
     def _stop_limit(e):

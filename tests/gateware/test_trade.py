@@ -6,7 +6,10 @@ decoder's early event a cycle before (sometimes with the wrong symbol named for 
 fast path's read, so the event path has to take over), and compares every intent — its
 fields and the cycle it is offered — with ``run_strategy``. The risk tests offer
 random intents near every limit, with host reports, heartbeats and resets, and compare
-every decision record and the final state with ``run_risk``.
+every decision record and the final state with ``run_risk``. Last, the receive path,
+the strategy and the risk gate together take packets of Adds at every lane offset, back
+to back and of the same symbol, and every take's decision must come 3 cycles after the
+MAC beat that completed it, with the models' verdicts.
 """
 
 from __future__ import annotations

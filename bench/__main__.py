@@ -198,12 +198,15 @@ def trade_section(console: Console) -> None:
     console.print("trade: builds the top level in Verilator at W=64 and W=8 (minutes each "
                   "the first time)", highlight=False)
     table = Table(title="(m, n, o) tick-to-trade from the telemetry records, cycles")
-    for col in ("W", "orders", "floor", "t2t min / median / max", "registers min / max",
+    for col in ("W", "orders", "decided by", "floor", "t2t min / median / max",
+                "registers min / max",
                 "field → event", "event → decision", "field → decision", "decision → out"):
         table.add_column(col, justify="right")
     for width in (64, 8):
         r = trade.tick_to_trade(width)
-        table.add_row(str(width), f"{r['orders']} of {r['sent_of']}", str(r["floor"]),
+        table.add_row(str(width), f"{r['orders']} of {r['sent_of']}",
+                      ", ".join(f"{k} {v}" for k, v in r["decided_by"].items()),
+                      str(r["floor"]),
                       f"{r['ttt_min']} / {r['ttt_median']:g} / {r['ttt_max']}",
                       f"{r['register_min']} / {r['register_max']}",
                       _values(r["field_to_event"]), _values(r["event_to_decide"]),

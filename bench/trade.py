@@ -7,16 +7,20 @@ Each triggering ITCH Add Order (a sell at 100.00) travels alone in its MoldUDP64
 so its price's last byte is frame byte 99: beat ``99 // lanes`` counted from the frame's
 first beat (the floor no design can beat without guessing). The frames are spaced so
 each order is out before the next frame arrives; the telemetry records the host drains
-give, per order, ``t_in`` (frame's first beat), ``t_event`` (event at the strategy),
-``t_decide`` (risk decided) and ``t_out`` (first order beat taken toward the MAC).
+give, per order, ``t_in`` (frame's first beat), ``t_event`` (event at the strategy: for
+a take on the fast path, the decoder's early event), ``t_decide`` (risk decided) and
+``t_out`` (first order beat taken toward the MAC); the risk gate's decision records say
+which path of the strategy decided (``models.trade.SOURCES``).
 """
 
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 
 from gateware.models import itch, moldudp64
 from gateware.models.rx import RxConfig
+from gateware.models.trade import SOURCES
 from host.config import parse
 from sim.local_device import LocalDevice
 from sim.topsim import TopSim
@@ -79,6 +83,7 @@ def tick_to_trade(width: int, orders: int = 200, idle: int = 60) -> dict:
             records += dev.drain_fifo("telemetry.records")
             decisions += dev.drain_fifo("risk.decisions")
         rejected = sum(d["reason"] != 0 for d in decisions)
+        paths = Counter(SOURCES[d["source"]] for d in decisions)
         hist_min, hist_max = dev.read("telemetry.ttt_min"), dev.read("telemetry.ttt_max")
     floor = PRICE_LAST_BYTE // (width // 8)
     mask = 0xFFFFFFFF
@@ -88,6 +93,7 @@ def tick_to_trade(width: int, orders: int = 200, idle: int = 60) -> dict:
     decide_to_out = [(r["t_out"] - r["t_decide"]) & mask for r in records]
     field_to_event = [((r["t_event"] - r["t_in"]) & mask) - floor for r in records]
     return {"width": width, "orders": len(records), "sent_of": orders, "rejected": rejected,
+            "decided_by": dict(sorted(paths.items())),
             "floor": floor, "ttt_min": min(ttt), "ttt_median": statistics.median(ttt),
             "ttt_max": max(ttt), "register_min": hist_min, "register_max": hist_max,
             "field_to_event": sorted(set(field_to_event)),

@@ -85,8 +85,17 @@ class ItchDecoder(wiring.Component):
     by_type : Out(StructLayout)
         Decoded messages (right type and length, traded or not) per message name.
 
+    early : Out(stream.Signature(event_layout(symbols), always_ready=True))
+        The same events a cycle sooner: combinational, in the beat holding the message's
+        last byte (for the strategy's fast path, which decides in that cycle).
+    open_sym : Out(sym_bits(symbols))
+        The symbol the locate table gives the message open at the start of this beat —
+        meaningful from the cycle after its locate bytes came in, so in the cycle before
+        a message's ``early`` beat it names that message's symbol unless a host write into
+        the table moved it meanwhile (``early.payload.sym`` is the one that counts).
+
     Latency: ``events.valid`` is high for one cycle, 1 cycle after the beat holding the
-    message's last byte.
+    message's last byte; ``early.valid`` in that beat.
     """
 
     def __init__(self, data_width: int = 64, symbols: int = 64, locates: int = 16384):
@@ -102,6 +111,8 @@ class ItchDecoder(wiring.Component):
         super().__init__({
             "msgs": In(stream.Signature(msg_beat_layout(data_width), always_ready=True)),
             "events": Out(stream.Signature(event_layout(symbols), always_ready=True)),
+            "early": Out(stream.Signature(event_layout(symbols), always_ready=True)),
+            "open_sym": Out(sym_bits(symbols)),
             "watch": In(watch_layout(symbols)),
             "loc_wr": In(locate_write_layout(symbols)),
             "counters": Out(data.StructLayout({n: 32 for n in ITCH_COUNTERS})),
@@ -249,7 +260,7 @@ class ItchDecoder(wiring.Component):
             m.d.comb += [passes.eq(1), sym.eq(watch_sym)]
         with m.Elif(in_table & traded):
             m.d.comb += [passes.eq(1), sym.eq(table_sym)]
-        m.d.comb += ev.sym.eq(sym)
+        m.d.comb += [ev.sym.eq(sym), self.open_sym.eq(table_sym)]
 
         # --- counters
         with m.If(ending):
@@ -267,6 +278,7 @@ class ItchDecoder(wiring.Component):
                      count["untraded"].eq(good & ~passes),
                      count["events"].eq(emit)]
 
+        m.d.comb += [self.early.valid.eq(emit), self.early.payload.eq(ev)]
         m.d.sync += self.events.valid.eq(emit)
         with m.If(emit):
             m.d.sync += self.events.payload.eq(ev)

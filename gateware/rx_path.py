@@ -10,7 +10,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .eth_rx import FEED_FILTER, MAX_FEEDS, EthRx
-from .itch import ItchDecoder, locate_write_layout, watch_layout
+from .itch import ItchDecoder, locate_write_layout, sym_bits, watch_layout
 from .models import rx as model
 from .moldudp import MoldUdp
 from .stream import GAP_LAYOUT, beat_layout, event_layout
@@ -50,6 +50,9 @@ class RxPath(wiring.Component):
     events : Out(stream) — normalized ITCH events of traded instruments, with backpressure.
     taps : Out(stream, always ready) — the same events straight from the decoder, before
         the FIFO (for the strategy, which takes one every cycle and cannot wait).
+    early, open_sym : Out — the decoder's ``early`` events (a cycle before ``taps``, in
+        the beat of the message's last byte) and the open message's symbol (see
+        ``ItchDecoder``), for the strategy's fast path.
     gaps : Out(stream) — MoldUDP64 gap reports, with backpressure.
     ctl : Out(stream) — control-port datagrams, always ready.
     feeds, ctl_ip, ctl_port, watch, loc_wr, reset_session : configuration.
@@ -67,6 +70,8 @@ class RxPath(wiring.Component):
             "mac": In(stream.Signature(beat_layout(data_width), always_ready=True)),
             "events": Out(stream.Signature(event_layout(symbols))),
             "taps": Out(stream.Signature(event_layout(symbols), always_ready=True)),
+            "early": Out(stream.Signature(event_layout(symbols), always_ready=True)),
+            "open_sym": Out(sym_bits(symbols)),
             "gaps": Out(stream.Signature(GAP_LAYOUT)),
             "ctl": Out(stream.Signature(beat_layout(data_width, src_mac=48, src_ip=32,
                                                     src_port=16), always_ready=True)),
@@ -97,6 +102,8 @@ class RxPath(wiring.Component):
             self.counters.eth_rx.eq(eth.counters), self.counters.moldudp.eq(mold.counters),
             self.counters.itch.eq(dec.counters), self.counters.itch_by_type.eq(dec.by_type),
             self.taps.payload.eq(dec.events.payload), self.taps.valid.eq(dec.events.valid),
+            self.early.payload.eq(dec.early.payload), self.early.valid.eq(dec.early.valid),
+            self.open_sym.eq(dec.open_sym),
         ]
 
         # The stages cannot stall (a frame arrives whether we are ready or not), so the

@@ -3,21 +3,28 @@
 Golden model: :class:`gateware.models.trade.Strategy` (the trigger kinds, the market
 state and which input sees which state are stated there).
 
-Two paths share the table, one entry per symbol:
+Three paths share the table, one entry per symbol:
 
-* the *event path* takes ITCH events straight from the decoder (always ready, one per
-  cycle) and decides ``take`` triggers and trade-print ``stop`` triggers without
-  waiting for the book;
+* the *fast path* decides ``take`` triggers in the cycle an Add Order's last byte is in
+  the decoder (its ``early`` event, combinational): the decoder names the open
+  message's symbol (``early_sym``) while the message is still arriving, so the entry and
+  the market are read the cycle before and only the price comparison waits for the last
+  byte. Its intent goes to the risk gate in that same cycle;
+* the *event path* takes ITCH events straight from the decoder a cycle later (always
+  ready, one per cycle) and decides trade-print ``stop`` triggers, and the ``take`` of
+  an event the fast path did not decide (the fallback: the symbol named the cycle before
+  was not the event's, or an event-path intent holds the risk gate's input that cycle);
 * the *update path* takes the book's updates (each carries the side's new best) and
   decides ``stop`` on the BBO and ``improve``; a host injection takes this path's slot
   for one cycle (the book waits).
 
-Each path reads the table and the market memories in the cycle its input arrives and
-decides in the next; the decision is registered. So an intent leaves 2 cycles after its
-input (event or update) was offered. Event-path intents go to the risk gate at once;
-update-path intents wait in a small queue for a cycle without an event-path intent.
-One-shot entries are disarmed by the decision that fires them; when both paths fire the
-same one-shot entry in one cycle, the event path's wins.
+The event and update paths read the table and the market memories in the cycle their
+input arrives and decide in the next; the decision is registered. So their intents leave
+2 cycles after the input was offered; a fast-path intent leaves in its ``early`` cycle.
+Fast and event-path intents go to the risk gate at once (they never meet: the fast
+path gives way); update-path intents wait in a small queue for a cycle without either.
+One-shot entries are disarmed by the decision that fires them; when paths fire the same
+one-shot entry in one cycle, the fast path wins, then the event path.
 """
 
 from amaranth import Module, Mux, Signal
@@ -70,15 +77,22 @@ class Strategy(wiring.Component):
     Members
     -------
     events : In(stream(event_layout), always ready) — from the ITCH decoder.
+    early : In(stream(event_layout), always ready) — the decoder's ``early`` events: the
+        same events, a cycle before ``events`` (combinational in the decoder).
+    early_sym : In — the symbol of the message the decoder has open, from the cycle after
+        its locate: the fast path reads that entry for the ``early`` event of the next
+        cycle.
     updates : In(stream(update_layout)) — from the book.
     intents : Out(stream(intent_layout)) — to the risk gate (which is always ready).
     entry, entry_wr : In — the staged entry and the strobe that writes it at ``sym``.
     inject, inject_stb : In — a host order and the strobe that sends it.
     now, t_in : In(32) — the cycle counter; the frame start of the event offered now.
+    t_in_early : In(32) — the frame start of the ``early`` event offered now.
     armed : Out(symbols) — entries armed (a one-shot that fired reads 0).
     counters : Out — ``models.trade.STRATEGY_COUNTERS``.
 
-    Latency: an intent is valid 2 cycles after its event was offered.
+    Latency: a fast-path intent is valid in its ``early`` event's cycle; the others 2
+    cycles after their input was offered.
     """
 
     def __init__(self, symbols: int = 64, n: int = 8, queue_depth: int = 4):
@@ -86,6 +100,8 @@ class Strategy(wiring.Component):
         sb = sym_bits(symbols)
         super().__init__({
             "events": In(stream.Signature(event_layout(symbols), always_ready=True)),
+            "early": In(stream.Signature(event_layout(symbols), always_ready=True)),
+            "early_sym": In(sb),
             "updates": In(stream.Signature(update_layout(symbols, n))),
             "intents": Out(stream.Signature(intent_layout(symbols))),
             "entry": In(ENTRY),
@@ -94,6 +110,7 @@ class Strategy(wiring.Component):
             "inject_stb": In(1),
             "now": In(32),
             "t_in": In(32),
+            "t_in_early": In(32),
             "armed": Out(symbols),
             "counters": Out(data.StructLayout({c: 32 for c in model.STRATEGY_COUNTERS})),
         })
@@ -140,6 +157,12 @@ class Strategy(wiring.Component):
         def reference(b, a, hb, ha, lst):
             return Mux(hb & ha, (b + a)[1:33], lst)
 
+        # the fast path's verdicts, which the other paths give way to
+        f_sym = Signal(sym_bits(S))  # the symbol whose entry the fast path reads out now
+        f_ok = Signal()  # the fast path decides the early event's take (fire or not)
+        f_fire = Signal()
+        f_disarm = Signal()
+
         # ---- event path: read in c0, decide in c1 -------------------------------------
         ev = self.events.payload
         e_t_rd = table.read_port(transparent_for=(tw,))
@@ -152,21 +175,22 @@ class Strategy(wiring.Component):
         ev1_t = Signal(32)
         m.d.sync += [ev1.eq(ev), ev1_valid.eq(self.events.valid), ev1_t_in.eq(self.t_in),
                      ev1_t.eq(self.now)]
+        # the early event of cycle c is the event of c + 1: its take was decided already
+        ev_fast, ev1_fast = Signal(), Signal()
+        m.d.sync += [ev_fast.eq(f_ok), ev1_fast.eq(ev_fast)]
         m.d.comb += inc["events"].eq(self.events.valid)
 
         e = e_t_rd.data
         e_armed = e.enable & armed.bit_select(ev1.sym, 1)
         t = ev1.type
-        is_add = (t == ord("A")) | (t == ord("F"))
         prints = ((t == ord("P")) | (t == ord("C")) | (t == ord("Q"))) & (ev1.price != 0)
         buy = e.side == model.BUY
-        opposite = Mux(buy, ord("S"), ord("B"))
-        crosses = Mux(buy, ev1.price <= e.price, ev1.price >= e.price)
         stop_hit = Mux(buy, ev1.price >= e.price, ev1.price <= e.price)
-        take_fire = (e.kind == model.TAKE) & is_add & (ev1.side == opposite) & crosses
+        take_fire = self._takes(e, ev1) & ~ev1_fast
         stop_fire = (e.kind == model.STOP) & prints & stop_hit
         e_fire = Signal()
-        m.d.comb += e_fire.eq(ev1_valid & e_armed & (take_fire | stop_fire))
+        m.d.comb += e_fire.eq(ev1_valid & e_armed & (take_fire | stop_fire)
+                              & ~(f_disarm & (f_sym == ev1.sym)))
         m.d.comb += [last_w.addr.eq(ev1.sym), last_w.data.eq(ev1.price),
                      last_w.en.eq(ev1_valid & prints)]
         e_ref = reference(e_b_rd.data.bid, e_b_rd.data.ask, have_bid.bit_select(ev1.sym, 1),
@@ -184,6 +208,34 @@ class Strategy(wiring.Component):
                          ei.t_event.eq(ev1_t)]
             m.d.comb += [inc["fired_take"].eq(e.kind == model.TAKE),
                          inc["fired_stop"].eq(e.kind == model.STOP)]
+
+        # ---- fast path: read in the cycle before the early event, decide in its cycle --
+        # The entry and the market are read at the symbol the decoder names for its open
+        # message; in the early event's cycle only the price comparison is left, and the
+        # intent's own fields (the entry's limit and quantity, the reference) never
+        # depend on that price, so the risk gate's first stage takes it in this cycle.
+        fev = self.early.payload
+        f_t_rd = table.read_port(transparent_for=(tw,))
+        f_b_rd = bbo.read_port(transparent_for=(bbo_w,))
+        f_l_rd = last.read_port(transparent_for=(last_w,))
+        m.d.comb += [p.addr.eq(self.early_sym) for p in (f_t_rd, f_b_rd, f_l_rd)]
+        m.d.sync += f_sym.eq(self.early_sym)
+        fe = f_t_rd.data
+        m.d.comb += [
+            f_ok.eq(self.early.valid & (fev.sym == f_sym) & ~ei_valid),
+            f_fire.eq(f_ok & fe.enable & armed.bit_select(f_sym, 1) & self._takes(fe, fev)),
+            f_disarm.eq(f_fire & fe.one_shot),
+        ]
+        fi = Signal(intent_layout(S))
+        m.d.comb += [fi.sym.eq(f_sym), fi.side.eq(fe.side), fi.price.eq(fe.price),
+                     fi.quantity.eq(fe.quantity), fi.tif.eq(fe.tif), fi.tag.eq(fe.tag),
+                     fi.ref.eq(reference(f_b_rd.data.bid, f_b_rd.data.ask,
+                                         have_bid.bit_select(f_sym, 1),
+                                         have_ask.bit_select(f_sym, 1), f_l_rd.data)),
+                     fi.source.eq(model.SOURCES.index("fast")), fi.t_in.eq(self.t_in_early),
+                     fi.t_event.eq(self.now)]
+        with m.If(f_fire):
+            m.d.comb += inc["fired_take"].eq(1)
 
         # ---- update path (and host injections): read in c0, decide in c1 --------------
         m.submodules.uq = uq = fifo.SyncFIFO(width=Signal(intent_layout(S)).shape().size,
@@ -249,7 +301,8 @@ class Strategy(wiring.Component):
         u_improve = ((u.kind == model.IMPROVE) & hb & ha & (ask - bid >= u.min_spread)
                      & quote_ok & ~repeat)
         # the event path's decision in this cycle disarms first
-        taken_by_event = e_fire & (ev1.sym == up1.sym) & (e.one_shot | (e.kind == model.STOP))
+        taken_by_event = ((e_fire & (ev1.sym == up1.sym) & (e.one_shot | (e.kind == model.STOP)))
+                          | (f_disarm & (f_sym == up1.sym)))
         u_fire = Signal()
         m.d.comb += u_fire.eq(live & u.enable & armed.bit_select(up1.sym, 1) & ~taken_by_event
                               & (u_stop | u_improve))
@@ -280,7 +333,9 @@ class Strategy(wiring.Component):
         # ---- arming: host writes arm, fires of one-shot entries disarm ----------------
         e_disarm = e_fire & (e.one_shot | (e.kind == model.STOP))
         u_disarm = u_fire & (u.one_shot | (u.kind == model.STOP))
-        m.d.comb += inc["disarmed"].eq(e_disarm | u_disarm)
+        m.d.comb += inc["disarmed"].eq(e_disarm | u_disarm | f_disarm)
+        with m.If(f_disarm):
+            m.d.sync += armed.bit_select(f_sym, 1).eq(0)
         with m.If(e_disarm):
             m.d.sync += armed.bit_select(ev1.sym, 1).eq(0)
         with m.If(u_disarm):
@@ -289,15 +344,27 @@ class Strategy(wiring.Component):
             m.d.sync += [armed.bit_select(self.entry_wr.sym, 1).eq(self.entry.enable),
                          sent_valid.bit_select(self.entry_wr.sym, 1).eq(0)]
 
-        # ---- out: the event path first; the queue when it is idle ---------------------
+        # ---- out: the event path, else the fast path; the queue when both are idle ----
         head = Signal(intent_layout(S))
         m.d.comb += head.eq(uq.r_data)
         with m.If(ei_valid):
             m.d.comb += [self.intents.payload.eq(ei), self.intents.valid.eq(1)]
+        with m.Elif(f_fire):
+            m.d.comb += [self.intents.payload.eq(fi), self.intents.valid.eq(1)]
         with m.Else():
             m.d.comb += [self.intents.payload.eq(head), self.intents.valid.eq(uq.r_rdy),
                          uq.r_en.eq(self.intents.ready)]
         return m
+
+    @staticmethod
+    def _takes(e, ev):
+        """``models.trade``'s take rule: ``ev`` is an Add on the other side from the entry
+        ``e`` (a take) at a price that crosses its limit."""
+        buy = e.side == model.BUY
+        add = (ev.type == ord("A")) | (ev.type == ord("F"))
+        crosses = Mux(buy, ev.price <= e.price, ev.price >= e.price)
+        return ((e.kind == model.TAKE) & add & (ev.side == Mux(buy, ord("S"), ord("B")))
+                & crosses)
 
     @staticmethod
     def _stop_limit(e):

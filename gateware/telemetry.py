@@ -6,8 +6,11 @@ Every timestamp is the low 32 bits of the top level's free-running cycle counter
   arrived from the MAC. The receive path's stages take one beat every cycle and hand the
   decoded event to the strategy ``RX_TAP_LATENCY`` cycles after the MAC beat holding the
   message's last byte, so the frame start seen that many cycles earlier is the one (a
-  short delay line; no timestamp travels through the parsers);
-* ``t_event``: the event (or book update, or host injection) reached the strategy;
+  short delay line; no timestamp travels through the parsers). The decoder's early
+  event, which the strategy's fast path decides on, comes a cycle sooner
+  (``EARLY_TAP_LATENCY``), and its frame start is taken a stage earlier on the same line;
+* ``t_event``: the event (or its early event, or a book update, or a host injection)
+  reached the strategy;
 * ``t_decide``: the risk gate decided;
 * ``t_out``: the order's first beat was taken toward the MAC.
 
@@ -25,6 +28,7 @@ from .itch import sym_bits
 from .risk import STAMPS
 
 RX_TAP_LATENCY = 3  # MAC beat with a message's last byte → its event at the strategy
+EARLY_TAP_LATENCY = RX_TAP_LATENCY - 1  # … → its early event at the strategy
 BINS = 32
 COUNTERS = ("frames_in", "orders_out", "records_lost")
 
@@ -42,6 +46,7 @@ class Telemetry(wiring.Component):
     now : In(32) — the cycle counter.
     frame_start : In(1) — the MAC delivers a frame's first beat this cycle.
     t_in : Out(32) — the frame start for the event the strategy is offered now.
+    t_in_early : Out(32) — the frame start for the early event offered now.
     sent : In — an order's first beat is taken this cycle (``stb``), its ``user_ref``,
         ``sym``, ``cancel`` and the ``stamps`` the risk gate queued with it.
     records : Out(stream(record_layout)) — one per order sent.
@@ -54,6 +59,7 @@ class Telemetry(wiring.Component):
             "now": In(32),
             "frame_start": In(1),
             "t_in": Out(32),
+            "t_in_early": Out(32),
             "sent": In(data.StructLayout({"stb": 1, "user_ref": 32, "sym": sym_bits(symbols),
                                           "cancel": 1})),
             "stamps": In(STAMPS),
@@ -95,7 +101,8 @@ class Telemetry(wiring.Component):
             stage = Signal(32, name=f"start_{i + 1}")
             m.d.sync += stage.eq(line[-1])
             line.append(stage)
-        m.d.comb += self.t_in.eq(line[-1])
+        m.d.comb += [self.t_in.eq(line[RX_TAP_LATENCY]),
+                     self.t_in_early.eq(line[EARLY_TAP_LATENCY])]
         with m.If(self.frame_start):
             m.d.sync += counts["frames_in"].eq(counts["frames_in"] + 1)
 

@@ -40,8 +40,8 @@ class Top(wiring.Component):
     ``ouch_tx``, ``telemetry`` — into ``self.map``; a block added later appends its
     ``RegisterBlock`` at the end (no address moves).
 
-    The trade path: the decoder's events (before the receive FIFO) and the book's updates
-    feed ``Strategy``; its intents pass ``Risk``; passed orders become frames in
+    The trade path: the decoder's events (before the receive FIFO), its early events and
+    open message's symbol (the fast path) and the book's updates feed ``Strategy``; its intents pass ``Risk``; passed orders become frames in
     ``OuchTx``, which has the ``TX_ORDERS`` input of ``TxArbiter``. ``Telemetry`` stamps
     them.
 
@@ -154,6 +154,7 @@ class Top(wiring.Component):
         m.submodules.ouch_tx = ouch = self.ouch_tx
         m.submodules.telemetry = tel = self.telemetry
         wiring.connect(m, rx.taps, strat.events)
+        wiring.connect(m, rx.early, strat.early)
         wiring.connect(m, book.updates, strat.updates)
         wiring.connect(m, strat.intents, risk.intents)
         wiring.connect(m, risk.orders, ouch.orders)
@@ -161,6 +162,7 @@ class Top(wiring.Component):
         sent = risk.orders.valid & ouch.orders.ready
         m.d.comb += [
             strat.now.eq(self.cycles[:32]), strat.t_in.eq(tel.t_in),
+            strat.early_sym.eq(rx.open_sym), strat.t_in_early.eq(tel.t_in_early),
             risk.now.eq(self.cycles[:len(risk.now)]), risk.watch.eq(rx.watch),
             ouch.src_mac.eq(ep.mac), ouch.src_ip.eq(rx.ctl_ip),
             ouch.risk_cancel_all.eq(risk.cancel_all),

@@ -216,8 +216,9 @@ def trade_replay(frames: Iterable[tuple[bytes, int]], config_text: str, *,
     the telemetry's per-order records are drained (their FIFOs hold 64, so a batch that
     produces more than that many orders loses records — counted in ``records_lost``). An order's
     ``tick_to_trade_cycles`` runs from the first beat of the frame that triggered it to
-    its own first beat; ``decision_cycles`` from its event reaching the strategy to the
-    risk gate's decision.
+    its own first beat; ``decision_cycles`` from its event reaching the strategy (for a take
+    decided on the fast path: its early event, in the beat of the message's last byte) to
+    the risk gate's decision.
     """
     from gateware.models import ouch, soupbintcp
     from gateware.models.frames import parse_udp_frame

@@ -13,7 +13,10 @@ Trigger kinds (one entry per symbol; prices in 1/10000, ``tick`` in the same uni
     An order appears on the other side at a price that crosses the entry's limit (an
     Add on the ask at or below a buy limit, on the bid at or above a sell limit): send
     ``quantity`` at the limit. Decided from the ITCH event itself, before the book has
-    applied it — the fastest path. Replaces are not takes (their event has no side).
+    applied it, normally on the fast path: in the cycle the decoder has the Add's last
+    byte (its *early* event), a cycle before the event path would see it; it sees the
+    state as an input offered in the cycle before would (``run_strategy`` says when the
+    event path decides instead). Replaces are not takes (their event has no side).
 ``stop``
     Always one-shot. A sell stop fires when a trade prints (P, C, Q) at or below the stop
     price or the best bid falls to or below it; a buy stop on a print at or above it or
@@ -63,7 +66,7 @@ from .itch import Event
 
 TAKE, STOP, IMPROVE = range(3)
 KINDS = ("take", "stop", "improve")
-SOURCES = ("event", "update", "host")
+SOURCES = ("event", "update", "host", "fast")
 REASONS = ("pass", "kill", "restricted", "bad_order", "max_shares", "max_notional",
            "no_reference", "collar", "position", "gross", "open_orders", "rate_global",
            "rate_symbol", "duplicate", "tx_busy")
@@ -142,17 +145,21 @@ class Strategy:
         self.last_sent[sym] = None
 
     def cycle(self, event: Event | None = None, update: Update | None = None,
-              inject: Intent | None = None) -> list[Intent]:
-        """One clock cycle's inputs: at most one event (the fast path) and one book
-        update or host injection (the other path; an injection takes that path's slot).
-        Both read the state as it was before this cycle; the intents come out event
-        path first."""
+              inject: Intent | None = None, early: Event | None = None,
+              taken: bool = False) -> list[Intent]:
+        """One clock cycle's inputs: at most one Add whose take is decided on the fast
+        path (``early``), one event (the event path; ``taken``: its take was decided on
+        the fast path already) and one book update or host injection (the update path;
+        an injection takes that path's slot). All read the state as it was before this
+        cycle; the intents come out fast path first, then event path."""
         snapshot = [replace(m) for m in self.market]
         out: list[Intent] = []
         writes: list = []
+        if early is not None:
+            out += self._take(early, snapshot[early.sym], "fast")
         if event is not None:
             self.counters["events"] += 1
-            out += self._event(event, snapshot[event.sym], writes)
+            out += self._event(event, snapshot[event.sym], writes, taken)
         if inject is not None:
             self.counters["injected"] += 1
             out.append(replace(inject, ref=snapshot[inject.sym].reference(), source="host"))
@@ -171,19 +178,26 @@ class Strategy:
             self.counters["disarmed"] += 1
         return Intent(sym, side, price & MASK32, e.quantity, e.tif, e.tag, ref, source)
 
-    def _event(self, ev: Event, m: Market, writes: list) -> list[Intent]:
+    def _take(self, ev: Event, m: Market, source: str) -> list[Intent]:
+        e = self.table[ev.sym]
+        if not (e.enable and self.armed[ev.sym]) or e.kind != TAKE or ord(ev.type) not in ADDS:
+            return []
+        opposite = ord("S") if e.side == BUY else ord("B")
+        crosses = ev.price <= e.price if e.side == BUY else ev.price >= e.price
+        if ev.side == opposite and crosses:
+            return [self._fire(ev.sym, e.side, e.price, source, m.reference())]
+        return []
+
+    def _event(self, ev: Event, m: Market, writes: list, taken: bool) -> list[Intent]:
         sym, t = ev.sym, ord(ev.type)
         e = self.table[sym]
         prints = t in TRADE_PRINTS and ev.price != 0
         if prints:
             writes.append(lambda: setattr(self.market[sym], "last", ev.price))
+        if not taken and (fired := self._take(ev, m, "event")):
+            return fired
         if not (e.enable and self.armed[sym]):
             return []
-        if e.kind == TAKE and t in ADDS:
-            opposite = ord("S") if e.side == BUY else ord("B")
-            crosses = ev.price <= e.price if e.side == BUY else ev.price >= e.price
-            if ev.side == opposite and crosses:
-                return [self._fire(sym, e.side, e.price, "event", m.reference())]
         if e.kind == STOP and prints:
             hit = ev.price <= e.price if e.side == SELL else ev.price >= e.price
             if hit:
@@ -402,30 +416,52 @@ class Risk:
 # ---------------------------------------------------------------------------------------
 # The pipelines' timing, for comparing with the gateware cycle by cycle.
 
-STRATEGY_LATENCY = 2  # input offered → intent offered (event path)
+STRATEGY_LATENCY = 2  # input offered → intent offered (event and update paths)
+FAST_LATENCY = 0  # early event offered → intent offered (fast path)
+RISK_LATENCY = 2  # intent offered → decided (risk gate: stage A reads, stage B decides)
 
 
-def run_strategy(strategy: Strategy, arrivals: dict[int, tuple], writes: dict[int, list]
+def run_strategy(strategy: Strategy, arrivals: dict[int, tuple], writes: dict[int, list],
+                 early: dict[int, tuple[Event, int]] | None = None
                  ) -> list[tuple[int, Intent]]:
     """The intents the strategy offers the risk gate and when: ``arrivals[c]`` is (event,
     update, inject) taken in cycle ``c``, ``writes[c]`` the (sym, Trigger) entries the host
-    writes in cycle ``c``. Event-path intents are offered 2 cycles after their event;
-    the others queue behind them for a cycle without one."""
+    writes in cycle ``c``, ``early[c]`` the early event offered in cycle ``c`` (the
+    event that ``arrivals[c + 1]`` carries) and the ``early_sym`` of cycle ``c - 1``.
+
+    Event-path intents are offered 2 cycles after their event. A fast-path intent is
+    offered in its early event's cycle and sees the state an input of the cycle before
+    would see; the fast path decides when the symbol named the cycle before is the
+    event's and no event-path intent is offered in that cycle — otherwise the event path
+    decides the take as for any event. Update-path intents queue behind the others for a
+    cycle without one."""
+    early = early or {}
     out: list[tuple[int, Intent]] = []
-    fast: dict[int, Intent] = {}
+    now: dict[int, Intent] = {}  # fast and event-path intents, by the cycle offered
     queue: list[tuple[int, Intent]] = []
-    end = max([*arrivals, *writes, 0]) + STRATEGY_LATENCY + 1
+    taken: set[int] = set()  # cycles whose event had its take decided on the fast path
+    end = max([*arrivals, *writes, *early, 0]) + STRATEGY_LATENCY + 1
     c = 0
     while c <= end or queue:
         for sym, entry in writes.get(c, ()):
             strategy.write(sym, entry)
-        for it in strategy.cycle(*arrivals.get(c, (None, None, None))):
-            if it.source == "event":
-                fast[c + STRATEGY_LATENCY] = it
+        ev = None
+        if c + 1 in early:
+            ev, named = early[c + 1]
+            if ev.sym != named or c + 1 in now:
+                ev = None
+            else:
+                taken.add(c + 2)
+        event, update, inject = arrivals.get(c, (None, None, None))
+        for it in strategy.cycle(event, update, inject, early=ev, taken=c in taken):
+            if it.source == "fast":
+                now[c + 1 + FAST_LATENCY] = it
+            elif it.source == "event":
+                now[c + STRATEGY_LATENCY] = it
             else:
                 queue.append((c + STRATEGY_LATENCY, it))
-        if c in fast:
-            out.append((c, fast.pop(c)))
+        if c in now:
+            out.append((c, now.pop(c)))
         elif queue and queue[0][0] <= c:
             out.append((c, queue.pop(0)[1]))
         c += 1

@@ -17,7 +17,7 @@ import pytest
 from gateware.models import itch, moldudp64, order_tx, trade
 from gateware.models.book import BookModel
 from gateware.models.rx import RxConfig
-from gateware.telemetry import RX_TAP_LATENCY
+from gateware.telemetry import EARLY_TAP_LATENCY
 from host.config import parse
 from sim.bookflow import random_flow
 from sim.local_device import LocalDevice
@@ -80,7 +80,6 @@ collar_bps = 150
 max_open_orders = 60
 """
 IDLE = 40  # cycles between frames: each message is through the trade path before the next
-RISK_LATENCY = 2  # cycles (gateware/risk.py)
 BATCH = 40
 
 
@@ -142,8 +141,11 @@ def test_orders_decisions_and_latency_match_the_models(top):
             frames.append(frame)
             first_beats.append(t)
             t += math.ceil(len(frame) / 8) + IDLE
-            # the models, in the gateware's order: the event, then the book's updates
-            intents = strategy.cycle(event=e)
+            # the models, in the gateware's order: an add's take (the fast path decides
+            # it from the early event), the event, then the book's updates
+            add = e.type in "AF"
+            intents = strategy.cycle(early=e) if add else []
+            intents += strategy.cycle(event=e, taken=add)
             for up in book.apply(e):
                 intents += strategy.cycle(update=up)
             for it in intents:
@@ -155,11 +157,11 @@ def test_orders_decisions_and_latency_match_the_models(top):
                                        stock=WATCH[it.sym], price=it.price, tif=chr(it.tif),
                                        tag=it.tag, sym=it.sym)
                 want_frames.append(tx.send(order)[1])
-                if it.source == "event" and e.type in "AF":
+                if it.source == "fast":
                     # an add that is its packet's only message: its price's last byte is
                     # frame byte 99, in beat 12 at 8 bytes a beat
-                    want_ttt.append((first_beats[k], 99 // 8 + RX_TAP_LATENCY
-                                     + trade.STRATEGY_LATENCY + RISK_LATENCY))
+                    want_ttt.append((first_beats[k], 99 // 8 + EARLY_TAP_LATENCY
+                                     + trade.FAST_LATENCY + trade.RISK_LATENCY))
                 else:
                     want_ttt.append(None)
         out = sim.run(frames, idle=IDLE, quiet=64)
@@ -186,4 +188,6 @@ def test_orders_decisions_and_latency_match_the_models(top):
         assert rec["t_in"] == first_beat & 0xFFFFFFFF, (rec, first_beat)
         assert (rec["t_out"] - rec["t_in"]) & 0xFFFFFFFF == ttt, rec
         assert (rec["t_decide"] - rec["t_event"]) & 0xFFFFFFFF == \
-            trade.STRATEGY_LATENCY + RISK_LATENCY - 1
+            trade.FAST_LATENCY + trade.RISK_LATENCY - 1
+        # the decision: 3 cycles after the beat that completed the price at the MAC
+        assert (rec["t_decide"] - rec["t_in"]) & 0xFFFFFFFF == 99 // 8 + 3

@@ -11,6 +11,8 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
+from gateware.models.trade import FAST_LATENCY, RISK_LATENCY
+from gateware.telemetry import EARLY_TAP_LATENCY
 from host.cli import main
 from host.cli_run import DEMO, open_loop, render, summary
 
@@ -38,9 +40,11 @@ def test_run_summary_equals_the_loop(tmp_path):
             assert got[key] == want[key], key
     assert got["fills"]["count"] > 10 and got["orders"]["enters"] > 10
     assert got["event_to_wire_cycles"]["n"] == got["orders"]["enters"]
-    # the floor: an Add's price ends in beat 12 at W = 64, then 3 + 2 + 2 cycles to decide
+    # the floor: an Add's price ends in beat 12 at W = 64, then 2 cycles to the strategy's
+    # fast path, which hands it to the risk gate at once; 2 there
     assert got["tick_to_trade_cycles"]["n"] > 0
-    assert got["tick_to_trade_cycles"]["min"] >= 12 + 3 + 2 + 2
+    assert got["tick_to_trade_cycles"]["min"] >= 12 + EARLY_TAP_LATENCY + FAST_LATENCY + \
+        RISK_LATENCY
     assert got["anomalies"] == {} and got["stopped_by"] == "cycles"
     # what people read says the same
     console = Console(record=True, width=200)

@@ -11,8 +11,9 @@ from scapy.layers.l2 import CookedLinux, Dot1Q, Ether
 from scapy.packet import Raw
 from scapy.utils import rdpcap, wrpcap, wrpcapng
 
-from gateware.models import itch, moldudp64
+from gateware.models import itch, moldudp64, trade
 from gateware.models.rx import DEFAULT_LINE_A, DEFAULT_LINE_B, RxPathModel
+from gateware.telemetry import EARLY_TAP_LATENCY
 from host.cli import main
 from host.replay import replay_config
 from sim.traffic import SYMBOLS, random_message
@@ -229,7 +230,7 @@ def test_replay_orders_writes_the_frames_and_latencies_the_models_predict(tmp_pa
     """`t2t replay --orders --config --summary`: a capture where some adds cross AAA's
     take trigger and some BBB's (refused by max_order_shares); the order frames must be
     the model's byte for byte, the rejects counted by reason, and every order's
-    tick-to-trade the fixed 19 cycles of an add that opens its packet at W=64."""
+    tick-to-trade the fixed cycles of an add that opens its packet at W=64 (the fast path)."""
     from gateware.models import order_tx
     from gateware.models.rx import RxConfig
 
@@ -280,5 +281,9 @@ def test_replay_orders_writes_the_frames_and_latencies_the_models_predict(tmp_pa
     assert [o["user_ref"] for o in s["orders"]] == list(range(1, want_aaa + 1))
     assert {(o["symbol"], o["side"], o["price"], o["quantity"]) for o in s["orders"]} == \
         {("AAA", "B", 1_010_000, 100)}
-    assert {o["tick_to_trade_cycles"] for o in s["orders"]} == {19}
-    assert {o["decision_cycles"] for o in s["orders"]} == {3}
+    # each add opens its packet, so its price ends in beat 12; its early event is at the
+    # strategy 2 cycles later, whose fast path hands it to the risk gate at once
+    assert {o["tick_to_trade_cycles"] for o in s["orders"]} == \
+        {99 // 8 + EARLY_TAP_LATENCY + trade.FAST_LATENCY + trade.RISK_LATENCY}
+    assert {o["decision_cycles"] for o in s["orders"]} == \
+        {trade.FAST_LATENCY + trade.RISK_LATENCY - 1}

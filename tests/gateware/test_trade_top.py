@@ -10,6 +10,7 @@ give each order's tick-to-trade, checked against the cycle its frame went in.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -106,6 +107,43 @@ def uncrossed(e: itch.Event) -> itch.Event:
     return e
 
 
+def models(cfg):
+    """The book, strategy and risk models for CONFIG."""
+    book = BookModel(8, depth=16, capacity=16384, ways=4)
+    strategy = trade.Strategy(64)
+    for sym, entry in cfg.triggers.items():
+        strategy.write(sym, entry)
+    return book, strategy, trade.Risk(64, cfg.limits())
+
+
+def intents_of(e: itch.Event, book, strategy) -> list:
+    """The models, in the gateware's order: an add's take (the fast path decides it from
+    the early event), the event, then the book's updates."""
+    add = e.type in "AF"
+    intents = strategy.cycle(early=e) if add else []
+    intents += strategy.cycle(event=e, taken=add)
+    for up in book.apply(e):
+        intents += strategy.cycle(update=up)
+    return intents
+
+
+def busy_flow(rng, cfg) -> list[itch.Event]:
+    """A random flow on which the models send more than 12 orders and refuse some for
+    position or collar (a few seeds' flows cross the triggers too rarely to mean much)."""
+    while True:
+        flow = [uncrossed(e) for e in random_flow(rng, 1600, symbols=len(WATCH), spread=4,
+                                             other=0.08)]
+        book, strategy, risk = models(cfg)
+        for e in copy.deepcopy(flow):
+            e.locate = LOCATE0 + e.sym
+            if e.type in "AFP":
+                e.stock = itch.stock_int(WATCH[e.sym])
+            for it in intents_of(e, book, strategy):
+                risk.check(it, 0)
+        if risk.counters["pass"] > 12 and risk.counters["position"] + risk.counters["collar"]:
+            return flow
+
+
 def test_orders_decisions_and_latency_match_the_models(top):
     sim, dev, cfg = top
     rng = rng_for("trade-top")
@@ -114,13 +152,8 @@ def test_orders_decisions_and_latency_match_the_models(top):
     sim.run([feed_frame(rx, 0, p) for p in directory(session)], idle=IDLE, quiet=64)
     seq = 1 + len(WATCH)
 
-    flow = [uncrossed(e) for e in random_flow(rng, 1600, symbols=len(WATCH), spread=4,
-                                         other=0.08)]
-    book = BookModel(8, depth=16, capacity=16384, ways=4)
-    strategy = trade.Strategy(64)
-    for sym, entry in cfg.triggers.items():
-        strategy.write(sym, entry)
-    risk = trade.Risk(64, cfg.limits())
+    flow = busy_flow(rng, cfg)
+    book, strategy, risk = models(cfg)
     txcfg = order_tx.TxConfig(bytes.fromhex("02000000000a"), cfg.venue["venue_ip"],
                               cfg.venue["venue_port"], bytes.fromhex("020000000002"),
                               rx.ctl_ip, 40001)
@@ -141,14 +174,7 @@ def test_orders_decisions_and_latency_match_the_models(top):
             frames.append(frame)
             first_beats.append(t)
             t += math.ceil(len(frame) / 8) + IDLE
-            # the models, in the gateware's order: an add's take (the fast path decides
-            # it from the early event), the event, then the book's updates
-            add = e.type in "AF"
-            intents = strategy.cycle(early=e) if add else []
-            intents += strategy.cycle(event=e, taken=add)
-            for up in book.apply(e):
-                intents += strategy.cycle(update=up)
-            for it in intents:
+            for it in intents_of(e, book, strategy):
                 why = risk.check(it, 0)
                 want_decisions.append((it.sym, it.side, it.price, it.quantity, why))
                 if why != "pass":

@@ -1,0 +1,213 @@
+"""ouch_rx against models.ouch_rx: random and malformed answer datagrams, W=64 and W=8.
+
+Orders are sent (``sent`` strobes) between datagrams, so the order table sees them in
+the model's order; the answers refer to them, to orders long gone and to orders never
+sent. Records and gate reports are compared one for one, and every counter.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from gateware.models import control as proto
+from gateware.models import ouch, soupbintcp
+from gateware.models import ouch_rx as model
+from gateware.models.beats import frame_beats
+from gateware.ouch_rx import OuchRx
+
+from .simtools import SEED, as_dict, collect, rng_for, run
+
+VENUE = (0x0A000003, 15001)
+LANE0 = 2  # where eth_rx puts a UDP payload's first byte (42-byte headers, W = 64)
+SYMBOLS = 8
+
+
+def answer(rng: random.Random, user_ref: int, kind: str) -> bytes:
+    """One OUCH answer (sometimes with an appendage)."""
+    app = ouch.encode_options([(rng.randrange(256), rng.randbytes(rng.randint(0, 3)))]) \
+        if rng.random() < 0.2 else b""
+    q = rng.choice([0, 1, rng.randint(1, 120), rng.randint(100, 400)])
+    if kind == "A":
+        return ouch.encode_outbound("A", app, timestamp=rng.getrandbits(40), user_ref=user_ref,
+                                    side=rng.choice("BS"), quantity=q, symbol="AAPL",
+                                    price=rng.randint(1, 5_000_000), tif=rng.choice("03"),
+                                    order_ref=rng.getrandbits(64), order_state="L")
+    if kind == "E":
+        return ouch.encode_outbound("E", app, timestamp=rng.getrandbits(40), user_ref=user_ref,
+                                    quantity=q, price=rng.randint(1, 5_000_000),
+                                    liquidity=rng.choice("AR"), match=rng.getrandbits(64))
+    if kind == "C":
+        return ouch.encode_outbound("C", timestamp=1, user_ref=user_ref, quantity=q,
+                                    reason=rng.choice("UIS"))
+    return ouch.encode_outbound("J", timestamp=1, user_ref=user_ref,
+                                reason=rng.randint(1, 10), clordid="X1")
+
+
+def packet(rng: random.Random, refs: list[int]) -> bytes:
+    """A SoupBinTCP packet: mostly answers, some of every kind of trouble."""
+    roll = rng.random()
+    user_ref = rng.choice(refs) if refs and rng.random() < 0.9 else rng.randint(1, 5000)
+    if roll < 0.75:
+        return soupbintcp.encode(rng.choice("UUS"), message=answer(rng, user_ref,
+                                                                   rng.choice("AAEECJ")))
+    if roll < 0.8:  # an OUCH message this block does not keep
+        return soupbintcp.encode("U", message=ouch.encode_outbound("S", timestamp=1,
+                                                                    event_code="S"))
+    if roll < 0.85:  # a length that disagrees with the table or the appendage length
+        msg = bytearray(answer(rng, user_ref, rng.choice("AECJ")))
+        if rng.random() < 0.5:
+            msg += b"\x00"
+        else:
+            del msg[-1]
+        return soupbintcp.encode("U", message=bytes(msg))
+    if roll < 0.9:
+        return soupbintcp.encode("H") if roll < 0.87 else soupbintcp.encode("+", text=b"hi")
+    if roll < 0.93:
+        return b"\x00\x01U"  # a data packet without a message
+    if roll < 0.96:
+        return bytes([0, 1]) + bytes([rng.choice(b"AEJ")])  # a message of its type alone
+    return b"\x00\x00"  # a runt: the rest of the datagram is skipped
+
+
+def datagram(rng: random.Random, refs: list[int]) -> bytes:
+    payload = b"".join(packet(rng, refs) for _ in range(rng.choice([1, 1, 1, 2, 3])))
+    if rng.random() < 0.08:  # cut short
+        payload = payload[:rng.randint(1, len(payload))]
+    return payload
+
+
+def scenario(rng: random.Random, count: int):
+    """[("sent", fields) | ("dg", src, payload)] with orders before their answers."""
+    steps, refs, next_ref = [], [], 1
+    for _ in range(count):
+        if rng.random() < 0.45:
+            o = {"user_ref": next_ref, "sym": rng.randrange(SYMBOLS), "side": rng.randrange(2),
+                 "price": rng.randint(1, 5_000_000), "quantity": rng.randint(1, 300)}
+            next_ref += rng.choice([1, 1, 1, model.ORDERS])  # sometimes reuse a table slot
+            refs = (refs + [o["user_ref"]])[-6:]
+            steps.append(("sent", o))
+        else:
+            src = VENUE if rng.random() < 0.95 else (VENUE[0], VENUE[1] + 1)
+            steps.append(("dg", src, datagram(rng, refs)))
+    return steps
+
+
+def expected(steps, to_gate: bool = True):
+    m = model.OuchRxModel(*VENUE, to_gate=to_gate)
+    for s in steps:
+        if s[0] == "sent":
+            m.table.sent(**s[1])
+        else:
+            m.datagram(s[1][0], s[1][1], s[2])
+    return m
+
+
+def record_of(a: model.Answer, gate: int, closed: int) -> bytes:
+    return proto.encode_event_record(proto.AnswerEvent(
+        a.type, a.user_ref, a.quantity, a.price, a.code, a.ref, a.reason, a.tif, gate, closed))
+
+
+def simulate(width: int, steps, to_gate: bool = True, stall: float = 0.3, name: str = "o"):
+    rng = rng_for(name)
+    lanes = width // 8
+    dut = OuchRx(width, SYMBOLS)
+    records, reports, counters = [], [], {}
+
+    async def tb(ctx):
+        ctx.set(dut.venue_ip, VENUE[0])
+        ctx.set(dut.venue_port, VENUE[1])
+        ctx.set(dut.to_gate, int(to_gate))
+        for s in steps:
+            if s[0] == "sent":
+                ctx.set(dut.sent, {"stb": 1, **s[1]})
+                await ctx.tick()
+                ctx.set(dut.sent.stb, 0)
+                continue
+            (ip, port), payload = s[1], s[2]
+            for b in frame_beats(payload, lanes, LANE0 % lanes):
+                ctx.set(dut.datagrams.payload, {**as_dict(b), "src_ip": ip, "src_port": port,
+                                                "src_mac": 0})
+                ctx.set(dut.datagrams.valid, 1)
+                await ctx.tick()
+            ctx.set(dut.datagrams.valid, 0)
+            # the walker takes a byte a cycle; let it finish before the next order
+            await ctx.tick().repeat(len(payload) + 40 + rng.randint(0, 5))
+        await ctx.tick().repeat(200)
+        for name in model.COUNTERS:
+            counters[name] = ctx.get(getattr(dut.counters, name))
+
+    run(dut, tb, processes=[collect(dut.records, records, rng, stall),
+                            collect(dut.reports, reports, rng, stall)])
+    return records, reports, counters
+
+
+@pytest.mark.parametrize("width", [64, 8])
+def test_random_and_malformed_answers_match_the_model(width):
+    rng = rng_for(f"answers{width}")
+    steps = scenario(rng, 160)
+    m = expected(steps)
+    records, reports, counters = simulate(width, steps, name=f"sim{width}")
+    msg = f"seed {SEED}"
+    got = [int(r).to_bytes(proto.EVENT_RECORD, "big") for r in records]
+    assert got == [record_of(*r) for r in m.records], msg
+    assert [{k: int(getattr(r, k)) for k in ("sym", "side", "filled", "canceled", "closed",
+                                             "released")} for r in reports] == \
+        [vars(r) for r in m.reports], msg
+    assert counters == dict(m.counters), msg
+    # the scenario exercised what it is about
+    c = m.counters
+    assert c["to_gate"] > 5 and c["unknown_order"] and c["bad_length"] and c["truncated"], c
+    assert c["wrong_source"] + c["runt_packet"] + c["other_packets"] + c["unknown_type"] > 0
+
+
+def test_with_to_gate_off_answers_are_only_forwarded():
+    rng = rng_for("nogate")
+    steps = scenario(rng, 60)
+    m = expected(steps, to_gate=False)
+    records, reports, counters = simulate(64, steps, to_gate=False, name="nogate")
+    assert reports == [] and m.reports == []
+    assert len(records) == len(m.records) == m.counters["answers"] > 0
+    assert counters == dict(m.counters)
+
+
+def test_bursts_overflow_the_input_fifo_are_counted_and_never_wedge():
+    """Datagrams back to back: the walker falls behind, the FIFO fills, whole datagrams
+    are dropped and counted; the rest still parse, and a last answer sent after the
+    burst comes through."""
+    rng = rng_for("burst")
+    width, lanes = 64, 8
+    dut = OuchRx(width, SYMBOLS, in_depth=8)
+    burst = [soupbintcp.encode("U", message=answer(rng, 1, "A")) for _ in range(12)]
+    last = soupbintcp.encode("U", message=answer(rng, 99, "C"))
+    records, counters = [], {}
+
+    async def tb(ctx):
+        ctx.set(dut.venue_ip, VENUE[0])
+        ctx.set(dut.venue_port, VENUE[1])
+        for payload in burst:
+            for b in frame_beats(payload, lanes, LANE0):
+                ctx.set(dut.datagrams.payload, {**as_dict(b), "src_ip": VENUE[0],
+                                                "src_port": VENUE[1], "src_mac": 0})
+                ctx.set(dut.datagrams.valid, 1)
+                await ctx.tick()
+        ctx.set(dut.datagrams.valid, 0)
+        await ctx.tick().repeat(2000)
+        for b in frame_beats(last, lanes, LANE0):
+            ctx.set(dut.datagrams.payload, {**as_dict(b), "src_ip": VENUE[0],
+                                            "src_port": VENUE[1], "src_mac": 0})
+            ctx.set(dut.datagrams.valid, 1)
+            await ctx.tick()
+        ctx.set(dut.datagrams.valid, 0)
+        await ctx.tick().repeat(200)
+        for name in model.COUNTERS:
+            counters[name] = ctx.get(getattr(dut.counters, name))
+
+    run(dut, tb, processes=[collect(dut.records, records)])
+    assert counters["overflow"] > 0
+    assert counters["datagrams"] == len(burst) + 1
+    # every datagram is either an answer or an overflow, never half of each
+    assert counters["accepted"] + counters["overflow"] == len(burst)
+    assert counters["truncated"] == 0 and counters["bad_length"] == 0
+    assert counters["canceled"] == 1 and len(records) == counters["answers"]

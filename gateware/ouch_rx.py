@@ -69,7 +69,10 @@ class OuchRx(wiring.Component):
     event record, and offers the report on ``reports`` from cycle +3 until taken. The
     risk gate takes it in its first cycle without an intent and writes the symbol's
     state in the cycle after: a position is updated 5 cycles after the walker took the
-    answer's last byte, one more per intent that held the gate.
+    answer's last byte, one more per intent that held the gate. The record's ``lag``
+    is how long that byte waited in the FIFO (cycles from its beat arriving on
+    ``datagrams`` to the walker taking it): the gate had the answer ``lag + 5`` cycles
+    after its last byte arrived.
 
     Parameters
     ----------
@@ -127,14 +130,19 @@ class OuchRx(wiring.Component):
         count = counter_bank(m, model.COUNTERS, self.counters)
 
         # --- input: whole datagrams from the venue into the FIFO ----------------------
-        entry = data.StructLayout({"data": self.data_width, "be": n, "last": 1, "abort": 1})
+        # each beat carries the (16-bit) cycle it arrived in: the record says how long
+        # the answer's last byte waited for the walker
+        entry = data.StructLayout({"data": self.data_width, "be": n, "last": 1, "abort": 1,
+                                   "t": 16})
+        now = Signal(16)
+        m.d.sync += now.eq(now + 1)
         m.submodules.inq = inq = fifo.SyncFIFO(width=entry.size, depth=self.in_depth)
         beat, valid = self.datagrams.payload, self.datagrams.valid
         dropping = Signal()
         room = inq.level < self.in_depth - 1  # the last slot is kept for a cut marker
         w = Signal(entry)
         m.d.comb += [w.data.eq(beat.data), w.be.eq(beat.be), w.last.eq(beat.last),
-                     inq.w_data.eq(w)]
+                     w.t.eq(now), inq.w_data.eq(w)]
         with m.If(valid & beat.first):
             m.d.comb += count["datagrams"].eq(1)
             with m.If((beat.src_ip != self.venue_ip) | (beat.src_port != self.venue_port)):
@@ -182,7 +190,7 @@ class OuchRx(wiring.Component):
         mtype_now = Signal(8)
         m.d.comb += mtype_now.eq(Mux(k == 0, byte, mtype))
         # each captured field as it is with this byte in (a field may end on it)
-        now = {}
+        have = {}
         for name, by_type in SOURCES.items():
             reg = fields[name]
             taking = Signal(name=f"take_{name}")
@@ -191,8 +199,8 @@ class OuchRx(wiring.Component):
                 with m.If((phase == BODY) & (mtype_now == ord(t)) & (k >= f.offset) &
                           (k < f.offset + f.size)):
                     m.d.comb += taking.eq(1)
-            now[name] = Signal.like(reg, name=f"now_{name}")
-            m.d.comb += now[name].eq(Mux(taking, Cat(byte, reg[:-8]), reg))
+            have[name] = Signal.like(reg, name=f"have_{name}")
+            m.d.comb += have[name].eq(Mux(taking, Cat(byte, reg[:-8]), reg))
         emit = Signal()  # this byte ends a packet that is an answer
 
         # the answer stage (below) holds one answer; the byte that ends the next
@@ -216,7 +224,7 @@ class OuchRx(wiring.Component):
             with m.If(mtype_now == ord(t)):
                 if ouch.has_appendage(table):
                     m.d.comb += lengths_ok.eq((msg_len >= table.length) & (
-                        now["appendage_length"] == msg_len - table.length))
+                        have["appendage_length"] == msg_len - table.length))
                 else:
                     m.d.comb += lengths_ok.eq(msg_len == table.length)
         known_type = Cat(*[mtype_now == ord(t) for t in model.ANSWER_TYPES]).any()
@@ -247,7 +255,7 @@ class OuchRx(wiring.Component):
                     m.d.sync += [k.eq(k + 1), left.eq(left - 1)]
                     with m.If(k == 0):
                         m.d.sync += mtype.eq(byte)
-                    m.d.sync += [fields[name].eq(now[name]) for name in fields]
+                    m.d.sync += [fields[name].eq(have[name]) for name in fields]
                     with m.If(left == 0):
                         m.d.comb += [nxt.eq(LEN0), count["packets"].eq(1)]
                         with m.If(~data_pkt):
@@ -280,9 +288,11 @@ class OuchRx(wiring.Component):
         idx = (self.orders - 1).bit_length()
 
         a_type = Signal(8)
+        a_lag = Signal(16)
         a = {name: Signal(8 * size, name=f"a_{name}") for name, size in CAPTURED.items()}
         with m.If(emit):
-            m.d.sync += [a_type.eq(mtype_now), *(a[name].eq(now[name]) for name in fields)]
+            m.d.sync += [a_type.eq(mtype_now), a_lag.eq(now - head.t),
+                         *(a[name].eq(have[name]) for name in fields)]
 
         sent = self.sent
         new = Signal(entry_layout(S))
@@ -312,9 +322,8 @@ class OuchRx(wiring.Component):
             const_bytes(proto.EV_ANSWER, 1) + [a_type, Cat(gate, flag_closed, Const(0, 6))] +
             [Mux(is_a | is_e | is_c, a["code"], 0)] + be_bytes(a["user_ref"], 4) +
             be_bytes(Mux(is_j, 0, qty), 4) + be_bytes(Mux(is_a | is_e, a["price"], 0), 8) +
-            be_bytes(Mux(is_a | is_e, a["ref"], 0), 8) +
-            be_bytes(Mux(is_j, a["reason"], 0), 2) + [Mux(is_a, a["tif"], 0)] +
-            const_bytes(0, 1))
+            be_bytes(Mux(is_a | is_e, a["ref"], Mux(is_j, a["reason"], 0)), 8) +
+            be_bytes(a_lag, 2) + [Mux(is_a, a["tif"], 0)] + const_bytes(0, 1))
         m.d.comb += [recq.w_data.eq(record), self.records.payload.eq(recq.r_data),
                      self.records.valid.eq(recq.r_rdy), recq.r_en.eq(self.records.ready)]
         m.d.comb += [self.reports.payload.eq(rep)]

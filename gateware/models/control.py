@@ -61,7 +61,7 @@ STATUS_NAMES = {OK: "ok", NO_REGISTER: "no such register", READ_ONLY: "read-only
 EVENT_RECORD = 32
 EV_GAP, EV_ANSWER = 1, 2
 GAP_RECORD = struct.Struct("!BBHQQ10s2x")  # type, line, 0, first, count, session, pad
-# type, OUCH type, flags, code, UserRefNum, quantity, price, ref, reason, tif, pad
+# type, OUCH type, flags, code, UserRefNum, quantity, price, ref, lag, tif, pad
 ANSWER_RECORD = struct.Struct("!BcBBIIqQHBx")
 ANSWER_GATE, ANSWER_CLOSED = 1, 2  # flag bits
 
@@ -105,7 +105,9 @@ class GapEvent:
 class AnswerEvent:
     """A venue's OUCH answer as ``ouch_rx`` forwards it (``models.ouch_rx.Answer`` and
     what the gateware did with it: ``gate`` it reported it to the risk gate, ``closed``
-    that report closed the order)."""
+    that report closed the order; ``lag`` the cycles its last byte waited in
+    ``ouch_rx``'s FIFO). ``ref`` is the Accepted's symbol, the Executed's match number
+    or the Rejected's reason."""
 
     type: str
     user_ref: int
@@ -113,10 +115,10 @@ class AnswerEvent:
     price: int = 0
     code: int = 0
     ref: int = 0
-    reason: int = 0
     tif: int = 0
     gate: int = 0
     closed: int = 0
+    lag: int = 0
 
     def message(self) -> dict:
         """The answer as ``models.ouch.decode_outbound`` names its fields (the fields a
@@ -131,7 +133,7 @@ class AnswerEvent:
                     "liquidity": chr(self.code), "match": self.ref}
         if self.type == "C":
             return {**base, "quantity": self.quantity, "reason": chr(self.code)}
-        return {**base, "reason": self.reason}
+        return {**base, "reason": self.ref}
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ def encode_event_record(ev) -> bytes:
         return ANSWER_RECORD.pack(EV_ANSWER, ev.type.encode("ascii"),
                                   ev.gate * ANSWER_GATE | ev.closed * ANSWER_CLOSED,
                                   ev.code, ev.user_ref, ev.quantity, ev.price, ev.ref,
-                                  ev.reason, ev.tif)
+                                  ev.lag, ev.tif)
     raise TypeError(f"no event record for {type(ev).__name__}")
 
 
@@ -179,10 +181,10 @@ def decode_event_record(raw: bytes):
         _t, line, _z, first, count, session = GAP_RECORD.unpack(raw)
         return GapEvent(line, session, first, count)
     if raw[0] == EV_ANSWER:
-        (_t, mtype, flags, code, user_ref, quantity, price, ref, reason,
+        (_t, mtype, flags, code, user_ref, quantity, price, ref, lag,
          tif) = ANSWER_RECORD.unpack(raw)
         return AnswerEvent(mtype.decode("latin-1"), user_ref, quantity, price, code, ref,
-                           reason, tif, flags & ANSWER_GATE, flags >> 1 & 1)
+                           tif, flags & ANSWER_GATE, flags >> 1 & 1, lag)
     return ("unknown", raw[0], raw)  # newer gateware: kept, not misread
 
 

@@ -60,8 +60,8 @@ class Answer:
     quantity: int = 0
     price: int = 0  # Accepted, Executed (signed, 1/10000)
     code: int = 0  # Accepted: side; Executed: liquidity flag; Canceled: reason (ASCII)
-    ref: int = 0  # Accepted: symbol (8 ASCII bytes as an integer); Executed: match number
-    reason: int = 0  # Rejected
+    ref: int = 0  # Accepted: symbol (8 ASCII bytes as an integer); Executed: match
+    # number; Rejected: reason
     tif: int = 0  # Accepted (ASCII)
 
 
@@ -119,7 +119,7 @@ def decode(msg: bytes, counters: Counter) -> Answer | None:
                       ord(m["liquidity"] or " "), m["match"])
     if mtype == "C":
         return Answer("C", m["user_ref"], m["quantity"], code=ord(m["reason"] or " "))
-    return Answer("J", m["user_ref"], reason=m["reason"])
+    return Answer("J", m["user_ref"], ref=m["reason"])
 
 
 @dataclass

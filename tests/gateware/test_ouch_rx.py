@@ -8,16 +8,21 @@ sent. Records and gate reports are compared one for one, and every counter.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
+from amaranth import Elaboratable, Module
+from amaranth.lib import wiring
 
 from gateware.models import control as proto
-from gateware.models import ouch, soupbintcp
+from gateware.models import ouch, soupbintcp, trade
 from gateware.models import ouch_rx as model
 from gateware.models.beats import frame_beats
 from gateware.ouch_rx import OuchRx
+from gateware.risk import Risk
 
 from .simtools import SEED, as_dict, collect, rng_for, run
+from .test_trade import limits_payload
 
 VENUE = (0x0A000003, 15001)
 LANE0 = 2  # where eth_rx puts a UDP payload's first byte (42-byte headers, W = 64)
@@ -104,9 +109,9 @@ def expected(steps, to_gate: bool = True):
     return m
 
 
-def record_of(a: model.Answer, gate: int, closed: int) -> bytes:
-    return proto.encode_event_record(proto.AnswerEvent(
-        a.type, a.user_ref, a.quantity, a.price, a.code, a.ref, a.reason, a.tif, gate, closed))
+def record_of(a: model.Answer, gate: int, closed: int) -> proto.AnswerEvent:
+    return proto.AnswerEvent(a.type, a.user_ref, a.quantity, a.price, a.code, a.ref, a.tif,
+                             gate, closed)
 
 
 def simulate(width: int, steps, to_gate: bool = True, stall: float = 0.3, name: str = "o"):
@@ -150,8 +155,13 @@ def test_random_and_malformed_answers_match_the_model(width):
     m = expected(steps)
     records, reports, counters = simulate(width, steps, name=f"sim{width}")
     msg = f"seed {SEED}"
-    got = [int(r).to_bytes(proto.EVENT_RECORD, "big") for r in records]
-    assert got == [record_of(*r) for r in m.records], msg
+    got = [proto.decode_event_record(int(r).to_bytes(proto.EVENT_RECORD, "big"))
+           for r in records]
+    # the walker was idle when each datagram came: the last byte waited at most for the
+    # bytes before it in its datagram
+    assert all(0 < g.lag <= 1 + len(max((s[2] for s in steps if s[0] == "dg"), key=len))
+               for g in got), msg
+    assert [replace(g, lag=0) for g in got] == [record_of(*r) for r in m.records], msg
     assert [{k: int(getattr(r, k)) for k in ("sym", "side", "filled", "canceled", "closed",
                                              "released")} for r in reports] == \
         [vars(r) for r in m.reports], msg
@@ -211,3 +221,94 @@ def test_bursts_overflow_the_input_fifo_are_counted_and_never_wedge():
     assert counters["accepted"] + counters["overflow"] == len(burst)
     assert counters["truncated"] == 0 and counters["bad_length"] == 0
     assert counters["canceled"] == 1 and len(records) == counters["answers"]
+
+
+class AnswersToGate(Elaboratable):
+    """ouch_rx's reports into the risk gate, wired as in ``gateware.top``."""
+
+    def __init__(self):
+        self.orx = OuchRx(64, SYMBOLS)
+        self.risk = Risk(SYMBOLS)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.orx, m.submodules.risk = self.orx, self.risk
+        wiring.connect(m, self.orx.reports, self.risk.answers)
+        return m
+
+
+@pytest.mark.parametrize("kind", ["E", "C", "J"])
+def test_the_gate_has_the_answer_lag_plus_5_cycles_after_its_last_byte(kind):
+    """A buy of 100 at a position limit of 100 fills the side; a second one is refused.
+    The answer's report reaches the gate's state ``lag + 5`` cycles after the beat with
+    its last byte arrived (``lag`` from the record): the order is closed there."""
+    rng = rng_for(f"bound{kind}")
+    dut = AnswersToGate()
+    orx, risk = dut.orx, dut.risk
+    lim = trade.Limits(position_limit=100)
+    fields = {"E": {"quantity": 100, "price": 1_000_000, "liquidity": "A", "match": 5},
+              "C": {"quantity": 100, "reason": "U"}, "J": {"reason": 3}}[kind]
+    payload = soupbintcp.encode("U", message=ouch.encode_outbound(kind, timestamp=1,
+                                                                   user_ref=1, **fields))
+    seen = {}
+
+    async def intent(ctx) -> str:
+        ctx.set(risk.intents.payload, {"sym": 2, "side": trade.BUY, "price": 1_000_000,
+                                       "quantity": 100, "tif": ord("0"), "ref": 1_000_000})
+        ctx.set(risk.intents.valid, 1)
+        await ctx.tick()
+        ctx.set(risk.intents.valid, 0)
+        await ctx.tick()
+        while not ctx.get(risk.decisions.valid):
+            await ctx.tick()
+        reason = trade.REASONS[ctx.get(risk.decisions.payload.reason)]
+        ctx.set(risk.decisions.ready, 1)
+        await ctx.tick()
+        ctx.set(risk.decisions.ready, 0)
+        return reason
+
+    async def tb(ctx):
+        ctx.set(risk.limits, limits_payload(lim))
+        ctx.set(risk.orders.ready, 1)
+        ctx.set(orx.venue_ip, VENUE[0])
+        ctx.set(orx.venue_port, VENUE[1])
+        ctx.set(orx.to_gate, 1)
+        ctx.set(orx.records.ready, 1)
+        assert await intent(ctx) == "pass"
+        ctx.set(orx.sent, {"stb": 1, "user_ref": 1, "sym": 2, "side": trade.BUY,
+                           "price": 1_000_000, "quantity": 100})
+        await ctx.tick()
+        ctx.set(orx.sent.stb, 0)
+        assert await intent(ctx) == "position"
+        before = ctx.get(risk.status.open_orders)
+        await ctx.tick().repeat(rng.randint(0, 9))
+        beats = frame_beats(payload, 8, LANE0)
+        for i, b in enumerate(beats):
+            ctx.set(orx.datagrams.payload, {**as_dict(b), "src_ip": VENUE[0],
+                                            "src_port": VENUE[1], "src_mac": 0})
+            ctx.set(orx.datagrams.valid, 1)
+            await ctx.tick()
+        ctx.set(orx.datagrams.valid, 0)
+        reports = ctx.get(risk.counters.reports)
+        cycles = 0  # after the last beat's cycle
+        while ctx.get(risk.counters.reports) == reports:
+            await ctx.tick()
+            cycles += 1
+            record = ctx.get(orx.records.payload) if ctx.get(orx.records.valid) else None
+            if record is not None:
+                seen["record"] = proto.decode_event_record(
+                    int(record).to_bytes(proto.EVENT_RECORD, "big"))
+            assert cycles < 200
+        seen["cycles"] = cycles
+        seen["open_orders"] = (before, ctx.get(risk.status.open_orders))
+        seen["after"] = await intent(ctx)
+
+    run(dut, tb)
+    rec = seen["record"]
+    assert rec.gate == 1 and rec.closed == 1 and rec.type == kind
+    # the counter moves at the edge that ends the update's cycle: arrival + lag + 5
+    assert seen["cycles"] == rec.lag + 5, (seen, SEED)
+    # a fill turns the open buy into a position (a second buy is still too much);
+    # a cancel or a reject frees the side
+    assert seen["after"] == ("position" if kind == "E" else "pass")
+    assert seen["open_orders"] == (1, 0)

@@ -20,6 +20,9 @@ from .stream import beat_layout, lanes
 from .udp_header import be_bytes, const_bytes
 
 LEN0, LEN1, PTYPE, BODY, SKIP = range(5)
+# Cycles from the walker taking an answer's last byte to the risk gate writing what it
+# changes (read the table, decide, form the notional, offer, the gate's two stages).
+GATE_AFTER_LAG = 5
 
 
 def sent_layout(symbols: int) -> data.StructLayout:

@@ -18,7 +18,7 @@ from gateware.models import control as proto
 from gateware.models import ouch, soupbintcp, trade
 from gateware.models import ouch_rx as model
 from gateware.models.beats import frame_beats
-from gateware.ouch_rx import OuchRx
+from gateware.ouch_rx import GATE_AFTER_LAG, OuchRx
 from gateware.risk import Risk
 
 from .simtools import SEED, as_dict, collect, rng_for, run
@@ -307,7 +307,7 @@ def test_the_gate_has_the_answer_lag_plus_5_cycles_after_its_last_byte(kind):
     rec = seen["record"]
     assert rec.gate == 1 and rec.closed == 1 and rec.type == kind
     # the counter moves at the edge that ends the update's cycle: arrival + lag + 5
-    assert seen["cycles"] == rec.lag + 5, (seen, SEED)
+    assert seen["cycles"] == rec.lag + GATE_AFTER_LAG == rec.lag + 5, (seen, SEED)
     # a fill turns the open buy into a position (a second buy is still too much);
     # a cancel or a reject frees the side
     assert seen["after"] == ("position" if kind == "E" else "pass")

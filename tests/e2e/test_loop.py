@@ -340,6 +340,7 @@ def test_answers_travel_through_the_gateware_and_bad_ones_are_counted(top):
     sim, dev = fresh(top, cfg)
     loop = Loop(sim, dev, cfg, LoopConfig(seed=4, stale_after=100_000))
     loop.run(300_000)
+    assert loop.settle()  # the answers to the last orders go in too
     names = [f"ouch_rx.counters.{c}" for c in ANSWER_COUNTERS]
     before = dev.read_many(names)
     executed = ouch.encode_outbound("E", timestamp=1, user_ref=1, quantity=1, price=1,
@@ -357,6 +358,7 @@ def test_answers_travel_through_the_gateware_and_bad_ones_are_counted(top):
     loop.send_to_fpga(soupbintcp.encode("U", message=executed), src=(0x0A000063, 15001))
     sent_before = loop.venue_answers
     loop.run(300_000)
+    assert loop.settle()
     after = dev.read_many(names)
     moved = {c: after[f"ouch_rx.counters.{c}"] - before[f"ouch_rx.counters.{c}"]
              for c in ANSWER_COUNTERS}

@@ -117,7 +117,7 @@ def record_of(a: model.Answer, gate: int, closed: int) -> proto.AnswerEvent:
 def simulate(width: int, steps, to_gate: bool = True, stall: float = 0.3, name: str = "o"):
     rng = rng_for(name)
     lanes = width // 8
-    dut = OuchRx(width, SYMBOLS)
+    dut = OuchRx(width, SYMBOLS, in_depth=32)
     records, reports, counters = [], [], {}
 
     async def tb(ctx):

@@ -375,9 +375,8 @@ class OuchRx(wiring.Component):
             m.d.comb += [wr.addr.eq(sent.user_ref[:idx]), wr.en.eq(1)]
 
         with m.FSM():
-            with m.State("IDLE"):
-                with m.If(emit):
-                    m.next = "READ"
+            with m.State("IDLE"), m.If(emit):
+                m.next = "READ"
             with m.State("READ"):
                 m.d.comb += [busy.eq(1), rd.addr.eq(a["user_ref"][:idx])]
                 m.next = "DECIDE"

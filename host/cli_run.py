@@ -97,6 +97,7 @@ def summary(loop) -> dict:
                                  if r.applied is not None]),
         "gate_cycles": spread([lag + GATE_AFTER_LAG for lag in loop.answer_lags]),
         "answers": {"venue": loop.venue_answers, "events": loop.counters["answer_events"],
+                    "waiting": loop.answers_waiting(),
                     "on_chip": len(loop.answer_lags), "host_reports": len(eng.reports)},
         "host_answer_us": {"answers": len(host_us),
                            "p50": round(percentile(host_us, 50) or 0, 2),

@@ -183,6 +183,10 @@ class Loop:
             self._host()
         return False
 
+    def answers_waiting(self) -> int:
+        """Answers the venue sent that wait for the FPGA's next run (one a datagram)."""
+        return len(self._answers)
+
     def _send_answers(self) -> list[bytes]:
         """The venue's answers into the FPGA, by themselves (see the module docstring);
         the frames the FPGA sent meanwhile."""

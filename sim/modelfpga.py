@@ -19,8 +19,8 @@ off. ``cycles`` only counts beats and idle cycles, for the loop's bookkeeping.
 from __future__ import annotations
 
 from gateware.models import control, frames, order_tx, trade
-from gateware.models.ouch_rx import OuchRxModel
 from gateware.models.book import BookModel
+from gateware.models.ouch_rx import OuchRxModel
 from gateware.models.regmap import RegisterMap
 from gateware.models.rx import RxConfig, RxPathModel
 from host.config import Config

@@ -140,8 +140,8 @@ def simulate(width: int, steps, to_gate: bool = True, stall: float = 0.3, name: 
             # the walker takes a byte a cycle; let it finish before the next order
             await ctx.tick().repeat(len(payload) + 40 + rng.randint(0, 5))
         await ctx.tick().repeat(200)
-        for name in model.COUNTERS:
-            counters[name] = ctx.get(getattr(dut.counters, name))
+        for counter in model.COUNTERS:
+            counters[counter] = ctx.get(getattr(dut.counters, counter))
 
     run(dut, tb, processes=[collect(dut.records, records, rng, stall),
                             collect(dut.reports, reports, rng, stall)])

@@ -321,6 +321,41 @@ def test_gaps_and_answers_take_turns_on_the_event_channel():
     assert [e.first for e in events if isinstance(e, proto.GapEvent)] == [2, 6, 10]
 
 
+def test_with_the_event_channel_off_answers_wait_in_their_fifo_register():
+    """An answer from the venue becomes an entry of ``ouch_rx.answers``: the record, as a
+    256-bit number in 8 words; popping it leaves the register empty."""
+    from gateware.models import ouch, soupbintcp
+    from gateware.ouch_tx import SRC_PORT, VENUE_IP, VENUE_PORT
+
+    rng = rng_for("answerfifo")
+    top = make_top()
+    bench = Bench(top, rng)
+    answer = frames.build_udp_frame(CFG.ctl_ip, SRC_PORT, soupbintcp.encode(
+        "U", message=ouch.encode_outbound("E", timestamp=1, user_ref=42, quantity=17,
+                                          price=1_234_500, liquidity="R", match=99)),
+        src_ip=VENUE_IP, src_port=VENUE_PORT)
+    entry = top.map["ouch_rx.answers"]
+    reads = [proto.Op.read(entry.address + k) for k in range(entry.words)]
+    requests = [proto.encode_request(1, reads + [proto.Op.write(entry.address, 1)]),
+                proto.encode_request(2, reads[:1])]
+
+    async def tb(ctx):
+        await bench.send(ctx, answer)
+        await ctx.tick().repeat(60)
+        for i, payload in enumerate(requests):
+            await bench.send(ctx, to_device(payload, DEVICE.ip, DEVICE.port))
+            await bench.settle(ctx, i, True)
+        assert ctx.get(top.control.counters.events) == 0
+
+    run(top, tb, processes=[bench.collector])
+    first, second = (proto.check(payload_of(f), proto.KIND_REPLY) for f in bench.frames())
+    assert first.ops[0].value == 1 and second.ops[0].value == 0  # popped
+    value = sum(op.value << (32 * k) for k, op in enumerate(first.ops[1:entry.words]))
+    record = proto.decode_event_record(value.to_bytes(proto.EVENT_RECORD, "big"))
+    assert (record.type, record.user_ref, record.quantity, record.price, chr(record.code),
+            record.ref, record.gate) == ("E", 42, 17, 1_234_500, "R", 99, 0)
+
+
 def test_tx_arbiter_keeps_frames_whole_and_in_order():
     rng = rng_for("arb")
     arb = TxArbiter(64, inputs=2)

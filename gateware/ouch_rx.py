@@ -59,11 +59,12 @@ class OuchRx(wiring.Component):
     are dropped at their first beat, ``wrong_source``) are written beat by beat into an
     input FIFO of ``in_depth`` beats; a walker takes one byte per cycle out of it and
     follows the SoupBinTCP packets (length, type, message), capturing the fields of
-    the record as their bytes go by (offsets from ``models.ouch``'s table); bytes it
-    takes nothing from (timestamps, ClOrdIDs, appendages, messages of other types) go
-    up to a beat per cycle. That is line rate at W = 8; at W = 64 an Executed takes 31
-    cycles, an Accepted 35, against 5 and 9 beats on the wire: answers are a few per
-    order, not a feed, and the FIFO (2 KiB by default) takes the bursts. When the FIFO is full the
+    the record as their bytes go by (offsets from ``models.ouch``'s table). A
+    message's bytes go up to a beat per cycle — all the head beat holds of it, except
+    its type byte and its last byte, which go alone — and a packet's length and type
+    a byte per cycle: an Executed takes 10 cycles at W = 64, against 6 beats on the
+    wire, so the walker keeps up with answers one after another (and with the wire at
+    W = 8). The FIFO (2 KiB by default) takes the bursts. When the FIFO is full the
     datagram is dropped (``overflow``): a cut datagram ends with a marker beat (one
     slot is kept for it) so the walker forgets the packet it was in.
 
@@ -194,55 +195,38 @@ class OuchRx(wiring.Component):
         fields = {name: Signal(8 * size, name=f"f_{name}") for name, size in CAPTURED.items()}
         mtype_now = Signal(8)
         m.d.comb += mtype_now.eq(Mux(k == 0, byte, mtype))
-        # each captured field as it is with this byte in (a field may end on it)
+        # A message's bytes go up to a beat per cycle: all of the head beat's, except
+        # that its type byte (which says where its fields are) and its last byte (which
+        # ends the packet) go alone.
+        take = Signal(range(n + 1))  # bytes taken this cycle: offsets k .. k + take - 1
+        m.d.comb += take.eq(1)
+        with m.If(phase == SKIP):
+            m.d.comb += take.eq(run)
+        with m.Elif((phase == BODY) & (k != 0) & (left != 0)):
+            m.d.comb += take.eq(Mux(left < run, left, run))
+        # each captured field as it is with this cycle's bytes in (a field may end in
+        # them): byte o of the message is in lane cur + (o - k)
+        shift = (n - 1).bit_length()
         have = {}
         for name, by_type in SOURCES.items():
             reg = fields[name]
-            taking = Signal(name=f"take_{name}")
-            for t, fname in by_type.items():
-                f = ouch.OUTBOUND[t].fields[fname]
-                with m.If((phase == BODY) & (mtype_now == ord(t)) & (k >= f.offset) &
-                          (k < f.offset + f.size)):
-                    m.d.comb += taking.eq(1)
+            size = CAPTURED[name]
+            parts = []
+            for j in range(size):
+                held = reg.word_select(size - 1 - j, 8)
+                part = Signal(8, name=f"have_{name}_{j}")
+                m.d.comb += part.eq(held)
+                for t, fname in by_type.items():
+                    o = ouch.OUTBOUND[t].fields[fname].offset + j
+                    with m.If((phase == BODY) & (mtype_now == ord(t)) & (k <= o) &
+                              (o < k + take)):
+                        at = (cur + (o - k))[:shift] if shift else 0
+                        m.d.comb += part.eq(head.data.word_select(at, 8) if shift
+                                            else head.data)
+                parts.append(part)
             have[name] = Signal.like(reg, name=f"have_{name}")
-            m.d.comb += have[name].eq(Mux(taking, Cat(byte, reg[:-8]), reg))
+            m.d.comb += have[name].eq(Cat(*reversed(parts)))
         emit = Signal()  # this byte ends a packet that is an answer
-
-        # Bytes nothing is taken from (timestamps, ClOrdIDs, appendages, whole messages
-        # of other types, the rest of a datagram after a runt) go a beat at a time: up
-        # to the end of the beat, of the skippable span, never the packet's last byte.
-        span_end = Signal(17)  # the skippable span around k ends before this offset
-        skippable = Signal()
-        for t in model.ANSWER_TYPES:
-            table = ouch.OUTBOUND[t]
-            taken = {0} | {o for by_type in SOURCES.values() if t in by_type
-                           for f in [table.fields[by_type[t]]]
-                           for o in range(f.offset, f.offset + f.size)}
-            spans, start = [], None
-            for o in range(1, table.length + 1):
-                free = o < table.length and o not in taken
-                if free and start is None:
-                    start = o
-                elif not free and start is not None:
-                    spans.append((start, o))
-                    start = None
-            if ouch.has_appendage(table):
-                spans.append((table.length, 1 << 16))
-            for lo, hi in spans:
-                with m.If((phase == BODY) & data_pkt & (mtype == ord(t)) & (k >= lo) &
-                          (k < hi)):
-                    m.d.comb += [skippable.eq(1), span_end.eq(hi)]
-        answer_type = Cat(*[mtype == ord(t) for t in model.ANSWER_TYPES]).any()
-        with m.If((phase == BODY) & (k != 0) & (~data_pkt | ~answer_type)):
-            m.d.comb += [skippable.eq(1), span_end.eq(1 << 16)]
-        take = Signal(range(n + 1))  # bytes taken this cycle
-        room_in_span = Signal(17)
-        m.d.comb += [room_in_span.eq(span_end - k), take.eq(1)]
-        with m.If(phase == SKIP):
-            m.d.comb += take.eq(run)
-        with m.Elif(skippable & (left != 0)):  # the packet's last byte goes alone
-            in_span = Mux(room_in_span < run, room_in_span, run)
-            m.d.comb += take.eq(Mux(left < in_span, left, in_span))
         more = Signal()  # bytes left in the head beat after this cycle's
         m.d.comb += more.eq(run > take)
 

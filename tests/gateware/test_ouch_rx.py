@@ -281,7 +281,7 @@ def test_the_gate_has_the_answer_lag_plus_5_cycles_after_its_last_byte(kind):
         ctx.set(orx.sent.stb, 0)
         assert await intent(ctx) == "position"
         before = ctx.get(risk.status.open_orders)
-        await ctx.tick().repeat(rng.randint(0, 9))
+        await ctx.tick().repeat(rng.randint(1, 9))
         beats = frame_beats(payload, 8, LANE0)
         for i, b in enumerate(beats):
             ctx.set(orx.datagrams.payload, {**as_dict(b), "src_ip": VENUE[0],

@@ -30,9 +30,9 @@ SYMBOLS = 8
 # A control request carrying five reports takes 739 cycles in the RTL (one: 259); the
 # bound leaves room for the request that follows a report in the same flush.
 REQUEST_BOUND = 768
-# One answer frame after another (with the run's 40 idle cycles): the longest answer (an
-# Accepted, 67 bytes) takes its walker 67 cycles; the wait of a last byte stays short.
-LAG_BOUND = 160
+# Answer frames 40 idle cycles apart: ouch_rx's walker is done with each before the next
+# arrives, so an answer's last byte waits 5 or 6 cycles, and the gate has it 5 later.
+LAG_BOUND = 11
 # After the kill write: intents are refused from the next decision on; orders already
 # passed may still be in the gate's queue to ouch_tx (16 deep, a frame of ~13 beats each).
 KILL_BOUND = 16 * 16

@@ -88,7 +88,9 @@ class OuchRx(wiring.Component):
         Order table entries (a power of two).
     in_depth, record_depth : int
         Input FIFO beats; records waiting for the event channel (when full, a record is
-        lost and counted in ``records_lost``; its report still goes to the gate).
+        lost and counted in ``records_lost``; its report still goes to the gate). The
+        channel sends an event frame in about 90 cycles, the walker can parse an answer
+        in 10: 64 records take a burst of that many answers.
 
     Members
     -------
@@ -102,7 +104,7 @@ class OuchRx(wiring.Component):
     """
 
     def __init__(self, data_width: int = 64, symbols: int = 64, orders: int = model.ORDERS,
-                 in_depth: int = 256, record_depth: int = 16):
+                 in_depth: int = 256, record_depth: int = 64):
         if orders & (orders - 1):
             raise ValueError(f"orders must be a power of two, not {orders}")
         self.data_width, self.symbols, self.orders = data_width, symbols, orders

@@ -312,3 +312,39 @@ def test_the_gate_has_the_answer_lag_plus_5_cycles_after_its_last_byte(kind):
     # a cancel or a reject frees the side
     assert seen["after"] == ("position" if kind == "E" else "pass")
     assert seen["open_orders"] == (1, 0)
+
+
+def test_a_full_record_fifo_loses_records_never_reports():
+    """Nobody takes the records: the FIFO fills, the rest are counted as lost, and every
+    cancel still reaches the gate."""
+    dut = OuchRx(64, SYMBOLS, record_depth=4)
+    answers = 9
+    reports, counters = [], {}
+
+    async def tb(ctx):
+        ctx.set(dut.venue_ip, VENUE[0])
+        ctx.set(dut.venue_port, VENUE[1])
+        ctx.set(dut.to_gate, 1)
+        for u in range(1, answers + 1):
+            ctx.set(dut.sent, {"stb": 1, "user_ref": u, "sym": u % SYMBOLS, "side": 1,
+                               "price": 100 * u, "quantity": 10})
+            await ctx.tick()
+        ctx.set(dut.sent.stb, 0)
+        for u in range(1, answers + 1):
+            payload = soupbintcp.encode("U", message=ouch.encode_outbound(
+                "C", timestamp=1, user_ref=u, quantity=10, reason="U"))
+            for b in frame_beats(payload, 8, LANE0):
+                ctx.set(dut.datagrams.payload, {**as_dict(b), "src_ip": VENUE[0],
+                                                "src_port": VENUE[1], "src_mac": 0})
+                ctx.set(dut.datagrams.valid, 1)
+                await ctx.tick()
+        ctx.set(dut.datagrams.valid, 0)
+        await ctx.tick().repeat(200)
+        for counter in model.COUNTERS:
+            counters[counter] = ctx.get(getattr(dut.counters, counter))
+
+    run(dut, tb, processes=[collect(dut.reports, reports)])
+    assert counters["answers"] == counters["to_gate"] == len(reports) == answers
+    assert counters["records_lost"] == answers - 4
+    assert [(int(r.sym), int(r.canceled), int(r.closed), int(r.released)) for r in reports] \
+        == [(u % SYMBOLS, 10, 1, 1000 * u) for u in range(1, answers + 1)]

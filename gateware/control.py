@@ -5,7 +5,7 @@ Golden model: :class:`gateware.models.control.ControlModel` (its module docstrin
 ``docs/control.md`` give the protocol and the drop rules).
 """
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal
+from amaranth import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -13,10 +13,24 @@ from .bytefield import counter_bank
 from .csr import CSR_BUS
 from .models import control as proto
 from .models import frames
-from .stream import GAP_LAYOUT, beat_layout, lanes
+from .stream import beat_layout, lanes
 from .udp_header import HEADERS, be_bytes, const_bytes, ipv4_checksum, udp_header
 
 EVENT_PAYLOAD = proto.HEADER.size + proto.EVENT_RECORD
+RECORD_BITS = 8 * proto.EVENT_RECORD
+
+
+def record_value(byte_list) -> Value:
+    """An event record from its bytes in wire order: byte 0 lands in the top bits."""
+    assert len(byte_list) == proto.EVENT_RECORD
+    return Cat(*reversed(byte_list))
+
+
+def gap_record(gap) -> Value:
+    """A MoldUDP64 gap report (``GAP_LAYOUT``) as event record type 1."""
+    return record_value(const_bytes(proto.EV_GAP, 1) + [Cat(gap.line, Const(0, 7))] +
+                        const_bytes(0, 2) + be_bytes(gap.first, 8) + be_bytes(gap.count, 8) +
+                        be_bytes(gap.session, 10) + const_bytes(0, 2))
 
 
 class ControlEndpoint(wiring.Component):
@@ -37,8 +51,8 @@ class ControlEndpoint(wiring.Component):
     the logic to a few comparators and muxes instead of a lane-shifting datapath.
 
     Events: when ``event_enable`` is set and no request is waiting, the head of
-    ``events`` (a gap report) is popped and sent as one event frame to ``event_mac`` /
-    ``event_ip`` : ``event_port``. Requests come first: a flood of events cannot starve
+    ``events`` (a 32-byte event record: a gap report, a venue's answer) is popped and
+    sent as one event frame to ``event_mac`` / ``event_ip`` : ``event_port``. Requests come first: a flood of events cannot starve
     the host's access to the registers.
 
     With ``frame_verdict``, a stored request also waits for ``frame_end``, the end of the
@@ -62,7 +76,8 @@ class ControlEndpoint(wiring.Component):
     ctl : In(stream, always ready)
         Control datagrams' payloads from ``eth_rx`` (lane-preserving, with the source).
     bus : Out(CSR_BUS)
-    events : In(stream.Signature(GAP_LAYOUT))
+    events : In(stream.Signature(RECORD_BITS))
+        Event records, byte 0 (the type) in the top bits (``record_value``).
     tx : Out(stream.Signature(beat_layout(data_width)))
         Whole frames, first byte in lane 0.
     mac, ip, port, event_mac, event_ip, event_port, event_enable : configuration.
@@ -80,7 +95,7 @@ class ControlEndpoint(wiring.Component):
             "ctl": In(stream.Signature(beat_layout(data_width, src_mac=48, src_ip=32,
                                                    src_port=16), always_ready=True)),
             "bus": Out(CSR_BUS),
-            "events": In(stream.Signature(GAP_LAYOUT)),
+            "events": In(stream.Signature(RECORD_BITS)),
             "tx": Out(stream.Signature(beat_layout(data_width))),
             "mac": In(48), "ip": In(32), "port": In(16),
             "event_mac": In(48), "event_ip": In(32), "event_port": In(16),
@@ -217,14 +232,11 @@ class ControlEndpoint(wiring.Component):
                     *be_bytes(value, 4)]
 
         # --- events
-        ev = Signal(GAP_LAYOUT)
+        ev = Signal(RECORD_BITS)
         ev_seq = Signal(16)
         event_payload = (const_bytes(proto.MAGIC, 2) + const_bytes(proto.VERSION, 1) +
                          const_bytes(proto.KIND_EVENT, 1) + be_bytes(ev_seq, 2) +
-                         const_bytes(1, 2) + const_bytes(proto.EV_GAP, 1) +
-                         [Cat(ev.line, Const(0, 7))] + const_bytes(0, 2) +
-                         be_bytes(ev.first, 8) + be_bytes(ev.count, 8) +
-                         be_bytes(ev.session, 10) + const_bytes(0, 2))
+                         const_bytes(1, 2) + be_bytes(ev, proto.EVENT_RECORD))
         assert len(event_payload) == EVENT_PAYLOAD
         sending_event = Signal()
 

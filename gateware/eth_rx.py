@@ -32,7 +32,7 @@ class EthRx(wiring.Component):
     (``bad_ip_checksum``), total length >= IHL*4 + 8 (``bad_ip_header``), not a fragment
     (``fragment``), protocol UDP (``not_udp``); at the end of the UDP header: UDP length
     within the IP payload (``bad_udp_length``), non-empty payload (``empty_payload``),
-    destination match (``feed_a``/``feed_b``/``ctl``, else ``filtered``). A frame that
+    destination match (``feed_a``/``feed_b``/``ctl``/``ouch``, else ``filtered``). A frame that
     ends inside its headers is ``truncated``. The UDP checksum is not verified: the
     Ethernet FCS already protects the bytes, and IPv4 makes the checksum optional.
 
@@ -49,6 +49,10 @@ class EthRx(wiring.Component):
         UDP payloads of datagrams matching a feed filter; ``line`` 0 = A, 1 = B.
     ctl : Out(stream.Signature(beat_layout + src_mac/src_ip/src_port, always_ready=True))
         UDP payloads of datagrams to ``ctl_ip``:``ctl_port`` (0 disables).
+    ouch : Out(stream.Signature(beat_layout + src_mac/src_ip/src_port, always_ready=True))
+        UDP payloads of datagrams to ``ctl_ip``:``ouch_port`` (0 disables): the venue's
+        answers to the orders ``ouch_tx`` sends from that port. The control port wins
+        when the two are equal.
     feeds : In(ArrayLayout(FEED_FILTER, 8))
         (group, port) -> line; the lowest matching enabled entry wins.
     counters : Out(StructLayout)
@@ -67,6 +71,9 @@ class EthRx(wiring.Component):
             "feeds": In(data.ArrayLayout(FEED_FILTER, MAX_FEEDS)),
             "ctl_ip": In(32),
             "ctl_port": In(16),
+            "ouch": Out(stream.Signature(beat_layout(data_width, src_mac=48, src_ip=32,
+                                                     src_port=16), always_ready=True)),
+            "ouch_port": In(16),
             "counters": Out(data.StructLayout({n: 32 for n in ETH_COUNTERS})),
         })
 
@@ -137,18 +144,22 @@ class EthRx(wiring.Component):
             with m.If(f.enable & (dst_ip == f.group) & (dst_port == f.port)):
                 m.d.comb += [feed_hit.eq(1), feed_line.eq(f.line)]
         ctl_hit = (self.ctl_port != 0) & (dst_ip == self.ctl_ip) & (dst_port == self.ctl_port)
+        ouch_hit = (self.ouch_port != 0) & (dst_ip == self.ctl_ip) & \
+            (dst_port == self.ouch_port)
 
         # --- per-frame decision, taken once (decided), in byte order
         decided_q = Signal()
         decided = Mux(beat.first, 0, decided_q)
         to_feed_q = Signal()
         to_ctl_q = Signal()
+        to_ouch_q = Signal()
         line_q = Signal()
         to_feed = Signal()
         to_ctl = Signal()
+        to_ouch = Signal()
         line = Signal()
         m.d.comb += [to_feed.eq(to_feed_q & ~beat.first), to_ctl.eq(to_ctl_q & ~beat.first),
-                     line.eq(line_q)]
+                     to_ouch.eq(to_ouch_q & ~beat.first), line.eq(line_q)]
         # l4 means nothing until the version/IHL byte is in (have(l3))
         ip_done = cur.have(l3) & cur.have(l4 - 1)
         decide = Signal()
@@ -178,13 +189,15 @@ class EthRx(wiring.Component):
                                  count["feed_b"].eq(feed_line), count["feed_a"].eq(~feed_line)]
                 with m.Elif(ctl_hit):
                     m.d.comb += [to_ctl.eq(1), count["ctl"].eq(1)]
+                with m.Elif(ouch_hit):
+                    m.d.comb += [to_ouch.eq(1), count["ouch"].eq(1)]
                 with m.Else():
                     m.d.comb += count["filtered"].eq(1)
             with m.Elif(beat.last):
                 m.d.comb += [decide.eq(1), count["truncated"].eq(1)]
         with m.If(valid):
             m.d.sync += [decided_q.eq(decided | decide), to_feed_q.eq(to_feed),
-                         to_ctl_q.eq(to_ctl), line_q.eq(line)]
+                         to_ctl_q.eq(to_ctl), to_ouch_q.eq(to_ouch), line_q.eq(line)]
 
         # --- payload lanes
         be_out = Signal(n)
@@ -193,7 +206,7 @@ class EthRx(wiring.Component):
             m.d.comb += be_out[i].eq(beat.be[i] & (off >= pl_start) & (off < pl_end))
         started_q = Signal()
         started = Mux(beat.first, 0, started_q)
-        passing = valid & (to_feed | to_ctl) & (be_out != 0)
+        passing = valid & (to_feed | to_ctl | to_ouch) & (be_out != 0)
         ends = cur.end >= pl_end
         with m.If(passing):
             m.d.sync += started_q.eq(1)
@@ -205,11 +218,12 @@ class EthRx(wiring.Component):
         out = {"data": beat.data, "be": be_out, "first": ~started,
                "last": beat.last | ends}
         m.d.sync += [self.feed.valid.eq(passing & to_feed),
-                     self.ctl.valid.eq(passing & to_ctl)]
+                     self.ctl.valid.eq(passing & to_ctl), self.ouch.valid.eq(passing & to_ouch)]
         with m.If(passing):
-            m.d.sync += [getattr(self.feed.payload, k).eq(v) for k, v in out.items()]
-            m.d.sync += [getattr(self.ctl.payload, k).eq(v) for k, v in out.items()]
-            m.d.sync += [self.feed.payload.line.eq(line), self.ctl.payload.src_mac.eq(src_mac),
-                         self.ctl.payload.src_ip.eq(src_ip),
-                         self.ctl.payload.src_port.eq(src_port)]
+            m.d.sync += self.feed.payload.line.eq(line)
+            for port in (self.feed, self.ctl, self.ouch):
+                m.d.sync += [getattr(port.payload, k).eq(v) for k, v in out.items()]
+            for port in (self.ctl, self.ouch):
+                m.d.sync += [port.payload.src_mac.eq(src_mac), port.payload.src_ip.eq(src_ip),
+                             port.payload.src_port.eq(src_port)]
         return m

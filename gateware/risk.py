@@ -7,7 +7,8 @@ Two cycles per intent, always, whatever the intent: in the first the symbol's st
 read and the products (notional, collar band) are formed; in the second every check is
 evaluated at once, the first failing one gives the reason, and a pass writes the state
 back and queues the order for ``ouch_tx``. Intents are taken every cycle (the strategy
-relies on that); a host report (fill, cancel, closed order) uses a cycle without one.
+relies on that); a report — from ``ouch_rx`` (``answers``, the venue's answers parsed
+on-chip) or staged by the host — uses a cycle without one, ``answers`` first.
 Every decision, pass or reject, is recorded in the ``decisions`` FIFO the host drains,
 and counted by reason.
 """
@@ -78,6 +79,8 @@ class Risk(wiring.Component):
     decisions : Out(stream(decision_layout)) — one record per intent.
     limits : In(LIMITS); restricted : In(symbols) — a bit per symbol.
     watch : In(watch_layout) — the stock of each symbol (for the order).
+    answers : In(stream(report_layout)) — reports from ``ouch_rx``; taken in a cycle
+        without an intent, the symbol's state written in the next.
     report : In(report_layout); report_stb, heartbeat, kill_reset : In(1) strobes.
     now : In(48) — the cycle counter.
     status : Out(STATUS); cancel_all : Out(1) — a strobe when the watchdog trips with
@@ -97,6 +100,7 @@ class Risk(wiring.Component):
             "limits": In(LIMITS),
             "restricted": In(symbols),
             "watch": In(watch_layout(symbols)),
+            "answers": In(stream.Signature(report_layout(symbols))),
             "report": In(report_layout(symbols)),
             "report_stb": In(1),
             "heartbeat": In(1),
@@ -156,17 +160,22 @@ class Risk(wiring.Component):
         # ---- stage A: read the symbol's state, form the products ---------------------
         it = self.intents.payload
         m.d.comb += self.intents.ready.eq(1)
-        # a host report waits for a cycle without an intent; one arriving while another
-        # still waits replaces it (counted: the host paces its reports)
+        # a report waits for a cycle without an intent, ouch_rx's before the host's; a
+        # host report arriving while another still waits replaces it (counted: the host
+        # paces its reports)
         report = Signal.like(self.report)
         waiting = Signal()
-        take_report = waiting & ~self.intents.valid
+        answer = self.answers
+        m.d.comb += answer.ready.eq(~self.intents.valid)
+        take_answer = answer.valid & ~self.intents.valid
+        take_report = waiting & ~self.intents.valid & ~answer.valid
         with m.If(take_report):
             m.d.sync += waiting.eq(0)
         with m.If(self.report_stb):
             m.d.sync += [report.eq(self.report), waiting.eq(1)]
             m.d.comb += inc["reports_lost"].eq(waiting & ~take_report)
-        m.d.comb += rd.addr.eq(Mux(self.intents.valid, it.sym, report.sym))
+        m.d.comb += rd.addr.eq(Mux(self.intents.valid, it.sym,
+                                   Mux(answer.valid, answer.payload.sym, report.sym)))
 
         a = Signal.like(it)
         a_valid = Signal()
@@ -176,8 +185,9 @@ class Risk(wiring.Component):
         dev_scaled = Signal(48)
         band = Signal(48)
         dev = Mux(it.price > it.ref, it.price - it.ref, it.ref - it.price)
-        m.d.sync += [a.eq(it), a_valid.eq(self.intents.valid), a_report.eq(report),
-                     a_report_stb.eq(take_report), notional.eq(it.price * it.quantity),
+        m.d.sync += [a.eq(it), a_valid.eq(self.intents.valid),
+                     a_report.eq(Mux(answer.valid, answer.payload, report)),
+                     a_report_stb.eq(take_report | take_answer), notional.eq(it.price * it.quantity),
                      dev_scaled.eq(dev * 10000), band.eq(lim.collar_bps * it.ref)]
         a_dev = Signal(32)
         m.d.sync += a_dev.eq(dev)

@@ -55,7 +55,9 @@ class RxPath(wiring.Component):
         ``ItchDecoder``), for the strategy's fast path.
     gaps : Out(stream) — MoldUDP64 gap reports, with backpressure.
     ctl : Out(stream) — control-port datagrams, always ready.
-    feeds, ctl_ip, ctl_port, watch, loc_wr, reset_session : configuration.
+    ouch : Out(stream) — datagrams to ``ctl_ip``:``ouch_port`` (the venue's answers),
+        always ready.
+    feeds, ctl_ip, ctl_port, ouch_port, watch, loc_wr, reset_session : configuration.
     counters : Out — every counter of every stage (32-bit, wrapping).
     """
 
@@ -78,6 +80,9 @@ class RxPath(wiring.Component):
             "feeds": In(data.ArrayLayout(FEED_FILTER, MAX_FEEDS)),
             "ctl_ip": In(32),
             "ctl_port": In(16),
+            "ouch": Out(stream.Signature(beat_layout(data_width, src_mac=48, src_ip=32,
+                                                     src_port=16), always_ready=True)),
+            "ouch_port": In(16),
             "watch": In(watch_layout(symbols)),
             "loc_wr": In(locate_write_layout(symbols)),
             "reset_session": In(1),
@@ -95,9 +100,10 @@ class RxPath(wiring.Component):
         wiring.connect(m, eth.feed, mold.feed)
         wiring.connect(m, mold.msgs, dec.msgs)
         wiring.connect(m, eth.ctl, wiring.flipped(self.ctl))
+        wiring.connect(m, eth.ouch, wiring.flipped(self.ouch))
         m.d.comb += [
             eth.feeds.eq(self.feeds), eth.ctl_ip.eq(self.ctl_ip),
-            eth.ctl_port.eq(self.ctl_port), mold.reset_session.eq(self.reset_session),
+            eth.ctl_port.eq(self.ctl_port), eth.ouch_port.eq(self.ouch_port), mold.reset_session.eq(self.reset_session),
             dec.watch.eq(self.watch), dec.loc_wr.eq(self.loc_wr),
             self.counters.eth_rx.eq(eth.counters), self.counters.moldudp.eq(mold.counters),
             self.counters.itch.eq(dec.counters), self.counters.itch_by_type.eq(dec.by_type),

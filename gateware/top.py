@@ -10,7 +10,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .book import Book
-from .control import ControlEndpoint
+from .control import RECORD_BITS, ControlEndpoint, gap_record
 from .csr import CsrBank, RegisterBlock
 from .eth_tx import TxArbiter
 from .models import control as proto
@@ -18,6 +18,7 @@ from .models import mac as mac_model
 from .models import trade
 from .models.regmap import RegisterMap
 from .models.rx import RxConfig
+from .ouch_rx import OuchRx
 from .ouch_tx import OuchTx
 from .risk import Risk
 from .rx_path import RxPath
@@ -37,13 +38,19 @@ class Top(wiring.Component):
     Blocks are added in pipeline order and each declares its registers next to itself
     (``RxPath.registers``, ``ControlEndpoint.registers``); ``__init__`` collects them in
     address order — ``sys``, ``ctl``, ``rx``, ``book``, ``strategy``, ``risk``,
-    ``ouch_tx``, ``telemetry`` — into ``self.map``; a block added later appends its
-    ``RegisterBlock`` at the end (no address moves).
+    ``ouch_tx``, ``telemetry``, ``mac``, ``ouch_rx`` — into ``self.map``; a block added
+    later appends its ``RegisterBlock`` at the end (no address moves).
 
     The trade path: the decoder's events (before the receive FIFO), its early events and
     open message's symbol (the fast path) and the book's updates feed ``Strategy``; its intents pass ``Risk``; passed orders become frames in
     ``OuchTx``, which has the ``TX_ORDERS`` input of ``TxArbiter``. ``Telemetry`` stamps
     them.
+
+    The venue's answers come back to ``rx.ctl_ip`` : ``ouch_tx.src_port``; ``OuchRx``
+    parses them, keeps the gate's positions and open exposure (``Risk.answers``) and
+    sends one record per answer on the event channel, taking turns with the gap
+    reports (each has a FIFO register, ``rx.gaps`` and ``ouch_rx.answers``, for when
+    the channel is off).
 
     ``sys`` registers: ``id`` (``models.control.DEVICE_ID``), ``map_hash`` (the map's
     hash, so the host can tell whether it holds this bitstream's map), ``cycles`` (free-
@@ -97,6 +104,8 @@ class Top(wiring.Component):
         self.risk = Risk(symbols)
         self.ouch_tx = OuchTx(data_width, symbols)
         self.telemetry = Telemetry(symbols)
+        self.ouch_rx = OuchRx(data_width, symbols)
+        self.answer_register = stream.Signature(RECORD_BITS).create()
         self.tx_arbiter = TxArbiter(data_width, inputs=2)
         self.gap_register = stream.Signature(GAP_LAYOUT).create()
         self.cycles = Signal(64)
@@ -120,6 +129,7 @@ class Top(wiring.Component):
             self.ouch_tx.registers(),
             self.telemetry.registers(),
             self._mac_registers(),
+            self.ouch_rx.registers(self.answer_register),
         ])
         self.map = self.bank.map
 
@@ -153,6 +163,7 @@ class Top(wiring.Component):
         m.submodules.risk = risk = self.risk
         m.submodules.ouch_tx = ouch = self.ouch_tx
         m.submodules.telemetry = tel = self.telemetry
+        m.submodules.ouch_rx = orx = self.ouch_rx
         wiring.connect(m, rx.taps, strat.events)
         wiring.connect(m, rx.early, strat.early)
         wiring.connect(m, book.updates, strat.updates)
@@ -160,6 +171,20 @@ class Top(wiring.Component):
         wiring.connect(m, risk.orders, ouch.orders)
         wiring.connect(m, ouch.frames, getattr(arb, f"in{TX_ORDERS}"))
         sent = risk.orders.valid & ouch.orders.ready
+
+        # the venue's answers: to the order port, from the venue; Enters as they leave
+        # fill the order table that tells ouch_rx the side, symbol and price of each
+        wiring.connect(m, rx.ouch, orx.datagrams)
+        wiring.connect(m, orx.reports, risk.answers)
+        order = risk.orders.payload
+        m.d.comb += [
+            rx.ouch_port.eq(ouch.src_port), orx.venue_ip.eq(ouch.venue_ip),
+            orx.venue_port.eq(ouch.venue_port),
+            orx.sent.stb.eq(ouch.sent.stb & ~ouch.sent.cancel),
+            orx.sent.user_ref.eq(ouch.sent.user_ref), orx.sent.sym.eq(order.sym),
+            orx.sent.side.eq(order.side != ord("B")), orx.sent.price.eq(order.price),
+            orx.sent.quantity.eq(order.quantity),
+        ]
         m.d.comb += [
             strat.now.eq(self.cycles[:32]), strat.t_in.eq(tel.t_in),
             strat.early_sym.eq(rx.open_sym), strat.t_in_early.eq(tel.t_in_early),
@@ -178,12 +203,25 @@ class Top(wiring.Component):
                      self.map_hash.eq(self.map.hash)]
         m.d.sync += self.cycles.eq(self.cycles + 1)
 
-        # Gap reports have one consumer at a time: the event channel or the FIFO register.
+        # Gap reports and answers have one consumer at a time: the event channel (taking
+        # turns when both wait) or their FIFO registers.
         en = ep.event_enable
-        gaps, reg = rx.gaps, self.gap_register
-        m.d.comb += [ep.events.payload.eq(gaps.payload), ep.events.valid.eq(gaps.valid & en),
-                     reg.payload.eq(gaps.payload), reg.valid.eq(gaps.valid & ~en),
-                     gaps.ready.eq(Mux(en, ep.events.ready, reg.ready))]
+        gaps, answers = rx.gaps, orx.records
+        gap_turn = Signal()  # the gap stream goes first when both wait
+        pick_gap = gaps.valid & (gap_turn | ~answers.valid)
+        with m.If(en & ep.events.ready & ep.events.valid):
+            m.d.sync += gap_turn.eq(~pick_gap)
+        m.d.comb += [
+            ep.events.payload.eq(Mux(pick_gap, gap_record(gaps.payload), answers.payload)),
+            ep.events.valid.eq(en & (gaps.valid | answers.valid)),
+            self.gap_register.payload.eq(gaps.payload),
+            self.gap_register.valid.eq(gaps.valid & ~en),
+            self.answer_register.payload.eq(answers.payload),
+            self.answer_register.valid.eq(answers.valid & ~en),
+            gaps.ready.eq(Mux(en, ep.events.ready & pick_gap, self.gap_register.ready)),
+            answers.ready.eq(Mux(en, ep.events.ready & ~pick_gap,
+                                 self.answer_register.ready)),
+        ]
 
         wiring.connect(m, ep.tx, getattr(arb, f"in{TX_CONTROL}"))
         wiring.connect(m, arb.out, wiring.flipped(self.mac_tx))
@@ -209,6 +247,6 @@ def register_map(**params) -> RegisterMap:
     about them being unused)."""
     top = Top(**params)
     for part in (top, top.rx, top.control, top.bank, top.tx_arbiter, top.book, top.strategy,
-                 top.risk, top.ouch_tx, top.telemetry):
+                 top.risk, top.ouch_tx, top.telemetry, top.ouch_rx):
         part._MustUse__silence = True
     return top.map

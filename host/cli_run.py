@@ -63,6 +63,7 @@ def spread(values: list[int]) -> dict:
 def summary(loop) -> dict:
     """The run in numbers (what the live view shows and ``--json`` prints)."""
     from gateware.models.trade import REASONS
+    from gateware.ouch_rx import GATE_AFTER_LAG
 
     eng, dev = loop.engine, loop.dev
     counters = dev.read_many([f"risk.counters.{r}" for r in REASONS])
@@ -94,6 +95,10 @@ def summary(loop) -> dict:
         "tick_to_trade_cycles": spread(ttt), "event_to_wire_cycles": spread(e2w),
         "report_cycles": spread([r.applied - r.made for r in eng.reports
                                  if r.applied is not None]),
+        "gate_cycles": spread([lag + GATE_AFTER_LAG for lag in loop.answer_lags]),
+        "answers": {"venue": loop.venue_answers, "events": loop.counters["answer_events"],
+                    "waiting": loop.answers_waiting(),
+                    "on_chip": len(loop.answer_lags), "host_reports": len(eng.reports)},
         "host_answer_us": {"answers": len(host_us),
                            "p50": round(percentile(host_us, 50) or 0, 2),
                            "p99": round(percentile(host_us, 99) or 0, 2)},
@@ -141,7 +146,12 @@ def render(s: dict, title: str) -> Group:
                                      "order out)")),
         ("event → wire", _spread(s["event_to_wire_cycles"], "enters (strategy input → "
                                                             "order out)")),
-        ("reports", _spread(s["report_cycles"], "reports (venue answer → in the gate)")),
+        ("answers", (f"{s['answers']['venue']:,} from the venue, {s['answers']['events']:,} "
+                     f"on the event channel; {s['answers']['on_chip']:,} applied to the "
+                     f"gate on-chip, {s['answers']['host_reports']:,} reported by the host")),
+        ("gate", _spread(s["gate_cycles"], "on-chip (answer's last byte in ouch_rx → "
+                                           "position in the gate)")),
+        ("reports", _spread(s["report_cycles"], "host reports (answer seen → in the gate)")),
         ("host", (f"{s['host_answer_us']['answers']:,} answers: p50 "
                  f"{s['host_answer_us']['p50']} µs, p99 {s['host_answer_us']['p99']} µs")),
         ("P&L", (f"realized {_money(s['pnl']['realized'])}, unrealized "

@@ -1,8 +1,9 @@
 """The host engine: what the host does for the orders the FPGA sends.
 
 The FPGA decides and sends; the host learns about each order twice — a copy of the OUCH
-message as it left (``on_sent``: the order is *pending*) and the venue's answers
-(``on_response``: Accepted, Executed, Canceled, Rejected) — and keeps, per UserRefNum,
+message as it left (``on_sent``: the order is *pending*) and the venue's answers, which
+the gateware parses and forwards on the event channel (``on_answer``; ``on_response``
+takes a decoded OUCH message) — and keeps, per UserRefNum,
 
     pending → accepted → partially_filled → filled
                        ↘ canceled   (also from pending and partially_filled)
@@ -11,10 +12,12 @@ message as it left (``on_sent``: the order is *pending*) and the venue's answers
 with positions and realized/unrealized P&L per symbol (``host.platform.portfolio``'s
 average-cost arithmetic, marked at the BBO mid). Every fill, cancel and reject is also
 news the FPGA's risk gate needs: its position and open exposure per symbol, its open
-order count and its gross notional are written back through ``risk.report`` +
-``risk.report_stb`` (:meth:`HostEngine.flush_reports`, five reports to a control
-request). The gateware does not parse the venue's answers itself (see docs/engine.md
-for the bound this puts on how late the gate learns of a fill).
+order count and its gross notional. The gateware (``ouch_rx``) applies the answers of
+the orders it knows itself, a few cycles after they arrive, and its record says so
+(``gate``); the engine writes the report only for the others, through ``risk.report``
++ ``risk.report_stb`` (:meth:`HostEngine.flush_reports`, five reports to a control
+request). Where the gateware applied one, the engine checks that it agrees on whether
+the order is closed (``gate_disagrees`` otherwise). See docs/engine.md for the bounds.
 
 Bad input never raises: an answer for a UserRefNum the engine never saw, an execution
 beyond the order's quantity, a transition an order has already made — each is counted
@@ -94,8 +97,8 @@ class Report:
     closed: int = 0
     released: int = 0
     made: int = 0  # the cycle of the answer it comes from
-    applied: int | None = None
-    requests: int = 0  # control requests of its flush up to and including its own  # the cycle by which the gate had it (after the write)
+    applied: int | None = None  # the cycle by which the gate had it (after the write)
+    requests: int = 0  # control requests of its flush up to and including its own
 
 
 @dataclass
@@ -136,6 +139,7 @@ class HostEngine:
     latencies_ns: list[int] = field(default_factory=list)  # per answer processed
     _queue: list[Report] = field(default_factory=list)  # not yet written
     _floor: int = 1
+    _gate: tuple[int] | None = None  # the answer being handled was applied on-chip
     _flattening: dict[str, int] = field(default_factory=dict)  # symbol -> cycle asked
 
     def __post_init__(self):
@@ -174,9 +178,16 @@ class HostEngine:
 
     # -- what the venue answered ----------------------------------------------------------
 
-    def on_response(self, msg: dict, cycle: int) -> None:
-        """One OUCH answer from the venue (decoded, ``models.ouch.decode_outbound``)."""
+    def on_answer(self, ev, cycle: int) -> None:
+        """One answer record of the event channel (``models.control.AnswerEvent``)."""
+        self.on_response(ev.message(), cycle, gate=(ev.closed,) if ev.gate else None)
+
+    def on_response(self, msg: dict, cycle: int, gate: tuple[int] | None = None) -> None:
+        """One OUCH answer from the venue (decoded, ``models.ouch.decode_outbound``).
+        ``gate`` is (closed,) when the gateware has applied it to the risk gate itself
+        (closed: its report closed the order); the engine then writes no report."""
         start = time.perf_counter_ns()
+        self._gate = gate
         kind = msg["type"]
         self.counters[f"answer_{kind}"] += 1
         order = self.orders.get(msg.get("user_ref", -1))
@@ -194,7 +205,7 @@ class HostEngine:
         elif kind == "A":
             if order.state == PENDING:
                 order.state = ACCEPTED
-                order.venue_ref = msg["order_ref"]
+                order.venue_ref = msg.get("order_ref", 0)  # records do not carry it
             else:
                 self.counters["late_accepted"] += 1
         elif kind == "E":
@@ -247,6 +258,11 @@ class HostEngine:
 
     def _report(self, order: EngineOrder, filled: int = 0, canceled: int = 0,
                 closed: bool = False, cycle: int = 0) -> None:
+        if self._gate is not None:
+            self.counters["gate_reports"] += 1
+            if self._gate[0] != int(closed):
+                self.counters["gate_disagrees"] += 1
+            return
         r = Report(order.sym, 0 if order.side == "B" else 1, filled, canceled, int(closed),
                    (filled + canceled) * order.price, made=cycle)
         self.reports.append(r)
@@ -259,6 +275,7 @@ class HostEngine:
         ``cycles()`` gives the device's cycle after each request: the record of when
         each report had reached the gate."""
         due, self._queue = self._queue, []
+        self._update_floor()
         if not due:
             return 0
         entry = self.dev.map["risk.report"]
@@ -274,12 +291,15 @@ class HostEngine:
             for r in chunk:
                 r.applied, r.requests = done, k // REPORTS_PER_REQUEST + 1
         self.counters["reports"] += len(due)
+        return len(due)
+
+    def _update_floor(self) -> None:
+        """The watchdog's cancel-all sweep starts at the oldest order still open."""
         floor = min((o.user_ref for o in self.orders.values() if o.state not in TERMINAL),
                     default=max(self.orders, default=0) + 1)
         if floor != self._floor:
             self._floor = floor
             self.dev.write("ouch_tx.cancel_floor", floor)
-        return len(due)
 
     def heartbeat(self) -> None:
         self.dev.write("risk.heartbeat", 1)

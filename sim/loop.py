@@ -3,22 +3,30 @@
 One iteration covers ``quantum`` cycles of *loop time*:
 
 1. the synthetic participants (``sim.venue.flow``, seeded) act for that much time
-   (flow seconds × the clock); answers their actions caused for our resting orders go to
-   the host engine, and its reports to the risk gate;
-2. the engine's events, as ITCH 5.0 in MoldUDP64 packets (``sim.venue.feed``), go into
-   the FPGA on line A and on line B, each packet's two copies back to back (``TopSim``
-   with a ``LocalDevice`` onto it, or a ``ModelFpga`` as both: ``run``, ``step`` and
-   ``pending`` on one side, registers by name on the other); the FPGA is stepped to the
-   end of the quantum;
+   (flow seconds × the clock);
+2. the venue's answers to our orders since the last iteration (Accepted, Executed,
+   Canceled, Rejected: to the orders of the last iteration, and fills of resting orders
+   by the participants' flow) go into the FPGA as UDP datagrams from the venue's order
+   port to the port the orders came from — the gateware (``ouch_rx``) parses them,
+   updates the risk gate and forwards each on the event channel; then the engine's
+   events, as ITCH 5.0 in MoldUDP64 packets (``sim.venue.feed``), go in on line A and
+   on line B, each packet's two copies back to back (``TopSim`` with a ``LocalDevice``
+   onto it, or a ``ModelFpga`` as both: ``run``, ``step`` and ``pending`` on one side,
+   registers by name on the other); the FPGA is stepped to the end of the quantum;
 3. the frames it sent are split: order frames (to the venue's address) are stripped of
    Ethernet/IPv4/UDP and handed to the venue's OUCH-over-UDP order entry
-   (``Gateway.udp_datagram``), event frames (gap reports) are kept, the rest counted;
+   (``Gateway.udp_datagram``), event frames (gap reports, answers) are kept, the rest
+   counted;
 4. the host engine gets a copy of each order message as it left (pending) and the
-   venue's answers (Accepted, Executed, Canceled, Rejected) once they are
-   ``report_delay`` FPGA cycles old; it writes fills, cancels and closed orders back
-   into the risk gate (``risk.report``), cancels stale resting orders and flattens large
-   positions through the gate, sends heartbeats, resyncs the book after a gap when
-   asked to, and drains the telemetry records (one per order frame).
+   answer records of the event channel once they are ``report_delay`` FPGA cycles
+   old; for answers the gateware did not apply to the gate (their record says so) it
+   writes the report itself (``risk.report``); it cancels stale resting orders and
+   flattens large positions through the gate, sends heartbeats, resyncs the book after
+   a gap when asked to, and drains the telemetry records (one per order frame).
+
+The answers go in by themselves, before the feed, and the FPGA runs until its output
+is quiet: every answer of the batch is in the gate before the next market data
+arrives, in the RTL as in the models (which apply them at once).
 
 Loop time, not the FPGA's cycle counter, schedules the venue: control requests take a
 varying number of cycles in the RTL and none in the model, and the venue must see the
@@ -52,6 +60,9 @@ TELEMETRY = "telemetry.records"
 CLEAR_CYCLES = 4096 + 64  # book.clear sweeps a bucket per cycle, then one update
 RETRANSMIT_FROM = ("10.0.0.1", 40003)  # the host's request socket (any address would do)
 MASK32 = 0xFFFFFFFF
+# Where the event channel goes when the configuration says nothing ([events]): the host.
+HOST_EVENTS = {"enable": True, "mac": 0x02_00_00_00_00_10, "ip": frames.ip_to_int("10.0.0.1"),
+               "port": 40002}
 
 
 @dataclass
@@ -63,7 +74,8 @@ class LoopConfig:
     one_message_per_packet: bool = False
     idle: int = 0  # cycles after each feed frame
     quiet: int = 64  # cycles without an output beat that end a batch
-    report_delay: int = 0  # FPGA cycles between the venue's answer and the host seeing it
+    report_delay: int = 0  # FPGA cycles between an answer's record and the host seeing it
+    to_gate: bool = True  # the gateware applies answers to the gate (else the host reports)
     heartbeat_every: int = 0  # cycles between heartbeats (0: none)
     stale_after: int = 0  # cycles after which the host cancels a resting order (0: never)
     flatten_at: int = 0  # |position| at which the host closes it with an IOC (0: never)
@@ -105,11 +117,22 @@ class Loop:
             raise ValueError("the configuration needs [venue] ip, port and mac: where the "
                              "FPGA sends its orders and the loop's venue listens")
         self.venue_ip, self.venue_port = v["venue_ip"], v["venue_port"]
+        self.venue_mac = v["venue_mac"].to_bytes(6, "big")
+        regs = {"ouch_rx.to_gate": int(lc.to_gate)}
+        if not (cfg.events and cfg.events["enable"]):  # the answers need the channel
+            regs.update({f"ctl.event_{k}": int(x) for k, x in HOST_EVENTS.items()})
+        dev.write_many(regs)
+        self.fpga_ip = self.rx.ctl_ip  # the answers' destination: where orders come from
+        self.fpga_mac = dev.read("ctl.mac").to_bytes(6, "big")
+        self.order_port = dev.read("ouch_tx.src_port")
+        self._answers: list[bytes] = []  # answer frames for the FPGA's next run
+        self.venue_answers = 0  # OUCH messages the venue sent us
+        self.answer_lags: list[int] = []  # record lag of every answer applied on-chip
         self.sent: list[Sent] = []
         # both directions of the order session in the order they happened:
         # ("sent" | "answer", FPGA cycle, decoded OUCH message)
         self.wire: list[tuple[str, int, dict]] = []
-        self._inbox: list[tuple[int, dict]] = []  # answers the host has not seen yet
+        self._inbox: list[tuple[int, control.AnswerEvent]] = []  # not seen by the host yet
         self.telemetry: list[dict] = []
         self._records_owed = 0
         self.counters: Counter = Counter()
@@ -133,9 +156,9 @@ class Loop:
         end = self.now + lc.quantum
         while self.flow.now * self.clock_hz < end - self.start:
             self.flow.step()
-        self._deliver()  # fills of resting orders by the participants' flow
+        out = self._send_answers()
         frames_in = self._feed_frames()
-        out = self.fpga.run(frames_in, idle=lc.idle, quiet=lc.quiet) if frames_in else []
+        out += self.fpga.run(frames_in, idle=lc.idle, quiet=lc.quiet) if frames_in else []
         behind = end - self.fpga.cycles
         if behind > 0:
             out += self.fpga.step(behind)
@@ -149,13 +172,29 @@ class Loop:
         (its answers to our last orders) until nothing is left; True when settled, so
         the FPGA's book can be compared with the venue's."""
         for _ in range(rounds):
+            answered = bool(self._answers)
+            out = self._send_answers()
             frames_in = self._feed_frames()
-            if not frames_in:
+            if not answered and not frames_in:
                 return True
-            out = self.fpga.run(frames_in, idle=self.lc.idle, quiet=self.lc.quiet)
+            if frames_in:
+                out += self.fpga.run(frames_in, idle=self.lc.idle, quiet=self.lc.quiet)
             self._route(self._take_pending() + out)
             self._host()
         return False
+
+    def answers_waiting(self) -> int:
+        """Answers the venue sent that wait for the FPGA's next run (one a datagram)."""
+        return len(self._answers)
+
+    def _send_answers(self) -> list[bytes]:
+        """The venue's answers into the FPGA, by themselves (see the module docstring);
+        the frames the FPGA sent meanwhile."""
+        if not self._answers:
+            return []
+        batch, self._answers = self._answers, []
+        self.counters["answer_frames"] += len(batch)
+        return self.fpga.run(batch, idle=self.lc.idle, quiet=self.lc.quiet)
 
     def run(self, cycles: int) -> None:
         """Iterate until ``cycles`` of loop time have passed."""
@@ -218,7 +257,8 @@ class Loop:
             self.gateway.udp_datagram(dg.payload, addr, self._answer)
 
     def _event_frame(self, dg) -> None:
-        """A frame that is not an order: the event channel's gap reports, else counted."""
+        """A frame that is not an order: the event channel's gap reports and answers,
+        else counted."""
         try:
             events = control.check(dg.payload, control.KIND_EVENT).events
         except (control.ControlError, AttributeError):
@@ -228,6 +268,11 @@ class Loop:
             if isinstance(ev, control.GapEvent):
                 self.gaps.append((self.fpga.cycles, ev))
                 self.counters["gap_events"] += 1
+            elif isinstance(ev, control.AnswerEvent):
+                self.counters["answer_events"] += 1
+                if ev.gate:
+                    self.answer_lags.append(ev.lag)
+                self._inbox.append((self.fpga.cycles, ev))
             else:
                 self.counters["unknown_events"] += 1
 
@@ -259,7 +304,9 @@ class Loop:
             dev.write(name, value)
         self.resyncs.append((start, self.fpga.cycles))
 
-    def _answer(self, payload: bytes, _addr) -> None:
+    def _answer(self, payload: bytes, addr) -> None:
+        """A datagram the venue sends back to ``addr`` (the FPGA's order port): onto
+        the wire to the FPGA; its messages are noted as the venue sent them."""
         try:
             packets, _rest = soupbintcp.split(payload)
             for p in packets:
@@ -271,19 +318,31 @@ class Loop:
                 if msg is None:
                     self.counters["bad_answers"] += 1
                     continue
+                self.venue_answers += 1
                 self.wire.append(("answer", self.fpga.cycles, msg))
-                self._inbox.append((self.fpga.cycles, msg))
         except soupbintcp.PacketError:
             self.counters["bad_answers"] += 1
+        self.send_to_fpga(payload, dst=addr)
+
+    def send_to_fpga(self, payload: bytes, src: tuple[int, int] | None = None,
+                     dst: tuple[str, int] | None = None) -> None:
+        """A datagram from the venue's order port (or ``src``, an (IPv4, port) pair) to
+        the FPGA's order port (or ``dst``), in the FPGA's next run."""
+        ip, port = src or (frames.ip_to_int(self.venue_ip), self.venue_port)
+        to_ip, to_port = dst or (self.fpga_ip, self.order_port)
+        self._answers.append(frames.build_udp_frame(
+            to_ip, to_port, payload, src_ip=ip, src_port=port, dst_mac=self.fpga_mac,
+            src_mac=self.venue_mac))
 
     def _deliver(self) -> None:
-        """The answers the host has by now, and their reports to the gate."""
+        """The answer records the host has by now, and the reports the gateware left to
+        it."""
         due = self.fpga.cycles - self.lc.report_delay
         ready = [a for a in self._inbox if a[0] <= due]
         if ready:
             self._inbox = [a for a in self._inbox if a[0] > due]
-            for when, msg in ready:
-                self.engine.on_response(msg, when)
+            for when, ev in ready:
+                self.engine.on_answer(ev, when)
         self.engine.flush_reports(cycles=lambda: self.fpga.cycles)
 
     def _host(self) -> None:

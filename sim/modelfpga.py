@@ -3,7 +3,9 @@ order frames out, and the few registers the host engine writes.
 
 Receive path (``models.rx.RxPathModel``) → book (``models.book.BookModel``) → strategy
 and risk (``models.trade``) → order entry (``models.order_tx.OuchTxModel``), in the
-order the gateware applies them: an event first, then the book updates it caused. That
+order the gateware applies them: an event first, then the book updates it caused. The
+venue's answers (datagrams to the order port) go through ``models.ouch_rx.OuchRxModel``:
+its reports into the risk model at once, its records out as event frames. That
 order is the gateware's exactly when each frame holds one ITCH message and the pipeline
 is idle before the next frame arrives (``sim.loop``'s ``one_message_per_packet`` mode with
 its idle gap); with packets of many messages the strategy may see a book update a cycle
@@ -16,8 +18,9 @@ off. ``cycles`` only counts beats and idle cycles, for the loop's bookkeeping.
 
 from __future__ import annotations
 
-from gateware.models import order_tx, trade
+from gateware.models import control, frames, order_tx, trade
 from gateware.models.book import BookModel
+from gateware.models.ouch_rx import OuchRxModel
 from gateware.models.regmap import RegisterMap
 from gateware.models.rx import RxConfig, RxPathModel
 from host.config import Config
@@ -32,14 +35,23 @@ class ModelFpga:
 
     WRITABLE = ("risk.report", "risk.report_stb", "risk.heartbeat", "strategy.inject",
                 "strategy.inject_stb", "ouch_tx.cancel_floor", "risk.limits.kill",
-                "risk.kill_reset")
+                "risk.kill_reset", "ouch_rx.to_gate", "ctl.event_enable", "ctl.event_mac",
+                "ctl.event_ip", "ctl.event_port")
 
     def __init__(self, cfg: Config, regmap: RegisterMap, symbols: int, data_width: int = 64,
                  src_mac: bytes = bytes.fromhex("020000000002"), src_port: int = 40001):
         self.map = regmap
         self.lanes = data_width // 8
+        v = cfg.venue
         rx = RxConfig.default(watch=cfg.watch)
+        rx.ouch_port = v.get("src_port", src_port)
         self.rx = RxPathModel(rx)
+        self.src_mac, self.ctl_ip, self.ctl_port = src_mac, rx.ctl_ip, rx.ctl_port
+        self.ouch_port = rx.ouch_port
+        self.answers = OuchRxModel(v["venue_ip"], v["venue_port"])
+        ev = cfg.events or {"enable": False, "mac": 0, "ip": 0, "port": 0}
+        self.events = {f"ctl.event_{k}": int(x) for k, x in ev.items()}
+        self._event_seq = 0
         self.book = BookModel(BOOK_TOP, depth=BOOK_DEPTH, capacity=BOOK_CAPACITY,
                               ways=BOOK_WAYS)
         self.strategy = trade.Strategy(symbols)
@@ -47,7 +59,6 @@ class ModelFpga:
             self.strategy.write(sym, entry)
         self.risk = trade.Risk(symbols, cfg.limits())
         self.watch = cfg.watch
-        v = cfg.venue
         self.tx = order_tx.OuchTxModel(order_tx.TxConfig(
             v["venue_mac"].to_bytes(6, "big"), v["venue_ip"], v["venue_port"], src_mac,
             rx.ctl_ip, v.get("src_port", src_port)))
@@ -61,8 +72,10 @@ class ModelFpga:
         out: list[bytes] = []
         for frame in frames:
             self.cycles += -(-len(frame) // self.lanes) + idle
-            before = len(self.rx.events)
+            before, answers = len(self.rx.events), len(self.rx.ouch)
             self.rx.process(frame)
+            for dg in self.rx.ouch[answers:]:
+                out += self._answers(dg)
             for ev in self.rx.events[before:]:
                 intents = self.strategy.cycle(event=ev)
                 for up in self.book.apply(ev):
@@ -75,6 +88,26 @@ class ModelFpga:
         self.cycles += cycles
         return []
 
+    def _answers(self, dg) -> list[bytes]:
+        """A datagram to the order port: its reports into the gate, its records out
+        (one event frame each, as the control endpoint sends them)."""
+        before = len(self.answers.records)
+        for r in self.answers.datagram(dg.src_ip, dg.src_port, dg.payload):
+            self.risk.report(r.sym, r.side, r.filled, r.canceled, bool(r.closed), r.released)
+        out = []
+        for a, gate, closed in self.answers.records[before:]:
+            if not self.events["ctl.event_enable"]:
+                continue  # the gateware keeps them in the ouch_rx.answers FIFO register
+            record = control.AnswerEvent(a.type, a.user_ref, a.quantity, a.price, a.code,
+                                         a.ref, a.tif, gate, closed)
+            out.append(frames.build_udp_frame(
+                self.events["ctl.event_ip"], self.events["ctl.event_port"],
+                control.encode_events(self._event_seq, [record]), src_ip=self.ctl_ip,
+                src_port=self.ctl_port, src_mac=self.src_mac,
+                dst_mac=self.events["ctl.event_mac"].to_bytes(6, "big")))
+            self._event_seq += 1
+        return out
+
     def _decide(self, it: trade.Intent) -> bytes | None:
         if self.risk.check(it, 0) != "pass":
             return None
@@ -84,7 +117,10 @@ class ModelFpga:
             order = order_tx.Order(side="BS"[it.side], quantity=it.quantity,
                                    stock=self.watch[it.sym], price=it.price,
                                    tif=chr(it.tif), tag=it.tag, sym=it.sym)
-        return self.tx.send(order)[1]
+        user_ref, frame = self.tx.send(order)
+        if not it.cancel:  # what ouch_rx's order table learns as the Enter leaves
+            self.answers.table.sent(user_ref, it.sym, it.side, it.price, it.quantity)
+        return frame
 
     # -- registers ------------------------------------------------------------------------
 
@@ -107,6 +143,10 @@ class ModelFpga:
                 self.risk.limits.kill = bool(value)
             elif name == "risk.kill_reset" and value:
                 self.risk.reset_kill()
+            elif name == "ouch_rx.to_gate":
+                self.answers.to_gate = bool(value)
+            elif name.startswith("ctl.event_"):
+                self.events[name] = value
             else:
                 self._staged[name] = value
 
@@ -134,6 +174,12 @@ class ModelFpga:
                 out[name] = self.risk.breaches
             elif name == "sys.alarms":
                 out[name] = 0
+            elif name.startswith("ouch_rx.counters."):
+                out[name] = self.answers.counters[name.removeprefix("ouch_rx.counters.")]
+            elif name == "ctl.mac":
+                out[name] = int.from_bytes(self.src_mac, "big")
+            elif name == "ouch_tx.src_port":
+                out[name] = self.ouch_port
             else:
                 raise KeyError(f"{name}: not modelled by ModelFpga")
         return out

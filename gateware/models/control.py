@@ -59,8 +59,11 @@ STATUS_NAMES = {OK: "ok", NO_REGISTER: "no such register", READ_ONLY: "read-only
                 BAD_OP: "unknown op"}
 
 EVENT_RECORD = 32
-EV_GAP = 1
+EV_GAP, EV_ANSWER = 1, 2
 GAP_RECORD = struct.Struct("!BBHQQ10s2x")  # type, line, 0, first, count, session, pad
+# type, OUCH type, flags, code, UserRefNum, quantity, price, ref, lag, tif, pad
+ANSWER_RECORD = struct.Struct("!BcBBIIqQHBx")
+ANSWER_GATE, ANSWER_CLOSED = 1, 2  # flag bits
 
 DROP_REASONS = ("bad_length", "bad_magic", "bad_version", "bad_kind", "bad_frame")
 COUNTERS = ("requests", "replies", *DROP_REASONS, "busy", "bad_ops", "events")
@@ -99,6 +102,41 @@ class GapEvent:
 
 
 @dataclass(frozen=True)
+class AnswerEvent:
+    """A venue's OUCH answer as ``ouch_rx`` forwards it (``models.ouch_rx.Answer`` and
+    what the gateware did with it: ``gate`` it reported it to the risk gate, ``closed``
+    that report closed the order; ``lag`` the cycles its last byte waited in
+    ``ouch_rx``'s FIFO). ``ref`` is the Accepted's symbol, the Executed's match number
+    or the Rejected's reason."""
+
+    type: str
+    user_ref: int
+    quantity: int = 0
+    price: int = 0
+    code: int = 0
+    ref: int = 0
+    tif: int = 0
+    gate: int = 0
+    closed: int = 0
+    lag: int = 0
+
+    def message(self) -> dict:
+        """The answer as ``models.ouch.decode_outbound`` names its fields (the fields a
+        record does not carry are left out)."""
+        base = {"type": self.type, "user_ref": self.user_ref}
+        if self.type == "A":
+            symbol = self.ref.to_bytes(8, "big").decode("latin-1").rstrip(" ")
+            return {**base, "side": chr(self.code), "quantity": self.quantity,
+                    "symbol": symbol, "price": self.price, "tif": chr(self.tif)}
+        if self.type == "E":
+            return {**base, "quantity": self.quantity, "price": self.price,
+                    "liquidity": chr(self.code), "match": self.ref}
+        if self.type == "C":
+            return {**base, "quantity": self.quantity, "reason": chr(self.code)}
+        return {**base, "reason": self.ref}
+
+
+@dataclass(frozen=True)
 class Frame:
     kind: int
     seq: int
@@ -125,6 +163,11 @@ def encode_reply(seq: int, ops) -> bytes:
 def encode_event_record(ev) -> bytes:
     if isinstance(ev, GapEvent):
         return GAP_RECORD.pack(EV_GAP, ev.line, 0, ev.first, ev.count, ev.session)
+    if isinstance(ev, AnswerEvent):
+        return ANSWER_RECORD.pack(EV_ANSWER, ev.type.encode("ascii"),
+                                  ev.gate * ANSWER_GATE | ev.closed * ANSWER_CLOSED,
+                                  ev.code, ev.user_ref, ev.quantity, ev.price, ev.ref,
+                                  ev.lag, ev.tif)
     raise TypeError(f"no event record for {type(ev).__name__}")
 
 
@@ -137,6 +180,11 @@ def decode_event_record(raw: bytes):
     if raw[0] == EV_GAP:
         _t, line, _z, first, count, session = GAP_RECORD.unpack(raw)
         return GapEvent(line, session, first, count)
+    if raw[0] == EV_ANSWER:
+        (_t, mtype, flags, code, user_ref, quantity, price, ref, lag,
+         tif) = ANSWER_RECORD.unpack(raw)
+        return AnswerEvent(mtype.decode("latin-1"), user_ref, quantity, price, code, ref,
+                           tif, flags & ANSWER_GATE, flags >> 1 & 1, lag)
     return ("unknown", raw[0], raw)  # newer gateware: kept, not misread
 
 

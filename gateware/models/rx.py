@@ -36,6 +36,7 @@ class RxConfig:
     feeds: list[FeedFilter] = field(default_factory=list)
     ctl_ip: int = 0
     ctl_port: int = 0  # 0: no control port
+    ouch_port: int = 0  # ouch_tx's source port: the venue's answers come to it (0: none)
     watch: list[str] = field(default_factory=list)  # stock names; entry i is symbol i
     locate_map: dict[int, int] = field(default_factory=dict)  # locate -> symbol, by host
 
@@ -48,7 +49,7 @@ class RxConfig:
                    watch=list(watch))
 
 
-ETH_COUNTERS = ("frames", "feed_a", "feed_b", "ctl", "filtered", "short_payload",
+ETH_COUNTERS = ("frames", "feed_a", "feed_b", "ctl", "ouch", "filtered", "short_payload",
                 "empty_payload") + \
     frames.DROP_REASONS
 
@@ -62,14 +63,16 @@ class CtlDatagram:
 
 
 class EthRxModel:
-    """Frame → (line, UDP payload) for the feed, control datagrams split off."""
+    """Frame → (line, UDP payload) for the feed; control datagrams and the venue's
+    answers (to the order port) split off."""
 
     def __init__(self, config: RxConfig):
         self.config = config
         self.counters = Counter({k: 0 for k in ETH_COUNTERS})
 
     def process(self, frame: bytes):
-        """Return ("feed", line, payload) / ("ctl", CtlDatagram) / None (dropped)."""
+        """Return ("feed", line, payload) / ("ctl", CtlDatagram) / ("ouch", CtlDatagram)
+        / None (dropped)."""
         c = self.counters
         c["frames"] += 1
         dg = frames.parse_udp_frame(frame)
@@ -91,6 +94,10 @@ class EthRxModel:
             c["ctl"] += 1
             c["short_payload"] += dg.truncated
             return ("ctl", CtlDatagram(dg.src_mac, dg.src_ip, dg.src_port, dg.payload))
+        if cfg.ouch_port and dg.dst_ip == cfg.ctl_ip and dg.dst_port == cfg.ouch_port:
+            c["ouch"] += 1
+            c["short_payload"] += dg.truncated
+            return ("ouch", CtlDatagram(dg.src_mac, dg.src_ip, dg.src_port, dg.payload))
         c["filtered"] += 1
         return None
 
@@ -261,13 +268,14 @@ class RxPathModel:
         self.events: list[itch.Event] = []
         self.gaps: list[Gap] = []
         self.ctl: list[CtlDatagram] = []
+        self.ouch: list[CtlDatagram] = []  # the venue's answers, for ``OuchRxModel``
 
     def process(self, frame: bytes) -> None:
         got = self.eth.process(frame)
         if got is None:
             return
-        if got[0] == "ctl":
-            self.ctl.append(got[1])
+        if got[0] in ("ctl", "ouch"):
+            getattr(self, got[0]).append(got[1])
             return
         msgs, gaps = self.mold.process(got[1], got[2])
         self.gaps += gaps

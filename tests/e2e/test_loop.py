@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from gateware.models import trade
+from gateware.models import ouch, soupbintcp, trade
+from gateware.models.ouch_rx import COUNTERS as ANSWER_COUNTERS
+from gateware.ouch_rx import GATE_AFTER_LAG
 from host.config import load, parse
 from host.engine import TERMINAL
 from sim.local_device import LocalDevice
@@ -28,6 +30,9 @@ SYMBOLS = 8
 # A control request carrying five reports takes 739 cycles in the RTL (one: 259); the
 # bound leaves room for the request that follows a report in the same flush.
 REQUEST_BOUND = 768
+# Answer frames 40 idle cycles apart: ouch_rx's walker is done with each before the next
+# arrives, so an answer's last byte waits 5 or 6 cycles, and the gate has it 5 later.
+LAG_BOUND = 11
 # After the kill write: intents are refused from the next decision on; orders already
 # passed may still be in the gate's queue to ouch_tx (16 deep, a frame of ~13 beats each).
 KILL_BOUND = 16 * 16
@@ -82,7 +87,20 @@ def test_seeded_run_equals_the_models(top):
     assert len(rtl.telemetry) == len(rtl.sent) and rtl.counters["telemetry_missing"] == 0
     enters = [r["user_ref"] for r in rtl.telemetry if not r["cancel"]]
     assert enters == list(range(1, len(enters) + 1))
-    # every report reached the gate within the bound of its flush
+    # the answers went through the gateware: every one the venue sent was parsed, the
+    # same way as by the model, and the gate had each fill, cancel and reject on-chip
+    answers = [f"ouch_rx.counters.{c}" for c in ANSWER_COUNTERS]
+    got = dev.read_many(answers)
+    assert {c: got[f"ouch_rx.counters.{c}"] for c in ANSWER_COUNTERS} == \
+        dict(fpga.answers.counters)
+    assert got["ouch_rx.counters.answers"] == rtl.venue_answers == \
+        rtl.counters["answer_events"] > 100
+    assert rtl.engine.counters["gate_reports"] == got["ouch_rx.counters.to_gate"] > 50
+    assert rtl.engine.counters["gate_disagrees"] == 0
+    assert len(rtl.answer_lags) == got["ouch_rx.counters.to_gate"]
+    assert max(rtl.answer_lags) + GATE_AFTER_LAG <= LAG_BOUND
+    # the host wrote a report only for what the gateware did not know (none here), each
+    # within the bound of its flush
     for r in rtl.engine.reports:
         assert r.applied - r.made <= r.requests * REQUEST_BOUND, r
 
@@ -146,12 +164,16 @@ tif = "day"
 """
 
 
-def test_position_limit_holds_while_fills_arrive_late(top):
+@pytest.mark.parametrize("on_chip", [False, True], ids=["host_reports", "on_chip"])
+def test_position_limit_holds_while_fills_arrive_late(top, on_chip):
+    """The host sees every answer 40,000 cycles late. Without the on-chip path
+    (``ouch_rx.to_gate`` 0) its reports reach the gate that late; with it the gate has
+    them a few cycles after they arrive. Either way no Enter passes the limit."""
     cfg = parse(LIMIT_CONFIG, symbols=SYMBOLS)
     sim, dev = fresh(top, cfg)
     delay = 40_000
     loop = Loop(sim, dev, cfg, LoopConfig(seed=3, report_delay=delay, stale_after=60_000,
-                                          flatten_at=300))
+                                          flatten_at=300, to_gate=on_chip))
     loop.run(2_000_000)
     bad, checked = exposure_violations(loop, 300)
     assert not bad, bad[:3]
@@ -163,9 +185,12 @@ def test_position_limit_holds_while_fills_arrive_late(top):
         running[f.symbol] += f.qty if f.side == "B" else -f.qty
         peak = max(peak, abs(running[f.symbol]))
     assert peak == 300  # reached, never passed
-    # the host really was late: no report reached the gate sooner than the delay
-    assert min(r.applied - r.made for r in loop.engine.reports) >= delay
     assert dev.read("risk.counters.reports_lost") == 0
+    if on_chip:  # the host wrote nothing: the gateware knew every order
+        assert loop.engine.reports == [] and loop.engine.counters["gate_reports"] > 30
+    else:  # the host really was late: no report reached the gate sooner than the delay
+        assert dev.read("ouch_rx.counters.to_gate") == 0
+        assert min(r.applied - r.made for r in loop.engine.reports) >= delay
 
 
 def enter_records(loop: Loop) -> list[dict]:
@@ -305,3 +330,47 @@ def test_gap_on_both_lines_is_reported_and_the_book_resynced(top):
     loop.run(300_000)
     assert len(loop.sent) > sent_before  # trading on after the resync
     assert book_matches_venue(loop, dev, cfg) == []
+
+
+def test_answers_travel_through_the_gateware_and_bad_ones_are_counted(top):
+    """Every answer the venue sends is parsed by ouch_rx and reaches the host as an event
+    record; a malformed answer of each kind, sent in among them, moves its own counter
+    by one and costs nothing else."""
+    cfg = load(DEMO, symbols=SYMBOLS)
+    sim, dev = fresh(top, cfg)
+    loop = Loop(sim, dev, cfg, LoopConfig(seed=4, stale_after=100_000))
+    loop.run(300_000)
+    assert loop.settle()  # the answers to the last orders go in too
+    names = [f"ouch_rx.counters.{c}" for c in ANSWER_COUNTERS]
+    before = dev.read_many(names)
+    executed = ouch.encode_outbound("E", timestamp=1, user_ref=1, quantity=1, price=1,
+                                    liquidity="A", match=1)
+    bad = {
+        "truncated": soupbintcp.encode("U", message=executed)[:-3],
+        "bad_length": soupbintcp.encode("U", message=executed + b"\0"),
+        "unknown_type": soupbintcp.encode("U", message=ouch.encode_outbound(
+            "S", timestamp=1, event_code="S")),
+        "other_packets": soupbintcp.encode("H"),
+        "runt_packet": b"\0\0" + soupbintcp.encode("U", message=executed),
+    }
+    for payload in bad.values():
+        loop.send_to_fpga(payload)
+    loop.send_to_fpga(soupbintcp.encode("U", message=executed), src=(0x0A000063, 15001))
+    sent_before = loop.venue_answers
+    loop.run(300_000)
+    assert loop.settle()
+    after = dev.read_many(names)
+    moved = {c: after[f"ouch_rx.counters.{c}"] - before[f"ouch_rx.counters.{c}"]
+             for c in ANSWER_COUNTERS}
+    for counter in (*bad, "wrong_source"):
+        assert moved[counter] == 1, (counter, moved)
+    assert moved["datagrams"] == loop.venue_answers - sent_before + len(bad) + 1
+    # nothing else was lost: every answer of the venue was parsed and forwarded
+    assert after["ouch_rx.counters.answers"] == loop.venue_answers == \
+        loop.counters["answer_events"]
+    assert moved["answers"] > 20
+    for c in ("overflow", "records_lost", "bad_fill", "late_reject"):
+        assert after[f"ouch_rx.counters.{c}"] == 0, c
+    assert dev.read("rx.counters.eth_rx.ouch") == after["ouch_rx.counters.datagrams"]
+    assert loop.engine.counters["gate_disagrees"] == 0
+    assert loop.engine.positions == venue_positions(loop)

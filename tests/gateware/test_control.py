@@ -3,6 +3,8 @@ well-formed and malformed control frames through the MAC side, reply frames comp
 byte for byte with ControlModel's replies in the endpoint's header template, counters
 compared; gap reports through the FIFO register and through the event channel."""
 
+from itertools import pairwise
+
 import pytest
 from amaranth.lib import data
 
@@ -275,6 +277,83 @@ def test_gap_report_goes_out_as_an_event_frame_when_enabled():
         gap.line, gap.session, gap.first, gap.count)]), DEVICE, listener)
     assert proto.check(payload_of(frames_out[1]), proto.KIND_EVENT).events == (
         proto.GapEvent(gap.line, gap.session, gap.first, gap.count),)
+
+
+def test_gaps_and_answers_take_turns_on_the_event_channel():
+    """Three answers from the venue and three gaps, all arriving while the channel is
+    busy with the first event: the frames alternate between the two kinds and every
+    one of them leaves, in its own order."""
+    from gateware.models import ouch, soupbintcp
+    from gateware.ouch_tx import SRC_PORT, VENUE_IP, VENUE_PORT
+
+    rng = rng_for("turns")
+    top = make_top()
+    bench = Bench(top, rng, stall=0.0)
+    msg = b"S" + bytes(10) + b"O"
+    feed = [feed_frame(CFG, LINE_A, moldudp64.encode_packet("SESSION001", seq, [msg]))
+            for seq in (1, 5, 9, 13)]  # gaps at 2, 6 and 10
+    answers = [frames.build_udp_frame(CFG.ctl_ip, SRC_PORT, soupbintcp.encode(
+        "U", message=ouch.encode_outbound("C", timestamp=1, user_ref=u, quantity=u,
+                                          reason="U")), src_ip=VENUE_IP, src_port=VENUE_PORT)
+        for u in (7, 8, 9)]
+    listener = Endpoint(bytes.fromhex("0200000000ee"), frames.ip_to_int("10.0.0.9"), 5555)
+    m = top.map
+    setup = proto.encode_request(1, [
+        proto.Op.write(m["ctl.event_ip"].address, listener.ip),
+        proto.Op.write(m["ctl.event_port"].address, listener.port),
+        proto.Op.write(m["ctl.event_enable"].address, 1)])
+
+    async def tb(ctx):
+        await bench.send(ctx, to_device(setup, DEVICE.ip, DEVICE.port))
+        await bench.settle(ctx, 0, True)
+        for fr in [feed[0], *answers, *feed[1:]]:
+            await bench.send(ctx, fr)
+        await ctx.tick().repeat(1500)
+        assert ctx.get(top.control.counters.events) == 6
+        assert ctx.get(top.ouch_rx.counters.answers) == 3
+
+    run(top, tb, processes=[bench.collector])
+    events = [proto.check(payload_of(f), proto.KIND_EVENT).events[0]
+              for f in bench.frames()[1:]]
+    kinds = [type(e).__name__ for e in events]
+    assert all(a != b for a, b in pairwise(kinds)), kinds
+    assert [e.user_ref for e in events if isinstance(e, proto.AnswerEvent)] == [7, 8, 9]
+    assert [e.first for e in events if isinstance(e, proto.GapEvent)] == [2, 6, 10]
+
+
+def test_with_the_event_channel_off_answers_wait_in_their_fifo_register():
+    """An answer from the venue becomes an entry of ``ouch_rx.answers``: the record, as a
+    256-bit number in 8 words; popping it leaves the register empty."""
+    from gateware.models import ouch, soupbintcp
+    from gateware.ouch_tx import SRC_PORT, VENUE_IP, VENUE_PORT
+
+    rng = rng_for("answerfifo")
+    top = make_top()
+    bench = Bench(top, rng)
+    answer = frames.build_udp_frame(CFG.ctl_ip, SRC_PORT, soupbintcp.encode(
+        "U", message=ouch.encode_outbound("E", timestamp=1, user_ref=42, quantity=17,
+                                          price=1_234_500, liquidity="R", match=99)),
+        src_ip=VENUE_IP, src_port=VENUE_PORT)
+    entry = top.map["ouch_rx.answers"]
+    reads = [proto.Op.read(entry.address + k) for k in range(entry.words)]
+    requests = [proto.encode_request(1, reads + [proto.Op.write(entry.address, 1)]),
+                proto.encode_request(2, reads[:1])]
+
+    async def tb(ctx):
+        await bench.send(ctx, answer)
+        await ctx.tick().repeat(60)
+        for i, payload in enumerate(requests):
+            await bench.send(ctx, to_device(payload, DEVICE.ip, DEVICE.port))
+            await bench.settle(ctx, i, True)
+        assert ctx.get(top.control.counters.events) == 0
+
+    run(top, tb, processes=[bench.collector])
+    first, second = (proto.check(payload_of(f), proto.KIND_REPLY) for f in bench.frames())
+    assert first.ops[0].value == 1 and second.ops[0].value == 0  # popped
+    value = sum(op.value << (32 * k) for k, op in enumerate(first.ops[1:entry.words]))
+    record = proto.decode_event_record(value.to_bytes(proto.EVENT_RECORD, "big"))
+    assert (record.type, record.user_ref, record.quantity, record.price, chr(record.code),
+            record.ref, record.gate) == ("E", 42, 17, 1_234_500, "R", 99, 0)
 
 
 def test_tx_arbiter_keeps_frames_whole_and_in_order():

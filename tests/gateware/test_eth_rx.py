@@ -1,4 +1,5 @@
-"""eth_rx against EthRxModel: random and adversarial frames, W=64 and W=8."""
+"""eth_rx against EthRxModel: random and adversarial frames, W=64 and W=8; feed, control
+and order-port (the venue's answers) datagrams split off."""
 
 import pytest
 
@@ -11,6 +12,7 @@ from sim.traffic import JUNK_KINDS, feed_frame, junk_frame
 from .simtools import SEED, as_dict, collect, rng_for, run, send
 
 CFG = RxConfig.default()
+CFG.ouch_port = 40001  # ouch_tx's source port: the venue's answers come to it
 
 
 def configure(ctx, dut, cfg: RxConfig):
@@ -18,6 +20,7 @@ def configure(ctx, dut, cfg: RxConfig):
         ctx.set(dut.feeds[i], {"enable": 1, "line": f.line, "group": f.group, "port": f.port})
     ctx.set(dut.ctl_ip, cfg.ctl_ip)
     ctx.set(dut.ctl_port, cfg.ctl_port)
+    ctx.set(dut.ouch_port, cfg.ouch_port)
 
 
 def packets(beats, lanes, meta=()):
@@ -43,17 +46,17 @@ def check(width, frame_list, idle=0.0, between=(0, 0), name="eth"):
     rng = rng_for(name)
     lanes = width // 8
     dut = EthRx(width)
-    feed, ctl = [], []
+    feed, ctl, ouch = [], [], []
     model = EthRxModel(CFG)
-    want_feed, want_ctl = [], []
+    want_feed, want = [], {"ctl": [], "ouch": []}
     for fr in frame_list:
         got = model.process(fr)
         if got and got[0] == "feed":
             want_feed.append((got[1], got[2]))
         elif got:
             d = got[1]
-            want_ctl.append((int.from_bytes(d.src_mac, "big"), d.src_ip, d.src_port,
-                             d.payload))
+            want[got[0]].append((int.from_bytes(d.src_mac, "big"), d.src_ip, d.src_port,
+                                 d.payload))
     counters = {}
 
     async def tb(ctx):
@@ -64,10 +67,12 @@ def check(width, frame_list, idle=0.0, between=(0, 0), name="eth"):
         for k in ETH_COUNTERS:
             counters[k] = ctx.get(getattr(dut.counters, k))
 
-    run(dut, tb, processes=[collect(dut.feed, feed), collect(dut.ctl, ctl)])
+    run(dut, tb, processes=[collect(dut.feed, feed), collect(dut.ctl, ctl),
+                            collect(dut.ouch, ouch)])
     msg = f"seed {SEED}"
     assert packets(feed, lanes, ("line",)) == want_feed, msg
-    assert packets(ctl, lanes, ("src_mac", "src_ip", "src_port")) == want_ctl, msg
+    assert packets(ctl, lanes, ("src_mac", "src_ip", "src_port")) == want["ctl"], msg
+    assert packets(ouch, lanes, ("src_mac", "src_ip", "src_port")) == want["ouch"], msg
     assert counters == dict(model.counters), msg
 
 
@@ -79,7 +84,8 @@ def random_frames(rng, n):
             out.append(feed_frame(CFG, rng.randrange(2), rng.randbytes(rng.randint(1, 300)),
                                   rng))
         elif r < 0.6:
-            out.append(frames.build_udp_frame(CFG.ctl_ip, CFG.ctl_port,
+            out.append(frames.build_udp_frame(CFG.ctl_ip, rng.choice([CFG.ctl_port,
+                                                                     CFG.ouch_port]),
                                               rng.randbytes(rng.randint(1, 80)),
                                               src_ip=rng.getrandbits(32),
                                               src_port=rng.randrange(65536),

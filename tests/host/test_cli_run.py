@@ -20,7 +20,8 @@ pytestmark = pytest.mark.verilator
 
 CYCLES = 200_000
 SAME = ("feed", "orders", "fills", "gate", "positions", "pnl", "tick_to_trade_cycles",
-        "event_to_wire_cycles", "report_cycles", "venue_rejects", "anomalies")
+        "event_to_wire_cycles", "report_cycles", "gate_cycles", "answers", "venue_rejects",
+        "anomalies")
 
 
 def test_run_summary_equals_the_loop(tmp_path):
@@ -46,13 +47,18 @@ def test_run_summary_equals_the_loop(tmp_path):
     assert got["tick_to_trade_cycles"]["min"] >= 12 + EARLY_TAP_LATENCY + FAST_LATENCY + \
         RISK_LATENCY
     assert got["anomalies"] == {} and got["stopped_by"] == "cycles"
+    # every answer came back through the gateware, which applied the fills to the gate
+    answers = got["answers"]
+    assert answers["venue"] == answers["events"] + answers["waiting"]
+    assert answers["events"] > 0 and answers["host_reports"] == 0
+    assert got["gate_cycles"]["n"] == answers["on_chip"] > 0
     # what people read says the same
     console = Console(record=True, width=200)
     console.print(render(want, "summary"))
     text = console.export_text()
     t = want["tick_to_trade_cycles"]
     for row in ("feed", "orders", "fills", "risk gate", "tick-to-trade", "event → wire",
-                "reports", "host", "P&L", "positions"):
+                "answers", "gate", "reports", "host", "P&L", "positions"):
         assert row in text, row
     assert f"p50 {t['p50']}, p90 {t['p90']}" in text
     assert f"{want['orders']['enters']:,} enters" in text

@@ -35,6 +35,7 @@ SEED = 1
 def _blocks(width: int) -> dict:
     from gateware.book import Book
     from gateware.control import ControlEndpoint
+    from gateware.ouch_rx import OuchRx
     from gateware.ouch_tx import OuchTx
     from gateware.risk import Risk
     from gateware.rx_path import RxPath
@@ -48,6 +49,7 @@ def _blocks(width: int) -> dict:
         "strategy": lambda: Strategy(s, n=book["n"]),
         "risk": lambda: Risk(s),
         "ouch_tx": lambda: OuchTx(width, s),
+        "ouch_rx": lambda: OuchRx(width, s),
         "telemetry": lambda: Telemetry(s),
         "control": lambda: ControlEndpoint(width, frame_verdict=True),
     }

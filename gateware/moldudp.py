@@ -3,7 +3,7 @@
 Golden model: :class:`gateware.models.rx.MoldUdpModel` (its docstring states the rules).
 """
 
-from amaranth import Module, Mux, Signal
+from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -114,6 +114,21 @@ class MoldUdp(wiring.Component):
         heartbeat = msg_count == moldudp64.HEARTBEAT
         end_of_session = msg_count == moldudp64.END_OF_SESSION
         gap = Signal()
+
+        # Every sequence decision is a sign or a small comparison of one difference
+        # d = seq - exp_now. Both candidates (a new session expects 1) are subtracted
+        # while the session is still being compared, so the 64-bit carry chain no longer
+        # follows the 80-bit session compare, and no second 64-bit adder (seq + count,
+        # exp - seq) follows the first: a block of the packet is at most 0xFFFF
+        # messages, so only differences inside ±2**17 need exact small arithmetic.
+        d = Signal(signed(66))
+        m.d.comb += d.eq(Mux(adopt, seq - 1, seq - expected))
+        d_small = d[:18].as_signed()  # d itself when -2**17 <= d < 2**17
+        small = (d[17:] == 0) | (d[17:] == (1 << (66 - 17)) - 1)
+        ahead = (d > 0)  # seq > exp_now
+        behind = d[-1]  # seq < exp_now
+        # seq + msg_count <= exp_now: far behind, or d + msg_count <= 0 in 19 bits
+        seen_all = behind & (~small | (d_small + msg_count <= 0))
         with m.If(header_now):
             with m.If(adopt):
                 m.d.sync += [cur_session.eq(session), have_session.eq(1), ended.eq(0),
@@ -122,30 +137,31 @@ class MoldUdp(wiring.Component):
             with m.If(~adopt & (session != cur_session)):
                 m.d.comb += count["wrong_session"].eq(1)
             with m.Else():
-                m.d.comb += gap.eq(seq > exp_now)
+                m.d.comb += gap.eq(ahead)
                 with m.If(heartbeat | end_of_session):
                     m.d.comb += [count["heartbeats"].eq(heartbeat),
                                  count["end_of_session"].eq(end_of_session)]
                     with m.If(end_of_session):
                         m.d.sync += ended.eq(1)
-                    with m.If(seq > exp_now):
+                    with m.If(ahead):
                         m.d.sync += expected.eq(seq)
-                with m.Elif(seq + msg_count <= exp_now):
+                with m.Elif(seen_all):
                     m.d.comb += [count["dup_b"].eq(beat.line), count["dup_a"].eq(~beat.line)]
                 with m.Else():
-                    m.d.comb += [active.eq(1), skip.eq(Mux(seq < exp_now, exp_now - seq, 0))]
+                    # not seen_all: exp_now - seq < msg_count, so 16 bits hold it
+                    m.d.comb += [active.eq(1), skip.eq(Mux(behind, -d_small, 0))]
         with m.If(valid & beat.last & ~header_seen & ~header_now):
             m.d.comb += count["bad_header"].eq(1)
 
         with m.If(gap):
             m.d.comb += count["gaps"].eq(1)
-            m.d.sync += gap_messages.eq(gap_messages + (seq - exp_now)[:32])
+            m.d.sync += gap_messages.eq(gap_messages + d[:32])
         m.d.sync += self.gaps.valid.eq(gap)
         with m.If(gap):
             m.d.sync += [self.gaps.payload.line.eq(beat.line),
                          self.gaps.payload.session.eq(session),
                          self.gaps.payload.first.eq(exp_now),
-                         self.gaps.payload.count.eq(seq - exp_now)]
+                         self.gaps.payload.count.eq(d)]
 
         # --- block walk: at most one length prefix completes per beat
         blk_len = cur.capture(beat.data, next_blk, 2, "blk_len")
@@ -203,7 +219,9 @@ class MoldUdp(wiring.Component):
                              cm_open_q.eq(~new_done), cm_seq.eq(seq + blocks)]
             with m.Elif(cur_done | beat.first):
                 m.d.sync += [cm_open_q.eq(0), next_blk_q.eq(next_blk)]
-            with m.If((beat.last | runt) & active & (seq + whole_now > exp_now)):
+            # seq + whole_now > exp_now, i.e. d + whole_now > 0 (whole_now < 2**16)
+            moves = Mux(small, d_small + whole_now > 0, ~behind)
+            with m.If((beat.last | runt) & active & moves):
                 # the walk ends (packet end or runt block); messages cut by a short
                 # packet are not counted as received: the next packet will reveal
                 # them as a gap

@@ -114,6 +114,17 @@ def record_of(a: model.Answer, gate: int, closed: int) -> proto.AnswerEvent:
                              gate, closed)
 
 
+async def put_datagram(ctx, dut, payload: bytes, lanes: int, src=None) -> None:
+    """One datagram's beats into ``ouch_rx``, back to back (from the venue unless
+    ``src`` = (ip, port) says otherwise); ``valid`` stays high after the last beat."""
+    ip, port = src or VENUE
+    for b in frame_beats(payload, lanes, LANE0 % lanes):
+        ctx.set(dut.datagrams.payload, {**as_dict(b), "src_ip": ip, "src_port": port,
+                                        "src_mac": 0})
+        ctx.set(dut.datagrams.valid, 1)
+        await ctx.tick()
+
+
 def simulate(width: int, steps, to_gate: bool = True, stall: float = 0.3, name: str = "o"):
     rng = rng_for(name)
     lanes = width // 8
@@ -131,11 +142,7 @@ def simulate(width: int, steps, to_gate: bool = True, stall: float = 0.3, name: 
                 ctx.set(dut.sent.stb, 0)
                 continue
             (ip, port), payload = s[1], s[2]
-            for b in frame_beats(payload, lanes, LANE0 % lanes):
-                ctx.set(dut.datagrams.payload, {**as_dict(b), "src_ip": ip, "src_port": port,
-                                                "src_mac": 0})
-                ctx.set(dut.datagrams.valid, 1)
-                await ctx.tick()
+            await put_datagram(ctx, dut, payload, lanes, (ip, port))
             ctx.set(dut.datagrams.valid, 0)
             # the walker takes a byte a cycle; let it finish before the next order
             await ctx.tick().repeat(len(payload) + 40 + rng.randint(0, 5))
@@ -197,18 +204,10 @@ def test_bursts_overflow_the_input_fifo_are_counted_and_never_wedge():
         ctx.set(dut.venue_ip, VENUE[0])
         ctx.set(dut.venue_port, VENUE[1])
         for payload in burst:
-            for b in frame_beats(payload, lanes, LANE0):
-                ctx.set(dut.datagrams.payload, {**as_dict(b), "src_ip": VENUE[0],
-                                                "src_port": VENUE[1], "src_mac": 0})
-                ctx.set(dut.datagrams.valid, 1)
-                await ctx.tick()
+            await put_datagram(ctx, dut, payload, lanes)
         ctx.set(dut.datagrams.valid, 0)
         await ctx.tick().repeat(2000)
-        for b in frame_beats(last, lanes, LANE0):
-            ctx.set(dut.datagrams.payload, {**as_dict(b), "src_ip": VENUE[0],
-                                            "src_port": VENUE[1], "src_mac": 0})
-            ctx.set(dut.datagrams.valid, 1)
-            await ctx.tick()
+        await put_datagram(ctx, dut, last, lanes)
         ctx.set(dut.datagrams.valid, 0)
         await ctx.tick().repeat(200)
         for name in model.COUNTERS:
@@ -333,11 +332,7 @@ def test_a_full_record_fifo_loses_records_never_reports():
         for u in range(1, answers + 1):
             payload = soupbintcp.encode("U", message=ouch.encode_outbound(
                 "C", timestamp=1, user_ref=u, quantity=10, reason="U"))
-            for b in frame_beats(payload, 8, LANE0):
-                ctx.set(dut.datagrams.payload, {**as_dict(b), "src_ip": VENUE[0],
-                                                "src_port": VENUE[1], "src_mac": 0})
-                ctx.set(dut.datagrams.valid, 1)
-                await ctx.tick()
+            await put_datagram(ctx, dut, payload, 8)
         ctx.set(dut.datagrams.valid, 0)
         await ctx.tick().repeat(200)
         for counter in model.COUNTERS:

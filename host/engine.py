@@ -139,7 +139,6 @@ class HostEngine:
     latencies_ns: list[int] = field(default_factory=list)  # per answer processed
     _queue: list[Report] = field(default_factory=list)  # not yet written
     _floor: int = 1
-    _gate: tuple[int] | None = None  # the answer being handled was applied on-chip
     _flattening: dict[str, int] = field(default_factory=dict)  # symbol -> cycle asked
 
     def __post_init__(self):
@@ -187,7 +186,6 @@ class HostEngine:
         ``gate`` is (closed,) when the gateware has applied it to the risk gate itself
         (closed: its report closed the order); the engine then writes no report."""
         start = time.perf_counter_ns()
-        self._gate = gate
         kind = msg["type"]
         self.counters[f"answer_{kind}"] += 1
         order = self.orders.get(msg.get("user_ref", -1))
@@ -209,13 +207,13 @@ class HostEngine:
             else:
                 self.counters["late_accepted"] += 1
         elif kind == "E":
-            self._executed(order, msg["quantity"], msg["price"], msg["match"], cycle)
+            self._executed(order, msg["quantity"], msg["price"], msg["match"], cycle, gate)
         elif kind == "C":
-            self._canceled(order, msg["quantity"], cycle)
+            self._canceled(order, msg["quantity"], cycle, gate)
         elif kind == "J":
             if order.state == PENDING:
                 self._close(order, REJECTED, cycle)
-                self._report(order, canceled=order.qty, closed=True, cycle=cycle)
+                self._report(order, canceled=order.qty, closed=True, cycle=cycle, gate=gate)
             else:  # a Cancel we sent for an order that had gone already
                 self.counters["cancel_rejected"] += 1
         else:
@@ -223,7 +221,7 @@ class HostEngine:
         self.latencies_ns.append(time.perf_counter_ns() - start)
 
     def _executed(self, order: EngineOrder, qty: int, price: int, match: int,
-                  cycle: int) -> None:
+                  cycle: int, gate: tuple[int] | None = None) -> None:
         if order.state in TERMINAL or qty <= 0 or qty > order.remaining:
             self.counters["bad_execution"] += 1
             return
@@ -240,9 +238,10 @@ class HostEngine:
             self._close(order, FILLED, cycle)
         else:
             order.state = PARTIAL
-        self._report(order, filled=qty, closed=done, cycle=cycle)
+        self._report(order, filled=qty, closed=done, cycle=cycle, gate=gate)
 
-    def _canceled(self, order: EngineOrder, qty: int, cycle: int) -> None:
+    def _canceled(self, order: EngineOrder, qty: int, cycle: int,
+                  gate: tuple[int] | None = None) -> None:
         if order.state in TERMINAL or qty <= 0 or qty > order.remaining:
             self.counters["bad_cancel"] += 1
             return
@@ -250,17 +249,20 @@ class HostEngine:
         done = order.remaining == 0
         if done:
             self._close(order, CANCELED, cycle)
-        self._report(order, canceled=qty, closed=done, cycle=cycle)
+        self._report(order, canceled=qty, closed=done, cycle=cycle, gate=gate)
 
     def _close(self, order: EngineOrder, state: str, cycle: int) -> None:
         order.state = state
         order.done_cycle = cycle
 
     def _report(self, order: EngineOrder, filled: int = 0, canceled: int = 0,
-                closed: bool = False, cycle: int = 0) -> None:
-        if self._gate is not None:
+                closed: bool = False, cycle: int = 0,
+                gate: tuple[int] | None = None) -> None:
+        """Queue the gate's news of this answer, unless the gateware applied it itself
+        (``gate`` = (closed,) from its record): then only check that both agree."""
+        if gate is not None:
             self.counters["gate_reports"] += 1
-            if self._gate[0] != int(closed):
+            if gate[0] != int(closed):
                 self.counters["gate_disagrees"] += 1
             return
         r = Report(order.sym, 0 if order.side == "B" else 1, filled, canceled, int(closed),

@@ -16,11 +16,15 @@ are the reduced board core's (``gateware.platforms.boards.SMALL_TOP``). Each run
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import time
 from pathlib import Path
 
+from amaranth import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 from rich.console import Console
 
 from bench.hardware import paths, summaries, table
@@ -28,11 +32,62 @@ from gateware.platforms.boards import SMALL_TOP
 from gateware.platforms.build import missing_tools, tool_env
 from gateware.platforms.report import summarize
 
+SLOW = ("core",)  # run only when named
 DEVICE = ("--um5g-85k", "--package", "CABGA554", "--speed", "8")
 SEED = 1
 
 
-def _blocks(width: int) -> dict:
+class _MacSide(wiring.Component):
+    """A board's MAC side of one direction as the board top wires it: ``MacRx`` then
+    ``Widen`` (``rx``) or ``Narrow`` then ``MacTx`` (``tx``), at 125 MHz whatever the
+    core's width; the gearbox only when the core is wider than a byte."""
+
+    def __init__(self, direction: str, width: int):
+        from gateware.gearbox import Narrow, Widen
+        from gateware.mac import MacRx, MacTx
+        from gateware.rgmii import gmii_signature
+
+        self.direction, self.width = direction, width
+        if direction == "rx":
+            self.mac, self.gear = MacRx(), Widen(width, abort=1) if width > 8 else None
+            end = self.gear.beats if self.gear else self.mac.frames
+            members = {"gmii": In(gmii_signature()), "beats": Out(end.signature)}
+        else:
+            self.mac, self.gear = MacTx(), Narrow(width) if width > 8 else None
+            end = self.gear.beats if self.gear else self.mac.frames
+            members = {"beats": In(end.signature.flip()), "gmii": Out(gmii_signature())}
+        members["counters"] = Out(self.mac.counters.shape())
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mac = self.mac
+        m.d.comb += self.counters.eq(self.mac.counters)
+        if self.gear is not None:
+            m.submodules.gear = self.gear
+        if self.direction == "rx":
+            wiring.connect(m, wiring.flipped(self.gmii), self.mac.gmii)
+            if self.gear is not None:
+                m.d.comb += [self.gear.bytes_in.valid.eq(self.mac.frames.valid),
+                             self.gear.bytes_in.payload.eq(self.mac.frames.payload)]
+            end = self.gear.beats if self.gear else self.mac.frames
+            m.d.comb += [self.beats.valid.eq(end.valid), self.beats.payload.eq(end.payload)]
+        else:
+            wiring.connect(m, self.mac.gmii, wiring.flipped(self.gmii))
+            if self.gear is not None:
+                wiring.connect(m, self.gear.bytes_out, self.mac.frames)
+            wiring.connect(m, wiring.flipped(self.beats),
+                           self.gear.beats if self.gear else self.mac.frames)
+        return m
+
+
+def top_params(over: dict | None = None) -> dict:
+    """``SMALL_TOP`` with ``over`` on top of it (``book`` merged key by key)."""
+    over = over or {}
+    return {**SMALL_TOP, **over, "book": {**SMALL_TOP["book"], **over.get("book", {})}}
+
+
+def _blocks(width: int, params: dict) -> dict:
     from gateware.book import Book
     from gateware.control import ControlEndpoint
     from gateware.ouch_rx import OuchRx
@@ -41,10 +96,11 @@ def _blocks(width: int) -> dict:
     from gateware.rx_path import RxPath
     from gateware.strategy import Strategy
     from gateware.telemetry import Telemetry
+    from gateware.top import Top
 
-    s, book = SMALL_TOP["symbols"], SMALL_TOP["book"]
+    s, book = params["symbols"], params["book"]
     return {
-        "rx_path": lambda: RxPath(width, symbols=s, locates=SMALL_TOP["locates"]),
+        "rx_path": lambda: RxPath(width, symbols=s, locates=params["locates"]),
         "book": lambda: Book(s, **book),
         "strategy": lambda: Strategy(s, n=book["n"]),
         "risk": lambda: Risk(s),
@@ -52,16 +108,27 @@ def _blocks(width: int) -> dict:
         "ouch_rx": lambda: OuchRx(width, s),
         "telemetry": lambda: Telemetry(s),
         "control": lambda: ControlEndpoint(width, frame_verdict=True),
+        "mac_rx": lambda: _MacSide("rx", width),
+        "mac_tx": lambda: _MacSide("tx", width),
+        # every block above, wired as the board wires them (not in the default list:
+        # place and route takes most of an hour)
+        "core": lambda: Top(width, **params),
     }
 
 
-def build(name: str, width: int, mhz: float, root: Path) -> dict:
+def build(name: str, width: int, mhz: float, root: Path, over: dict | None = None,
+          pack_only: bool = False) -> dict:
+    """Synthesize ``name`` and place and route it (or only pack it: resources without
+    timing, in seconds instead of minutes); return and leave its summary."""
     from gateware.export import to_verilog
 
     env = tool_env()
-    out = root / f"{name}-w{width}"
+    params = top_params(over)
+    tag = "" if not over else "-" + hashlib.sha1(
+        json.dumps(over, sort_keys=True).encode()).hexdigest()[:8]
+    out = root / f"{name}-w{width}{tag}{'-pack' if pack_only else ''}"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "block.v").write_text(to_verilog(_blocks(width)[name](), "block"))
+    (out / "block.v").write_text(to_verilog(_blocks(width, params)[name](), "block"))
     start = time.monotonic()
     flags = ""
     for flags in ("", " -noabc9"):
@@ -76,13 +143,15 @@ def build(name: str, width: int, mhz: float, root: Path) -> dict:
         raise RuntimeError(f"{name}: synthesis failed, see {out / 'synth.log'}")
     synth = time.monotonic() - start
     # the YoWASP tools see only their working directory: relative names
-    subprocess.run([env["NEXTPNR_ECP5"], "--quiet", "--seed", str(SEED),
-                    "--timing-allow-fail", "--out-of-context", "--freq", str(mhz), *DEVICE,
+    stage = ["--pack-only"] if pack_only else ["--timing-allow-fail", "--freq", str(mhz)]
+    subprocess.run([env["NEXTPNR_ECP5"], "--quiet", "--seed", str(SEED), *stage,
+                    "--out-of-context", *DEVICE,
                     "--json", "block.json", "--log", "pnr.log", "--report", "report.json"],
                    cwd=out, env=env, check=True)
+    shown = {"width": width, **({"abc9": False} if flags else {}),
+             **({"top": over} if over else {}), **({"pack_only": True} if pack_only else {})}
     summary = summarize(json.loads((out / "report.json").read_text()), block=name,
-                        device="LFE5UM5G-85F", seed=SEED,
-                        params={"width": width, **({"abc9": False} if flags else {})},
+                        device="LFE5UM5G-85F", seed=SEED, params=shown,
                         synth_s=round(synth), pnr_s=round(time.monotonic() - start - synth))
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -90,14 +159,20 @@ def build(name: str, width: int, mhz: float, root: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.blocks", description=__doc__)
-    parser.add_argument("blocks", nargs="*", help="default: every block")
+    parser.add_argument("blocks", nargs="*",
+                        help="default: every block but the whole core (name it: core)")
     parser.add_argument("--width", type=int, default=8, choices=(8, 64))
     parser.add_argument("--mhz", type=float, default=125.0, help="the clock to meet")
     parser.add_argument("--root", type=Path, default=Path("build/ooc"))
     parser.add_argument("--report-only", action="store_true",
                         help="print what earlier runs left under --root")
+    parser.add_argument("--top", type=json.loads, default=None, metavar="JSON",
+                        help="parameters over SMALL_TOP's, e.g. '{\"symbols\": 64, "
+                             "\"book\": {\"capacity\": 16384}}'")
+    parser.add_argument("--pack-only", action="store_true",
+                        help="resources only (synthesis and packing, no placement)")
     args = parser.parse_args()
-    names = list(_blocks(args.width))
+    names = list(_blocks(args.width, top_params()))
     unknown = [b for b in args.blocks if b not in names]
     if unknown:
         parser.error(f"no block {', '.join(unknown)}; blocks: {', '.join(names)}")
@@ -105,16 +180,19 @@ def main() -> None:
         missing = missing_tools(tool_env())
         if missing:
             parser.error(f"missing {', '.join(missing)}: run `make setup`")
-        for name in args.blocks or names:
+        for name in args.blocks or [n for n in names if n not in SLOW]:
             try:
-                s = build(name, args.width, args.mhz, args.root)
+                s = build(name, args.width, args.mhz, args.root, args.top, args.pack_only)
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 print(f"{name} (W={args.width}): {exc}", flush=True)
                 continue
-            clocks = ", ".join(f"{c['fmax_mhz']:.1f} MHz" for c in s["clocks"].values())
-            print(f"{name} (W={args.width}): {clocks}, synth {s['synth_s']} s, "
-                  f"place and route {s['pnr_s']} s", flush=True)
-    rows = [(s.get("block", b), s) for b, s in summaries(args.root)]
+            figures = [f"{c['fmax_mhz']:.1f} MHz" for c in s["clocks"].values()] or [
+                f"{r['used']:,} of {r['available']:,} {kind}"
+                for kind, r in s["resources"].items() if kind in ("LUT4", "DP16KD")]
+            print(f"{name} (W={args.width}): {', '.join(figures)}, synth {s['synth_s']} s, "
+                  f"{'packing' if args.pack_only else 'place and route'} {s['pnr_s']} s",
+                  flush=True)
+    rows = summaries(args.root)
     if not rows:
         print(f"no summary.json under {args.root}")
         return

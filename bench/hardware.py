@@ -42,7 +42,8 @@ def table(rows: list[tuple[str, dict]], title: str = "Board builds (nextpnr-ecp5
         clocks = "\n".join(f"{net}: {c['fmax_mhz']:.1f} / {c['target_mhz']:.0f}"
                            for net, c in s["clocks"].items())
         t.add_row(build, s["device"], json.dumps(s["params"]) if s["params"] else "shipped",
-                  *cells, clocks, "met" if s["timing_met"] else "[red]not met[/red]")
+                  *cells, clocks, {True: "met", False: "[red]not met[/red]"}.get(
+                      s["timing_met"], "-"))
     return t
 
 

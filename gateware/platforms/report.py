@@ -8,7 +8,8 @@ RESOURCES = {"TRELLIS_COMB": "LUT4", "TRELLIS_FF": "FF", "DP16KD": "DP16KD",
 
 def summarize(report: dict, **context) -> dict:
     """``{"resources": {name: {"used", "available"}}, "clocks": {net: {"fmax_mhz",
-    "target_mhz", "met"}}, "timing_met": bool, "critical_paths": [...], **context}``."""
+    "target_mhz", "met"}}, "timing_met": bool or None (no clock in the report),
+    "critical_paths": [...], **context}``."""
     used = report.get("utilization", {})
     resources = {RESOURCES[cell]: {"used": v["used"], "available": v["available"]}
                  for cell, v in used.items() if cell in RESOURCES}
@@ -18,7 +19,8 @@ def summarize(report: dict, **context) -> dict:
                        "target_mhz": round(f["constraint"], 2),
                        "met": f["achieved"] >= f["constraint"]}
     return {**context, "resources": resources, "clocks": clocks,
-            "timing_met": all(c["met"] for c in clocks.values()),
+            # None: no timing in the report (packing only)
+            "timing_met": all(c["met"] for c in clocks.values()) if clocks else None,
             "critical_paths": [_path(p) for p in report.get("critical_paths", [])]}
 
 

@@ -70,6 +70,31 @@ def test_report_summary_flags_a_clock_below_its_target():
     assert s["critical_paths"] == []
 
 
+def test_report_summary_of_a_packing_gives_no_timing_verdict():
+    s = summarize({"utilization": {"TRELLIS_COMB": {"used": 9, "available": 83640}}})
+    assert s["clocks"] == {} and s["timing_met"] is None
+
+
+@pytest.mark.parametrize("width", [8, 64])
+def test_mac_sides_measured_out_of_context_have_the_board_widths(width):
+    from amaranth.hdl._ir import PortDirection
+
+    from bench.blocks import _MacSide
+    from gateware.export import component_ports, to_verilog
+    from gateware.stream import beat_layout
+
+    beat = beat_layout(width).size
+    for direction, (inside, outside) in (("rx", ("gmii__data", "beats__payload")),
+                                         ("tx", ("beats__payload", "gmii__data"))):
+        side = _MacSide(direction, width)
+        ports = component_ports(side)
+        assert ports[inside][1] == PortDirection.Input
+        assert ports[outside][1] == PortDirection.Output
+        assert len(ports["beats__payload"][0]) == beat + (direction == "rx")  # + abort
+        assert len(ports["gmii__data"][0]) == 8
+        assert "module block" in to_verilog(side, "block")
+
+
 def test_report_summary_splits_a_critical_path_into_logic_and_routing():
     def step(kind, delay, a, b):
         return {"type": kind, "delay": delay, "net": "n",

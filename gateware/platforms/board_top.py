@@ -16,16 +16,16 @@ last ~34 ms, ``kill`` the risk gate's kill switch.
 
 from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.hdl import DomainRenamer
-from amaranth.lib import fifo, io
+from amaranth.lib import io, wiring
 from amaranth.lib.cdc import FFSynchronizer, PulseSynchronizer, ResetSynchronizer
 
 from ..bytefield import counter_bank
-from ..gearbox import Narrow, Widen
 from ..mac import MacRx, MacTx
 from ..models import mac as mac_model
 from ..rgmii import Rgmii
 from ..top import Top
 from .boards import Board
+from .bridge import CoreBridge
 
 CORE_HZ = 125e6
 WIDE_CORE_HZ = 25e6  # a wide core's clock: 1.6x 1GbE line rate at W = 64
@@ -38,9 +38,10 @@ class BoardTop(Elaboratable):
     parameters.
 
     ``core_width`` 8 runs the core in ``sync`` with the MAC (125 MHz). A wider core runs
-    in its own domain ``core`` at ``WIDE_CORE_HZ`` from a second PLL output, behind
-    ``Widen``/``Narrow`` and a clock-crossing FIFO each way: at W = 64 and 25 MHz it has
-    1.6× the line rate, and the W = 8 core does not place at 125 MHz (docs/hardware.md).
+    in its own domain ``core`` at ``WIDE_CORE_HZ`` from a second PLL output; the
+    ``CoreBridge`` between MAC and core holds the gearbox and a clock-crossing FIFO each
+    way: at W = 64 and 25 MHz the core has 1.6× the line rate, and the W = 8 core does
+    not place at 125 MHz (docs/hardware.md).
 
     Members
     -------
@@ -119,41 +120,16 @@ class BoardTop(Elaboratable):
         m.d.comb += [mac_rx.gmii.data.eq(rgmii.rx.data), mac_rx.gmii.en.eq(rgmii.rx.en),
                      mac_rx.gmii.er.eq(rgmii.rx.er)]
         m.submodules.core = core = DomainRenamer(cd)(self.core) if wide else self.core
-        rx_beats = mac_rx.frames
-        if wide:
-            m.submodules.widen = widen = DomainRenamer("eth_rx")(
-                Widen(self.core_width, abort=1))
-            m.d.comb += [widen.bytes_in.valid.eq(mac_rx.frames.valid),
-                         widen.bytes_in.payload.eq(mac_rx.frames.payload)]
-            rx_beats = widen.beats
-        width = len(rx_beats.payload.as_value())
-        m.submodules.rx_cdc = rx_cdc = fifo.AsyncFIFO(width=width, depth=16, r_domain=cd,
-                                                      w_domain="eth_rx")
-        m.d.comb += [rx_cdc.w_data.eq(rx_beats.payload.as_value()),
-                     rx_cdc.w_en.eq(rx_beats.valid),
-                     rx_cdc.r_en.eq(1), core.mac_rx.valid.eq(rx_cdc.r_rdy),
-                     core.mac_rx.payload.eq(rx_cdc.r_data)]
-
+        m.submodules.bridge = bridge = CoreBridge(self.core_width, cd)
         m.submodules.mac_tx = mac_tx = self.mac_tx
-        tx_bytes = core.mac_tx
-        if wide:
-            # frames cross whole-beat; the core fills a beat every 40 ns, the MAC empties
-            # one every 64 ns, so a frame that starts never runs dry
-            m.submodules.tx_cdc = tx_cdc = fifo.AsyncFIFO(
-                width=len(core.mac_tx.payload.as_value()), depth=16, r_domain="sync",
-                w_domain=cd)
-            m.submodules.narrow = narrow = Narrow(self.core_width)
-            m.d.comb += [tx_cdc.w_data.eq(core.mac_tx.payload.as_value()),
-                         tx_cdc.w_en.eq(core.mac_tx.valid), core.mac_tx.ready.eq(tx_cdc.w_rdy),
-                         narrow.beats.valid.eq(tx_cdc.r_rdy),
-                         narrow.beats.payload.eq(tx_cdc.r_data),
-                         tx_cdc.r_en.eq(narrow.beats.ready)]
-            tx_bytes = narrow.bytes_out
-        m.d.comb += [mac_tx.frames.valid.eq(tx_bytes.valid),
-                     mac_tx.frames.payload.eq(tx_bytes.payload),
-                     tx_bytes.ready.eq(mac_tx.frames.ready),
+        m.d.comb += [bridge.rx_bytes.valid.eq(mac_rx.frames.valid),
+                     bridge.rx_bytes.payload.eq(mac_rx.frames.payload),
+                     core.mac_rx.valid.eq(bridge.rx_beats.valid),
+                     core.mac_rx.payload.eq(bridge.rx_beats.payload),
                      rgmii.tx.data.eq(mac_tx.gmii.data), rgmii.tx.en.eq(mac_tx.gmii.en),
                      rgmii.tx.er.eq(mac_tx.gmii.er)]
+        wiring.connect(m, core.mac_tx, bridge.tx_beats)
+        wiring.connect(m, bridge.tx_bytes, mac_tx.frames)
 
         # MAC counters, counted in the core's clock: an event from another domain crosses
         # as a pulse (one carrier event or frame each, many cycles apart)

@@ -35,6 +35,7 @@ sim: setup
 bench: setup
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.platform
+	$(BIN)/python -m bench.bridge
 
 verilog: setup
 	$(BIN)/t2t verilog --out build/

@@ -80,8 +80,9 @@ def summary(loop) -> dict:
         "feed": {"messages": loop.feed_messages, "packets": loop.counters["feed_packets"],
                  "gaps": len(loop.gaps), "resyncs": len(loop.resyncs),
                  "per_sim_s": round(loop.feed_messages / sim_s) if sim_s else 0},
-        "orders": {"enters": len(enters), "by_strategy": sum(not eng.orders[s.msg[
-            "user_ref"]].host for s in enters if s.msg["user_ref"] in eng.orders),
+        "orders": {"enters": len(enters), "by_strategy": sum(
+            not (o.host or o.client) for s in enters
+            if (o := eng.orders.get(s.msg["user_ref"])) is not None),
             "cancels": len(loop.sent) - len(enters), "states": dict(eng.states())},
         "fills": {"count": len(eng.fills), "shares": sum(f.qty for f in eng.fills),
                   "per_sim_s": round(len(eng.fills) / sim_s) if sim_s else 0,

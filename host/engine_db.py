@@ -5,7 +5,8 @@ password that can log in), so the platform's API shows its orders
 (``GET /orders``), executions and positions (``GET /portfolio/positions``) like anyone
 else's. Rows are written in batches (:meth:`EngineStore.sync`, called by ``t2t run``
 with each status refresh and at the end), not per answer: the host's answer handling
-never waits for a disk. Each run's orders are new rows (UserRefNums start again at 1
+never waits for a disk. Orders the platform's users sent through the FPGA
+(``EngineOrder.client``, ``host.engine_broker``) are theirs, written by the OMS: not here. Each run's orders are new rows (UserRefNums start again at 1
 with every FPGA reset); positions are the account's, replaced at each sync.
 
 Not done here: the platform's audit chain and notifications for these orders.
@@ -56,7 +57,7 @@ class EngineStore:
         with self.sessions.begin() as s:
             for ur, o in eng.orders.items():
                 now = (o.state, o.filled)
-                if self.written.get(ur) == now:
+                if o.client or self.written.get(ur) == now:
                     continue
                 row = s.get(db.Order, self.ids[ur]) if ur in self.ids else None
                 if row is None:

@@ -1,0 +1,195 @@
+"""API orders through the FPGA: HTTP (the ASGI app) → OMS → ``EngineBroker`` →
+``strategy.inject`` → risk gate → OUCH → venue → answers parsed on-chip → engine →
+OMS. The golden models stand in for the FPGA (``ModelFpga``), in the loop ``t2t run``
+drives, with the demo configuration's strategy trading alongside."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from host.cli_run import loop_config
+from host.config import ConfigError, load, parse
+from host.engine import CLIENT_TAGS, HOST_TAG
+from host.engine_broker import EngineBroker
+from host.platform import db
+from host.platform.api import create_app
+from host.platform.money import px
+from host.platform.platform import Platform
+from sim.loop import Loop
+from sim.modelfpga import ModelFpga
+from sim.topsim import top_map
+from tests.platform.conftest import SECRET, fresh_limits, register_login
+
+DEMO = Path(__file__).resolve().parents[2] / "docs" / "demo.toml"
+SYMBOLS = 8
+SYMBOL = "BTC-USD"  # the demo's one symbol without a trigger: the gate's position is ours
+
+
+@dataclass
+class Rig:
+    loop: Loop
+    broker: EngineBroker
+    platform: Platform
+    client: TestClient
+    trader: dict
+
+    def step(self, n: int = 1) -> None:
+        """``n`` iterations, each after the broker's pump (injections see the gate's
+        state the test saw)."""
+        for _ in range(n):
+            self.broker.pump(self.loop.now)
+            self.loop.step()
+        self.broker.pump(self.loop.now)
+        self.broker.settle()
+
+    def place(self, **order) -> dict:
+        r = self.client.post("/orders", headers=self.trader,
+                             json={"symbol": SYMBOL, "side": "buy", "type": "limit", **order})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def order(self, order_id: int) -> dict:
+        return self.client.get(f"/orders/{order_id}", headers=self.trader).json()
+
+    def until(self, order_id: int, statuses: tuple[str, ...], steps: int = 40) -> dict:
+        for _ in range(steps):
+            o = self.order(order_id)
+            if o["status"] in statuses:
+                return o
+            self.step()
+        raise AssertionError(f"order {order_id} still {o['status']} after {steps} steps")
+
+    def venue_fills(self) -> list[tuple[int, int]]:
+        """(quantity, price) of the venue's Executed messages for orders in ``SYMBOL``
+        (only the API's trade it): the venue's word, not the engine's."""
+        ours = {m["user_ref"] for kind, _c, m in self.loop.wire
+                if kind == "sent" and m["type"] == "O" and m["symbol"] == SYMBOL}
+        return [(m["quantity"], m["price"]) for kind, _c, m in self.loop.wire
+                if kind == "answer" and m["type"] == "E" and m["user_ref"] in ours]
+
+
+@pytest.fixture(scope="module")
+def regmap():
+    return top_map(64, SYMBOLS, 64)
+
+
+@pytest.fixture
+def rig(regmap, tmp_path):
+    cfg = load(DEMO, symbols=SYMBOLS)
+    fpga = ModelFpga(cfg, regmap, SYMBOLS)
+    loop = Loop(fpga, fpga, cfg, loop_config(seed=3, rate=200_000.0, flatten_at=500))
+    broker = EngineBroker(loop.engine, cfg.limits())
+    platform = Platform(f"sqlite:///{tmp_path / 't2t.db'}", SECRET, broker=broker,
+                        limits=fresh_limits())
+    with TestClient(create_app(platform)) as client:
+        r = Rig(loop, broker, platform, client, register_login(client, "trader1"))
+        # the venue's book fills in (a few levels a side), the FPGA's with it, and the
+        # gate has a reference price (the mid) for the collar
+        r.step(300)
+        market = fpga.strategy.market[cfg.watch.index(SYMBOL)]
+        while market.bid is None or market.ask is None:
+            r.step()
+        yield r
+    platform.close()
+
+
+def touch(rig: Rig) -> tuple[int, int]:
+    book = rig.loop.venue.engine.books[SYMBOL]
+    return book.best_bid(), book.best_ask()
+
+
+def test_api_order_fills_through_the_fpga(rig):
+    _bid, ask = touch(rig)
+    limit = ask + 2_000_000  # 200.00 through the offer (the book moves before the order
+    # reaches it), inside the gate's 1% collar
+    o = rig.place(qty=2, price=px(limit), tif="ioc")
+    assert o["status"] == "pending"
+    o = rig.until(o["id"], ("filled", "canceled", "rejected"))
+    fills = rig.venue_fills()
+    assert o["status"] == "filled", o["reason"]
+    assert sum(q for q, _p in fills) == o["filled_qty"] == 2
+    cost = sum(q * p for q, p in fills)
+    assert all(p <= limit for _q, p in fills)
+    assert o["avg_fill_price"] == px(cost // 2)
+    with rig.platform.sessions() as s:
+        row = s.get(db.Order, o["id"])
+        assert (row.status, row.filled_qty, row.filled_notional) == ("filled", 2, cost)
+        execs = s.scalars(select(db.Execution).where(db.Execution.order_id == o["id"])).all()
+        assert sorted((e.qty, e.price) for e in execs) == sorted(fills)
+    pos = rig.client.get("/portfolio/positions", headers=rig.trader).json()["positions"]
+    assert [(p["symbol"], p["qty"], p["avg_price"]) for p in pos] == \
+        [(SYMBOL, 2, px(cost // 2))]
+    # the order went through the gate as a host injection with a client tag
+    eng = rig.loop.engine
+    ours = [x for x in eng.orders.values() if x.client]
+    assert len(ours) == 1 and ours[0].tag in CLIENT_TAGS and ours[0].tif == "3"
+    assert eng.counters["host_refused_max_shares"] == 0
+    assert SYMBOL not in eng.positions  # the user's position, not the FPGA account's
+    assert rig.broker.counts["injected"] == 1 and rig.broker.counts["fills"] == len(fills)
+
+
+def test_gate_refusal_comes_back_with_the_check(rig):
+    bid, _ask = touch(rig)
+    o = rig.place(qty=600, price=px(bid))  # the demo's gate takes at most 500 shares
+    o = rig.until(o["id"], ("rejected", "accepted", "filled"))
+    assert o["status"] == "rejected"
+    assert o["reason"] == ("FPGA risk gate: max_shares: quantity above the gate's maximum "
+                           "of 500 shares")
+    eng = rig.loop.engine
+    assert eng.counters["host_refused_max_shares"] == 1
+    assert not [x for x in eng.orders.values() if x.client]  # nothing left the FPGA
+    assert rig.broker.counts["refused_by_gate"] == 1 and rig.broker.in_flight() == 0
+
+
+def test_cancel_of_a_resting_limit_order(rig):
+    bid, _ask = touch(rig)
+    o = rig.place(qty=3, price=px(bid - 2_000_000), tif="gtc")  # 200 below, in the collar
+    o = rig.until(o["id"], ("accepted", "rejected"))
+    assert o["status"] == "accepted", o["reason"]
+    rig.step(100)  # longer than the host's stale-order policy: a user's order stays
+    assert rig.order(o["id"])["status"] == "accepted"
+    r = rig.client.delete(f"/orders/{o['id']}", headers=rig.trader)
+    assert r.status_code == 200, r.text
+    o = rig.until(o["id"], ("canceled",))
+    assert (o["reason"], o["filled_qty"]) == ("canceled by the venue: user requested", 0)
+    eng = rig.loop.engine
+    [ours] = [x for x in eng.orders.values() if x.client]
+    assert (ours.state, ours.canceled, ours.cancel_sent) == ("canceled", 3, True)
+    assert rig.loop.fpga.risk.state[eng.sym_of[SYMBOL]].open_buy == 0
+
+
+def test_orders_the_gate_cannot_take_are_rejected_with_why(rig):
+    r = rig.client.post("/orders", headers=rig.trader, json={
+        "symbol": "GOOG", "side": "buy", "type": "limit", "qty": 1, "price": "100"})
+    assert r.status_code == 201 and r.json()["status"] == "rejected"
+    assert r.json()["reason"].startswith("GOOG is not traded by this FPGA build "
+                                         "(its watch list: AAPL, MSFT, BTC-USD,")
+    o = rig.place(type="stop", qty=1, stop_price="70000")
+    assert o["status"] == "rejected" and o["reason"].startswith("stop orders do not go")
+    assert rig.broker.counts["rejected_here"] == 2 and rig.broker.counts["injected"] == 0
+
+
+def test_market_order_goes_as_ioc_at_the_touch(rig):
+    seen = rig.loop.engine.book(SYMBOL).ask  # what the broker prices it at (next pump)
+    o = rig.place(type="market", qty=1)
+    o = rig.until(o["id"], ("filled", "canceled", "rejected"))
+    [ours] = [x for x in rig.loop.engine.orders.values() if x.client]
+    assert (ours.price, ours.tif, ours.qty) == (seen, "3", 1)
+    fills = rig.venue_fills()
+    assert o["status"] == "filled", o["reason"]
+    assert o["filled_qty"] == sum(q for q, _p in fills) == 1
+    assert o["avg_fill_price"] == px(fills[0][1]) and fills[0][1] <= seen
+
+
+@pytest.mark.parametrize("tag", [HOST_TAG, CLIENT_TAGS.start, CLIENT_TAGS.stop - 1])
+def test_a_trigger_may_not_use_the_hosts_tags(tag):
+    """A strategy order with a client tag would be taken for a user's order."""
+    text = DEMO.read_text().replace('tif = "ioc"', f'tif = "ioc"\ntag = {tag}', 1)
+    with pytest.raises(ConfigError, match=rf"trigger\[0\]\.tag: {tag:#06x} is the host's"):
+        parse(text, symbols=SYMBOLS)
+    assert parse(text.replace(f"tag = {tag}", "tag = 7"), symbols=SYMBOLS).triggers[0].tag == 7

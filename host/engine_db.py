@@ -9,7 +9,12 @@ never waits for a disk. Orders the platform's users sent through the FPGA
 (``EngineOrder.client``, ``host.engine_broker``) are theirs, written by the OMS: not here. Each run's orders are new rows (UserRefNums start again at 1
 with every FPGA reset); positions are the account's, replaced at each sync.
 
-Not done here: the platform's audit chain and notifications for these orders.
+Each order row written and each execution also appends a record to the platform's
+audit chain (actor ``fpga``, ``order.<state>`` and ``order.executed``, in the sync's
+transaction), so operators see the FPGA's trading in ``t2t audit export`` beside the
+users'. A sync sees each order as it is then: an order that went from pending to filled
+between two syncs has one record, ``order.filled``, and its executions. Not done here:
+notifications (nobody subscribes to the account ``fpga``).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from host.platform import db
+from host.platform import audit, db
 
 from .engine import HostEngine
 
@@ -71,11 +76,17 @@ class EngineStore:
                 s.flush()
                 self.ids[ur] = row.id
                 self.written[ur] = now
+                audit.append(s, ACCOUNT, f"order.{o.state}", f"order:{row.id}", {
+                    "user_ref": ur, "by": row.reason, "symbol": o.symbol,
+                    "side": row.side, "qty": o.qty, "price": o.price, "filled": o.filled})
                 rows += 1
             for f in eng.fills[self.fills_written:]:
                 s.add(db.Execution(order_id=self.ids[f.user_ref], user_id=self.user_id,
                                    symbol=f.symbol, side=SIDE_NAMES[f.side], qty=f.qty,
                                    price=f.price, realized_pnl=f.realized))
+                audit.append(s, ACCOUNT, "order.executed", f"order:{self.ids[f.user_ref]}",
+                             {"qty": f.qty, "price": f.price, "realized": f.realized,
+                              "match": f.match})
                 rows += 1
             self.fills_written = len(eng.fills)
             for symbol, p in eng.positions.items():

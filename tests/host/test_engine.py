@@ -181,7 +181,7 @@ def test_store_writes_orders_executions_positions(model, tmp_path):
     from sqlalchemy import func, select
 
     from host.engine_db import EngineStore
-    from host.platform import db
+    from host.platform import audit, db
 
     cfg, fpga = model
     lc = LoopConfig(seed=11, one_message_per_packet=True, idle=40, telemetry=False,
@@ -189,9 +189,10 @@ def test_store_writes_orders_executions_positions(model, tmp_path):
     loop = Loop(fpga, fpga, cfg, lc)
     store = EngineStore.open(f"sqlite:///{tmp_path / 't2t.db'}")
     loop.run(700_000)
-    store.sync(loop.engine)
+    written = store.sync(loop.engine)
     loop.run(700_000)
-    assert store.sync(loop.engine) > 0
+    written += (more := store.sync(loop.engine))
+    assert more > 0
     assert store.sync(loop.engine) == 0  # nothing new: nothing written twice
     eng = loop.engine
     with store.sessions() as s:
@@ -203,4 +204,11 @@ def test_store_writes_orders_executions_positions(model, tmp_path):
             sum(p.realized for p in eng.positions.values())
         pos = {p.symbol: p.qty for p in s.scalars(select(db.Position)).all()}
         assert pos == {k: p.qty for k, p in eng.positions.items()}
+        # one audit record per row written: the operators' view of the FPGA's trading
+        actions = s.scalars(select(db.AuditRecord.action)
+                            .where(db.AuditRecord.actor == "fpga")).all()
+        assert len(actions) == written
+        assert actions.count("order.executed") == len(eng.fills)
+        assert actions.count("order.filled") == sum(o.status == "filled" for o in orders)
+        assert audit.verify(s).ok
     assert len(orders) > 20

@@ -266,6 +266,25 @@ class EngineBroker:
             finally:
                 self._calls.task_done()
 
+    def close(self) -> None:
+        """The run ends, and its venue and FPGA with it: every order still open here is
+        canceled (rejected, if it was never sent), so none stays open in the database;
+        returns once the OMS has it all. Call it once nothing submits any more."""
+        ended = "t2t run ended: the venue and the FPGA of this run are gone"
+        while True:
+            try:
+                kind, arg = self._requests.get_nowait()
+            except queue.Empty:
+                break
+            if kind == "submit":
+                self._call("on_rejected", arg.order_id, "t2t run ended before it was sent")
+        for order_id in [f.order_id for f in self._flight.values()] + list(self._refs):
+            self._call("on_canceled", order_id, ended)
+        self._flight.clear()
+        self._live.clear()
+        self._refs.clear()
+        self.settle()
+
     def settle(self) -> None:
         """Wait until every callback made so far has reached the OMS."""
         self._calls.join()

@@ -193,3 +193,41 @@ def test_a_trigger_may_not_use_the_hosts_tags(tag):
     with pytest.raises(ConfigError, match=rf"trigger\[0\]\.tag: {tag:#06x} is the host's"):
         parse(text, symbols=SYMBOLS)
     assert parse(text.replace(f"tag = {tag}", "tag = 7"), symbols=SYMBOLS).triggers[0].tag == 7
+
+
+def test_cancel_of_an_order_still_on_its_way_waits_for_its_enter(rig):
+    bid, _ask = touch(rig)
+    o = rig.place(qty=3, price=px(bid - 2_000_000), tif="day")
+    r = rig.client.delete(f"/orders/{o['id']}", headers=rig.trader)  # before any pump
+    assert r.status_code == 200 and r.json()["status"] == "pending"
+    o = rig.until(o["id"], ("canceled",))
+    assert o["reason"] == "canceled by the venue: user requested"
+    [ours] = [u for u, x in rig.loop.engine.orders.items() if x.client]
+    sent = [m["type"] for kind, _c, m in rig.loop.wire
+            if kind == "sent" and m["user_ref"] == ours]
+    assert sent == ["O", "X"]  # the Enter, then its Cancel: both through the FPGA
+
+
+def test_an_injection_nothing_is_heard_of_times_out(rig, monkeypatch):
+    """The last resort: the gate refused it, and its decision record was lost."""
+    monkeypatch.setattr(rig.loop.fpga, "drain_fifo", lambda name: [])
+    rig.broker.timeout = 10_000
+    bid, _ask = touch(rig)
+    o = rig.place(qty=600, price=px(bid))
+    rig.step(3)
+    assert rig.order(o["id"])["status"] == "pending"  # 6,144 cycles: not yet
+    o = rig.until(o["id"], ("rejected",), steps=5)
+    assert o["reason"].startswith("no word from the FPGA within 10,000 cycles")
+    assert rig.broker.counts["timed_out"] == 1 and rig.broker.in_flight() == 0
+
+
+def test_closing_cancels_what_is_open(rig):
+    bid, _ask = touch(rig)
+    resting = rig.place(qty=3, price=px(bid - 2_000_000), tif="gtc")
+    rig.until(resting["id"], ("accepted",))
+    unsent = rig.place(qty=1, price=px(bid - 2_000_000))
+    rig.broker.close()
+    assert rig.order(resting["id"])["status"] == "canceled"
+    assert rig.order(resting["id"])["reason"].startswith("t2t run ended")
+    assert (rig.order(unsent["id"])["status"], rig.order(unsent["id"])["reason"]) == \
+        ("rejected", "t2t run ended before it was sent")

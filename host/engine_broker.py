@@ -55,7 +55,8 @@ REFUSALS = {  # the gate's reasons (models.trade.REASONS), in words a trader can
     "bad_order": "zero price or quantity",
     "max_shares": "quantity above the gate's maximum of {max_shares} shares",
     "max_notional": "notional above the gate's maximum of {max_notional}",
-    "no_reference": "no reference price for the collar yet (no quote, no trade)",
+    "no_reference": "no reference price for the collar (the FPGA's book has no bid or no "
+                    "offer, and no trade printed); retry",
     "collar": "price too far from the reference (collar: {collar_bps} bps, {collar_price} "
               "at most; 0 is off)",
     "position": "the position limit of {position_limit} shares (position + open orders "

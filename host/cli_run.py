@@ -285,7 +285,11 @@ def register(main: click.Group) -> None:
             platform = Platform.open(db_url, broker=broker)
             store = EngineStore(platform.engine)
             platform.start_background()
-            server, server_thread = serve_api(platform, api_port)
+            try:
+                server, server_thread = serve_api(platform, api_port)
+            except click.ClickException:
+                platform.close()
+                raise
             console.print(f"API on http://127.0.0.1:{api_port} (docs at /docs); its "
                           f"orders go through the FPGA", highlight=False)
         else:

@@ -23,8 +23,8 @@ Bad input never raises: an answer for a UserRefNum the engine never saw, an exec
 beyond the order's quantity, a transition an order has already made — each is counted
 in ``counters`` under its reason and otherwise ignored.
 
-Whose order it is, the tag in its ClOrdID says: ``HOST_TAG`` the host's own (flattening,
-cancels), ``CLIENT_TAGS`` the platform's users' (``host.engine_broker``: orders from the
+Whose order it is, the tag in its ClOrdID says: ``HOST_TAG`` the host's own
+(flattening), ``CLIENT_TAGS`` the platform's users' (``host.engine_broker``: orders from the
 API, each with a tag of its own), anything else the strategy's trigger table. Positions,
 fills and P&L here are the FPGA account's (strategy and host); a client order's life goes
 to ``listener`` instead, the platform keeps its user's position. The risk gate itself

@@ -6,8 +6,10 @@ stops it all at the next iteration and nothing is left running.
 
 With ``--api`` the platform's HTTP/WebSocket API is served on loopback from a thread of
 this process, over the same database; its orders go through the FPGA
-(``host.engine_broker.EngineBroker``, pumped between the loop's iterations), and the
-platform's market data follows the venue's touch at each status refresh.
+(``host.engine_broker.EngineBroker``, pumped between the loop's iterations), its
+operator endpoints reach the FPGA (``host.engine_device.EngineDevice``: status,
+counters, the kill switch), and the platform's market data follows the venue's touch at
+each status refresh.
 """
 
 from __future__ import annotations
@@ -279,11 +281,14 @@ def register(main: click.Group) -> None:
         broker = platform = server = None
         if with_api:
             from host.engine_broker import EngineBroker
+            from host.engine_device import EngineDevice
             from host.platform.platform import Platform
 
             broker = EngineBroker(loop.engine, loop.cfg.limits())
-            platform = Platform.open(db_url, broker=broker)
+            platform = Platform.open(db_url, broker=broker,
+                                     device=EngineDevice(broker, loop))
             store = EngineStore(platform.engine)
+            broker.fpga_orders = store.user_ref  # the kill switch cancels them too
             platform.start_background()
             try:
                 server, server_thread = serve_api(platform, api_port)

@@ -37,15 +37,21 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import TypeVar
 
 from gateware.models import ouch
 from host.config import TIFS
 from host.engine import CANCELED, CLIENT_TAGS, TERMINAL, EngineOrder, HostEngine, Injection
 from host.platform.broker import BrokerEvents, OrderTicket
+from host.platform.device import DeviceTimeout
 from host.platform.money import px
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TIMEOUT = 200_000  # cycles an injection may go without an Enter or a decision
 MAX_FIELD = (1 << 32) - 1  # the gate's price and quantity fields
@@ -82,14 +88,19 @@ class InFlight:
 
 class EngineBroker:
     """See the module docstring. ``limits`` (``models.trade.Limits``) words the gate's
-    refusals; ``timeout`` is in cycles of loop time (``pump``'s ``now``)."""
+    refusals; ``timeout`` is in cycles of loop time (``pump``'s ``now``);
+    ``fpga_orders(order_id)`` is the UserRefNum of a row of the FPGA account's
+    (``EngineStore``), or None: a cancel of one (the kill switch cancels every open
+    order) goes through the gate too, and the store records its end."""
 
     in_process = False
 
-    def __init__(self, engine: HostEngine, limits, timeout: int = TIMEOUT) -> None:
+    def __init__(self, engine: HostEngine, limits, timeout: int = TIMEOUT,
+                 fpga_orders: Callable[[int], int | None] = lambda order_id: None) -> None:
         self.engine = engine
         self.limits = limits
         self.timeout = timeout
+        self.fpga_orders = fpga_orders
         engine.listener = self
         engine.track_decisions = True
         self._events: BrokerEvents | None = None
@@ -125,6 +136,17 @@ class EngineBroker:
     def cancel(self, order_id: int) -> None:
         self._requests.put(("cancel", order_id))
 
+    def on_loop(self, fn: Callable[[], T], timeout: float = 5.0) -> T:
+        """Run ``fn`` on the loop's thread at its next pump (what touches the device
+        must) and return what it returns; ``DeviceTimeout`` if no pump comes."""
+        done: Future = Future()
+        self._requests.put(("call", (fn, done)))
+        try:
+            return done.result(timeout)
+        except FutureTimeout:
+            raise DeviceTimeout(f"the trading loop did not answer within {timeout} s "
+                                f"(stopped?)") from None
+
     def _unsendable(self, t: OrderTicket) -> str | None:
         watch = self.engine.watch
         if t.symbol not in self.engine.sym_of:
@@ -151,8 +173,14 @@ class EngineBroker:
                 break
             if kind == "submit":
                 self._inject(arg, now)
-            else:
+            elif kind == "cancel":
                 self._cancel(arg)
+            else:
+                fn, done = arg
+                try:
+                    done.set_result(fn())
+                except Exception as exc:  # noqa: BLE001 — the caller gets it, whatever it is
+                    done.set_exception(exc)
         cancels, self._cancels = self._cancels, []
         for user_ref in cancels:
             self.engine.cancel(user_ref, now)
@@ -195,7 +223,7 @@ class EngineBroker:
                 return tag
 
     def _cancel(self, order_id: int) -> None:
-        user_ref = self._refs.get(order_id)
+        user_ref = self._refs.get(order_id) or self.fpga_orders(order_id)
         if user_ref is not None:
             self._cancels.append(user_ref)
             return
@@ -279,6 +307,8 @@ class EngineBroker:
                 break
             if kind == "submit":
                 self._call("on_rejected", arg.order_id, "t2t run ended before it was sent")
+            elif kind == "call":
+                arg[1].set_exception(DeviceTimeout("t2t run ended"))
         for order_id in [f.order_id for f in self._flight.values()] + list(self._refs):
             self._call("on_canceled", order_id, ended)
         self._flight.clear()

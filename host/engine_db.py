@@ -36,6 +36,7 @@ class EngineStore:
         self.sql = engine
         self.sessions = db.session_factory(engine)
         self.ids: dict[int, int] = {}  # UserRefNum -> orders.id of this run
+        self._refs: dict[int, int] = {}  # orders.id -> UserRefNum, the other way
         self.written: dict[int, tuple] = {}  # UserRefNum -> (status, filled) on disk
         self.fills_written = 0
         with self.sessions.begin() as s:
@@ -54,6 +55,10 @@ class EngineStore:
         engine = db.make_engine(url or db.default_url())
         db.upgrade(engine)
         return cls(engine)
+
+    def user_ref(self, order_id: int) -> int | None:
+        """The UserRefNum of an order row this run wrote (else None)."""
+        return self._refs.get(order_id)
 
     def sync(self, eng: HostEngine) -> int:
         """Write what changed since the last sync; returns the order and execution rows
@@ -75,6 +80,7 @@ class EngineStore:
                 row.updated_at = db.utcnow()
                 s.flush()
                 self.ids[ur] = row.id
+                self._refs[row.id] = ur
                 self.written[ur] = now
                 audit.append(s, ACCOUNT, f"order.{o.state}", f"order:{row.id}", {
                     "user_ref": ur, "by": row.reason, "symbol": o.symbol,

@@ -177,8 +177,8 @@ class ModelFpga:
                 out[name] = self.risk.counters[name.removeprefix("risk.counters.")]
             elif name == "risk.status.killed":
                 out[name] = int(self.risk.killed())
-            elif name == "risk.status.tripped":
-                out[name] = self.risk.tripped
+            elif name == "risk.status.tripped":  # the host's switch is bit 0, as there
+                out[name] = self.risk.tripped | int(self.risk.limits.kill)
             elif name == "risk.status.open_orders":
                 out[name] = self.risk.open_orders
             elif name == "risk.status.gross":
@@ -199,6 +199,12 @@ class ModelFpga:
 
     def read(self, name: str) -> int:
         return self.read_many([name])[name]
+
+    def counters(self) -> dict[str, int]:
+        """The counters the models keep, named as the register map names them."""
+        return {**{f"risk.counters.{k}": v for k, v in self.risk.counters.items()},
+                **{f"strategy.counters.{k}": v for k, v in self.strategy.counters.items()},
+                **{f"ouch_rx.counters.{k}": v for k, v in self.answers.counters.items()}}
 
     def pop_fifo_many(self, name: str, count: int) -> list[dict[str, int]]:
         if name != "risk.decisions":

@@ -5,6 +5,8 @@ drives, with the demo configuration's strategy trading alongside."""
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from host.cli_run import loop_config
 from host.config import ConfigError, load, parse
 from host.engine import CLIENT_TAGS, HOST_TAG
 from host.engine_broker import EngineBroker
+from host.engine_db import EngineStore
+from host.engine_device import EngineDevice
 from host.platform import db
 from host.platform.api import create_app
 from host.platform.money import px
@@ -37,6 +41,7 @@ class Rig:
     platform: Platform
     client: TestClient
     trader: dict
+    store: EngineStore
 
     def step(self, n: int = 1) -> None:
         """``n`` iterations, each after the broker's pump (injections see the gate's
@@ -52,6 +57,17 @@ class Rig:
                              json={"symbol": SYMBOL, "side": "buy", "type": "limit", **order})
         assert r.status_code == 201, r.text
         return r.json()
+
+    def operator(self, method: str, path: str, headers: dict, **kw):
+        """A request whose handler waits for the loop's thread (the device's): sent from
+        another thread while this one pumps, as t2t run's loop does between iterations
+        (the loop itself stands still meanwhile)."""
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(self.client.request, method, path, headers=headers, **kw)
+            while not answer.done():
+                self.broker.pump(self.loop.now)
+                time.sleep(0.001)
+            return answer.result()
 
     def order(self, order_id: int) -> dict:
         return self.client.get(f"/orders/{order_id}", headers=self.trader).json()
@@ -85,9 +101,11 @@ def rig(regmap, tmp_path):
     loop = Loop(fpga, fpga, cfg, loop_config(seed=3, rate=200_000.0, flatten_at=500))
     broker = EngineBroker(loop.engine, cfg.limits())
     platform = Platform(f"sqlite:///{tmp_path / 't2t.db'}", SECRET, broker=broker,
-                        limits=fresh_limits())
+                        device=EngineDevice(broker, loop), limits=fresh_limits())
+    store = EngineStore(platform.engine)
+    broker.fpga_orders = store.user_ref
     with TestClient(create_app(platform)) as client:
-        r = Rig(loop, broker, platform, client, register_login(client, "trader1"))
+        r = Rig(loop, broker, platform, client, register_login(client, "trader1"), store)
         # the venue's book fills in (a few levels a side), the FPGA's with it, and the
         # gate has a reference price (the mid) for the collar
         r.step(300)
@@ -231,3 +249,52 @@ def test_closing_cancels_what_is_open(rig):
     assert rig.order(resting["id"])["reason"].startswith("t2t run ended")
     assert (rig.order(unsent["id"])["status"], rig.order(unsent["id"])["reason"]) == \
         ("rejected", "t2t run ended before it was sent")
+
+
+def test_kill_switch_reaches_the_fpga(rig):
+    """Under t2t run --api the operator's kill switch also sets the gate's: no Enter
+    leaves, the user's and the strategy's open orders are canceled through the gate."""
+    eng, fpga = rig.loop.engine, rig.loop.fpga
+    op = register_login(rig.client, "op1", "operator", rig.platform)
+    bid, _ask = touch(rig)
+    resting = rig.until(rig.place(qty=3, price=px(bid - 2_000_000), tif="gtc")["id"],
+                        ("accepted",))
+    rig.store.sync(eng)
+    with rig.platform.sessions() as s:
+        fpga_open = {o.id: rig.store.user_ref(o.id) for o in s.scalars(
+            select(db.Order).where(db.Order.user_id == rig.store.user_id,
+                                   db.Order.status.in_(("pending", "accepted",
+                                                        "partially_filled"))))}
+    r = rig.operator("PUT", "/operator/kill-switch", op, json={"engaged": True})
+    assert r.json() == {"engaged": True, "orders_canceled": 1 + len(fpga_open),
+                        "device": "set"}
+    assert fpga.risk.limits.kill and rig.loop.cfg.risk["limits.kill"] == 1
+    killed_at = len(rig.loop.wire)
+    o = rig.until(resting["id"], ("canceled",))
+    assert o["reason"] == "canceled by the venue: user requested"
+    rig.step(30)
+    rig.store.sync(eng)
+    assert [m for kind, _c, m in rig.loop.wire[killed_at:]
+            if kind == "sent" and m["type"] == "O"] == []
+    assert all(eng.orders[u].state in ("canceled", "filled") for u in fpga_open.values())
+    # the resting (day) ones that did not fill were canceled by our Cancel through the
+    # gate; IOCs may have been canceled by the venue meanwhile
+    day = [eng.orders[u] for u in fpga_open.values() if eng.orders[u].tif == "0"]
+    canceled = [o.cancel_sent for o in day if o.state == "canceled"]
+    assert len(canceled) >= 1 and all(canceled)
+    with rig.platform.sessions() as s:
+        assert {s.get(db.Order, i).status for i in fpga_open} <= {"canceled", "filled"}
+    device = rig.operator("GET", "/operator/device", op).json()
+    assert (device["killed"], device["kill_causes"], device["open_orders"]) == \
+        (True, ["host"], 0)
+    counters = rig.operator("GET", "/operator/counters", op).json()
+    assert counters["risk"]["kill"] == fpga.risk.counters["kill"]
+    assert counters["risk"]["cancels"] == fpga.risk.counters["cancels"] >= 1 + len(fpga_open)
+    r = rig.client.put("/operator/config", headers=op, json={"config": {"risk": {}}})
+    assert r.status_code == 409 and "pushes its --config file once" in r.json()["detail"]
+    rig.operator("PUT", "/operator/kill-switch", op, json={"engaged": False})
+    assert not fpga.risk.limits.kill
+    released_at = len(rig.loop.wire)
+    rig.step(200)
+    assert [m for kind, _c, m in rig.loop.wire[released_at:]
+            if kind == "sent" and m["type"] == "O"] != []  # the strategy trades again

@@ -116,7 +116,8 @@ def test_ctrl_c_stops_cleanly_with_a_summary():
 def test_run_serves_the_api_and_its_orders_go_through_the_fpga(tmp_path):
     """``t2t run --api`` on a real loopback port: a user registers, reads the venue's
     touch from the API, buys through the FPGA and is filled; an order above the gate's
-    500-share maximum comes back rejected with that check; Ctrl-C ends it all."""
+    500-share maximum comes back rejected with that check; made an operator, the user
+    engages the kill switch and the gate is killed; Ctrl-C ends it all."""
     import os
     import signal
     import socket
@@ -181,6 +182,16 @@ def test_run_serves_the_api_and_its_orders_go_through_the_fpga(tmp_path):
         assert big["status"] == "rejected"
         assert big["reason"] == ("FPGA risk gate: max_shares: quantity above the gate's "
                                  "maximum of 500 shares")
+        # an operator's kill switch reaches the gate, from the API's thread
+        subprocess.run([sys.executable, "-m", "host", "users", "set-role", "ann",
+                        "operator", "--db", url], check=True, capture_output=True)
+        h = {"Authorization": "Bearer " + api.post("/auth/login", json=creds
+                                                    ).json()["access_token"]}
+        assert api.get("/operator/device", headers=h).json()["killed"] is False
+        assert api.put("/operator/kill-switch", headers=h, json={"engaged": True}
+                       ).json()["device"] == "set"
+        device = api.get("/operator/device", headers=h).json()
+        assert (device["killed"], device["kill_causes"]) == (True, ["host"])
         proc.send_signal(signal.SIGINT)
         out, _err = proc.communicate(timeout=60)
     finally:
@@ -188,6 +199,7 @@ def test_run_serves_the_api_and_its_orders_go_through_the_fpga(tmp_path):
             proc.kill()
     assert proc.returncode == 0
     summary = json.loads(out)
+    assert summary["gate"]["killed"] == 1 and summary["gate"]["kill_causes"] == ["host"]
     a = summary["api"]
     assert a["refused_by_gate"] == 1 and a["injected"] == a["submitted"] >= 2
     assert a["fills"] >= 1 and a["in_flight"] == 0

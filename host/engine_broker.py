@@ -207,6 +207,12 @@ class EngineBroker:
                                                       "to price it at")
                 return
             tif = "fok" if tif == "fok" else "ioc"
+        if len(self._flight) == len(CLIENT_TAGS):  # every tag waits for its Enter
+            with self._counting:
+                self.counts["rejected_here"] += 1
+            self._call("on_rejected", t.order_id, f"{len(CLIENT_TAGS)} orders are on their "
+                                                  f"way to the FPGA already; retry")
+            return
         tag = self._tag()
         injection = self.engine.inject(t.symbol, side, t.qty, price, TIFS[tif], tag=tag,
                                        now=now)
@@ -214,8 +220,7 @@ class EngineBroker:
         self.counts["injected"] += 1
 
     def _tag(self) -> int:
-        """The next client tag not in flight (the set in flight is far smaller than the
-        range, so the search ends at once)."""
+        """The next client tag not in flight (there is one: ``_inject`` checks)."""
         while True:
             tag = self._next_tag
             self._next_tag = tag + 1 if tag + 1 < CLIENT_TAGS.stop else CLIENT_TAGS.start

@@ -306,3 +306,18 @@ def test_kill_switch_reaches_the_fpga(rig):
     rig.step(200)
     assert [m for kind, _c, m in rig.loop.wire[released_at:]
             if kind == "sent" and m["type"] == "O"] != []  # the strategy trades again
+
+
+def test_venue_reject_comes_back_with_its_reason(rig):
+    """The gate has no tick size; the venue has (0.01): its Rejected reaches the OMS."""
+    bid, _ask = touch(rig)
+    o = rig.place(qty=1, price=px(bid - 2_000_050))
+    o = rig.until(o["id"], ("rejected", "accepted"))
+    assert o["status"] == "rejected"
+    assert o["reason"] == ("rejected by the venue: invalid price (zero, negative, above the "
+                           "maximum, or not a multiple of the tick)")
+    [ours] = [x for x in rig.loop.engine.orders.values() if x.client]
+    assert ours.state == "rejected" and rig.loop.engine.counters["venue_reject_3"] == 1
+    assert rig.loop.fpga.risk.open_orders == sum(
+        x.state not in ("filled", "canceled", "rejected")
+        for x in rig.loop.engine.orders.values())  # the gate let go of it

@@ -19,15 +19,18 @@ symbol off the build's watch list, a stop order (the gate takes priced orders; s
 are trigger-table entries, ``t2t config push``), a price or quantity wider than the
 gate's 32 bits. A market order is sent as an IOC (or FOK) limit at the opposite touch
 as the engine last saw it, so it takes at most that level; without an opposite quote
-it is rejected. Time in force maps to OUCH's codes as ``host.config.TIFS`` (day ``0``,
-IOC ``3``, GTC ``1``, FOK ``4``: this venue's additions). A cancel goes through the
-gate as the engine's own cancels do; a cancel of an order still on its way waits for
-its Enter; a cancel of an order this engine never had (placed before this run) is
-answered ``on_canceled``: the FPGA and venue of a previous run are gone.
+it is rejected. Time in force maps to OUCH's codes as ``host.config.TIFS`` (day ``0``
+and IOC ``3`` as OUCH 5.0; GTC ``1`` and FOK ``4``, this venue's additions). A cancel
+goes through the gate as the engine's own cancels do; a cancel of an order still on its
+way waits for its Enter; a cancel of a row of the FPGA account's (``fpga_orders``: the
+kill switch cancels every open order) goes through the gate too, with no callback (the
+store records its end); a cancel of an order this engine never had (placed before this
+run) is answered ``on_canceled``: the FPGA and venue of a previous run are gone.
 
-Threads: ``submit`` and ``cancel`` come from the API's threads and only queue; the
-thread that drives the loop calls :meth:`pump` between iterations (injections,
-decision records, time-outs) and the engine's listener calls during them. The OMS's
+Threads: ``submit``, ``cancel`` and ``on_loop`` come from the API's threads and only
+queue; the thread that drives the loop calls :meth:`pump` between iterations
+(injections, cancels, device work, decision records, time-outs) and the engine's
+listener calls during them. The OMS's
 callbacks each wait for a durable write, so they run on a thread of their own, in the
 order they were made: the loop never waits for a disk.
 """

@@ -11,7 +11,16 @@ import pytest
 
 from gateware.models import trade
 from host.config import load, parse
-from host.engine import ACCEPTED, CANCELED, FILLED, PARTIAL, PENDING, REJECTED, HostEngine
+from host.engine import (
+    ACCEPTED,
+    CANCELED,
+    CLIENT_TAGS,
+    FILLED,
+    PARTIAL,
+    PENDING,
+    REJECTED,
+    HostEngine,
+)
 from host.platform.portfolio import PositionState, apply_fill
 from sim.loop import Loop, LoopConfig
 from sim.modelfpga import ModelFpga
@@ -212,3 +221,34 @@ def test_store_writes_orders_executions_positions(model, tmp_path):
         assert actions.count("order.filled") == sum(o.status == "filled" for o in orders)
         assert audit.verify(s).ok
     assert len(orders) > 20
+
+
+def test_decision_records_are_matched_to_injections_in_order(model):
+    """Records of the strategy's intents are skipped even when their fields are an
+    injection's; an injection whose record never came is dropped when a later one's
+    arrives; a refused client injection reaches the listener with the gate's reason."""
+    cfg, fpga = model
+    refused = []
+
+    class Listener:
+        def injection_refused(self, injection):
+            refused.append(injection)
+
+    eng = HostEngine(cfg.watch, fpga, listener=Listener(), track_decisions=True)
+    lost = eng.inject("AAPL", "B", 100, 1_900_000, tag=CLIENT_TAGS.start)
+    big = eng.inject("AAPL", "B", 600, 1_900_000, tag=CLIENT_TAGS.start + 1)
+    fine = eng.inject("AAPL", "S", 100, 1_900_100, tag=CLIENT_TAGS.start + 2)
+
+    def record(source, reason, side, qty, price):
+        return {"sym": 0, "side": side, "source": trade.SOURCES.index(source),
+                "cancel": 0, "reason": trade.REASONS.index(reason), "price": price,
+                "quantity": qty, "t_decide": 0}
+    eng.on_decisions([
+        record("fast", "position", 0, 600, 1_900_000),  # the strategy's, same fields
+        record("host", "max_shares", 0, 600, 1_900_000),
+        record("host", "pass", 1, 100, 1_900_100),
+    ])
+    assert (lost.reason, big.reason, fine.reason) == (None, "max_shares", "pass")
+    assert refused == [big] and not eng.awaiting
+    assert (eng.counters["decisions"], eng.counters["decision_missing"],
+            eng.counters["host_refused_max_shares"]) == (3, 1, 1)

@@ -3,12 +3,20 @@ host engine in one deterministic loop (``sim.loop``), with a live status and a s
 
 Everything runs in this process (the Verilator model is a shared library), so Ctrl-C
 stops it all at the next iteration and nothing is left running.
+
+With ``--api`` the platform's HTTP/WebSocket API is served on loopback from a thread of
+this process, over the same database; its orders go through the FPGA
+(``host.engine_broker.EngineBroker``, pumped between the loop's iterations), its
+operator endpoints reach the FPGA (``host.engine_device.EngineDevice``: status,
+counters, the kill switch), and the platform's market data follows the venue's touch at
+each status refresh.
 """
 
 from __future__ import annotations
 
 import json
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -46,6 +54,40 @@ def open_loop(config_path: Path, seed: int, rate: float, flatten_at: int):
     return Loop(sim, dev, cfg, loop_config(seed, rate, flatten_at))
 
 
+def serve_api(platform, port: int):
+    """The platform's API on 127.0.0.1:``port`` from a thread; returns the server (set
+    ``should_exit`` to stop it) and its thread once it listens."""
+    import uvicorn
+
+    from host.platform.api import create_app
+
+    server = uvicorn.Server(uvicorn.Config(create_app(platform), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="t2t-api", daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.02)
+    if not server.started:
+        raise click.ClickException(f"the API could not listen on 127.0.0.1:{port} (in use?)")
+    return server, thread
+
+
+def publish_quotes(loop, market, last: dict) -> int:
+    """The venue's touch of each watched symbol into the platform's market data, where
+    it changed since ``last`` (updated); returns how many quotes were published."""
+    published = 0
+    for symbol in loop.cfg.watch:
+        bids, asks = loop.venue_levels(symbol, "B"), loop.venue_levels(symbol, "S")
+        top = (tuple(bids[0][:2]) if bids else (None, 0),
+               tuple(asks[0][:2]) if asks else (None, 0))
+        if last.get(symbol) != top:
+            last[symbol] = top
+            (bid, bid_size), (ask, ask_size) = top
+            market.update(symbol, bid=bid, bid_size=bid_size, ask=ask, ask_size=ask_size)
+            published += 1
+    return published
+
+
 def percentile(values: list[int], q: float) -> int | None:
     """Nearest-rank percentile (exact: every sample is kept)."""
     if not values:
@@ -80,8 +122,9 @@ def summary(loop) -> dict:
         "feed": {"messages": loop.feed_messages, "packets": loop.counters["feed_packets"],
                  "gaps": len(loop.gaps), "resyncs": len(loop.resyncs),
                  "per_sim_s": round(loop.feed_messages / sim_s) if sim_s else 0},
-        "orders": {"enters": len(enters), "by_strategy": sum(not eng.orders[s.msg[
-            "user_ref"]].host for s in enters if s.msg["user_ref"] in eng.orders),
+        "orders": {"enters": len(enters), "by_strategy": sum(
+            not (o.host or o.client) for s in enters
+            if (o := eng.orders.get(s.msg["user_ref"])) is not None),
             "cancels": len(loop.sent) - len(enters), "states": dict(eng.states())},
         "fills": {"count": len(eng.fills), "shares": sum(f.qty for f in eng.fills),
                   "per_sim_s": round(len(eng.fills) / sim_s) if sim_s else 0,
@@ -160,6 +203,12 @@ def render(s: dict, title: str) -> Group:
     if s["venue_rejects"]:
         rows.append(("venue rejects", ", ".join(
             f"{ouch.REJECT_REASONS.get(int(k), k)} {v}" for k, v in s["venue_rejects"].items())))
+    if "api" in s:
+        a = s["api"]
+        rows.append(("API", (f"{a['url']}: {a['submitted']:,} orders, "
+                             f"{a['injected']:,} through the gate, {a['refused_by_gate']:,} "
+                             f"refused by it, {a['rejected_here']:,} refused before it, "
+                             f"{a['fills']:,} fills, {a['in_flight']} in flight")))
     if "database" in s:
         d = s["database"]
         rows.append(("database", (f"{d['orders']:,} orders, {d['executions']:,} executions "
@@ -200,9 +249,16 @@ def register(main: click.Group) -> None:
                   help="Where orders, executions and positions go (default: "
                        "T2T_DATABASE_URL, else SQLite in var/t2t.db).")
     @click.option("--no-db", is_flag=True, help="Keep nothing on disk.")
+    @click.option("--api", "with_api", is_flag=True,
+                  help="Also serve the HTTP/WebSocket API (as `t2t api`, on 127.0.0.1) "
+                       "over the same database; its orders go through the FPGA's risk "
+                       "gate to the venue.")
+    @click.option("--api-port", type=click.IntRange(1, 65535), default=8000,
+                  show_default=True, help="Port of --api.")
     @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
     def run(duration: float, cycles: int | None, config_path: Path, seed: int, rate: float,
-            flatten_at: int, db_url: str | None, no_db: bool, as_json: bool) -> None:
+            flatten_at: int, db_url: str | None, no_db: bool, with_api: bool, api_port: int,
+            as_json: bool) -> None:
         """Trade: the synthetic venue publishes ITCH 5.0 over MoldUDP64 on lines A and B
         into the virtual FPGA (the whole top level in Verilator); its triggers fire,
         the risk gate checks, OUCH orders go to the venue over UDP; the venue's answers
@@ -212,6 +268,9 @@ def register(main: click.Group) -> None:
         from host.config import ConfigError
         from host.engine_db import EngineStore
 
+        if with_api and no_db:
+            raise click.UsageError("--api needs the database (the API's users and orders "
+                                   "live there): drop --no-db")
         console = Console(stderr=as_json)
         try:
             with console.status("opening the virtual FPGA (a Verilator build the first "
@@ -219,7 +278,28 @@ def register(main: click.Group) -> None:
                 loop = open_loop(config_path, seed, rate, flatten_at)
         except (ConfigError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
-        store = None if no_db else EngineStore.open(db_url)
+        broker = platform = server = None
+        if with_api:
+            from host.engine_broker import EngineBroker
+            from host.engine_device import EngineDevice
+            from host.platform.platform import Platform
+
+            broker = EngineBroker(loop.engine, loop.cfg.limits())
+            platform = Platform.open(db_url, broker=broker,
+                                     device=EngineDevice(broker, loop))
+            store = EngineStore(platform.engine)
+            broker.fpga_orders = store.user_ref  # the kill switch cancels them too
+            platform.start_background()
+            try:
+                server, server_thread = serve_api(platform, api_port)
+            except click.ClickException:
+                platform.close()
+                raise
+            console.print(f"API on http://127.0.0.1:{api_port} (docs at /docs); its "
+                          f"orders go through the FPGA", highlight=False)
+        else:
+            store = None if no_db else EngineStore.open(db_url)
+        quotes: dict = {}
         stop = {"asked": False}
 
         def interrupted(_sig, _frame) -> None:
@@ -237,18 +317,33 @@ def register(main: click.Group) -> None:
                 return loop.now - loop.start >= cycles
             return time.monotonic() - start >= duration
 
+        def status() -> dict:
+            s = summary(loop)
+            if broker is not None:
+                s["api"] = {"url": f"http://127.0.0.1:{api_port}", **broker.counts,
+                            "in_flight": broker.in_flight()}
+            return s
+
         try:
             with Live(console=console, refresh_per_second=4, transient=True) as live:
                 while not done():
                     until = time.monotonic() + STATUS_EVERY
                     while time.monotonic() < until and not done():
                         loop.step()
+                        if broker is not None:
+                            broker.pump(loop.now)
                     if store is not None:
                         store.sync(loop.engine)
-                    live.update(render(summary(loop), "t2t run (Ctrl-C stops)"))
+                    if platform is not None:
+                        publish_quotes(loop, platform.market, quotes)
+                    live.update(render(status(), "t2t run (Ctrl-C stops)"))
         finally:
             signal.signal(signal.SIGINT, previous)
-        result = summary(loop)
+            if server is not None:
+                server.should_exit = True
+                server_thread.join(timeout=10)
+                broker.close()
+        result = status()
         result["stopped_by"] = "ctrl-c" if stop["asked"] else \
             "cycles" if cycles is not None else "duration"
         if store is not None:
@@ -256,6 +351,8 @@ def register(main: click.Group) -> None:
             result["database"] = {"url": store.sql.url.render_as_string(hide_password=True),
                                   "account": "fpga", "orders": len(store.ids),
                                   "executions": store.fills_written}
+        if platform is not None:
+            platform.close()
         if as_json:
             click.echo(json.dumps(result, indent=2))
         else:

@@ -73,6 +73,7 @@ from pathlib import Path
 
 from gateware.models import trade
 from gateware.models.regmap import RegisterMap
+from host.engine import CLIENT_TAGS, HOST_TAG
 
 SECTIONS = {
     "device": {"mac", "ip", "port", "clock_hz"},
@@ -455,6 +456,9 @@ def _trigger(t: dict, where: str, cfg: Config, problems: list[str]) -> None:
     ticks = _uint(t.get("ticks", 0), f"{where}.ticks", problems, bits=16)
     spread = _uint(t.get("spread", 0), f"{where}.spread", problems, bits=16)
     tag = _uint(t.get("tag", 0), f"{where}.tag", problems, bits=16)
+    if tag is not None and (tag == HOST_TAG or tag in CLIENT_TAGS):
+        problems.append(f"{where}.tag: {tag:#06x} is the host's; a trigger's tag is "
+                        f"below {CLIENT_TAGS.start:#06x} and not {HOST_TAG:#06x}")
     one_shot = _bool(t.get("one_shot", False), f"{where}.one_shot", problems)
     if len(problems) > bad:
         return

@@ -23,15 +23,30 @@ Bad input never raises: an answer for a UserRefNum the engine never saw, an exec
 beyond the order's quantity, a transition an order has already made — each is counted
 in ``counters`` under its reason and otherwise ignored.
 
+Whose order it is, the tag in its ClOrdID says: ``HOST_TAG`` the host's own
+(flattening), ``CLIENT_TAGS`` the platform's users' (``host.engine_broker``: orders from the
+API, each with a tag of its own), anything else the strategy's trigger table. Positions,
+fills and P&L here are the FPGA account's (strategy and host); a client order's life goes
+to ``listener`` instead, the platform keeps its user's position. The risk gate itself
+has one position per symbol and counts them all.
+
+The gate refuses an order without sending a byte, so the host learns of it only from
+the gate's decision records (``risk.decisions``, one per intent, in the order the gate
+took them, with no tag): with ``track_decisions`` the engine remembers what it injected
+and matches each record of a host injection, in order, by its fields
+(:meth:`HostEngine.on_decisions`).
+
 Prices are integers in 1/10000, quantities integers, cycles the FPGA's clock.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from gateware.models import trade
 from host.platform.portfolio import PositionState, apply_fill
 
 PENDING, ACCEPTED, PARTIAL, FILLED, CANCELED, REJECTED = (
@@ -43,6 +58,8 @@ STATUS = ("risk.status.killed", "risk.status.tripped", "risk.status.breaches",
           "risk.status.open_orders", "risk.status.gross", "sys.alarms")
 KILL_CAUSES = ("host", "breaches", "watchdog")
 HOST_TAG = 0x4854  # the client tag of the host's own orders ("HT" in the ClOrdID)
+CLIENT_TAGS = range(0x8000, 0x10000)  # tags of the platform's orders (one per order)
+HOST_SOURCE = trade.SOURCES.index("host")  # a decision record's source of an injection
 FLATTEN_WAIT = 20_000  # cycles a flatten order may take to show up before another is tried
 
 
@@ -63,7 +80,17 @@ class EngineOrder:
     venue_ref: int = 0
     cancel_sent: bool = False
     done_cycle: int | None = None
-    host: bool = False  # sent by the host through the gate (else fired by the strategy)
+    tag: int = 0  # the ClOrdID's client tag: whose order it is
+
+    @property
+    def host(self) -> bool:
+        """Sent by the host for itself (flattening)."""
+        return self.tag == HOST_TAG
+
+    @property
+    def client(self) -> bool:
+        """Sent by the host for a user of the platform."""
+        return self.tag in CLIENT_TAGS
 
     @property
     def remaining(self) -> int:
@@ -72,6 +99,39 @@ class EngineOrder:
     @property
     def avg_price(self) -> float:
         return self.fill_cost / self.filled if self.filled else 0.0
+
+
+@dataclass
+class Injection:
+    """An intent the host wrote to ``strategy.inject``; ``reason`` is the gate's verdict
+    (``models.trade.REASONS``) once its decision record is matched."""
+
+    sym: int
+    side: int  # 0 buy, 1 sell
+    price: int
+    quantity: int
+    tag: int
+    cancel: bool = False
+    cycle: int = 0  # loop time it was written at
+    reason: str | None = None
+
+    def matches(self, rec: dict[str, int]) -> bool:
+        return (rec["sym"], rec["side"], rec["price"], rec["quantity"], rec["cancel"]) == \
+            (self.sym, self.side, self.price, self.quantity, int(self.cancel))
+
+
+class OrderListener(Protocol):
+    """Told of what happens to client orders (``EngineOrder.client``), on the thread that
+    drives the engine."""
+
+    def order_sent(self, order: EngineOrder) -> None:
+        """The Enter left the FPGA (the order has its UserRefNum now)."""
+
+    def order_answered(self, order: EngineOrder, msg: dict) -> None:
+        """The engine applied the venue's answer ``msg`` (A, E, C or J) to ``order``."""
+
+    def injection_refused(self, injection: Injection) -> None:
+        """The risk gate refused an injected enter (``injection.reason``)."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +197,9 @@ class HostEngine:
     counters: Counter = field(default_factory=Counter)
     status: dict[str, int] = field(default_factory=dict)
     latencies_ns: list[int] = field(default_factory=list)  # per answer processed
+    listener: OrderListener | None = None
+    track_decisions: bool = False  # remember injections for on_decisions
+    awaiting: deque[Injection] = field(default_factory=deque)  # injections not yet decided
     _queue: list[Report] = field(default_factory=list)  # not yet written
     _floor: int = 1
     _flattening: dict[str, int] = field(default_factory=dict)  # symbol -> cycle asked
@@ -168,12 +231,17 @@ class HostEngine:
         if symbol not in self.sym_of:
             self.counters["unknown_symbol"] += 1
             return
-        host = msg.get("clordid", "")[1:5] == f"{HOST_TAG:04X}"
-        if host:
-            self._flattening.pop(symbol, None)
-        self.orders[msg["user_ref"]] = EngineOrder(
+        try:
+            tag = int(msg.get("clordid", "")[1:5], 16)
+        except ValueError:
+            tag = 0
+        order = self.orders[msg["user_ref"]] = EngineOrder(
             msg["user_ref"], symbol, self.sym_of[symbol], msg["side"], msg["quantity"],
-            msg["price"], msg["tif"], cycle, host=host)
+            msg["price"], msg["tif"], cycle, tag=tag)
+        if order.host:
+            self._flattening.pop(symbol, None)
+        elif order.client and self.listener is not None:
+            self.listener.order_sent(order)
 
     # -- what the venue answered ----------------------------------------------------------
 
@@ -204,52 +272,65 @@ class HostEngine:
             if order.state == PENDING:
                 order.state = ACCEPTED
                 order.venue_ref = msg.get("order_ref", 0)  # records do not carry it
+                self._tell(order, msg)
             else:
                 self.counters["late_accepted"] += 1
         elif kind == "E":
-            self._executed(order, msg["quantity"], msg["price"], msg["match"], cycle, gate)
+            if self._executed(order, msg["quantity"], msg["price"], msg["match"], cycle, gate):
+                self._tell(order, msg)
         elif kind == "C":
-            self._canceled(order, msg["quantity"], cycle, gate)
+            if self._canceled(order, msg["quantity"], cycle, gate):
+                self._tell(order, msg)
         elif kind == "J":
             if order.state == PENDING:
                 self._close(order, REJECTED, cycle)
                 self._report(order, canceled=order.qty, closed=True, cycle=cycle, gate=gate)
+                self._tell(order, msg)
             else:  # a Cancel we sent for an order that had gone already
                 self.counters["cancel_rejected"] += 1
         else:
             self.counters["answer_ignored"] += 1
         self.latencies_ns.append(time.perf_counter_ns() - start)
 
+    def _tell(self, order: EngineOrder, msg: dict) -> None:
+        if order.client and self.listener is not None:
+            self.listener.order_answered(order, msg)
+
     def _executed(self, order: EngineOrder, qty: int, price: int, match: int,
-                  cycle: int, gate: tuple[int] | None = None) -> None:
+                  cycle: int, gate: tuple[int] | None = None) -> bool:
         if order.state in TERMINAL or qty <= 0 or qty > order.remaining:
             self.counters["bad_execution"] += 1
-            return
+            return False
         order.filled += qty
         order.fill_cost += qty * price
-        signed = qty if order.side == "B" else -qty
-        pos = self.positions.get(order.symbol, PositionState())
-        self.positions[order.symbol], realized = apply_fill(pos, signed, price)
         self.book(order.symbol).last = price
-        self.fills.append(Fill(order.user_ref, order.symbol, order.side, qty, price, match,
-                               cycle, realized))
+        if order.client:  # the user's position, which the platform keeps
+            self.counters["client_fills"] += 1
+        else:
+            signed = qty if order.side == "B" else -qty
+            pos = self.positions.get(order.symbol, PositionState())
+            self.positions[order.symbol], realized = apply_fill(pos, signed, price)
+            self.fills.append(Fill(order.user_ref, order.symbol, order.side, qty, price,
+                                   match, cycle, realized))
         done = order.remaining == 0
         if done:
             self._close(order, FILLED, cycle)
         else:
             order.state = PARTIAL
         self._report(order, filled=qty, closed=done, cycle=cycle, gate=gate)
+        return True
 
     def _canceled(self, order: EngineOrder, qty: int, cycle: int,
-                  gate: tuple[int] | None = None) -> None:
+                  gate: tuple[int] | None = None) -> bool:
         if order.state in TERMINAL or qty <= 0 or qty > order.remaining:
             self.counters["bad_cancel"] += 1
-            return
+            return False
         order.canceled += qty
         done = order.remaining == 0
         if done:
             self._close(order, CANCELED, cycle)
         self._report(order, canceled=qty, closed=done, cycle=cycle, gate=gate)
+        return True
 
     def _close(self, order: EngineOrder, state: str, cycle: int) -> None:
         order.state = state
@@ -307,28 +388,60 @@ class HostEngine:
         self.dev.write("risk.heartbeat", 1)
         self.counters["heartbeats"] += 1
 
-    def cancel(self, user_ref: int) -> bool:
+    def cancel(self, user_ref: int, now: int = 0) -> bool:
         """Ask the FPGA to cancel an open order (a host order through the risk gate)."""
         order = self.orders.get(user_ref)
         if order is None or order.state in TERMINAL or order.cancel_sent:
             return False
-        entry = self.dev.map["strategy.inject"]
-        self.dev.write_sequence([("strategy.inject", entry.compose(
-            sym=order.sym, side=0 if order.side == "B" else 1, price=0, quantity=0,
-            tif=ord(order.tif), tag=0, cancel=1, user_ref=user_ref)),
-            ("strategy.inject_stb", 1)])
+        self._inject(Injection(order.sym, 0 if order.side == "B" else 1, 0, 0, 0,
+                               cancel=True, cycle=now), ord(order.tif), user_ref)
         order.cancel_sent = True
         self.counters["cancels_asked"] += 1
         return True
 
-    def inject(self, symbol: str, side: str, qty: int, price: int, tif: str = "3") -> None:
-        """A host order through the FPGA's risk gate (tagged ``HOST_TAG``)."""
+    def inject(self, symbol: str, side: str, qty: int, price: int, tif: str = "3",
+               tag: int = HOST_TAG, now: int = 0) -> Injection:
+        """A host order through the FPGA's risk gate, tagged ``tag`` in its ClOrdID."""
+        injection = Injection(self.sym_of[symbol], 0 if side == "B" else 1, price, qty, tag,
+                              cycle=now)
+        self._inject(injection, ord(tif))
+        self.counters["injected"] += 1
+        return injection
+
+    def _inject(self, i: Injection, tif: int, user_ref: int = 0) -> None:
         entry = self.dev.map["strategy.inject"]
         self.dev.write_sequence([("strategy.inject", entry.compose(
-            sym=self.sym_of[symbol], side=0 if side == "B" else 1, price=price,
-            quantity=qty, tif=ord(tif), tag=HOST_TAG, cancel=0, user_ref=0)),
-            ("strategy.inject_stb", 1)])
-        self.counters["injected"] += 1
+            sym=i.sym, side=i.side, price=i.price, quantity=i.quantity, tif=tif, tag=i.tag,
+            cancel=int(i.cancel), user_ref=user_ref)), ("strategy.inject_stb", 1)])
+        if self.track_decisions:
+            self.awaiting.append(i)
+
+    def on_decisions(self, records: list[dict[str, int]]) -> None:
+        """Records of ``risk.decisions`` (drained in order): each of a host injection is
+        matched with the oldest injection still waiting whose fields it carries.
+        Injections before it had no record — refused by the strategy's full queue
+        (``strategy.counters.queue_full``) or their record lost
+        (``risk.counters.decisions_lost``) — and are dropped unmatched
+        (``decision_missing``); whoever waits on them must time out."""
+        for rec in records:
+            self.counters["decisions"] += 1
+            if rec["source"] != HOST_SOURCE:
+                continue
+            at = next((k for k, i in enumerate(self.awaiting) if i.matches(rec)), None)
+            if at is None:
+                self.counters["decision_unmatched"] += 1
+                continue
+            for _ in range(at):
+                self.awaiting.popleft()
+                self.counters["decision_missing"] += 1
+            injection = self.awaiting.popleft()
+            injection.reason = trade.REASONS[rec["reason"]]
+            if injection.reason == "pass":
+                continue
+            self.counters[f"host_refused_{injection.reason}"] += 1
+            if injection.tag in CLIENT_TAGS and not injection.cancel and \
+                    self.listener is not None:
+                self.listener.injection_refused(injection)
 
     def flatten(self, at: int, now: int) -> int:
         """Reduce every position of ``at`` shares or more by ``at`` with an IOC at the
@@ -344,17 +457,18 @@ class HostEngine:
             price = book.bid if pos.qty > 0 else book.ask
             if price is None:
                 continue
-            self.inject(symbol, "S" if pos.qty > 0 else "B", at, price)
+            self.inject(symbol, "S" if pos.qty > 0 else "B", at, price, now=now)
             self._flattening[symbol] = now
             sent += 1
         return sent
 
     def cancel_stale(self, now: int, age: int) -> int:
-        """Cancel the resting orders sent more than ``age`` cycles before ``now``."""
+        """Cancel the resting orders sent more than ``age`` cycles before ``now`` (the
+        FPGA account's: a client order rests as long as its user wants)."""
         stale = [o.user_ref for o in self.orders.values()
-                 if o.state in (ACCEPTED, PARTIAL) and not o.cancel_sent
+                 if o.state in (ACCEPTED, PARTIAL) and not o.cancel_sent and not o.client
                  and now - o.sent_cycle > age]
-        return sum(self.cancel(u) for u in stale)
+        return sum(self.cancel(u, now) for u in stale)
 
     def poll(self) -> dict[str, int]:
         """The gate's state: kill switch, trip causes, open orders, gross; alarms."""

@@ -5,10 +5,16 @@ password that can log in), so the platform's API shows its orders
 (``GET /orders``), executions and positions (``GET /portfolio/positions``) like anyone
 else's. Rows are written in batches (:meth:`EngineStore.sync`, called by ``t2t run``
 with each status refresh and at the end), not per answer: the host's answer handling
-never waits for a disk. Each run's orders are new rows (UserRefNums start again at 1
+never waits for a disk. Orders the platform's users sent through the FPGA
+(``EngineOrder.client``, ``host.engine_broker``) are theirs, written by the OMS: not here. Each run's orders are new rows (UserRefNums start again at 1
 with every FPGA reset); positions are the account's, replaced at each sync.
 
-Not done here: the platform's audit chain and notifications for these orders.
+Each order row written and each execution also appends a record to the platform's
+audit chain (actor ``fpga``, ``order.<state>`` and ``order.executed``, in the sync's
+transaction), so operators see the FPGA's trading in ``t2t audit export`` beside the
+users'. A sync sees each order as it is then: an order that went from pending to filled
+between two syncs has one record, ``order.filled``, and its executions. Not done here:
+notifications (nobody subscribes to the account ``fpga``).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from host.platform import db
+from host.platform import audit, db
 
 from .engine import HostEngine
 
@@ -30,6 +36,7 @@ class EngineStore:
         self.sql = engine
         self.sessions = db.session_factory(engine)
         self.ids: dict[int, int] = {}  # UserRefNum -> orders.id of this run
+        self._refs: dict[int, int] = {}  # orders.id -> UserRefNum, the other way
         self.written: dict[int, tuple] = {}  # UserRefNum -> (status, filled) on disk
         self.fills_written = 0
         with self.sessions.begin() as s:
@@ -49,6 +56,10 @@ class EngineStore:
         db.upgrade(engine)
         return cls(engine)
 
+    def user_ref(self, order_id: int) -> int | None:
+        """The UserRefNum of an order row this run wrote (else None)."""
+        return self._refs.get(order_id)
+
     def sync(self, eng: HostEngine) -> int:
         """Write what changed since the last sync; returns the order and execution rows
         written (positions are replaced every time)."""
@@ -56,7 +67,7 @@ class EngineStore:
         with self.sessions.begin() as s:
             for ur, o in eng.orders.items():
                 now = (o.state, o.filled)
-                if self.written.get(ur) == now:
+                if o.client or self.written.get(ur) == now:
                     continue
                 row = s.get(db.Order, self.ids[ur]) if ur in self.ids else None
                 if row is None:
@@ -69,12 +80,19 @@ class EngineStore:
                 row.updated_at = db.utcnow()
                 s.flush()
                 self.ids[ur] = row.id
+                self._refs[row.id] = ur
                 self.written[ur] = now
+                audit.append(s, ACCOUNT, f"order.{o.state}", f"order:{row.id}", {
+                    "user_ref": ur, "by": row.reason, "symbol": o.symbol,
+                    "side": row.side, "qty": o.qty, "price": o.price, "filled": o.filled})
                 rows += 1
             for f in eng.fills[self.fills_written:]:
                 s.add(db.Execution(order_id=self.ids[f.user_ref], user_id=self.user_id,
                                    symbol=f.symbol, side=SIDE_NAMES[f.side], qty=f.qty,
                                    price=f.price, realized_pnl=f.realized))
+                audit.append(s, ACCOUNT, "order.executed", f"order:{self.ids[f.user_ref]}",
+                             {"qty": f.qty, "price": f.price, "realized": f.realized,
+                              "match": f.match})
                 rows += 1
             self.fills_written = len(eng.fills)
             for symbol, p in eng.positions.items():

@@ -11,6 +11,9 @@ is idle before the next frame arrives (``sim.loop``'s ``one_message_per_packet``
 its idle gap); with packets of many messages the strategy may see a book update a cycle
 later than the model assumes, so only that mode is compared byte for byte.
 
+Every decision of the gate is kept as ``risk.decisions`` records (up to the gateware's
+FIFO depth; more are lost and counted, as there) for ``pop_fifo_many``/``drain_fifo``.
+
 Time does not exist here: the risk gate decides at cycle 0, so a configuration compared
 against this model must leave the time-based checks (rates, duplicate window, watchdog)
 off. ``cycles`` only counts beats and idle cycles, for the loop's bookkeeping.
@@ -26,6 +29,7 @@ from gateware.models.rx import RxConfig, RxPathModel
 from host.config import Config
 
 BOOK_TOP, BOOK_DEPTH, BOOK_CAPACITY, BOOK_WAYS = 8, 16, 16384, 4  # gateware.top's book
+DECISION_DEPTH = 64  # gateware.risk.Risk's decision FIFO
 
 
 class ModelFpga:
@@ -64,6 +68,7 @@ class ModelFpga:
             rx.ctl_ip, v.get("src_port", src_port)))
         self.cycles = 0
         self.pending: list[bytes] = []  # frames sent outside run() (host injections)
+        self.decisions: list[dict[str, int]] = []  # risk.decisions, not yet popped
         self._staged: dict[str, int] = {}
 
     # -- frames ---------------------------------------------------------------------------
@@ -109,7 +114,15 @@ class ModelFpga:
         return out
 
     def _decide(self, it: trade.Intent) -> bytes | None:
-        if self.risk.check(it, 0) != "pass":
+        why = self.risk.check(it, 0)
+        if len(self.decisions) < DECISION_DEPTH:
+            self.decisions.append({
+                "sym": it.sym, "side": it.side, "source": trade.SOURCES.index(it.source),
+                "cancel": int(it.cancel), "reason": trade.REASONS.index(why),
+                "price": it.price, "quantity": it.quantity, "t_decide": 0})
+        else:
+            self.risk.counters["decisions_lost"] += 1
+        if why != "pass":
             return None
         if it.cancel:
             order = order_tx.Order(cancel=True, user_ref=it.user_ref, quantity=it.quantity)
@@ -164,8 +177,8 @@ class ModelFpga:
                 out[name] = self.risk.counters[name.removeprefix("risk.counters.")]
             elif name == "risk.status.killed":
                 out[name] = int(self.risk.killed())
-            elif name == "risk.status.tripped":
-                out[name] = self.risk.tripped
+            elif name == "risk.status.tripped":  # the host's switch is bit 0, as there
+                out[name] = self.risk.tripped | int(self.risk.limits.kill)
             elif name == "risk.status.open_orders":
                 out[name] = self.risk.open_orders
             elif name == "risk.status.gross":
@@ -187,5 +200,17 @@ class ModelFpga:
     def read(self, name: str) -> int:
         return self.read_many([name])[name]
 
+    def counters(self) -> dict[str, int]:
+        """The counters the models keep, named as the register map names them."""
+        return {**{f"risk.counters.{k}": v for k, v in self.risk.counters.items()},
+                **{f"strategy.counters.{k}": v for k, v in self.strategy.counters.items()},
+                **{f"ouch_rx.counters.{k}": v for k, v in self.answers.counters.items()}}
+
     def pop_fifo_many(self, name: str, count: int) -> list[dict[str, int]]:
-        return []  # no telemetry without cycles
+        if name != "risk.decisions":
+            return []  # no telemetry without cycles
+        got, self.decisions[:count] = self.decisions[:count], []
+        return got
+
+    def drain_fifo(self, name: str) -> list[dict[str, int]]:
+        return self.pop_fifo_many(name, DECISION_DEPTH)

@@ -59,7 +59,7 @@ from sqlalchemy import func, select
 from . import audit, notify, risk
 from .auth import AuthError, Conflict, Principal, Throttled, role_at_least
 from .db import Execution, Notification, RiskLimit, User
-from .device import NoDevice
+from .device import DeviceRefused, DeviceTimeout, NoDevice
 from .hub import Connection
 from .money import MAX_PRICE, px, to_ticks
 from .orders import BrokerUnavailable, NewOrder, NotFound, OrderError, order_json
@@ -211,7 +211,7 @@ class ConfigIn(Strict):
 _ERRORS: dict[type[Exception], int] = {
     AuthError: 401, PermissionError: 403, NotFound: 404, LookupError: 404, Conflict: 409,
     OrderConflict: 409, OrderError: 422, NoDevice: 503, BrokerUnavailable: 503,
-    WriteFailed: 503,
+    WriteFailed: 503, DeviceRefused: 409, DeviceTimeout: 503,
 }
 
 

@@ -32,3 +32,11 @@ class NoDevice(Exception):
     def __init__(self) -> None:
         super().__init__("no FPGA device is attached to this host (start the platform with "
                          "a device to use this endpoint)")
+
+
+class DeviceRefused(Exception):
+    """The device cannot do this, and says why (HTTP 409)."""
+
+
+class DeviceTimeout(Exception):
+    """The device did not answer in time (HTTP 503)."""

@@ -111,3 +111,95 @@ def test_ctrl_c_stops_cleanly_with_a_summary():
     summary = json.loads(out)
     assert summary["stopped_by"] == "ctrl-c"
     assert summary["cycles"] > 0 and summary["feed"]["messages"] > 0
+
+
+def test_run_serves_the_api_and_its_orders_go_through_the_fpga(tmp_path):
+    """``t2t run --api`` on a real loopback port: a user registers, reads the venue's
+    touch from the API, buys through the FPGA and is filled; an order above the gate's
+    500-share maximum comes back rejected with that check; made an operator, the user
+    engages the kill switch and the gate is killed; Ctrl-C ends it all."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"sqlite:///{tmp_path / 't2t.db'}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "host", "run", "--duration", "300", "--db", url, "--api",
+         "--api-port", str(port), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "200"})
+    try:
+        deadline = time.monotonic() + 300  # a first Verilator build takes about a minute
+        line = ""
+        while "Ctrl-C stops" not in line:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, "t2t run ended before trading"
+            assert time.monotonic() < deadline
+        api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+        creds = {"username": "ann", "password": "correct horse battery"}
+        assert api.post("/auth/register", json={**creds, "email": "a@example.com"}
+                        ).status_code == 201
+        token = api.post("/auth/login", json=creds).json()["access_token"]
+        h = {"Authorization": f"Bearer {token}"}
+
+        def wait(order_id, statuses):
+            for _ in range(200):
+                o = api.get(f"/orders/{order_id}", headers=h).json()
+                if o["status"] in statuses:
+                    return o
+                time.sleep(0.05)
+            raise AssertionError(f"order {order_id} still {o['status']}")
+
+        filled = None
+        for _ in range(20):  # the book may move past a limit before it arrives
+            while (q := api.get("/market/BTC-USD/quote", headers=h).json()).get("ask") is None:
+                time.sleep(0.1)  # 404 until the first status refresh publishes quotes
+            limit = round(float(q["ask"]) * 10_000) + 2_000_000
+            o = api.post("/orders", headers=h, json={
+                "symbol": "BTC-USD", "side": "buy", "type": "limit", "tif": "ioc",
+                "qty": 2, "price": f"{limit / 10_000:.4f}"}).json()
+            o = wait(o["id"], ("filled", "canceled", "rejected"))
+            if o["status"] == "filled":
+                filled = o
+                break
+        assert filled is not None and filled["filled_qty"] == 2
+        assert float(filled["avg_fill_price"]) <= limit / 10_000
+        pos = api.get("/portfolio/positions", headers=h).json()["positions"]
+        assert [(p["symbol"], p["qty"], p["avg_price"]) for p in pos] == \
+            [("BTC-USD", 2, filled["avg_fill_price"])]
+        big = api.post("/orders", headers=h, json={
+            "symbol": "BTC-USD", "side": "buy", "type": "limit", "qty": 600,
+            "price": f"{limit / 10_000:.4f}"}).json()
+        big = wait(big["id"], ("rejected", "accepted", "filled", "canceled"))
+        assert big["status"] == "rejected"
+        assert big["reason"] == ("FPGA risk gate: max_shares: quantity above the gate's "
+                                 "maximum of 500 shares")
+        # an operator's kill switch reaches the gate, from the API's thread
+        subprocess.run([sys.executable, "-m", "host", "users", "set-role", "ann",
+                        "operator", "--db", url], check=True, capture_output=True)
+        h = {"Authorization": "Bearer " + api.post("/auth/login", json=creds
+                                                    ).json()["access_token"]}
+        assert api.get("/operator/device", headers=h).json()["killed"] is False
+        assert api.put("/operator/kill-switch", headers=h, json={"engaged": True}
+                       ).json()["device"] == "set"
+        device = api.get("/operator/device", headers=h).json()
+        assert (device["killed"], device["kill_causes"]) == (True, ["host"])
+        proc.send_signal(signal.SIGINT)
+        out, _err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    summary = json.loads(out)
+    assert summary["gate"]["killed"] == 1 and summary["gate"]["kill_causes"] == ["host"]
+    a = summary["api"]
+    assert a["refused_by_gate"] == 1 and a["injected"] == a["submitted"] >= 2
+    assert a["fills"] >= 1 and a["in_flight"] == 0

@@ -11,7 +11,16 @@ import pytest
 
 from gateware.models import trade
 from host.config import load, parse
-from host.engine import ACCEPTED, CANCELED, FILLED, PARTIAL, PENDING, REJECTED, HostEngine
+from host.engine import (
+    ACCEPTED,
+    CANCELED,
+    CLIENT_TAGS,
+    FILLED,
+    PARTIAL,
+    PENDING,
+    REJECTED,
+    HostEngine,
+)
 from host.platform.portfolio import PositionState, apply_fill
 from sim.loop import Loop, LoopConfig
 from sim.modelfpga import ModelFpga
@@ -181,7 +190,7 @@ def test_store_writes_orders_executions_positions(model, tmp_path):
     from sqlalchemy import func, select
 
     from host.engine_db import EngineStore
-    from host.platform import db
+    from host.platform import audit, db
 
     cfg, fpga = model
     lc = LoopConfig(seed=11, one_message_per_packet=True, idle=40, telemetry=False,
@@ -189,9 +198,10 @@ def test_store_writes_orders_executions_positions(model, tmp_path):
     loop = Loop(fpga, fpga, cfg, lc)
     store = EngineStore.open(f"sqlite:///{tmp_path / 't2t.db'}")
     loop.run(700_000)
-    store.sync(loop.engine)
+    written = store.sync(loop.engine)
     loop.run(700_000)
-    assert store.sync(loop.engine) > 0
+    written += (more := store.sync(loop.engine))
+    assert more > 0
     assert store.sync(loop.engine) == 0  # nothing new: nothing written twice
     eng = loop.engine
     with store.sessions() as s:
@@ -203,4 +213,42 @@ def test_store_writes_orders_executions_positions(model, tmp_path):
             sum(p.realized for p in eng.positions.values())
         pos = {p.symbol: p.qty for p in s.scalars(select(db.Position)).all()}
         assert pos == {k: p.qty for k, p in eng.positions.items()}
+        # one audit record per row written: the operators' view of the FPGA's trading
+        actions = s.scalars(select(db.AuditRecord.action)
+                            .where(db.AuditRecord.actor == "fpga")).all()
+        assert len(actions) == written
+        assert actions.count("order.executed") == len(eng.fills)
+        assert actions.count("order.filled") == sum(o.status == "filled" for o in orders)
+        assert audit.verify(s).ok
     assert len(orders) > 20
+
+
+def test_decision_records_are_matched_to_injections_in_order(model):
+    """Records of the strategy's intents are skipped even when their fields are an
+    injection's; an injection whose record never came is dropped when a later one's
+    arrives; a refused client injection reaches the listener with the gate's reason."""
+    cfg, fpga = model
+    refused = []
+
+    class Listener:
+        def injection_refused(self, injection):
+            refused.append(injection)
+
+    eng = HostEngine(cfg.watch, fpga, listener=Listener(), track_decisions=True)
+    lost = eng.inject("AAPL", "B", 100, 1_900_000, tag=CLIENT_TAGS.start)
+    big = eng.inject("AAPL", "B", 600, 1_900_000, tag=CLIENT_TAGS.start + 1)
+    fine = eng.inject("AAPL", "S", 100, 1_900_100, tag=CLIENT_TAGS.start + 2)
+
+    def record(source, reason, side, qty, price):
+        return {"sym": 0, "side": side, "source": trade.SOURCES.index(source),
+                "cancel": 0, "reason": trade.REASONS.index(reason), "price": price,
+                "quantity": qty, "t_decide": 0}
+    eng.on_decisions([
+        record("fast", "position", 0, 600, 1_900_000),  # the strategy's, same fields
+        record("host", "max_shares", 0, 600, 1_900_000),
+        record("host", "pass", 1, 100, 1_900_100),
+    ])
+    assert (lost.reason, big.reason, fine.reason) == (None, "max_shares", "pass")
+    assert refused == [big] and not eng.awaiting
+    assert (eng.counters["decisions"], eng.counters["decision_missing"],
+            eng.counters["host_refused_max_shares"]) == (3, 1, 1)

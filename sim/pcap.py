@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Self
 
 LINKTYPE_ETHERNET = 1
 MAGIC_USEC = 0xA1B2C3D4
@@ -35,7 +36,7 @@ class PcapWriter:
     def close(self) -> None:
         self._out.close()
 
-    def __enter__(self) -> PcapWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -73,7 +73,7 @@ class Instrument:
 
 
 class Order:
-    __slots__ = ("ref", "sym", "side", "qty", "price", "tif", "owner", "hidden")
+    __slots__ = ("hidden", "owner", "price", "qty", "ref", "side", "sym", "tif")
 
     def __init__(self, ref, sym, side, qty, price, tif, owner, hidden):
         self.ref, self.sym, self.side, self.qty, self.price = ref, sym, side, qty, price
@@ -87,7 +87,7 @@ class Order:
 class Book:
     """Both sides of one instrument: price → FIFO of orders, and a heap of prices."""
 
-    __slots__ = ("instrument", "bids", "asks", "bid_heap", "ask_heap")
+    __slots__ = ("ask_heap", "asks", "bid_heap", "bids", "instrument")
 
     def __init__(self, instrument: Instrument):
         self.instrument = instrument
@@ -282,7 +282,7 @@ class Engine:
                     events.append((CANCEL, sym, tref, qty, 0, "Q", False))
                     taker.qty = 0
                     return True
-                fill = maker.qty if maker.qty < qty else qty
+                fill = min(qty, maker.qty)
                 match = self.next_match
                 self.next_match = match + 1
                 events.append((EXEC, sym, maker.ref, fill, price, match, tref, maker.side,

@@ -6,9 +6,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.venue.engine import (ADD, BUY, CANCEL, DAY, EXEC, FOK, IOC, R_CLOSED,
-                              R_MARKET_REPLACE, R_PRICE, R_QTY, R_SIDE, R_SYMBOL, R_TIF,
-                              R_UNKNOWN, REPLACE, SELL, TIFS)
+from sim.venue.engine import (
+    ADD,
+    BUY,
+    CANCEL,
+    DAY,
+    EXEC,
+    FOK,
+    IOC,
+    R_CLOSED,
+    R_MARKET_REPLACE,
+    R_PRICE,
+    R_QTY,
+    R_SIDE,
+    R_SYMBOL,
+    R_TIF,
+    R_UNKNOWN,
+    REPLACE,
+    SELL,
+    TIFS,
+)
 
 SIDES = ("B", "S", "T", "E")
 

@@ -6,8 +6,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.venue.engine import (ADD, CANCEL, DAY, EXEC, FOK, GTC, IOC, R_PRICE, R_QTY,
-                              R_SIDE, R_SYMBOL, R_TIF, REPLACE, Engine, Instrument)
+from sim.venue.engine import (
+    ADD,
+    CANCEL,
+    DAY,
+    EXEC,
+    FOK,
+    GTC,
+    IOC,
+    R_PRICE,
+    R_QTY,
+    R_SIDE,
+    R_SYMBOL,
+    R_TIF,
+    REPLACE,
+    Engine,
+    Instrument,
+)
 from tests.venue.reference import ReferenceEngine
 
 INSTRUMENTS = [Instrument("AAPL", 1, tick=100, lot=1, max_qty=50),

@@ -11,9 +11,9 @@ import cocotb
 from amaranth.lib import data
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
-from gateware.itch import locate_write_layout, watch_layout
 
 from gateware.eth_rx import FEED_FILTER
+from gateware.itch import locate_write_layout, watch_layout
 from gateware.models import itch
 from gateware.models.beats import frame_beats
 from gateware.models.rx import MAX_FEEDS, Gap, RxConfig, RxPathModel

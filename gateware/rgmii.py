@@ -48,7 +48,7 @@ class Rgmii(wiring.Component):
     Members
     -------
     rx_clk : Out(1) — the PHY's receive clock.
-    rx : Out(gmii_signature()) — in ``rx_domain``.
+    rx : Out(gmii_signature()) — in ``rx_domain``, one cycle after the I/O cells.
     tx : In(gmii_signature()) — in ``tx_domain``.
     status : Out(4) — the last in-band status seen between frames (bit 0: link up).
     """
@@ -70,7 +70,10 @@ class Rgmii(wiring.Component):
         m.submodules.rx_ctl = rx_ctl = io.DDRBuffer("i", _pin(pins, "rx_ctl", "rx_ctrl"),
                                                     i_domain=rxd)
         rx_en, rx_en_xor_er = rx_ctl.i[0], rx_ctl.i[1]
-        m.d.comb += [self.rx.data.eq(rx_data.i[0] | (rx_data.i[1] << 4)),
+        # one register in the fabric after the I/O cells: the MAC's first decisions (SFD,
+        # the FCS's XOR trees) then start from a flip-flop placed beside them, not from
+        # a pin at the die's edge
+        m.d[rxd] += [self.rx.data.eq(rx_data.i[0] | (rx_data.i[1] << 4)),
                      self.rx.en.eq(rx_en), self.rx.er.eq(rx_en ^ rx_en_xor_er)]
         with m.If(~rx_en & ~rx_en_xor_er):
             m.d[rxd] += self.status.eq(rx_data.i[0])

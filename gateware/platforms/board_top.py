@@ -28,8 +28,11 @@ from .boards import Board
 from .bridge import CoreBridge
 
 CORE_HZ = 125e6
-WIDE_CORE_HZ = 25e6  # a wide core's clock: 1.6x 1GbE line rate at W = 64
-ACTIVITY_BITS = 22  # 2**22 cycles: 34 ms at 125 MHz, 168 ms at 25 MHz
+# A wide core's clock: the PLL's 625 MHz VCO / 30, 1.33x 1GbE line rate at W = 64. The
+# reduced core placed at 26.9 MHz on the ECPIX-5 (docs/hardware.md); routing costs more.
+WIDE_CORE_DIV = 30
+WIDE_CORE_HZ = 625e6 / WIDE_CORE_DIV
+ACTIVITY_BITS = 22  # 2**22 cycles: 34 ms at 125 MHz, 201 ms at 20.8 MHz
 PHY_RESET_BITS = 20  # 8 ms of PHY reset after the PLL locks
 
 
@@ -40,8 +43,8 @@ class BoardTop(Elaboratable):
     ``core_width`` 8 runs the core in ``sync`` with the MAC (125 MHz). A wider core runs
     in its own domain ``core`` at ``WIDE_CORE_HZ`` from a second PLL output; the
     ``CoreBridge`` between MAC and core holds the gearbox and a clock-crossing FIFO each
-    way: at W = 64 and 25 MHz the core has 1.6× the line rate, and the W = 8 core does
-    not place at 125 MHz (docs/hardware.md).
+    way: at W = 64 and 20.8 MHz the core has 1.33× the line rate, and the W = 8 core
+    does not place at 125 MHz (docs/hardware.md).
 
     Members
     -------
@@ -75,7 +78,7 @@ class BoardTop(Elaboratable):
         outputs = {}
         if wide:
             m.domains.core = ClockDomain("core")
-            div = int(b.pll.vco_hz(b.clock_hz) // WIDE_CORE_HZ)
+            div = round(b.pll.vco_hz(b.clock_hz) / WIDE_CORE_HZ)
             outputs = {"p_CLKOS_ENABLE": "ENABLED", "p_CLKOS_DIV": div,
                        "p_CLKOS_CPHASE": div // 2, "p_CLKOS_FPHASE": 0,
                        "o_CLKOS": ClockSignal("core")}

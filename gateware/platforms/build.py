@@ -68,7 +68,7 @@ def build(name: str, seed: int = DEFAULT_SEED, out: Path | None = None,
     (out / "regmap.json").write_text(json.dumps(design.core.map.to_json(), indent=2) + "\n")
     started = time.monotonic()
     plan = platform.prepare(design, name=stem,
-                            nextpnr_opts=f"--seed {seed} --timing-allow-fail "
+                            nextpnr_opts=f"--seed {seed} --timing-allow-fail --router router2 "
                                          f"--report {stem}.report.json")
     plan.execute_local(str(out), env=env)
     elapsed = time.monotonic() - started

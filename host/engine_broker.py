@@ -169,11 +169,7 @@ class EngineBroker:
     def pump(self, now: int) -> None:
         """Between loop iterations: send what was asked, read the gate's decisions,
         give up on injections nothing was heard of for ``timeout`` cycles."""
-        while True:
-            try:
-                kind, arg = self._requests.get_nowait()
-            except queue.Empty:
-                break
+        for kind, arg in self._waiting():
             if kind == "submit":
                 self._inject(arg, now)
             elif kind == "cancel":
@@ -196,6 +192,14 @@ class EngineBroker:
                     f"no word from the FPGA within {self.timeout:,} cycles: no Enter left "
                     f"and no gate decision was read (risk.counters.decisions_lost, "
                     f"strategy.counters.queue_full say why)"))
+
+    def _waiting(self):
+        """The requests queued so far, taken one by one."""
+        while True:
+            try:
+                yield self._requests.get_nowait()
+            except queue.Empty:
+                return
 
     def _inject(self, t: OrderTicket, now: int) -> None:
         side = "B" if t.side == "buy" else "S"
@@ -308,11 +312,7 @@ class EngineBroker:
         canceled (rejected, if it was never sent), so none stays open in the database;
         returns once the OMS has it all. Call it once nothing submits any more."""
         ended = "t2t run ended: the venue and the FPGA of this run are gone"
-        while True:
-            try:
-                kind, arg = self._requests.get_nowait()
-            except queue.Empty:
-                break
+        for kind, arg in self._waiting():
             if kind == "submit":
                 self._call("on_rejected", arg.order_id, "t2t run ended before it was sent")
             elif kind == "call":

@@ -81,19 +81,17 @@ def test_run_refuses_a_bad_config(tmp_path):
     assert result.exit_code == 1 and "needs [venue] ip, port and mac" in result.output
 
 
-def test_ctrl_c_stops_cleanly_with_a_summary():
-    """SIGINT while trading: the loop ends at its iteration, the summary is printed, the
-    exit status is 0 and nothing is left running (the model lives in this process)."""
+def start_run(args: list[str], cwd=None):
+    """``t2t run ARGS`` in a process of its own, returned once it trades (its "Ctrl-C
+    stops" line); killed if it ends or takes too long before that."""
     import os
-    import signal
     import subprocess
     import sys
     import time
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "host", "run", "--duration", "120", "--no-db", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "COLUMNS": "120"})
+    proc = subprocess.Popen([sys.executable, "-m", "host", "run", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=cwd, env={**os.environ, "COLUMNS": "200"})
     try:
         deadline = time.monotonic() + 300  # a first Verilator build takes about a minute
         line = ""
@@ -101,6 +99,20 @@ def test_ctrl_c_stops_cleanly_with_a_summary():
             line = proc.stderr.readline()
             assert line or proc.poll() is None, "t2t run ended before trading"
             assert time.monotonic() < deadline
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
+
+
+def test_ctrl_c_stops_cleanly_with_a_summary():
+    """SIGINT while trading: the loop ends at its iteration, the summary is printed, the
+    exit status is 0 and nothing is left running (the model lives in this process)."""
+    import signal
+    import time
+
+    proc = start_run(["--duration", "120", "--no-db", "--json"])
+    try:
         time.sleep(2)
         proc.send_signal(signal.SIGINT)
         out, _err = proc.communicate(timeout=30)
@@ -118,7 +130,6 @@ def test_run_serves_the_api_and_its_orders_go_through_the_fpga(tmp_path):
     touch from the API, buys through the FPGA and is filled; an order above the gate's
     500-share maximum comes back rejected with that check; made an operator, the user
     engages the kill switch and the gate is killed; Ctrl-C ends it all."""
-    import os
     import signal
     import socket
     import subprocess
@@ -131,18 +142,9 @@ def test_run_serves_the_api_and_its_orders_go_through_the_fpga(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"sqlite:///{tmp_path / 't2t.db'}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "host", "run", "--duration", "300", "--db", url, "--api",
-         "--api-port", str(port), "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env={**os.environ, "COLUMNS": "200"})
+    proc = start_run(["--duration", "300", "--db", url, "--api", "--api-port", str(port),
+                      "--json"], cwd=tmp_path)
     try:
-        deadline = time.monotonic() + 300  # a first Verilator build takes about a minute
-        line = ""
-        while "Ctrl-C stops" not in line:
-            line = proc.stderr.readline()
-            assert line or proc.poll() is None, "t2t run ended before trading"
-            assert time.monotonic() < deadline
         api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
         creds = {"username": "ann", "password": "correct horse battery"}
         assert api.post("/auth/register", json={**creds, "email": "a@example.com"}

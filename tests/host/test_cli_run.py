@@ -160,7 +160,7 @@ def test_run_serves_the_api_and_its_orders_go_through_the_fpga(tmp_path):
                 time.sleep(0.05)
             raise AssertionError(f"order {order_id} still {o['status']}")
 
-        filled = None
+        filled, refusals = None, 0
         for _ in range(20):  # the book may move past a limit before it arrives
             while (q := api.get("/market/BTC-USD/quote", headers=h).json()).get("ask") is None:
                 time.sleep(0.1)  # 404 until the first status refresh publishes quotes
@@ -169,6 +169,8 @@ def test_run_serves_the_api_and_its_orders_go_through_the_fpga(tmp_path):
                 "symbol": "BTC-USD", "side": "buy", "type": "limit", "tif": "ioc",
                 "qty": 2, "price": f"{limit / 10_000:.4f}"}).json()
             o = wait(o["id"], ("filled", "canceled", "rejected"))
+            # the gate may refuse an attempt too (no_reference while its book lacks a side)
+            refusals += o["status"] == "rejected" and o["reason"].startswith("FPGA risk gate")
             if o["status"] == "filled":
                 filled = o
                 break
@@ -203,5 +205,5 @@ def test_run_serves_the_api_and_its_orders_go_through_the_fpga(tmp_path):
     summary = json.loads(out)
     assert summary["gate"]["killed"] == 1 and summary["gate"]["kill_causes"] == ["host"]
     a = summary["api"]
-    assert a["refused_by_gate"] == 1 and a["injected"] == a["submitted"] >= 2
+    assert a["refused_by_gate"] == refusals + 1 and a["injected"] == a["submitted"] >= 2
     assert a["fills"] >= 1 and a["in_flight"] == 0

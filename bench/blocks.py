@@ -47,7 +47,7 @@ class _MacSide(wiring.Component):
         from gateware.mac import MacRx, MacTx
         from gateware.rgmii import gmii_signature
 
-        self.direction, self.width = direction, width
+        self.direction = direction
         if direction == "rx":
             self.mac, self.gear = MacRx(), Widen(width, abort=1) if width > 8 else None
             end = self.gear.beats if self.gear else self.mac.frames

@@ -105,22 +105,28 @@ def start_run(args: list[str], cwd=None):
     return proc
 
 
+def interrupt(proc, timeout: float) -> dict:
+    """Ctrl-C to a ``t2t run --json``: it must exit 0; returns its summary."""
+    import signal
+
+    proc.send_signal(signal.SIGINT)
+    out, _err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0
+    return json.loads(out)
+
+
 def test_ctrl_c_stops_cleanly_with_a_summary():
     """SIGINT while trading: the loop ends at its iteration, the summary is printed, the
     exit status is 0 and nothing is left running (the model lives in this process)."""
-    import signal
     import time
 
     proc = start_run(["--duration", "120", "--no-db", "--json"])
     try:
         time.sleep(2)
-        proc.send_signal(signal.SIGINT)
-        out, _err = proc.communicate(timeout=30)
+        summary = interrupt(proc, timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0
-    summary = json.loads(out)
     assert summary["stopped_by"] == "ctrl-c"
     assert summary["cycles"] > 0 and summary["feed"]["messages"] > 0
 
@@ -130,7 +136,6 @@ def test_run_serves_the_api_and_its_orders_go_through_the_fpga(tmp_path):
     touch from the API, buys through the FPGA and is filled; an order above the gate's
     500-share maximum comes back rejected with that check; made an operator, the user
     engages the kill switch and the gate is killed; Ctrl-C ends it all."""
-    import signal
     import socket
     import subprocess
     import sys
@@ -196,13 +201,10 @@ def test_run_serves_the_api_and_its_orders_go_through_the_fpga(tmp_path):
                        ).json()["device"] == "set"
         device = api.get("/operator/device", headers=h).json()
         assert (device["killed"], device["kill_causes"]) == (True, ["host"])
-        proc.send_signal(signal.SIGINT)
-        out, _err = proc.communicate(timeout=60)
+        summary = interrupt(proc, timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0
-    summary = json.loads(out)
     assert summary["gate"]["killed"] == 1 and summary["gate"]["kill_causes"] == ["host"]
     a = summary["api"]
     assert a["refused_by_gate"] == refusals + 1 and a["injected"] == a["submitted"] >= 2

@@ -50,12 +50,14 @@ class _MacSide(wiring.Component):
         self.direction = direction
         if direction == "rx":
             self.mac, self.gear = MacRx(), Widen(width, abort=1) if width > 8 else None
-            end = self.gear.beats if self.gear else self.mac.frames
-            members = {"gmii": In(gmii_signature()), "beats": Out(end.signature)}
         else:
             self.mac, self.gear = MacTx(), Narrow(width) if width > 8 else None
-            end = self.gear.beats if self.gear else self.mac.frames
-            members = {"beats": In(end.signature.flip()), "gmii": Out(gmii_signature())}
+        # the core's end of this side: the gearbox's beats, or the MAC's own bytes
+        self.inner = self.gear.beats if self.gear else self.mac.frames
+        if direction == "rx":
+            members = {"gmii": In(gmii_signature()), "beats": Out(self.inner.signature)}
+        else:
+            members = {"beats": In(self.inner.signature.flip()), "gmii": Out(gmii_signature())}
         members["counters"] = Out(self.mac.counters.shape())
         super().__init__(members)
 
@@ -70,14 +72,13 @@ class _MacSide(wiring.Component):
             if self.gear is not None:
                 m.d.comb += [self.gear.bytes_in.valid.eq(self.mac.frames.valid),
                              self.gear.bytes_in.payload.eq(self.mac.frames.payload)]
-            end = self.gear.beats if self.gear else self.mac.frames
-            m.d.comb += [self.beats.valid.eq(end.valid), self.beats.payload.eq(end.payload)]
+            m.d.comb += [self.beats.valid.eq(self.inner.valid),
+                         self.beats.payload.eq(self.inner.payload)]
         else:
             wiring.connect(m, self.mac.gmii, wiring.flipped(self.gmii))
             if self.gear is not None:
                 wiring.connect(m, self.gear.bytes_out, self.mac.frames)
-            wiring.connect(m, wiring.flipped(self.beats),
-                           self.gear.beats if self.gear else self.mac.frames)
+            wiring.connect(m, wiring.flipped(self.beats), self.inner)
         return m
 
 

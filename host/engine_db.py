@@ -6,8 +6,9 @@ password that can log in), so the platform's API shows its orders
 else's. Rows are written in batches (:meth:`EngineStore.sync`, called by ``t2t run``
 with each status refresh and at the end), not per answer: the host's answer handling
 never waits for a disk. Orders the platform's users sent through the FPGA
-(``EngineOrder.client``, ``host.engine_broker``) are theirs, written by the OMS: not here. Each run's orders are new rows (UserRefNums start again at 1
-with every FPGA reset); positions are the account's, replaced at each sync.
+(``EngineOrder.client``, ``host.engine_broker``) are theirs, written by the OMS: not
+here. Each run's orders are new rows (UserRefNums start again at 1 with every FPGA
+reset); positions are the account's, replaced at each sync.
 
 Each order row written and each execution also appends a record to the platform's
 audit chain (actor ``fpga``, ``order.<state>`` and ``order.executed``, in the sync's

@@ -81,6 +81,56 @@ def test_frames_cross_to_the_core_and_back_unchanged(width):
     assert done == frames and not open_, f"seed {SEED}"
 
 
+def test_a_frame_the_core_sends_reaches_the_mac_without_a_gap():
+    """``MacTx`` cannot wait mid-frame (a missing byte ends the frame with TX_ER), so
+    once a frame's first byte is out the rest must follow every cycle, while the core
+    gives its beats one a cycle at 25 MHz (as ``TxArbiter`` does, whole frames) and the
+    MAC sometimes holds ``ready`` low between frames."""
+    rng = rng_for("bridge_tx_gaps")
+    frames = [rng.randbytes(rng.randint(1, 120)) for _ in range(30)]
+    m = Module()
+    m.submodules.bridge = bridge = CoreBridge(64, "core")
+    sim = Simulator(m)
+    sim.add_clock(MAC_NS * 1e-9, domain="eth_rx")
+    sim.add_clock(MAC_NS * 1e-9, domain="sync", phase=3e-9)
+    sim.add_clock(CORE_NS * 1e-9, domain="core")
+    out, gaps = [], []
+
+    async def core(ctx):
+        for frame in frames:
+            for b in frame_beats(frame, 8):
+                ctx.set(bridge.tx_beats.payload, vars(b))
+                ctx.set(bridge.tx_beats.valid, 1)
+                await ctx.tick("core").until(bridge.tx_beats.ready)
+            ctx.set(bridge.tx_beats.valid, 0)
+            await ctx.tick("core").repeat(rng.randint(1, 4))
+        await ctx.tick("sync").repeat(200 * len(frames))
+
+    async def mac(ctx):
+        in_frame, idle = False, 0
+        async for _clk, _rst, valid, payload, taken in ctx.tick("sync").sample(
+                bridge.tx_bytes.valid, bridge.tx_bytes.payload, bridge.tx_bytes.ready):
+            ready = rng.random() < 0.5
+            if valid and taken:
+                out.append((int(payload.data), int(payload.be), int(payload.first),
+                            int(payload.last)))
+                in_frame = not payload.last
+                idle = 0
+            elif in_frame:
+                gaps.append(len(out))
+            else:
+                idle += 1
+            # like MacTx: ready throughout a frame, at will between frames
+            ctx.set(bridge.tx_bytes.ready, 1 if in_frame else int(ready or idle >= 2))
+
+    sim.add_testbench(core)
+    sim.add_process(mac)
+    sim.run()
+    done, open_ = beats_to_frames(out, 1)
+    assert done == frames and not open_, f"seed {SEED}"
+    assert not gaps, f"the MAC waited mid-frame after byte(s) {gaps[:5]}; seed {SEED}"
+
+
 @pytest.mark.filterwarnings("ignore:.*created but never used")
 def test_a_byte_wide_core_must_share_the_transmit_clock():
     with pytest.raises(ValueError, match="transmit clock"):

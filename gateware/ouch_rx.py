@@ -144,7 +144,7 @@ class OuchRx(wiring.Component):
                                    "t": 16})
         now = Signal(16)
         m.d.sync += now.eq(now + 1)
-        m.submodules.inq = inq = fifo.SyncFIFO(width=entry.size, depth=self.in_depth)
+        m.submodules.inq = inq = fifo.SyncFIFOBuffered(width=entry.size, depth=self.in_depth)
         beat, valid = self.datagrams.payload, self.datagrams.valid
         dropping = Signal()
         room = inq.level < self.in_depth - 1  # the last slot is kept for a cut marker

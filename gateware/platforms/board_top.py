@@ -18,10 +18,15 @@ last 2**22 core cycles (34 ms at 125 MHz, 201 ms at 20.8 MHz), ``kill`` the risk
 kill switch.
 """
 
-from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
 from amaranth.hdl import DomainRenamer
 from amaranth.lib import io, wiring
-from amaranth.lib.cdc import FFSynchronizer, PulseSynchronizer, ResetSynchronizer
+from amaranth.lib.cdc import (
+    AsyncFFSynchronizer,
+    FFSynchronizer,
+    PulseSynchronizer,
+    ResetSynchronizer,
+)
 
 from ..bytefield import counter_bank
 from ..mac import MacRx, MacTx
@@ -38,6 +43,18 @@ WIDE_CORE_DIV = 30
 WIDE_CORE_HZ = 625e6 / WIDE_CORE_DIV
 ACTIVITY_BITS = 22  # 2**22 cycles: 34 ms at 125 MHz, 201 ms at 20.8 MHz
 PHY_RESET_BITS = 20  # 8 ms of PHY reset after the PLL locks
+
+
+def global_reset(m: Module, reset, domain: str) -> None:
+    """``domain``'s reset: ``reset`` synchronized into it (asserted at once, released on a
+    clock edge), then spread by a global buffer (DCCA) instead of the fabric. It reaches
+    every flip-flop of the core; through the fabric it was among the nets the board
+    build's router could not fit (docs/hardware.md)."""
+    local, spread = Signal(name=f"{domain}_rst_local"), Signal(name=f"{domain}_rst")
+    m.submodules[f"{domain}_reset"] = AsyncFFSynchronizer(reset, local, o_domain=domain)
+    m.submodules[f"{domain}_reset_buffer"] = Instance("DCCA", i_CLKI=local, i_CE=1,
+                                                      o_CLKO=spread)
+    m.d.comb += ResetSignal(domain).eq(spread)
 
 
 class BoardTop(Elaboratable):
@@ -106,9 +123,9 @@ class BoardTop(Elaboratable):
             m.submodules.reset_button = button = io.Buffer("i", platform.request(
                 b.reset, 0, dir="-"))
             reset = reset | button.i
-        m.submodules.sync_reset = ResetSynchronizer(reset, domain="sync")
         if wide:
-            m.submodules.core_reset = ResetSynchronizer(reset, domain="core")
+            m.submodules.sync_reset = ResetSynchronizer(reset, domain="sync")
+        global_reset(m, reset, cd)
 
         # --- Ethernet
         eth = platform.request("eth_rgmii", b.eth, dir="-")

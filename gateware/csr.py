@@ -22,6 +22,9 @@ after the write strobe and stays there for one cycle.
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
+
 from amaranth import Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -135,7 +138,15 @@ class CsrBank(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         bus = self.bus
-        m.d.sync += [bus.ack.eq(bus.r_stb | bus.w_stb), bus.r_data.eq(0), bus.status.eq(OK)]
+        m.d.sync += [bus.ack.eq(bus.r_stb | bus.w_stb), bus.status.eq(OK)]
+        # Each block's word is chosen and registered on its own (0 unless the read is
+        # its), and ``r_data`` ORs the registered words, one per block. One multiplexer
+        # over every register's word (about 370 of them, 12k bits) pulled nets from all
+        # over the FPGA into one tree; this way each block's share can sit beside it and
+        # only 32 bits a block travel.
+        read = {b.name: Signal(WORD, name=f"csr_read_{b.name}") for b in self.map.blocks}
+        m.d.sync += [word.eq(0) for word in read.values()]
+        m.d.comb += bus.r_data.eq(reduce(operator.or_, read.values(), Value.cast(0)))
 
         # per register: its word values and what a write to word k does
         words: dict[str, list[Value]] = {}
@@ -201,7 +212,7 @@ class CsrBank(wiring.Component):
                 for k in range(e.words):
                     with m.Case(e.address + k):
                         with m.If(bus.r_stb):
-                            m.d.sync += bus.r_data.eq(words[e.name][k])
+                            m.d.sync += read[e.block].eq(words[e.name][k])
                             if k == 0 and e.address in arms:
                                 armed, valid = arms[e.address]
                                 m.d.sync += armed.eq(valid)

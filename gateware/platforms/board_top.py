@@ -15,10 +15,20 @@ through the switch port it is plugged into.
 
 LEDs: ``link`` is the PHY's in-band link status, ``activity`` a frame in or out in the
 last 2**22 core cycles (34 ms at 125 MHz, 201 ms at 20.8 MHz), ``kill`` the risk gate's
-kill switch.
+kill switch; each on a pin of its own, or taking turns on an array whose LEDs share
+their colour lines (the ButterStick's, ``led_mux``).
 """
 
-from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
+from amaranth import (
+    Cat,
+    ClockDomain,
+    ClockSignal,
+    Elaboratable,
+    Instance,
+    Module,
+    ResetSignal,
+    Signal,
+)
 from amaranth.hdl import DomainRenamer
 from amaranth.lib import io, wiring
 from amaranth.lib.cdc import (
@@ -35,6 +45,7 @@ from ..rgmii import Rgmii
 from ..top import Top
 from .boards import Board
 from .bridge import CoreBridge
+from .led_mux import LedMux
 
 CORE_HZ = 125e6
 # A wide core's clock: the PLL's 625 MHz VCO / 30, 1.33x 1GbE line rate at W = 64. The
@@ -185,10 +196,30 @@ class BoardTop(Elaboratable):
         with m.Elif(activity != 0):
             m.d[cd] += activity.eq(activity - 1)
         shown = {"link": link, "activity": activity != 0, "kill": core.kill}
-        for function, (resource, number, sub) in b.leds.items():
-            port = platform.request(resource, number, dir="-")
-            m.submodules[f"led_{function}"] = led = io.Buffer(
-                "o", getattr(port, sub) if sub else port)
-            m.d.comb += led.o.eq(shown[function])
+        if b.led_select is None:
+            for function, (resource, number, sub) in b.leds.items():
+                port = platform.request(resource, number, dir="-")
+                m.submodules[f"led_{function}"] = led = io.Buffer(
+                    "o", getattr(port, sub) if sub else port)
+                m.d.comb += led.o.eq(shown[function])
+        else:
+            muxed_leds(m, platform, b, shown, cd)
         return m
+
+
+def muxed_leds(m: Module, platform, b: Board, shown: dict, domain: str) -> None:
+    """``shown`` on an LED array sharing its colour lines (``Board.led_select``): the
+    functions take turns on LEDs 0, 1, 2...; the array's other LEDs stay dark."""
+    ((resource, number),) = {(r, n) for r, n, _ in b.leds.values()}
+    port = platform.request(resource, number, dir="-")
+    m.submodules.led_mux = mux = DomainRenamer(domain)(LedMux(len(b.leds)))
+    m.d.comb += mux.states.eq(Cat(shown[function] for function in b.leds))
+    m.submodules.led_select = select = io.Buffer("o", getattr(port, b.led_select))
+    m.d.comb += select.o.eq(mux.select)
+    colours = [sub for _, _, sub in b.leds.values()]
+    for colour in dict.fromkeys(colours):
+        # the colour lines are the LEDs' cathodes: low lights
+        m.submodules[f"led_{colour}"] = line = io.Buffer("o", ~getattr(port, colour))
+        m.d.comb += line.o.eq(Cat(mux.lit[i] for i, c in enumerate(colours)
+                                  if c == colour).any())
 

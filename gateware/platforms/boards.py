@@ -1,6 +1,7 @@
 """What differs between boards: the amaranth-boards platform, the oscillator and the PLL
 that turns it into the 125 MHz core clock, which RGMII port is used, which LEDs show
-what, and the largest ``Top`` parameters that fit the device."""
+what (one pin each, or an array sharing colour lines), and the largest ``Top``
+parameters that fit the device."""
 
 from dataclasses import dataclass, field
 
@@ -29,8 +30,12 @@ class Board:
     costs nothing to read); ``clock`` the oscillator resource and its frequency;
     ``reset`` the reset button resource or None; ``eth`` the ``eth_rgmii`` number that
     carries feed, control and orders; ``leds`` maps a function (``link``, ``activity``,
-    ``kill``) to (resource, number, subsignal or None); ``top`` the ``Top`` parameters
-    the bitstream is built with; ``core_width`` the core's beat width (8: the core runs
+    ``kill``) to (resource, number, subsignal or None); ``led_select``, for an LED array
+    whose LEDs share their colour lines, is the subsignal of that resource with one
+    select pin per LED (high selects; the board takes turns, ``led_mux``): the functions
+    then take LEDs 0, 1, 2... in ``leds``' order, each entry's subsignal naming its
+    colour line (a cathode: low lights it); ``top`` the ``Top`` parameters the
+    bitstream is built with; ``core_width`` the core's beat width (8: the core runs
     at the MAC's 125 MHz; wider: in a slower clock of its own behind a gearbox, see
     ``board_top``)."""
 
@@ -44,6 +49,7 @@ class Board:
     leds: dict
     top: dict = field(default_factory=dict)
     core_width: int = 8
+    led_select: str | None = None
     description: str = ""
 
     def platform_class(self):
@@ -82,6 +88,25 @@ BOARDS = {
         # needs more LUTs than that: the board elaborates but does not fit yet.
         top=SMALL_TOP,
         description="Colorlight 5A-75B v7.0, LFE5U-25F; does not fit yet",
+    ),
+    "butterstick": Board(
+        name="butterstick",
+        platform="amaranth_boards.butterstick.ButterStickPlatform",
+        # 30 MHz / 6 = 5 MHz at the phase detector (ECP5: >= 3.125), x 25 = 125 MHz,
+        # VCO 625 MHz: the one the wide core's VCO / 30 assumes (board_top)
+        clock="clk30", clock_hz=30e6, pll=Pll(clki_div=6, clkfb_div=25, clkop_div=5),
+        reset="button", eth=0,
+        # seven RGB LEDs: a select pin each, shared r/g/b lines. The amaranth-boards file
+        # gives no polarity (plain Pins); another revision of it calls the select pins the
+        # anodes and r/g/b the cathodes (inverted). We take that (not checked against the
+        # schematic or a board): select high, colour low lights
+        leds={"link": ("rgb_leds_muxed", 0, "g"), "activity": ("rgb_leds_muxed", 0, "b"),
+              "kill": ("rgb_leds_muxed", 0, "r")},
+        led_select="leds",
+        # the same LFE5UM5G-85F as the ECPIX-5 (BG381 instead of BG554), the same core
+        top=SMALL_TOP, core_width=64,
+        description="Great Scott Gadgets ButterStick, LFE5UM5G-85F; the ECPIX-5's "
+                    "core at W = 64, not built yet",
     ),
 }
 

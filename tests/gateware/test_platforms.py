@@ -16,6 +16,9 @@ def test_pll_makes_the_core_clock_within_the_vco_range(name):
     spec = board(name)
     assert spec.pll.output_hz(spec.clock_hz) == CORE_HZ
     assert 400e6 <= spec.pll.vco_hz(spec.clock_hz) <= 800e6
+    if spec.core_width != 8:
+        # the wide core's clock is CLKOS, the VCO divided by WIDE_CORE_DIV
+        assert spec.pll.vco_hz(spec.clock_hz) / WIDE_CORE_DIV == pytest.approx(WIDE_CORE_HZ)
 
 
 @pytest.mark.parametrize("name", sorted(BOARDS))
@@ -47,8 +50,12 @@ def check_plan(plan, name, spec) -> str:
     # clock are constrained for nextpnr
     assert f'FREQUENCY PORT "{spec.clock}_0__io" {spec.clock_hz}' in lpf
     assert f'eth_rgmii_{spec.eth}__rx_clk__io" 125000000.0 HZ' in lpf
-    for resource, number, _sub in spec.leds.values():
-        assert f"{resource}_{number}__" in lpf
+    for resource, number, sub in spec.leds.values():
+        pin = f"{resource}_{number}__{sub}__io" if sub else f"{resource}_{number}__io"
+        assert pin in lpf
+    if spec.led_select is not None:
+        assert f"{resource}_{number}__{spec.led_select}__io" in lpf
+        assert "\\led_mux" in rtlil
     return rtlil
 
 

@@ -16,7 +16,7 @@ from gateware.platforms import board
 from gateware.platforms.build import build_dir
 
 # openFPGALoader's board names (``openFPGALoader --list-boards``)
-LOADER_BOARDS = {"ecpix5": "ecpix5", "colorlight": "colorlight"}
+LOADER_BOARDS = {"ecpix5": "ecpix5", "colorlight": "colorlight", "butterstick": "butterstick"}
 
 # what openFPGALoader prints when it finds no cable or no FPGA behind it
 NO_CABLE_SIGNS = ("unable to open ftdi device", "cable not found", "no cable",

@@ -9,9 +9,11 @@ import stat
 import pytest
 from click.testing import CliRunner
 
+from gateware.platforms import BOARDS
 from host.cli import main
 from host.cli_device import EXIT_DEVICE
 from host.cli_hardware import EXIT_BITSTREAM, EXIT_TOOL
+from host.hardware import LOADER_BOARDS
 
 
 def fake_loader(tmp_path, output: str, code: int):
@@ -75,6 +77,14 @@ def test_flash_runs_openfpgaloader_for_the_board(tmp_path, bit, persistent):
     argv = (tmp_path / "argv").read_text().split()
     assert argv == ["-b", "colorlight", *(["-f"] * persistent), str(bit)]
     assert ("SPI flash" if persistent else "FPGA") in r.output
+
+
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_every_board_has_an_openfpgaloader_name(tmp_path, bit, board):
+    r = invoke(["flash", board, "--bitstream", str(bit)],
+               {"OPENFPGALOADER": fake_loader(tmp_path, "Done", 0)})
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "argv").read_text().split()[:2] == ["-b", LOADER_BOARDS[board]]
 
 
 def test_flash_unknown_board_is_a_usage_error(bit):

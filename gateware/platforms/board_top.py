@@ -218,8 +218,7 @@ def muxed_leds(m: Module, platform, b: Board, shown: dict, domain: str) -> None:
     m.d.comb += select.o.eq(mux.select)
     colours = [sub for _, _, sub in b.leds.values()]
     for colour in dict.fromkeys(colours):
-        # the colour lines are the LEDs' cathodes: low lights
-        m.submodules[f"led_{colour}"] = line = io.Buffer("o", ~getattr(port, colour))
+        m.submodules[f"led_{colour}"] = line = io.Buffer("o", getattr(port, colour))
         m.d.comb += line.o.eq(Cat(mux.lit[i] for i, c in enumerate(colours)
                                   if c == colour).any())
 

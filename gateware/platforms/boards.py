@@ -34,7 +34,7 @@ class Board:
     whose LEDs share their colour lines, is the subsignal of that resource with one
     select pin per LED (high selects; the board takes turns, ``led_mux``): the functions
     then take LEDs 0, 1, 2... in ``leds``' order, each entry's subsignal naming its
-    colour line (a cathode: low lights it); ``top`` the ``Top`` parameters the
+    colour line (high lights it); ``top`` the ``Top`` parameters the
     bitstream is built with; ``core_width`` the core's beat width (8: the core runs
     at the MAC's 125 MHz; wider: in a slower clock of its own behind a gearbox, see
     ``board_top``)."""
@@ -96,10 +96,10 @@ BOARDS = {
         # VCO 625 MHz: the one the wide core's VCO / 30 assumes (board_top)
         clock="clk30", clock_hz=30e6, pll=Pll(clki_div=6, clkfb_div=25, clkop_div=5),
         reset="button", eth=0,
-        # seven RGB LEDs: a select pin each, shared r/g/b lines. The amaranth-boards file
-        # gives no polarity (plain Pins); another revision of it calls the select pins the
-        # anodes and r/g/b the cathodes (inverted). We take that (not checked against the
-        # schematic or a board): select high, colour low lights
+        # seven RGB LEDs: a select pin each, shared r/g/b lines, all active high as
+        # amaranth-boards declares them (plain Pins); published designs for this board
+        # agree (a colour line driven high lights that colour, e.g. R1 high "blue only").
+        # Not checked against the schematic or on a board.
         leds={"link": ("rgb_leds_muxed", 0, "g"), "activity": ("rgb_leds_muxed", 0, "b"),
               "kill": ("rgb_leds_muxed", 0, "r")},
         led_select="leds",

@@ -29,7 +29,7 @@ from rich.console import Console
 
 from bench.hardware import paths, summaries, table
 from gateware.platforms.boards import SMALL_TOP
-from gateware.platforms.build import missing_tools, tool_env
+from gateware.platforms.build import PLACER, missing_tools, tool_env
 from gateware.platforms.report import summarize
 
 SLOW = ("core",)  # run only when named
@@ -146,13 +146,16 @@ def build(name: str, width: int, mhz: float, root: Path, over: dict | None = Non
     # the YoWASP tools see only their working directory: relative names
     stage = ["--pack-only"] if pack_only else ["--timing-allow-fail", "--freq", str(mhz)]
     if name in SLOW and not pack_only:
-        # router1 needs hours for the whole core's arcs; the blocks' figures stay router1's
-        stage += ["--router", "router2"]
+        # router1 needs hours for the whole core's arcs, and router2 could not route the
+        # heap placer's placement of it (as in the board build): the board build's
+        # placer and router2; the blocks' figures stay the heap placer's and router1's
+        stage += ["--placer", PLACER, "--router", "router2"]
     subprocess.run([env["NEXTPNR_ECP5"], "--quiet", "--seed", str(SEED), *stage,
                     "--out-of-context", *DEVICE,
                     "--json", "block.json", "--log", "pnr.log", "--report", "report.json"],
                    cwd=out, env=env, check=True)
     shown = {"width": width, **({"abc9": False} if flags else {}),
+             **({"placer": PLACER} if name in SLOW and not pack_only else {}),
              **({"top": over} if over else {}), **({"pack_only": True} if pack_only else {})}
     summary = summarize(json.loads((out / "report.json").read_text()), block=name,
                         device="LFE5UM5G-85F", seed=SEED, params=shown,

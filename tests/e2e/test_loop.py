@@ -31,8 +31,9 @@ SYMBOLS = 8
 # bound leaves room for the request that follows a report in the same flush.
 REQUEST_BOUND = 768
 # Answer frames 40 idle cycles apart: ouch_rx's walker is done with each before the next
-# arrives, so an answer's last byte waits 5 or 6 cycles, and the gate has it 5 later.
-LAG_BOUND = 11
+# arrives, so an answer's last byte waits 6 or 7 cycles (its input FIFO's registered
+# output is one of them), and the gate has it 5 later.
+LAG_BOUND = 12
 # After the kill write: intents are refused from the next decision on; orders already
 # passed may still be in the gate's queue to ouch_tx (16 deep, a frame of ~13 beats each).
 KILL_BOUND = 16 * 16

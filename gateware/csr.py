@@ -32,6 +32,8 @@ from amaranth.lib.wiring import In, Out
 from .models.control import NO_REGISTER, OK, READ_ONLY
 from .models.regmap import ADDRESS_BITS, WORD, Block, Register, RegisterMap
 
+READ_GROUP = 16  # words per registered read multiplexer (see ``CsrBank.elaborate``)
+
 CSR_BUS = wiring.Signature({
     "addr": Out(ADDRESS_BITS), "r_stb": Out(1), "w_stb": Out(1), "w_data": Out(WORD),
     "ack": In(1), "r_data": In(WORD), "status": In(2),
@@ -139,12 +141,14 @@ class CsrBank(wiring.Component):
         m = Module()
         bus = self.bus
         m.d.sync += [bus.ack.eq(bus.r_stb | bus.w_stb), bus.status.eq(OK)]
-        # Each block's word is chosen and registered on its own (0 unless the read is
-        # its), and ``r_data`` ORs the registered words, one per block. One multiplexer
+        # Each group of READ_GROUP words is chosen and registered on its own (0 unless
+        # the read is in it), and ``r_data`` ORs the registered words. One multiplexer
         # over every register's word (about 370 of them, 12k bits) pulled nets from all
-        # over the FPGA into one tree; this way each block's share can sit beside it and
-        # only 32 bits a block travel.
-        read = {b.name: Signal(WORD, name=f"csr_read_{b.name}") for b in self.map.blocks}
+        # over the FPGA into one tree, and so did one per block for the largest blocks
+        # (rx: 127 words): the board build's router could not fit that corner. This
+        # way each group's tree is small and can sit by its sources.
+        groups = sorted({address // READ_GROUP for address in self.map.by_address})
+        read = {g: Signal(WORD, name=f"csr_read_{g * READ_GROUP:04x}") for g in groups}
         m.d.sync += [word.eq(0) for word in read.values()]
         m.d.comb += bus.r_data.eq(reduce(operator.or_, read.values(), Value.cast(0)))
 
@@ -212,7 +216,8 @@ class CsrBank(wiring.Component):
                 for k in range(e.words):
                     with m.Case(e.address + k):
                         with m.If(bus.r_stb):
-                            m.d.sync += read[e.block].eq(words[e.name][k])
+                            m.d.sync += read[(e.address + k) // READ_GROUP].eq(
+                                words[e.name][k])
                             if k == 0 and e.address in arms:
                                 armed, valid = arms[e.address]
                                 m.d.sync += armed.eq(valid)

@@ -205,15 +205,22 @@ class ItchDecoder(wiring.Component):
                         msg, f = sources[0]
                         m.d.comb += getattr(ev, ef).eq(value(msg.length, f))
 
-        # --- directory: the lowest enabled watch entry with this stock
+        # --- directory: the lowest enabled watch entry with this stock. The compare
+        # (8 stock bytes against every watch entry) is registered: done in the message's
+        # last beat, it was the one spot of the board build its router could not clear.
+        # The stock is in ``buf`` two beats before a directory message's last: that
+        # beat holds at most its last n bytes, the one before it n more.
         symbits = sym_bits(self.symbols)
         directory = spec.MESSAGES["R"]
-        stock = value(directory.length, directory.fields["stock"])
+        field = directory.fields["stock"]
+        assert field.offset + field.size + 2 * n <= directory.length
+        stock = Cat(*(buf[field.offset + j] for j in reversed(range(field.size))))
         watch_hit = Signal()
         watch_sym = Signal(symbits)
+        m.d.sync += [watch_hit.eq(0), watch_sym.eq(0)]
         for i in reversed(range(self.symbols)):
             with m.If(self.watch[i].enable & (self.watch[i].stock == stock)):
-                m.d.comb += [watch_hit.eq(1), watch_sym.eq(i)]
+                m.d.sync += [watch_hit.eq(1), watch_sym.eq(i)]
         in_table = ev.locate < self.locates
         dir_write = good & (mtype == ord("R")) & watch_hit & in_table
 

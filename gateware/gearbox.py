@@ -112,44 +112,39 @@ class Narrow(wiring.Component):
         h_first = Signal()  # its next byte is a frame's first
         h_last = Signal()  # the beat ends its frame
         held = Signal()  # h_left != 0
-        one = Signal()  # h_left has exactly one lane: the next byte ends the beat
 
-        def lowest(mask):
-            at = Signal(range(n))
-            for i in reversed(range(n)):
-                with m.If(mask[i]):
-                    m.d.comb += at.eq(i)
-            return at
-
-        def hold(data, left, first, last):
-            m.d.sync += [h_data.eq(data), h_left.eq(left), h_first.eq(first),
-                         h_last.eq(last), held.eq(left != 0),
-                         one.eq((left != 0) & ((left & (left - 1)) == 0))]
-
-        def send(data, at, first, last):
-            m.d.sync += [out.valid.eq(1), out.payload.data.eq(data.word_select(at, 8)),
-                         out.payload.be.eq(1), out.payload.first.eq(first),
-                         out.payload.last.eq(last)]
+        # the byte to send comes from the hold register or, when it is empty, from the
+        # input; worked out from registers and the input alone, so the MAC's ready only
+        # picks among the results (with it earlier, a board build's transmit clock
+        # routed at 107.8 MHz through this lane arithmetic)
+        data, left = Signal.like(h_data), Signal.like(h_left)
+        first, last = Signal(), Signal()
+        with m.If(held):
+            m.d.comb += [data.eq(h_data), left.eq(h_left), first.eq(h_first),
+                         last.eq(h_last)]
+        with m.Else():
+            m.d.comb += [data.eq(beat.data), left.eq(beat.be), first.eq(beat.first),
+                         last.eq(beat.last)]
+        at = Signal(range(n))
+        for i in reversed(range(n)):
+            with m.If(left[i]):
+                m.d.comb += at.eq(i)
+        rest = Signal(n)  # the lanes left after this byte
+        m.d.comb += rest.eq(left & ~(1 << at))
 
         load = Signal()  # the output register is empty or being taken
-        m.d.comb += [load.eq(~out.valid | out.ready),
-                     self.beats.ready.eq(~held)]
+        m.d.comb += [load.eq(~out.valid | out.ready), self.beats.ready.eq(~held)]
         take = self.beats.valid & ~held
         with m.If(load):
             m.d.sync += out.valid.eq(0)
-        with m.If(held & load):
-            at = lowest(h_left)
-            rest = Signal(n)
-            m.d.comb += rest.eq(h_left & ~(1 << at))
-            send(h_data, at, h_first, h_last & one)
-            hold(h_data, rest, 0, h_last)
-        with m.Elif(take & load):  # nothing held: the beat's first byte goes now
-            at = lowest(beat.be)
-            rest = Signal(n)
-            m.d.comb += rest.eq(beat.be & ~(1 << at))
-            with m.If(beat.be != 0):
-                send(beat.data, at, beat.first, beat.last & (rest == 0))
-            hold(beat.data, rest, 0, beat.last)
-        with m.Elif(take):  # nothing held, the output stalled: the beat waits whole
-            hold(beat.data, beat.be, beat.first, beat.last)
+            with m.If(held | take):
+                with m.If(left != 0):
+                    m.d.sync += [out.valid.eq(1), out.payload.data.eq(data.word_select(at, 8)),
+                                 out.payload.be.eq(1), out.payload.first.eq(first),
+                                 out.payload.last.eq(last & (rest == 0))]
+                m.d.sync += [h_data.eq(data), h_left.eq(rest), h_first.eq(0),
+                             h_last.eq(last), held.eq(rest != 0)]
+        with m.Elif(take):  # the output stalled: the beat waits whole
+            m.d.sync += [h_data.eq(beat.data), h_left.eq(beat.be), h_first.eq(beat.first),
+                         h_last.eq(beat.last), held.eq(beat.be != 0)]
         return m

@@ -76,6 +76,25 @@ def test_narrow_sends_every_enabled_lane_in_order(width):
     assert [int(p.first) for p in out] == [int(k == 0) for f in frames for k in range(len(f))]
 
 
+def test_narrow_takes_a_beat_without_lanes_and_sends_nothing_for_it():
+    rng = rng_for("narrow_empty_beats")
+    frames = [rng.randbytes(rng.randint(1, 20)) for _ in range(30)]
+    empty = {"data": 0xFFFF_FFFF_FFFF_FFFF, "be": 0, "first": 0, "last": 0}
+    dut = Narrow(64)
+    out = []
+
+    async def tb(ctx):
+        for frame in frames:
+            beats = [empty] * rng.randint(0, 2) + [as_dict(b) for b in frame_beats(frame, 8)]
+            await send(ctx, dut.beats, beats, rng, idle=0.2)
+        await ctx.tick().repeat(64)
+
+    run(dut, tb, processes=[collect(dut.bytes_out, out, rng, stall=0.3)])
+    assert b"".join(bytes([int(p.data)]) for p in out) == b"".join(frames), f"seed {SEED}"
+    done, open_ = beats_to_frames(map(plain, out), 1)
+    assert done == frames and not open_, f"seed {SEED}"
+
+
 def test_widen_then_narrow_is_the_identity():
     rng = rng_for("gearbox_round_trip")
     frames = [rng.randbytes(rng.randint(1, 40)) for _ in range(30)]

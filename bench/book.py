@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from gateware.models import itch
-from sim.bookflow import add, colliding_refs, ev, random_flow
-from sim.booksim import BookSim
-from sim.toolchain import BUILD_ROOT
+from tick2trade.protocol import itch
+from tick2trade.testing.bookflow import add, colliding_refs, ev, random_flow
+from tick2trade.sim.booksim import BookSim
+from tick2trade.sim.toolchain import BUILD_ROOT
 
 SHIPPED = {"symbols": 64, "capacity": 16384, "ways": 4, "n": 8, "depth": 16}
 INDEX_BITS = (SHIPPED["capacity"] // SHIPPED["ways"]).bit_length() - 1
@@ -115,8 +115,8 @@ def latency() -> list[dict]:
 
 def _synth(params: dict) -> dict:
     """yosys ``synth_ecp5`` + ``stat`` of a Book; cached by the Verilog's hash."""
-    from gateware.book import Book
-    from gateware.export import to_verilog
+    from tick2trade.gateware.book import Book
+    from tick2trade.gateware.export import to_verilog
 
     verilog = to_verilog(Book(**params), "book")
     key = hashlib.sha256(verilog.encode()).hexdigest()[:16]

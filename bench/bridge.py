@@ -1,5 +1,5 @@
 """What the board's path between MAC and core adds to tick-to-trade
-(``python -m bench.bridge``; figures in docs/hardware.md).
+(``python -m tick2trade.bench.bridge``; figures in docs/hardware.md).
 
 ``CoreBridge`` simulated with the board's clocks (the PHY's receive clock and the MAC's
 transmit clock at 8 ns, the core's at ``1e9 / WIDE_CORE_HZ`` ns for W = 64) at random
@@ -18,9 +18,9 @@ import statistics
 
 from amaranth.sim import Simulator
 
-from gateware.models.beats import frame_beats
-from gateware.platforms.board_top import CORE_HZ, WIDE_CORE_HZ
-from gateware.platforms.bridge import CoreBridge
+from tick2trade.gateware.models.stream import frame_beats
+from tick2trade.gateware.platforms.board_top import CORE_HZ, WIDE_CORE_HZ
+from tick2trade.gateware.platforms.bridge import CoreBridge
 
 MAC_PS = round(1e12 / CORE_HZ)
 FRAME = 60  # the shortest frame without its FCS: an ITCH Add fits one
@@ -86,7 +86,7 @@ def crossing(width: int, phase_rx: int, phase_core: int) -> tuple[int, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.bridge", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tick2trade.bench.bridge", description=__doc__)
     parser.add_argument("--runs", type=int, default=40, help="clock phases drawn")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()

@@ -1,4 +1,4 @@
-"""API orders through the FPGA (``python -m bench.engine_api [--orders N]``): starts
+"""API orders through the FPGA (``python -m tick2trade.bench.engine_api [--orders N]``): starts
 ``t2t run --api`` on a free loopback port with a throwaway database, places ``N`` IOC
 orders of one BTC-USD (the demo's symbol without a trigger) over the WebSocket, one
 after another, alternately buying 200.00 through the offer and selling 200.00 through
@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 from websockets.sync.client import connect
 
-from host.cli_run import percentile
+from tick2trade.host.cli_run import percentile
 
 THROUGH = 200  # currency units through the touch: the book moves before the order lands
 PASSWORD = "correct horse battery"
@@ -36,7 +36,7 @@ def _free_port() -> int:
 
 def _start(port: int, workdir: Path) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "host", "run", "--duration", "3600", "--api", "--api-port",
+        [sys.executable, "-m", "tick2trade.host", "run", "--duration", "3600", "--api", "--api-port",
          str(port), "--db", f"sqlite:///{workdir / 't2t.db'}", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=workdir)
     line = ""

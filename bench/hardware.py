@@ -1,4 +1,4 @@
-"""Resources and Fmax of the board builds (``python -m bench.hardware``; figures in
+"""Resources and Fmax of the board builds (``python -m tick2trade.bench.hardware``; figures in
 docs/hardware.md).
 
 Reads the ``summary.json`` that ``t2t bitstream`` / ``make bitstream`` leave in each
@@ -60,13 +60,13 @@ def paths(rows: list[tuple[str, dict]]) -> Table:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.hardware", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tick2trade.bench.hardware", description=__doc__)
     parser.add_argument("--root", type=Path, default=Path("build/bitstream"))
     parser.add_argument("--build", metavar="BOARD", help="run the build for BOARD first")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.build:
-        from gateware.platforms.build import build
+        from tick2trade.gateware.platforms.build import build
 
         build(args.build, out=args.root / args.build)
     rows = summaries(args.root)

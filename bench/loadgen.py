@@ -1,5 +1,5 @@
 """A light load generator for the order API, run by ``bench.platform`` in a process of
-its own: ``python -m bench.loadgen URL TOKEN --orders N --clients C [--rate R] [--ws]``.
+its own: ``python -m tick2trade.bench.loadgen URL TOKEN --orders N --clients C [--rate R] [--ws]``.
 
 Why not httpx: a synchronous httpx client spends about 0.8 ms of CPU per request, on
 the same two cores as the server, so the generator was a good part of what it measured.
@@ -109,7 +109,7 @@ async def run(url: str, token: str, n: int, clients: int, rate: float | None,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.loadgen", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tick2trade.bench.loadgen", description=__doc__)
     parser.add_argument("url")
     parser.add_argument("token")
     parser.add_argument("--orders", type=int, required=True)

@@ -1,5 +1,5 @@
 """Host platform benchmark (``make bench`` runs it after the receive path; alone:
-``python -m bench.platform``): order placement with a durable write, on SQLite and on
+``python -m tick2trade.bench.platform``): order placement with a durable write, on SQLite and on
 PostgreSQL. Figures, never pass/fail. See bench/README.md for what is measured.
 
 PostgreSQL is used when ``T2T_BENCH_POSTGRES_URL`` (or ``T2T_TEST_POSTGRES_URL``) is set
@@ -28,11 +28,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import create_engine, text
 
-from bench.loadgen import order as _order
-from host.platform.api import create_app
-from host.platform.db import Setting
-from host.platform.orders import NewOrder
-from host.platform.platform import Limits, Platform
+from tick2trade.bench.loadgen import order as _order
+from tick2trade.host.services.api import create_app
+from tick2trade.host.services.db import Setting
+from tick2trade.host.services.orders import NewOrder
+from tick2trade.host.services.platform import Limits, Platform
 
 SECRET = "bench-" + "s" * 32
 PASSWORD = "correct horse battery"
@@ -129,7 +129,7 @@ class Server:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.platform", "--serve", url,
+        self.proc = subprocess.Popen([sys.executable, "-m", "tick2trade.bench.platform", "--serve", url,
                                       "--port", str(self.port)],
                                      cwd=Path(__file__).resolve().parents[1])
         deadline = time.monotonic() + 60
@@ -164,7 +164,7 @@ def loadgen(server: Server, token: str, n: int, clients: int, rate: float | None
             ws: bool = False) -> dict:
     """``bench.loadgen`` in a process of its own against ``server``: rate, latency
     percentiles, and the CPU both processes spent per order (ms)."""
-    args = [sys.executable, "-m", "bench.loadgen", f"http://127.0.0.1:{server.port}", token,
+    args = [sys.executable, "-m", "tick2trade.bench.loadgen", f"http://127.0.0.1:{server.port}", token,
             "--orders", str(n), "--clients", str(clients)]
     if rate is not None:
         args += ["--rate", str(rate)]
@@ -244,7 +244,7 @@ def run(name: str, url: str, n: int, paced_seconds: float,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.platform", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tick2trade.bench.platform", description=__doc__)
     parser.add_argument("--orders", type=int, default=1000,
                         help="orders per closed-loop measurement")
     parser.add_argument("--paced-seconds", type=float, default=1.0,

@@ -18,13 +18,13 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 
-from gateware.models import itch, moldudp64
-from gateware.models.rx import RxConfig
-from gateware.models.trade import SOURCES
-from host.config import parse
-from sim.local_device import LocalDevice
-from sim.topsim import TopSim
-from sim.traffic import feed_frame
+from tick2trade.protocol import itch, moldudp64
+from tick2trade.gateware.models.rx.eth_rx import RxConfig
+from tick2trade.gateware.models.trade.strategy import SOURCES
+from tick2trade.host.config import parse
+from tick2trade.sim.local_device import LocalDevice
+from tick2trade.sim.topsim import TopSim
+from tick2trade.gateware.models.rx.eth_rx import feed_frame
 
 PRICE_LAST_BYTE = 99  # Ethernet 14 + IPv4 20 + UDP 8 + MoldUDP64 header 20 + length 2 + 36
 CONFIG = """

@@ -10,12 +10,12 @@ import time
 
 import numpy as np
 
-from gateware.models import ouch, soupbintcp
-from sim.venue.config import DEFAULT_MIDS, default_instruments
-from sim.venue.engine import Engine
-from sim.venue.feed import Publisher
-from sim.venue.flow import Flow
-from sim.venue.venue import Venue
+from tick2trade.protocol import ouch, soupbintcp
+from tick2trade.sim.venue.config import DEFAULT_MIDS, default_instruments
+from tick2trade.sim.venue.engine import Engine
+from tick2trade.sim.venue.feed import Publisher
+from tick2trade.sim.venue.flow import Flow
+from tick2trade.sim.venue.venue import Venue
 
 
 def recorded_flow(actions: int, seed: int = 1) -> tuple[list[tuple], list[tuple]]:
@@ -80,7 +80,7 @@ def publishing(events: list[tuple], repeats: int = 3) -> dict:
 
 def _serve(port_out, stop) -> None:
     async def main() -> None:
-        from sim.venue.gateway import Gateway
+        from tick2trade.sim.venue.gateway import Gateway
 
         gateway = Gateway(Venue(default_instruments()), users=None)
         server = await gateway.serve_tcp("127.0.0.1", 0)

@@ -47,10 +47,10 @@ from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2
 
-from .bytefield import counter_bank
-from .itch import sym_bits
-from .models.book import ACTIONS, BOOK_COUNTERS
-from .stream import event_layout
+from tick2trade.gateware.bytefield import counter_bank
+from tick2trade.gateware.rx.itch import sym_bits
+from tick2trade.gateware.models.book import ACTIONS, BOOK_COUNTERS
+from tick2trade.gateware.stream import event_layout
 
 MODIFY, INSERT, DELETE, CLEAR = range(len(ACTIONS))
 LEVEL = data.StructLayout({"price": 32, "shares": 32, "orders": 16})
@@ -154,7 +154,7 @@ class Book(wiring.Component):
         and a window onto one (symbol, side)'s level row (``peek_select`` → ``peek``,
         refreshed in every cycle the book is not reading a row for an event: two cycles
         after the select on an idle book)."""
-        from .csr import RegisterBlock
+        from tick2trade.gateware.control.csr import RegisterBlock
 
         regs = RegisterBlock("book", "Order book: order table, price levels, top N.")
         regs.struct("counters", self.counters, "ro", "32-bit wrapping counter")

@@ -46,7 +46,7 @@ def msg_beat_layout(data_width: int) -> data.StructLayout:
 def event_layout(symbols: int) -> data.StructLayout:
     """The normalized ITCH event (see ``models.itch.EVENT_FIELDS``) plus ``sym``, the
     instrument index from the locate table."""
-    from .models.itch import EVENT_FIELDS
+    from tick2trade.protocol.itch import EVENT_FIELDS
 
     return data.StructLayout({"sym": max(1, (symbols - 1).bit_length()), **EVENT_FIELDS})
 

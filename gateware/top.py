@@ -9,22 +9,22 @@ from amaranth import Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .book import Book
-from .control import RECORD_BITS, ControlEndpoint, gap_record
-from .csr import CsrBank, RegisterBlock
-from .eth_tx import TxArbiter
-from .models import control as proto
-from .models import mac as mac_model
-from .models import trade
-from .models.regmap import RegisterMap
-from .models.rx import RxConfig
-from .ouch_rx import OuchRx
-from .ouch_tx import OuchTx
-from .risk import Risk
-from .rx_path import RxPath
-from .strategy import Strategy
-from .stream import GAP_LAYOUT, beat_layout
-from .telemetry import Telemetry
+from tick2trade.gateware.book import Book
+from tick2trade.gateware.control.control import RECORD_BITS, ControlEndpoint, gap_record
+from tick2trade.gateware.control.csr import CsrBank, RegisterBlock
+from tick2trade.gateware.trade.eth_tx import TxArbiter
+from tick2trade.protocol import control as proto
+from tick2trade.gateware.models.phy import mac as mac_model
+from tick2trade.gateware.models.trade import risk as trade
+from tick2trade.protocol.regmap import RegisterMap
+from tick2trade.gateware.models.rx.eth_rx import RxConfig
+from tick2trade.gateware.trade.ouch_rx import OuchRx
+from tick2trade.gateware.trade.ouch_tx import OuchTx
+from tick2trade.gateware.trade.risk import Risk
+from tick2trade.gateware.rx.rx_path import RxPath
+from tick2trade.gateware.trade.strategy import Strategy
+from tick2trade.gateware.stream import GAP_LAYOUT, beat_layout
+from tick2trade.gateware.trade.telemetry import Telemetry
 
 DEFAULT_MAC = 0x02_00_00_00_00_02
 # Transmit arbiter inputs, highest priority first (DESIGN.md: orders, control, host).

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from amaranth import Cat, Const, Signal, Value
 
-from .models import frames
+from tick2trade.protocol import frames
 
 HEADERS = frames.ETH_HEADER + frames.IPV4_HEADER + frames.UDP_HEADER  # 42
 IP_TTL = 64

@@ -1,5 +1,5 @@
-"""`python -m host`: the `t2t` command line (the same as the installed `t2t`)."""
+"""`python -m tick2trade.host`: the `t2t` command line (the same as the installed `t2t`)."""
 
-from host.cli import main
+from tick2trade.host.cli import main
 
 main()

@@ -11,8 +11,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from gateware.models.book import BOOK_COUNTERS
-from gateware.models.rx import DEFAULT_LINE_A, DEFAULT_LINE_B
+from tick2trade.gateware.models.book import BOOK_COUNTERS
+from tick2trade.protocol.moldudp64 import DEFAULT_LINE_A, DEFAULT_LINE_B
 
 WIDTHS = ("64", "8")
 
@@ -64,8 +64,8 @@ def main() -> None:
               help="Depth of the locate table.")
 def verilog(out_dir: Path, width: str, symbols: int, locates: int) -> None:
     """Write the receive path (eth_rx → moldudp → itch → event FIFO) as Verilog."""
-    from gateware.export import to_verilog
-    from gateware.rx_path import RxPath
+    from tick2trade.gateware.export import to_verilog
+    from tick2trade.gateware.rx.rx_path import RxPath
 
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "rx_path.v"
@@ -137,8 +137,8 @@ def replay(capture: Path, events_path: Path | None, book_path: Path | None,
     """
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-    from host.replay import BookReplay, CaptureError, read_frames, replay_config
-    from host.replay import replay as run_replay
+    from tick2trade.sim.replay import BookReplay, CaptureError, read_frames, replay_config
+    from tick2trade.sim.replay import replay as run_replay
 
     if orders_path or config_path:
         if not (orders_path and config_path):
@@ -218,9 +218,9 @@ def replay(capture: Path, events_path: Path | None, book_path: Path | None,
 
 def _replay_orders(capture: Path, orders_path: Path, config_path: Path, width: str,
                    summary_path: Path | None) -> None:
-    from host.config import ConfigError
-    from host.replay import CaptureError, read_frames, trade_replay
-    from sim.pcap import write_pcap
+    from tick2trade.host.config import ConfigError
+    from tick2trade.sim.replay import CaptureError, read_frames, trade_replay
+    from tick2trade.protocol.pcap import write_pcap
 
     err = Console(stderr=True)
     try:
@@ -304,8 +304,8 @@ def counters_table(counters: dict[str, dict[str, int]]) -> Table:
 def _register_subcommands() -> None:
     import importlib
 
-    for module in ("host.cli_venue", "host.cli_device", "host.cli_trade", "host.cli_platform",
-                   "host.cli_run", "host.cli_hardware"):
+    for module in ("tick2trade.host.cli_venue", "tick2trade.host.cli_device", "tick2trade.host.cli_trade", "tick2trade.host.cli_platform",
+                   "tick2trade.host.cli_run", "tick2trade.host.cli_hardware"):
         importlib.import_module(module).register(main)
 
 

@@ -46,7 +46,7 @@ def render_map(regmap, fmt: str) -> str:
 def regmap(fmt: str, out: Path | None, width: str, symbols: int, locates: int) -> None:
     """Print the register map generated from the gateware (docs/registers.md is
     `t2t regmap --format md` of the default build)."""
-    from gateware.top import register_map
+    from tick2trade.gateware.top import register_map
 
     text = render_map(register_map(**top_params(int(width), symbols, locates)), fmt)
     if out:
@@ -67,7 +67,7 @@ def sim(endpoint: str, width: str, symbols: int, locates: int) -> None:
     The first start of a configuration builds the model (about a minute; cached under
     build/verilator/). Clients may come and go; the device keeps its state.
     """
-    from sim.device import run
+    from tick2trade.sim.device import run
 
     stats = run(endpoint, int(width), symbols, locates,
                 echo=lambda line: click.echo(line, err=False))
@@ -108,8 +108,8 @@ def open_device(endpoint: str, board: str | None, map_path: Path | None, timeout
     """A connected Device; failures exit with EXIT_DEVICE and say why."""
     import json
 
-    from gateware.models.regmap import RegisterMap
-    from host.device import BoardDevice, DeviceError, SimDevice
+    from tick2trade.protocol.regmap import RegisterMap
+    from tick2trade.host.device import BoardDevice, DeviceError, SimDevice
 
     try:
         if board:
@@ -133,8 +133,8 @@ def device_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from host.config import ConfigError
-        from host.device import DeviceError, NotInBitstream
+        from tick2trade.host.config import ConfigError
+        from tick2trade.host.device import DeviceError, NotInBitstream
 
         try:
             return fn(*args, **kwargs)
@@ -175,7 +175,7 @@ OPTIONAL_BLOCKS = {"book": "order book", "risk": "risk checks", "strategy": "tri
 
 
 def kill_of(dev) -> str:
-    from host.cli_trade import risk_state
+    from tick2trade.host.cli_trade import risk_state
 
     st = risk_state(dev)
     return f"ON ({', '.join(st['kill_causes'])})" if st["killed"] else "off"
@@ -183,7 +183,7 @@ def kill_of(dev) -> str:
 
 def status_of(dev) -> dict:
     """What `t2t status` shows, as data."""
-    from gateware.top import ALARMS
+    from tick2trade.gateware.top import ALARMS
 
     m = dev.map
     feed_names = [e.name for e in m.entries if e.name.startswith("rx.feeds[")]
@@ -308,7 +308,7 @@ def config() -> None:
 
 
 def _config_values(dev, path: Path):
-    from host.config import load, watch_size
+    from tick2trade.host.config import load, watch_size
 
     cfg = load(path, symbols=watch_size(dev.map))
     return (*cfg.registers(dev.map), cfg.table_writes(dev.map))
@@ -322,7 +322,7 @@ def _config_values(dev, path: Path):
 @device_errors
 def config_push(endpoint, board, map_path, timeout, path: Path, allow_missing) -> None:
     """Validate PATH, then write it; nothing is written if any key is invalid."""
-    from host.config import load
+    from tick2trade.host.config import load
 
     load(path)  # a broken file fails here, before the device is even asked
     dev = open_device(endpoint, board, map_path, timeout)
@@ -349,7 +349,7 @@ def config_diff(endpoint, board, map_path, timeout, path: Path, as_json) -> None
     from rich.console import Console
     from rich.table import Table
 
-    from host.config import load
+    from tick2trade.host.config import load
 
     load(path)
     dev = open_device(endpoint, board, map_path, timeout)
@@ -385,8 +385,8 @@ def config_show(endpoint, board, map_path, timeout, path: Path | None, as_json) 
     from rich.table import Table
 
     if path is not None:
-        from gateware.top import register_map
-        from host.config import load
+        from tick2trade.gateware.top import register_map
+        from tick2trade.host.config import load
 
         if board or map_path:
             dev = open_device(endpoint, board, map_path, timeout)
@@ -474,7 +474,7 @@ def read_book_side(dev, sym: int, side: int) -> dict:
 
 def _symbol_index(dev, symbol: str) -> int:
     """A watch-list stock, or ``#N``, as the book's symbol index."""
-    from gateware.models.itch import stock_int
+    from tick2trade.protocol.itch import stock_int
 
     watch = sorted({int(e.name.split("[")[1].split("]")[0]) for e in dev.map.entries
                     if e.name.startswith("rx.watch[")})

@@ -10,8 +10,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from gateware.platforms import BOARDS
-from host.cli_device import EXIT_DEVICE
+from tick2trade.gateware.platforms import BOARDS
+from tick2trade.host.cli_device import EXIT_DEVICE
 
 EXIT_TOOL = 6        # openFPGALoader or the YoWASP toolchain is not installed
 EXIT_BITSTREAM = 7   # no bitstream where one was expected
@@ -49,7 +49,7 @@ def bitstream(board: str, seed: int, out: Path | None, top: str | None,
               as_json: bool) -> None:
     """Build BOARD's bitstream with the YoWASP toolchain and report resources and Fmax
     (about an hour for ecpix5)."""
-    from gateware.platforms.build import build
+    from tick2trade.gateware.platforms.build import build
 
     try:
         params = json.loads(top) if top else None
@@ -76,8 +76,8 @@ def bitstream(board: str, seed: int, out: Path | None, top: str | None,
               "without one on board, e.g. ft232RL, dirtyJtag).")
 def flash(board: str, path: Path | None, persistent: bool, cable: str | None) -> None:
     """Load a bitstream into BOARD through openFPGALoader."""
-    from host.hardware import HardwareError
-    from host.hardware import flash as load
+    from tick2trade.host.hardware import HardwareError
+    from tick2trade.host.hardware import flash as load
 
     try:
         done = load(board, path, persistent, cable)

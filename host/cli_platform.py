@@ -17,7 +17,7 @@ DB_HELP = "Database URL (default: $T2T_DATABASE_URL, else SQLite in var/t2t.db).
 
 
 def _engine(url: str | None):
-    from host.platform.db import default_url, make_engine, session_factory, upgrade
+    from tick2trade.host.services.db import default_url, make_engine, session_factory, upgrade
 
     engine = make_engine(url or default_url())
     upgrade(engine)
@@ -41,7 +41,7 @@ def audit() -> None:
 def verify(url: str | None, as_json: bool) -> None:
     """Check every record's hash and link; exit 1 and say where if anything was edited,
     deleted or reordered."""
-    from host.platform import audit as log
+    from tick2trade.host.services import audit as log
 
     engine, sessions = _engine(url)
     with sessions() as s:
@@ -77,7 +77,7 @@ def verify(url: str | None, as_json: bool) -> None:
 def export(url: str | None, start: datetime | None, end: datetime | None, out) -> None:
     """Write the records from --from to --to as CSV (hashes included, so the range can be
     checked on its own)."""
-    from host.platform import audit as log
+    from tick2trade.host.services import audit as log
 
     engine, sessions = _engine(url)
     with sessions() as s:
@@ -111,7 +111,7 @@ def users() -> None:
 @click.option("--db", "url", help=DB_HELP)
 def set_role(username: str, role: str, url: str | None) -> None:
     """Give USERNAME the ROLE (recorded in the audit trail as done by `cli`)."""
-    from host.platform.auth import Users
+    from tick2trade.host.services.auth import Users
 
     engine, sessions = _engine(url)
     try:
@@ -140,9 +140,9 @@ def api(url: str | None, host: str, port: int, smtp: str, mail_from: str,
     is attached, so device endpoints answer 503."""
     import uvicorn
 
-    from host.platform.api import create_app
-    from host.platform.notify import SmtpConfig, WebhookPolicy
-    from host.platform.platform import Platform
+    from tick2trade.host.services.api import create_app
+    from tick2trade.host.services.notify import SmtpConfig, WebhookPolicy
+    from tick2trade.host.services.platform import Platform
 
     smtp_host, _, smtp_port = smtp.rpartition(":")
     if not smtp_host or not smtp_port.isdigit():

@@ -34,7 +34,7 @@ STALE_AFTER = 150_000
 
 
 def loop_config(seed: int, rate: float, flatten_at: int):
-    from sim.loop import LoopConfig
+    from tick2trade.sim.loop import LoopConfig
 
     return LoopConfig(seed=seed, rate=rate, heartbeat_every=HEARTBEAT_EVERY,
                       stale_after=STALE_AFTER, flatten_at=flatten_at, resync_on_gap=True)
@@ -42,10 +42,10 @@ def loop_config(seed: int, rate: float, flatten_at: int):
 
 def open_loop(config_path: Path, seed: int, rate: float, flatten_at: int):
     """The virtual FPGA configured from ``config_path``, and the loop around it."""
-    from host.config import load
-    from sim.local_device import LocalDevice
-    from sim.loop import Loop, configure
-    from sim.topsim import TopSim
+    from tick2trade.host.config import load
+    from tick2trade.sim.local_device import LocalDevice
+    from tick2trade.sim.loop import Loop, configure
+    from tick2trade.sim.topsim import TopSim
 
     cfg = load(config_path, symbols=SYMBOLS)
     sim = TopSim(64, symbols=SYMBOLS, locates=LOCATES)
@@ -59,7 +59,7 @@ def serve_api(platform, port: int):
     ``should_exit`` to stop it) and its thread once it listens."""
     import uvicorn
 
-    from host.platform.api import create_app
+    from tick2trade.host.services.api import create_app
 
     server = uvicorn.Server(uvicorn.Config(create_app(platform), host="127.0.0.1",
                                            port=port, log_level="warning"))
@@ -104,8 +104,8 @@ def spread(values: list[int]) -> dict:
 
 def summary(loop) -> dict:
     """The run in numbers (what the live view shows and ``--json`` prints)."""
-    from gateware.models.trade import REASONS
-    from gateware.ouch_rx import GATE_AFTER_LAG
+    from tick2trade.gateware.models.trade.risk import REASONS
+    from tick2trade.gateware.trade.ouch_rx import GATE_AFTER_LAG
 
     eng, dev = loop.engine, loop.dev
     counters = dev.read_many([f"risk.counters.{r}" for r in REASONS])
@@ -164,7 +164,7 @@ def _money(v: int) -> str:
 
 
 def render(s: dict, title: str) -> Group:
-    from gateware.models import ouch
+    from tick2trade.protocol import ouch
 
     head = Table(title=title, show_header=False, show_edge=False)
     head.add_column(style="bold")
@@ -265,8 +265,8 @@ def register(main: click.Group) -> None:
         reach the host engine, which keeps orders, positions and P&L (also in the
         platform's database, as the user "fpga") and reports fills back to the gate.
         Ctrl-C stops cleanly and prints the summary."""
-        from host.config import ConfigError
-        from host.engine_db import EngineStore
+        from tick2trade.host.config import ConfigError
+        from tick2trade.host.engine_db import EngineStore
 
         if with_api and no_db:
             raise click.UsageError("--api needs the database (the API's users and orders "
@@ -280,9 +280,9 @@ def register(main: click.Group) -> None:
             raise click.ClickException(str(exc)) from None
         broker = platform = server = None
         if with_api:
-            from host.engine_broker import EngineBroker
-            from host.engine_device import EngineDevice
-            from host.platform.platform import Platform
+            from tick2trade.host.engine_broker import EngineBroker
+            from tick2trade.host.engine_device import EngineDevice
+            from tick2trade.host.services.platform import Platform
 
             broker = EngineBroker(loop.engine, loop.cfg.limits())
             platform = Platform.open(db_url, broker=broker,

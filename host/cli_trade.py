@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from host.cli_device import device_errors, device_options, open_device, print_json
+from tick2trade.host.cli_device import device_errors, device_options, open_device, print_json
 
 # risk.status.tripped bits (models.trade.KILL_CAUSES)
 CAUSES = ("host", "breaches", "watchdog")
@@ -13,7 +13,7 @@ CAUSES = ("host", "breaches", "watchdog")
 
 def risk_state(dev) -> dict:
     """Limits, status and reject counters of the risk gate, as data."""
-    from gateware.models.trade import REASONS
+    from tick2trade.gateware.models.trade.risk import REASONS
 
     dev.require("risk", "risk limits")
     names = [e.name for e in dev.map.entries
@@ -113,7 +113,7 @@ def kill(endpoint, board, map_path, timeout, state) -> None:
 
 def latency_state(dev, drain: int = 4096) -> dict:
     """The histogram registers, and the per-order records drained from the FIFO."""
-    from gateware.telemetry import BINS
+    from tick2trade.gateware.trade.telemetry import BINS
 
     dev.require("telemetry", "latency histogram")
     names = [f"telemetry.histogram[{i}]" for i in range(BINS)]

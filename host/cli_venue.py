@@ -13,7 +13,7 @@ from rich.table import Table
 
 
 def _config(path: Path | None, **overrides):
-    from sim.venue.config import ConfigError, load_config
+    from tick2trade.sim.venue.config import ConfigError, load_config
 
     try:
         cfg = load_config(path)
@@ -62,7 +62,7 @@ def venue(ctx, config_path, rate, seed, record, duration, as_json) -> None:
     and synthetic participants trading at --rate."""
     if ctx.invoked_subcommand is not None:
         return
-    from sim.venue.run import run_venue
+    from tick2trade.sim.venue.run import run_venue
 
     cfg = _config(config_path, rate=rate, seed=seed)
     console = Console(stderr=as_json)
@@ -109,7 +109,7 @@ def venue(ctx, config_path, rate, seed, record, duration, as_json) -> None:
 def gen(config_path, messages, out, seed) -> None:
     """Write a synthetic feed capture: the venue's ITCH on lines A and B, reproducible
     from the seed, ready for `t2t replay`."""
-    from sim.venue.run import generate_capture
+    from tick2trade.sim.venue.run import generate_capture
 
     cfg = _config(config_path)
     try:

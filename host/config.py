@@ -71,9 +71,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from gateware.models import trade
-from gateware.models.regmap import RegisterMap
-from host.engine import CLIENT_TAGS, HOST_TAG
+from tick2trade.gateware.models.trade import strategy as trade
+
+from tick2trade.gateware.models.trade.risk import Limits
+from tick2trade.protocol.regmap import RegisterMap
+from tick2trade.host.engine import CLIENT_TAGS, HOST_TAG
 
 SECTIONS = {
     "device": {"mac", "ip", "port", "clock_hz"},
@@ -119,9 +121,9 @@ class Config:
     risk: dict[str, int] = field(default_factory=dict)  # risk register -> value
     triggers: dict[int, trade.Trigger] = field(default_factory=dict)  # symbol index ->
 
-    def limits(self) -> trade.Limits:
+    def limits(self) -> Limits:
         """The risk section as the model's limits (unset keys: check off)."""
-        lim = trade.Limits()
+        lim = Limits()
         for name, value in self.risk.items():
             if name.startswith("limits."):
                 setattr(lim, name.removeprefix("limits."), value)

@@ -46,8 +46,10 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gateware.models import trade
-from host.platform.portfolio import PositionState, apply_fill
+from tick2trade.gateware.models.trade import strategy as trade
+
+from tick2trade.gateware.models.trade.risk import REASONS
+from tick2trade.host.services.portfolio import PositionState, apply_fill
 
 PENDING, ACCEPTED, PARTIAL, FILLED, CANCELED, REJECTED = (
     "pending", "accepted", "partially_filled", "filled", "canceled", "rejected")
@@ -104,7 +106,7 @@ class EngineOrder:
 @dataclass
 class Injection:
     """An intent the host wrote to ``strategy.inject``; ``reason`` is the gate's verdict
-    (``models.trade.REASONS``) once its decision record is matched."""
+    (``models.REASONS``) once its decision record is matched."""
 
     sym: int
     side: int  # 0 buy, 1 sell
@@ -435,7 +437,7 @@ class HostEngine:
                 self.awaiting.popleft()
                 self.counters["decision_missing"] += 1
             injection = self.awaiting.popleft()
-            injection.reason = trade.REASONS[rec["reason"]]
+            injection.reason = REASONS[rec["reason"]]
             if injection.reason == "pass":
                 continue
             self.counters[f"host_refused_{injection.reason}"] += 1

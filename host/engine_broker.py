@@ -46,12 +46,13 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import TypeVar
 
-from gateware.models import ouch
-from host.config import TIFS
-from host.engine import CANCELED, CLIENT_TAGS, TERMINAL, EngineOrder, HostEngine, Injection
-from host.platform.broker import BrokerEvents, OrderTicket
-from host.platform.device import DeviceTimeout
-from host.platform.money import px
+from tick2trade.protocol import ouch
+from tick2trade.host.config import TIFS
+from tick2trade.host.engine import (CANCELED, CLIENT_TAGS, TERMINAL, EngineOrder, HostEngine,
+                                    Injection)
+from tick2trade.host.services.broker import BrokerEvents, OrderTicket
+from tick2trade.host.services.device import DeviceTimeout
+from tick2trade.host.services.money import px
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -23,9 +23,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from host.platform import audit, db
+from tick2trade.host.services import audit, db
 
-from .engine import HostEngine
+from tick2trade.host.engine import HostEngine
 
 ACCOUNT = "fpga"
 TIF_NAMES = {"0": "day", "3": "ioc", "1": "gtc", "4": "fok"}  # OUCH codes (host.config)

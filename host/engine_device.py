@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from host.platform.device import DeviceRefused
+from tick2trade.host.services.device import DeviceRefused
 
-from .engine import TERMINAL
-from .engine_broker import EngineBroker
+from tick2trade.host.engine import TERMINAL
+from tick2trade.host.engine_broker import EngineBroker
 
 KIND = "virtual FPGA (t2t run)"
 

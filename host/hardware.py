@@ -12,8 +12,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateware.platforms import board
-from gateware.platforms.build import build_dir
+from tick2trade.gateware.platforms import board
+from tick2trade.gateware.platforms.build import build_dir
 
 # openFPGALoader's board names (``openFPGALoader --list-boards``)
 LOADER_BOARDS = {"ecpix5": "ecpix5", "colorlight": "colorlight", "butterstick": "butterstick"}

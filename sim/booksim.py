@@ -13,18 +13,18 @@ import functools
 
 import numpy as np
 
-from gateware.models import itch
-from gateware.models.book import ACTIONS, BOOK_COUNTERS, Update
+from tick2trade.protocol import itch
+from tick2trade.gateware.models.book import ACTIONS, BOOK_COUNTERS, Update
 
-from . import verilator
-from .rxsim import member_layout
+from tick2trade.sim import verilator
+from tick2trade.sim.rxsim import member_layout
 
 TOP = "book"
 
 
 @functools.cache
 def _book(symbols: int, capacity: int, ways: int, n: int, depth: int):
-    from gateware.book import Book
+    from tick2trade.gateware.book import Book
 
     return Book(symbols, capacity, ways, n, depth)
 

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .toolchain import BUILD_ROOT, verilator_env
+from tick2trade.sim.toolchain import BUILD_ROOT, verilator_env
 
 TOP = "rx_path"
 
@@ -25,8 +25,8 @@ class CocotbBuild:
 
 
 def build_rx_path(width: int = 64, symbols: int = 8, locates: int = 64) -> CocotbBuild:
-    from gateware.export import to_verilog
-    from gateware.rx_path import RxPath
+    from tick2trade.gateware.export import to_verilog
+    from tick2trade.gateware.rx.rx_path import RxPath
 
     os.environ.update(verilator_env())
     from cocotb_tools.runner import get_runner

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateware.models import frames
+from tick2trade.protocol import frames
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,10 @@ import time
 
 import zmq
 
-from gateware.models import control as proto
+from tick2trade.protocol import control as proto
 
-from .control_frames import HOST, udp_payload
-from .topsim import TopSim
+from tick2trade.sim.control_frames import HOST, udp_payload
+from tick2trade.sim.topsim import TopSim
 
 EVENT_HWM = 100_000
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections import deque
 
-from host.device.base import Device
+from tick2trade.host.device.base import Device
 
-from .topsim import TopSim
+from tick2trade.sim.topsim import TopSim
 
 
 class LocalDevice(Device):

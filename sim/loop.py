@@ -45,16 +45,17 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from gateware.models import control, frames, moldudp64, ouch, soupbintcp
-from gateware.models.rx import RxConfig
-from host.config import Config
-from host.engine import HostEngine
-from sim.traffic import feed_frame
-from sim.venue.config import DEFAULT_MIDS, default_instruments
-from sim.venue.flow import Flow
-from sim.venue.gateway import Gateway
-from sim.venue.lines import RetransmitServer
-from sim.venue.venue import Venue
+from tick2trade.protocol import control
+from tick2trade.protocol import frames, moldudp64, ouch, soupbintcp
+from tick2trade.gateware.models.rx.eth_rx import RxConfig
+from tick2trade.host.config import Config
+from tick2trade.host.engine import HostEngine
+from tick2trade.gateware.models.rx.eth_rx import feed_frame
+from tick2trade.sim.venue.config import DEFAULT_MIDS, default_instruments
+from tick2trade.sim.venue.flow import Flow
+from tick2trade.sim.venue.gateway import Gateway
+from tick2trade.sim.venue.lines import RetransmitServer
+from tick2trade.sim.venue.venue import Venue
 
 TELEMETRY = "telemetry.records"
 CLEAR_CYCLES = 4096 + 64  # book.clear sweeps a bucket per cycle, then one update

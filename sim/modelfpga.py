@@ -21,12 +21,19 @@ off. ``cycles`` only counts beats and idle cycles, for the loop's bookkeeping.
 
 from __future__ import annotations
 
-from gateware.models import control, frames, order_tx, trade
-from gateware.models.book import BookModel
-from gateware.models.ouch_rx import OuchRxModel
-from gateware.models.regmap import RegisterMap
-from gateware.models.rx import RxConfig, RxPathModel
-from host.config import Config
+from tick2trade.protocol import control
+
+from tick2trade.gateware.models.trade import strategy as trade
+
+from tick2trade.gateware.models.trade.risk import REASONS, Risk
+from tick2trade.protocol import frames
+from tick2trade.gateware.models.trade import ouch_tx as order_tx
+from tick2trade.gateware.models.book import BookModel
+from tick2trade.gateware.models.trade.ouch_rx import OuchRxModel
+from tick2trade.protocol.regmap import RegisterMap
+from tick2trade.gateware.models.rx.eth_rx import RxConfig
+from tick2trade.gateware.models.rx.rx_path import RxPathModel
+from tick2trade.host.config import Config
 
 BOOK_TOP, BOOK_DEPTH, BOOK_CAPACITY, BOOK_WAYS = 8, 16, 16384, 4  # gateware.top's book
 DECISION_DEPTH = 64  # gateware.risk.Risk's decision FIFO
@@ -61,7 +68,7 @@ class ModelFpga:
         self.strategy = trade.Strategy(symbols)
         for sym, entry in cfg.triggers.items():
             self.strategy.write(sym, entry)
-        self.risk = trade.Risk(symbols, cfg.limits())
+        self.risk = Risk(symbols, cfg.limits())
         self.watch = cfg.watch
         self.tx = order_tx.OuchTxModel(order_tx.TxConfig(
             v["venue_mac"].to_bytes(6, "big"), v["venue_ip"], v["venue_port"], src_mac,
@@ -118,7 +125,7 @@ class ModelFpga:
         if len(self.decisions) < DECISION_DEPTH:
             self.decisions.append({
                 "sym": it.sym, "side": it.side, "source": trade.SOURCES.index(it.source),
-                "cancel": int(it.cancel), "reason": trade.REASONS.index(why),
+                "cancel": int(it.cancel), "reason": REASONS.index(why),
                 "price": it.price, "quantity": it.quantity, "t_decide": 0})
         else:
             self.risk.counters["decisions_lost"] += 1

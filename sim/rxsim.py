@@ -16,10 +16,11 @@ import time
 
 from amaranth.lib import data
 
-from gateware.models import itch
-from gateware.models.rx import CtlDatagram, Gap, RxConfig
+from tick2trade.protocol import itch
+from tick2trade.gateware.models.rx.eth_rx import CtlDatagram, RxConfig
+from tick2trade.gateware.models.rx.moldudp import Gap
 
-from . import verilator
+from tick2trade.sim import verilator
 
 TOP = "rx_path"
 COUNTER_BITS = 32
@@ -28,7 +29,7 @@ COUNTER_BITS = 32
 @functools.cache
 def _rx_path(data_width: int, symbols: int, locates: int, event_depth: int, gap_depth: int):
     """One RxPath per configuration: the build and the layouts come from the same one."""
-    from gateware.rx_path import RxPath
+    from tick2trade.gateware.rx.rx_path import RxPath
 
     return RxPath(data_width, symbols=symbols, locates=locates, event_depth=event_depth,
                   gap_depth=gap_depth)

@@ -13,12 +13,12 @@ from __future__ import annotations
 import functools
 import time
 
-from gateware.models.beats import beats_to_frames
-from gateware.models.rx import RxConfig
+from tick2trade.gateware.models.stream import beats_to_frames
+from tick2trade.gateware.models.rx.eth_rx import RxConfig
 
-from . import verilator
-from .control_frames import HOST, Endpoint, to_device, udp_payload
-from .rxsim import member_layout
+from tick2trade.sim import verilator
+from tick2trade.sim.control_frames import HOST, Endpoint, to_device, udp_payload
+from tick2trade.sim.rxsim import member_layout
 
 TOP = "top"
 # Cycles without an output beat after which a control request has certainly been
@@ -30,7 +30,7 @@ REPLY_POLL = 64
 
 @functools.cache
 def _top(data_width: int, symbols: int, locates: int):
-    from gateware.top import Top
+    from tick2trade.gateware.top import Top
 
     return Top(data_width, symbols=symbols, locates=locates, config=RxConfig.default())
 

@@ -37,7 +37,7 @@ from typing import Self
 import numpy as np
 from amaranth.lib import data, wiring
 
-from .toolchain import BUILD_ROOT, verilator_env
+from tick2trade.sim.toolchain import BUILD_ROOT, verilator_env
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def build_verilog(verilog: str, name: str, top: str) -> Build:
 
 def build(component: wiring.Component, name: str, top: str | None = None) -> Build:
     """Build the shared library of ``component`` (Verilog top named ``top`` or ``name``)."""
-    from gateware.export import to_verilog
+    from tick2trade.gateware.export import to_verilog
 
     top = top or name
     return build_verilog(to_verilog(component, top), name, top)

@@ -19,7 +19,7 @@ RX_PARAMS = {"data_width": 64, "symbols": 8, "locates": 64}
 def rx_build():
     """Build (or find) the Verilator model of RxPath once per session; returns the
     parameters to open it with (``RxSim(**rx_build, config=...)``)."""
-    from sim.rxsim import build_rx_path
+    from tick2trade.sim.rxsim import build_rx_path
 
     build_rx_path(**RX_PARAMS)
     return dict(RX_PARAMS)
@@ -34,7 +34,7 @@ BOOK_SMALL = {"symbols": 8, "capacity": 256, "ways": 4, "n": 3, "depth": 5}
 @pytest.fixture(scope="session")
 def book_builds():
     """Both book builds, once per session: {"default": params, "small": params}."""
-    from sim.booksim import build_book
+    from tick2trade.sim.booksim import build_book
 
     build_book(**BOOK_DEFAULT)
     build_book(**BOOK_SMALL)

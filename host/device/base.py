@@ -29,8 +29,8 @@ import itertools
 import time
 from collections import deque
 
-from gateware.models import control as proto
-from gateware.models.regmap import WORD, RegisterMap
+from tick2trade.protocol import control as proto
+from tick2trade.protocol.regmap import WORD, RegisterMap
 
 
 class DeviceError(RuntimeError):

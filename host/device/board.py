@@ -6,9 +6,9 @@ import ipaddress
 import select
 import socket
 
-from gateware.models.regmap import RegisterMap
+from tick2trade.protocol.regmap import RegisterMap
 
-from .base import Device
+from tick2trade.host.device.base import Device
 
 
 class BoardDevice(Device):
@@ -36,7 +36,7 @@ class BoardDevice(Device):
         self._sock.sendto(payload, self.address)
 
     def _recv(self, timeout: float) -> tuple[str, bytes] | None:
-        from gateware.models import control as proto
+        from tick2trade.protocol import control as proto
 
         while True:
             ready, _w, _x = select.select([self._sock], [], [], max(0.0, timeout))

@@ -8,9 +8,9 @@ import time
 
 import zmq
 
-from gateware.models.regmap import RegisterMap
+from tick2trade.protocol.regmap import RegisterMap
 
-from .base import Device, DeviceError, DeviceTimeout
+from tick2trade.host.device.base import Device, DeviceError, DeviceTimeout
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
 

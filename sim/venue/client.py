@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gateware.models import ouch, soupbintcp
+from tick2trade.protocol import ouch, soupbintcp
 
 
 class SoupClient:

@@ -3,8 +3,8 @@
 Design decisions
 ----------------
 - Every setting has a default, so ``t2t venue`` runs with no file at all: the eight
-  instruments of ``sim.traffic.SYMBOLS`` (locates 1-8, so ``t2t replay --watch`` knows
-  them), lines A and B on NASDAQ's groups (``gateware.models.rx.DEFAULT_LINE_A/B``),
+  instruments of ``SYMBOLS`` (locates 1-8, so ``t2t replay --watch`` knows
+  them), lines A and B on NASDAQ's groups (``protocol.moldudp64.DEFAULT_LINE_A/B``),
   order entry and retransmission on loopback.
 - A file is read with the standard library's ``tomllib``; every key is checked for its
   type and range, and an unknown key is an error too (a misspelt key silently ignored is
@@ -18,12 +18,11 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateware.models import moldudp64
-from gateware.models.rx import DEFAULT_LINE_A, DEFAULT_LINE_B
-from sim.traffic import SYMBOLS
+from tick2trade.protocol import moldudp64
+from tick2trade.protocol.moldudp64 import DEFAULT_LINE_A, DEFAULT_LINE_B
 
-from .engine import MAX_ITCH_PRICE, SMP_MODES, Instrument
-from .feed import DEFAULT_MAX_PAYLOAD, DEFAULT_SESSION
+from tick2trade.sim.venue.engine import MAX_ITCH_PRICE, SMP_MODES, Instrument
+from tick2trade.sim.venue.feed import DEFAULT_MAX_PAYLOAD, DEFAULT_SESSION
 
 Address = tuple[str, int]
 
@@ -31,6 +30,9 @@ Address = tuple[str, int]
 DEFAULT_MIDS = {"AAPL": 1_900_000, "MSFT": 4_200_000, "BTC-USD": 600_000_000,
                 "ETH-USD": 30_000_000, "NVDA": 1_200_000, "QQQ": 4_800_000,
                 "SPY": 5_600_000, "TSLA": 2_500_000}
+
+# The default instruments, listed at locates 1-8 in this order.
+SYMBOLS = ("AAPL", "MSFT", "BTC-USD", "ETH-USD", "NVDA", "QQQ", "SPY", "TSLA")
 
 
 def default_instruments() -> list[Instrument]:

@@ -29,7 +29,7 @@ import heapq
 from collections import deque
 from dataclasses import dataclass
 
-from gateware.models import ouch
+from tick2trade.protocol import ouch
 
 BUY, SELL = "B", "S"
 DAY, IOC, GTC, FOK = ouch.TIF_DAY, ouch.TIF_IOC, ouch.TIF_GTC, ouch.TIF_FOK

@@ -31,9 +31,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from gateware.models import itch, moldudp64
+from tick2trade.protocol import itch, moldudp64
 
-from .engine import ADD, CANCEL, EXEC, REPLACE, Instrument
+from tick2trade.sim.venue.engine import ADD, CANCEL, EXEC, REPLACE, Instrument
 
 DEFAULT_SESSION = "T2T0000001"
 DEFAULT_MAX_PAYLOAD = 1400  # fits a 1500-byte MTU with IPv4/UDP and VLAN headers

@@ -23,8 +23,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from .engine import BUY, DAY, GTC, IOC, SELL, Instrument
-from .venue import Venue
+from tick2trade.sim.venue.engine import BUY, DAY, GTC, IOC, SELL, Instrument
+from tick2trade.sim.venue.venue import Venue
 
 
 @dataclass

@@ -35,10 +35,10 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable
 
-from gateware.models import ouch, soupbintcp
+from tick2trade.protocol import ouch, soupbintcp
 
-from .engine import CANCEL, EXEC, R_UNKNOWN, REPLACE
-from .venue import Venue
+from tick2trade.sim.venue.engine import CANCEL, EXEC, R_UNKNOWN, REPLACE
+from tick2trade.sim.venue.venue import Venue
 
 TIFS = {ouch.TIF_DAY: ouch.TIF_DAY, ouch.TIF_IOC: ouch.TIF_IOC, ouch.TIF_GTC: ouch.TIF_GTC,
         ouch.TIF_FOK: ouch.TIF_FOK}

@@ -24,9 +24,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from gateware.models import frames, moldudp64
+from tick2trade.protocol import frames, moldudp64
 
-from .feed import Publisher
+from tick2trade.sim.venue.feed import Publisher
 
 Address = tuple[str, int]
 

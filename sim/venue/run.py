@@ -19,14 +19,14 @@ import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sim.pcap import PcapWriter
+from tick2trade.protocol.pcap import PcapWriter
 
-from .config import VenueConfig
-from .feed import Publisher
-from .flow import Flow
-from .gateway import Gateway
-from .lines import LineSender, Recorder, RetransmitServer
-from .venue import Venue
+from tick2trade.sim.venue.config import VenueConfig
+from tick2trade.sim.venue.feed import Publisher
+from tick2trade.sim.venue.flow import Flow
+from tick2trade.sim.venue.gateway import Gateway
+from tick2trade.sim.venue.lines import LineSender, Recorder, RetransmitServer
+from tick2trade.sim.venue.venue import Venue
 
 OPEN = 9.5 * 3600  # 09:30, seconds after midnight
 EPOCH_DAY = 1767312000  # 2026-01-02 00:00 UTC, the day generated captures are from

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .engine import Engine, Instrument
-from .feed import Publisher, ns_since_midnight
+from tick2trade.sim.venue.engine import Engine, Instrument
+from tick2trade.sim.venue.feed import Publisher, ns_since_midnight
 
 
 class Venue:

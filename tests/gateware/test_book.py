@@ -8,12 +8,12 @@ import random
 
 import pytest
 
-from gateware.book import Book
-from gateware.models.book import ACTIONS, BOOK_COUNTERS, BookModel, Update
-from gateware.stream import event_layout
-from sim.bookflow import add, colliding_refs, ev, random_flow
+from tick2trade.gateware.book import Book
+from tick2trade.gateware.models.book import ACTIONS, BOOK_COUNTERS, BookModel, Update
+from tick2trade.gateware.stream import event_layout
+from tick2trade.testing.bookflow import add, colliding_refs, ev, random_flow
 
-from .simtools import SEED, collect, rng_for, run
+from tick2trade.testing.simtools import SEED, collect, rng_for, run
 
 CLEAR = object()  # in a flow: the host clears (sym, or all with None)
 

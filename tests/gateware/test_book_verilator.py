@@ -8,11 +8,11 @@ import os
 
 import pytest
 
-from gateware.models.book import BookModel
-from sim.bookflow import colliding_refs, random_flow
-from sim.booksim import BookSim
+from tick2trade.gateware.models.book import BookModel
+from tick2trade.testing.bookflow import colliding_refs, random_flow
+from tick2trade.sim.booksim import BookSim
 
-from .simtools import SEED, rng_for
+from tick2trade.testing.simtools import SEED, rng_for
 
 pytestmark = pytest.mark.verilator
 

@@ -19,8 +19,8 @@ SIM_ARGS = ["--width", str(RX_PARAMS["data_width"]), "--symbols", str(RX_PARAMS[
 
 
 def start_sim(endpoint: str, timeout: float = 600.0) -> subprocess.Popen:
-    """`python -m host sim` from this checkout; returns once it says it is ready."""
-    proc = subprocess.Popen([sys.executable, "-m", "host", "sim", "--endpoint", endpoint,
+    """`python -m tick2trade.host sim` from this checkout; returns once it says it is ready."""
+    proc = subprocess.Popen([sys.executable, "-m", "tick2trade.host", "sim", "--endpoint", endpoint,
                              *SIM_ARGS], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -49,7 +49,7 @@ def stop_sim(proc: subprocess.Popen) -> str:
 
 @pytest.fixture(scope="session")
 def sim_endpoint(tmp_path_factory):
-    from sim.topsim import build_top
+    from tick2trade.sim.topsim import build_top
 
     build_top(**RX_PARAMS)  # build (or find) it here, where a failure shows its log
     endpoint = f"ipc://{tmp_path_factory.mktemp('sim')}/device"

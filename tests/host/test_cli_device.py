@@ -6,10 +6,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from gateware.models.trade import TAKE, Trigger
-from host.cli import main
-from host.cli_device import EXIT_CONFIG, EXIT_DEVICE, EXIT_DIFFERENT
-from host.config import ConfigError, parse
+from tick2trade.gateware.models.trade.strategy import TAKE, Trigger
+from tick2trade.host.cli import main
+from tick2trade.host.cli_device import EXIT_CONFIG, EXIT_DEVICE, EXIT_DIFFERENT
+from tick2trade.host.config import ConfigError, parse
 
 pytestmark = pytest.mark.verilator
 
@@ -109,7 +109,7 @@ def test_config_push_diff_show(sim_endpoint, tmp_path):
     assert "trigger table entries" in trade.output  # one per symbol of the build
     same = t2t(sim_endpoint, "config", "diff", str(path), "--json")
     assert json.loads(same.output)["differences"] == [], same.output
-    from host.device import SimDevice
+    from tick2trade.host.device import SimDevice
 
     with SimDevice(sim_endpoint) as dev:  # AAPL (symbol 0) armed, no other entry
         assert dev.read("strategy.armed") == 1
@@ -120,8 +120,8 @@ def test_config_push_diff_show(sim_endpoint, tmp_path):
 
 
 def test_status_and_counters_report_what_the_device_counted(sim_endpoint):
-    from host.device import SimDevice
-    from sim.control_frames import to_device
+    from tick2trade.host.device import SimDevice
+    from tick2trade.sim.control_frames import to_device
 
     with SimDevice(sim_endpoint) as dev:
         before = dev.counters()
@@ -193,8 +193,8 @@ def test_unreachable_device_is_a_clear_error(tmp_path):
 def test_the_example_configuration_is_valid():
     from pathlib import Path
 
-    from gateware.top import register_map
-    from host.config import load, watch_size
+    from tick2trade.gateware.top import register_map
+    from tick2trade.host.config import load, watch_size
 
     regmap = register_map()
     cfg = load(Path(__file__).resolve().parents[2] / "docs" / "config.example.toml",
@@ -211,7 +211,7 @@ def test_the_example_configuration_is_valid():
 
 
 def test_latency_shows_ns_only_at_a_clock_the_user_gives(monkeypatch):
-    from host import cli_trade
+    from tick2trade.host import cli_trade
 
     state = {"orders": 3, "min": 19, "max": 40, "percentiles": {"p50": 20, "p99": 40},
              "records": [], "histogram": [0] * 32}

@@ -9,11 +9,11 @@ import stat
 import pytest
 from click.testing import CliRunner
 
-from gateware.platforms import BOARDS
-from host.cli import main
-from host.cli_device import EXIT_DEVICE
-from host.cli_hardware import EXIT_BITSTREAM, EXIT_TOOL
-from host.hardware import LOADER_BOARDS
+from tick2trade.gateware.platforms import BOARDS
+from tick2trade.host.cli import main
+from tick2trade.host.cli_device import EXIT_DEVICE
+from tick2trade.host.cli_hardware import EXIT_BITSTREAM, EXIT_TOOL
+from tick2trade.host.hardware import LOADER_BOARDS
 
 
 def fake_loader(tmp_path, output: str, code: int):

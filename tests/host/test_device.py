@@ -8,19 +8,16 @@ import threading
 import pytest
 import zmq
 
-from gateware.models import control as proto
-from gateware.models import moldudp64
-from gateware.models.rx import LINE_A, LINE_B, RxConfig, RxPathModel
-from host.device import (
-    BoardDevice,
-    DeviceTimeout,
-    MapMismatch,
-    NotInBitstream,
-    RegisterError,
-    SimDevice,
-)
-from sim.traffic import feed_frame
-from tests.gateware.simtools import SEED, rng_for
+from tick2trade.protocol import control as proto
+
+from tick2trade.gateware.models.control.control import device_model
+from tick2trade.protocol import moldudp64
+from tick2trade.gateware.models.rx.eth_rx import LINE_A, LINE_B, RxConfig
+from tick2trade.gateware.models.rx.rx_path import RxPathModel
+from tick2trade.host.device import (BoardDevice, DeviceTimeout, MapMismatch, NotInBitstream,
+                                    RegisterError, SimDevice)
+from tick2trade.gateware.models.rx.eth_rx import feed_frame
+from tick2trade.testing.simtools import SEED, rng_for
 
 pytestmark = pytest.mark.verilator
 
@@ -77,7 +74,7 @@ def test_a_new_client_finds_the_state_the_last_one_left(sim_endpoint):
 
 
 def test_wrong_map_is_refused(sim_endpoint):
-    from gateware.top import register_map
+    from tick2trade.gateware.top import register_map
 
     other = register_map(data_width=64, symbols=16, locates=64)
     with SimDevice(sim_endpoint, regmap=other) as dev, \
@@ -159,7 +156,7 @@ class Responder:
     first ``drop`` datagrams (lost packets) and stops answering when ``mute``."""
 
     def __init__(self, regmap, drop: int = 0):
-        self.model = proto.device_model(regmap)
+        self.model = device_model(regmap)
         self.drop = drop
         self.mute = False
         self.received = 0
@@ -193,7 +190,7 @@ class Responder:
 
 @pytest.fixture
 def board_map():
-    from gateware.top import register_map
+    from tick2trade.gateware.top import register_map
 
     return register_map(data_width=64, symbols=8, locates=64)
 

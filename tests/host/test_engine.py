@@ -9,22 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from gateware.models import trade
-from host.config import load, parse
-from host.engine import (
-    ACCEPTED,
-    CANCELED,
-    CLIENT_TAGS,
-    FILLED,
-    PARTIAL,
-    PENDING,
-    REJECTED,
-    HostEngine,
-)
-from host.platform.portfolio import PositionState, apply_fill
-from sim.loop import Loop, LoopConfig
-from sim.modelfpga import ModelFpga
-from sim.topsim import top_map
+from tick2trade.gateware.models.trade import strategy as trade
+
+from tick2trade.gateware.models.trade.risk import REASONS
+from tick2trade.host.config import load, parse
+from tick2trade.host.engine import (ACCEPTED, CANCELED, CLIENT_TAGS, FILLED, PARTIAL, PENDING,
+                                    REJECTED, HostEngine)
+from tick2trade.host.services.portfolio import PositionState, apply_fill
+from tick2trade.sim.loop import Loop, LoopConfig
+from tick2trade.sim.modelfpga import ModelFpga
+from tick2trade.sim.topsim import top_map
 
 DEMO = Path(__file__).resolve().parents[2] / "docs" / "demo.toml"
 SYMBOLS = 8
@@ -189,8 +183,8 @@ def test_model_refuses_registers_it_does_not_model(regmap):
 def test_store_writes_orders_executions_positions(model, tmp_path):
     from sqlalchemy import func, select
 
-    from host.engine_db import EngineStore
-    from host.platform import audit, db
+    from tick2trade.host.engine_db import EngineStore
+    from tick2trade.host.services import audit, db
 
     cfg, fpga = model
     lc = LoopConfig(seed=11, one_message_per_packet=True, idle=40, telemetry=False,
@@ -241,7 +235,7 @@ def test_decision_records_are_matched_to_injections_in_order(model):
 
     def record(source, reason, side, qty, price):
         return {"sym": 0, "side": side, "source": trade.SOURCES.index(source),
-                "cancel": 0, "reason": trade.REASONS.index(reason), "price": price,
+                "cancel": 0, "reason": REASONS.index(reason), "price": price,
                 "quantity": qty, "t_decide": 0}
     eng.on_decisions([
         record("fast", "position", 0, 600, 1_900_000),  # the strategy's, same fields

@@ -14,20 +14,20 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from host.cli_run import loop_config
-from host.config import ConfigError, load, parse
-from host.engine import CLIENT_TAGS, HOST_TAG
-from host.engine_broker import EngineBroker
-from host.engine_db import EngineStore
-from host.engine_device import EngineDevice
-from host.platform import db
-from host.platform.api import create_app
-from host.platform.money import px
-from host.platform.platform import Platform
-from sim.loop import Loop
-from sim.modelfpga import ModelFpga
-from sim.topsim import top_map
-from tests.platform.conftest import SECRET, fresh_limits, register_login
+from tick2trade.host.cli_run import loop_config
+from tick2trade.host.config import ConfigError, load, parse
+from tick2trade.host.engine import CLIENT_TAGS, HOST_TAG
+from tick2trade.host.engine_broker import EngineBroker
+from tick2trade.host.engine_db import EngineStore
+from tick2trade.host.engine_device import EngineDevice
+from tick2trade.host.services import db
+from tick2trade.host.services.api import create_app
+from tick2trade.host.services.money import px
+from tick2trade.host.services.platform import Platform
+from tick2trade.sim.loop import Loop
+from tick2trade.sim.modelfpga import ModelFpga
+from tick2trade.sim.topsim import top_map
+from tests.host.services.conftest import SECRET, fresh_limits, register_login
 
 DEMO = Path(__file__).resolve().parents[2] / "docs" / "demo.toml"
 SYMBOLS = 8

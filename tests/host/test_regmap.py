@@ -6,9 +6,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from gateware.models.regmap import RegisterMap
-from gateware.top import Top
-from host.cli import main
+from tick2trade.protocol.regmap import RegisterMap
+from tick2trade.gateware.top import Top
+from tick2trade.host.cli import main
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "registers.md"
 

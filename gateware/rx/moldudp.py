@@ -1,0 +1,236 @@
+"""``moldudp``: MoldUDP64 session/sequence tracking, A/B arbitration, block splitting.
+
+Golden model: :class:`gateware.models.rx.MoldUdpModel` (its docstring states the rules).
+"""
+
+from amaranth import Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from tick2trade.gateware.bytefield import BeatCursor, counter_bank
+from tick2trade.protocol import itch, moldudp64
+from tick2trade.gateware.models.rx.moldudp import MOLD_COUNTERS
+from tick2trade.gateware.stream import GAP_LAYOUT, beat_layout, lanes, msg_beat_layout
+
+PKT_BITS = 17  # byte offsets inside a UDP payload (< 64 KiB), one spare bit
+
+
+class MoldUdp(wiring.Component):
+    """Arbitrate lines A and B into one in-order message stream.
+
+    The header decision (adopt session, gap, duplicate, how many leading messages an
+    overlapping packet repeats) is taken in the beat that completes the 20-byte header,
+    so the first message block can start in that same beat. Message blocks are found
+    from their length prefixes: a block of at least 12 bytes (the shortest ITCH message)
+    puts at most one prefix in any beat up to 64 bits, which keeps the block walk one
+    adder deep; a shorter block ends the packet (``runt_block``).
+
+    Parameters
+    ----------
+    data_width : int
+        Bits per beat.
+
+    Members
+    -------
+    feed : In(stream.Signature(beat_layout + line, always_ready=True))
+        UDP payloads of lines A (``line`` 0) and B (1), lane-preserving.
+    msgs : Out(stream.Signature(msg_beat_layout, always_ready=True))
+        Message bytes of new sequence numbers, lane-preserving, framed per lane.
+    gaps : Out(stream.Signature(GAP_LAYOUT, always_ready=True))
+        One beat per detected gap.
+    reset_session : In(1)
+        Forget the session: the next packet's session is adopted, sequence restarts at 1.
+    counters : Out(StructLayout)
+        ``models.rx.MOLD_COUNTERS``, 32-bit wrapping.
+
+    Latency: 1 cycle from a payload beat in to its message bytes out.
+    """
+
+    def __init__(self, data_width: int = 64):
+        self.data_width = data_width
+        super().__init__({
+            "feed": In(stream.Signature(beat_layout(data_width, line=1), always_ready=True)),
+            "msgs": Out(stream.Signature(msg_beat_layout(data_width), always_ready=True)),
+            "gaps": Out(stream.Signature(GAP_LAYOUT, always_ready=True)),
+            "reset_session": In(1),
+            "counters": Out(data.StructLayout({n: 32 for n in MOLD_COUNTERS})),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        n = lanes(self.data_width)
+        beat = self.feed.payload
+        valid = self.feed.valid
+        first = valid & beat.first
+
+        # lane of the payload's first byte, fixed for the packet
+        lane0_q = Signal(range(n))
+        lane0_first = Signal(range(n))
+        for i in reversed(range(n)):
+            with m.If(beat.be[i]):
+                m.d.comb += lane0_first.eq(i)
+        lane0 = Signal(range(n))
+        m.d.comb += lane0.eq(Mux(beat.first, lane0_first, lane0_q))
+        with m.If(first):
+            m.d.sync += lane0_q.eq(lane0_first)
+        cur = BeatCursor(m, valid, beat.first, beat.be, n, width=PKT_BITS, lane0=lane0)
+
+        count = counter_bank(m, [c for c in MOLD_COUNTERS if c != "gap_messages"],
+                             self.counters)
+        gap_messages = Signal(32)
+        m.d.comb += self.counters.gap_messages.eq(gap_messages)
+        m.d.comb += count["packets"].eq(first)
+
+        session = cur.capture(beat.data, 0, moldudp64.SESSION_LEN, "session")
+        seq = cur.capture(beat.data, 10, 8, "seq")
+        msg_count = cur.capture(beat.data, 18, 2, "msg_count")
+
+        # --- arbitration state, shared by both lines
+        expected = Signal(64, init=1)
+        cur_session = Signal(80)
+        have_session = Signal()
+        ended = Signal()
+        with m.If(self.reset_session):
+            m.d.sync += [have_session.eq(0), ended.eq(0)]
+
+        # --- per-packet state
+        header_seen_q = Signal()
+        header_seen = Mux(beat.first, 0, header_seen_q)
+        active_q = Signal()  # still walking this packet's blocks
+        active = Signal()
+        skip = Signal(16)  # leading blocks already delivered by an earlier packet
+        skip_q = Signal(16)
+        blocks_q = Signal(16)  # length prefixes consumed
+        whole_q = Signal(16)  # blocks complete
+        next_blk_q = Signal(PKT_BITS)
+        next_blk = Mux(beat.first, moldudp64.HEADER, next_blk_q)
+        m.d.comb += [active.eq(active_q & ~beat.first), skip.eq(skip_q)]
+        blocks = Mux(beat.first, 0, blocks_q)
+        whole = Mux(beat.first, 0, whole_q)
+
+        header_now = valid & ~header_seen & cur.have(moldudp64.HEADER - 1)
+        adopt = ~have_session | (ended & (session != cur_session))
+        exp_now = Mux(adopt, 1, expected)
+        heartbeat = msg_count == moldudp64.HEARTBEAT
+        end_of_session = msg_count == moldudp64.END_OF_SESSION
+        gap = Signal()
+
+        # Every sequence decision is a sign or a small comparison of one difference
+        # d = seq - exp_now. Both candidates (a new session expects 1) are subtracted
+        # while the session is still being compared, so the 64-bit carry chain no longer
+        # follows the 80-bit session compare, and no second 64-bit adder (seq + count,
+        # exp - seq) follows the first: a block of the packet is at most 0xFFFF
+        # messages, so only differences inside ±2**17 need exact small arithmetic.
+        d = Signal(signed(66))
+        m.d.comb += d.eq(Mux(adopt, seq - 1, seq - expected))
+        d_small = d[:18].as_signed()  # d itself when -2**17 <= d < 2**17
+        small = (d[17:] == 0) | (d[17:] == (1 << (66 - 17)) - 1)
+        ahead = (d > 0)  # seq > exp_now
+        behind = d[-1]  # seq < exp_now
+        # seq + msg_count <= exp_now: far behind, or d + msg_count <= 0 in 19 bits
+        seen_all = behind & (~small | (d_small + msg_count <= 0))
+        with m.If(header_now):
+            with m.If(adopt):
+                m.d.sync += [cur_session.eq(session), have_session.eq(1), ended.eq(0),
+                             expected.eq(1)]
+                m.d.comb += count["sessions"].eq(1)
+            with m.If(~adopt & (session != cur_session)):
+                m.d.comb += count["wrong_session"].eq(1)
+            with m.Else():
+                m.d.comb += gap.eq(ahead)
+                with m.If(heartbeat | end_of_session):
+                    m.d.comb += [count["heartbeats"].eq(heartbeat),
+                                 count["end_of_session"].eq(end_of_session)]
+                    with m.If(end_of_session):
+                        m.d.sync += ended.eq(1)
+                    with m.If(ahead):
+                        m.d.sync += expected.eq(seq)
+                with m.Elif(seen_all):
+                    m.d.comb += [count["dup_b"].eq(beat.line), count["dup_a"].eq(~beat.line)]
+                with m.Else():
+                    # not seen_all: exp_now - seq < msg_count, so 16 bits hold it
+                    m.d.comb += [active.eq(1), skip.eq(Mux(behind, -d_small, 0))]
+        with m.If(valid & beat.last & ~header_seen & ~header_now):
+            m.d.comb += count["bad_header"].eq(1)
+
+        with m.If(gap):
+            m.d.comb += count["gaps"].eq(1)
+            m.d.sync += gap_messages.eq(gap_messages + d[:32])
+        m.d.sync += self.gaps.valid.eq(gap)
+        with m.If(gap):
+            m.d.sync += [self.gaps.payload.line.eq(beat.line),
+                         self.gaps.payload.session.eq(session),
+                         self.gaps.payload.first.eq(exp_now),
+                         self.gaps.payload.count.eq(d)]
+
+        # --- block walk: at most one length prefix completes per beat
+        blk_len = cur.capture(beat.data, next_blk, 2, "blk_len")
+        prefix = valid & active & cur.have(next_blk + 1) & (blocks < msg_count)
+        runt = prefix & (blk_len < itch.MIN_LENGTH)
+        new_blk = prefix & ~runt
+        new_start = Signal(PKT_BITS)
+        new_end = Signal(PKT_BITS)
+        new_deliver = new_blk & (blocks >= skip)
+        m.d.comb += [new_start.eq(next_blk + 2), new_end.eq(next_blk + 2 + blk_len),
+                     count["runt_block"].eq(runt),
+                     count["skipped_messages"].eq(new_blk & (blocks < skip))]
+
+        # the message in progress from an earlier beat
+        cm_start = Signal(PKT_BITS)
+        cm_end = Signal(PKT_BITS)
+        cm_deliver_q = Signal()
+        cm_open_q = Signal()  # prefix seen, last byte not yet
+        cm_deliver = cm_deliver_q & ~beat.first
+        cm_open = cm_open_q & ~beat.first
+        cm_seq = Signal(64)
+
+        msg = Signal(n)
+        sop = Signal(n)
+        eop = Signal(n)
+        for i in range(n):
+            off = cur.offset(i)
+            in_cur = cm_open & (off >= cm_start) & (off < cm_end)
+            in_new = new_blk & (off >= new_start) & (off < new_end)
+            m.d.comb += [
+                msg[i].eq(beat.be[i] & ((in_cur & cm_deliver) | (in_new & new_deliver))),
+                sop[i].eq(msg[i] & (((off == cm_start) & in_cur) | ((off == new_start) & in_new))),
+                eop[i].eq(msg[i] & (((off == cm_end - 1) & in_cur) |
+                                    ((off == new_end - 1) & in_new))),
+            ]
+        cur_done = cm_open & cur.have(cm_end - 1)
+        new_done = new_blk & cur.have(new_end - 1)
+        whole_now = whole + cur_done + new_done
+        m.d.comb += count["messages"].eq(valid & ((cur_done & cm_deliver) |
+                                                   (new_done & new_deliver)))
+        # the packet ends with a message open: whatever of it was passed on is void
+        open_at_end = Mux(new_blk, ~new_done & new_deliver & (cur.end > new_start),
+                          cm_open & ~cur_done & cm_deliver)
+        abort = valid & beat.last & open_at_end
+
+        with m.If(valid):
+            m.d.sync += [header_seen_q.eq(header_seen | header_now),
+                         active_q.eq(active & ~runt & ~beat.last),
+                         blocks_q.eq(blocks + new_blk), whole_q.eq(whole_now)]
+            with m.If(header_now):
+                m.d.sync += skip_q.eq(skip)
+            with m.If(new_blk):
+                m.d.sync += [next_blk_q.eq(new_end), cm_start.eq(new_start),
+                             cm_end.eq(new_end), cm_deliver_q.eq(new_deliver),
+                             cm_open_q.eq(~new_done), cm_seq.eq(seq + blocks)]
+            with m.Elif(cur_done | beat.first):
+                m.d.sync += [cm_open_q.eq(0), next_blk_q.eq(next_blk)]
+            # seq + whole_now > exp_now, i.e. d + whole_now > 0 (whole_now < 2**16)
+            moves = Mux(small, d_small + whole_now > 0, ~behind)
+            with m.If((beat.last | runt) & active & moves):
+                # the walk ends (packet end or runt block); messages cut by a short
+                # packet are not counted as received: the next packet will reveal
+                # them as a gap
+                m.d.sync += expected.eq(seq + whole_now)
+
+        out = self.msgs.payload
+        new_sop_here = new_deliver & cur.have(new_start)
+        m.d.sync += self.msgs.valid.eq(valid & ((msg != 0) | abort))
+        m.d.sync += [out.data.eq(beat.data), out.msg.eq(msg), out.sop.eq(sop),
+                     out.eop.eq(eop), out.abort.eq(abort),
+                     out.seq.eq(Mux(new_sop_here, seq + blocks, cm_seq))]
+        return m

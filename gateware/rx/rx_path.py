@@ -1,0 +1,159 @@
+"""The receive path as one component: ``eth_rx`` → ``moldudp`` → ``itch`` → event FIFO.
+
+This is the top level the Verilator harness, the cocotb tests and ``t2t replay`` build;
+turn it into Verilog with ``gateware.export.to_verilog`` (always-ready streams have a
+constant ``ready`` that ``verilog.convert`` will not take as a port).
+"""
+
+from amaranth import Module, Signal
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from tick2trade.gateware.rx.eth_rx import FEED_FILTER, MAX_FEEDS, EthRx
+from tick2trade.gateware.rx.itch import ItchDecoder, locate_write_layout, sym_bits, watch_layout
+from tick2trade.gateware.models.rx import eth_rx as model
+from tick2trade.gateware.models.rx.itch import ITCH_COUNTERS
+from tick2trade.gateware.models.rx.moldudp import MOLD_COUNTERS
+from tick2trade.gateware.rx.moldudp import MoldUdp
+from tick2trade.gateware.stream import GAP_LAYOUT, beat_layout, event_layout
+
+FIFO_COUNTERS = ("event_overflow", "gap_overflow")
+
+
+def counters_layout(symbols: int) -> data.StructLayout:
+    from tick2trade.protocol.itch import MESSAGES
+
+    return data.StructLayout({
+        "eth_rx": data.StructLayout({n: 32 for n in model.ETH_COUNTERS}),
+        "moldudp": data.StructLayout({n: 32 for n in MOLD_COUNTERS}),
+        "itch": data.StructLayout({n: 32 for n in ITCH_COUNTERS}),
+        "itch_by_type": data.StructLayout({m.name: 32 for m in MESSAGES.values()}),
+        "fifo": data.StructLayout({n: 32 for n in FIFO_COUNTERS}),
+    })
+
+
+class RxPath(wiring.Component):
+    """Market-data receive path.
+
+    Parameters
+    ----------
+    data_width : int
+        Bits per beat (64 for 10GbE, 8 for 1GbE).
+    symbols : int
+        Instruments traded (watch-list entries, symbol index width).
+    locates : int
+        Depth of the locate table (stock locates beyond it are never traded).
+    event_depth, gap_depth : int
+        FIFOs toward the consumer; when full, new events/gaps are dropped and counted.
+
+    Members
+    -------
+    mac : In(stream) — frames from the MAC, always ready.
+    events : Out(stream) — normalized ITCH events of traded instruments, with backpressure.
+    taps : Out(stream, always ready) — the same events straight from the decoder, before
+        the FIFO (for the strategy, which takes one every cycle and cannot wait).
+    early, open_sym : Out — the decoder's ``early`` events (a cycle before ``taps``, in
+        the beat of the message's last byte) and the open message's symbol (see
+        ``ItchDecoder``), for the strategy's fast path.
+    gaps : Out(stream) — MoldUDP64 gap reports, with backpressure.
+    ctl : Out(stream) — control-port datagrams, always ready.
+    ouch : Out(stream) — datagrams to ``ctl_ip``:``ouch_port`` (the venue's answers),
+        always ready.
+    feeds, ctl_ip, ctl_port, ouch_port, watch, loc_wr, reset_session : configuration.
+    counters : Out — every counter of every stage (32-bit, wrapping).
+    """
+
+    def __init__(self, data_width: int = 64, symbols: int = 64, locates: int = 16384,
+                 event_depth: int = 64, gap_depth: int = 16):
+        self.data_width = data_width
+        self.symbols = symbols
+        self.locates = locates
+        self.event_depth = event_depth
+        self.gap_depth = gap_depth
+        super().__init__({
+            "mac": In(stream.Signature(beat_layout(data_width), always_ready=True)),
+            "events": Out(stream.Signature(event_layout(symbols))),
+            "taps": Out(stream.Signature(event_layout(symbols), always_ready=True)),
+            "early": Out(stream.Signature(event_layout(symbols), always_ready=True)),
+            "open_sym": Out(sym_bits(symbols)),
+            "gaps": Out(stream.Signature(GAP_LAYOUT)),
+            "ctl": Out(stream.Signature(beat_layout(data_width, src_mac=48, src_ip=32,
+                                                    src_port=16), always_ready=True)),
+            "feeds": In(data.ArrayLayout(FEED_FILTER, MAX_FEEDS)),
+            "ctl_ip": In(32),
+            "ctl_port": In(16),
+            "ouch": Out(stream.Signature(beat_layout(data_width, src_mac=48, src_ip=32,
+                                                     src_port=16), always_ready=True)),
+            "ouch_port": In(16),
+            "watch": In(watch_layout(symbols)),
+            "loc_wr": In(locate_write_layout(symbols)),
+            "reset_session": In(1),
+            "counters": Out(counters_layout(symbols)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        w = self.data_width
+        m.submodules.eth = eth = EthRx(w)
+        m.submodules.mold = mold = MoldUdp(w)
+        m.submodules.itch = dec = ItchDecoder(w, self.symbols, self.locates)
+
+        wiring.connect(m, wiring.flipped(self.mac), eth.mac)
+        wiring.connect(m, eth.feed, mold.feed)
+        wiring.connect(m, mold.msgs, dec.msgs)
+        wiring.connect(m, eth.ctl, wiring.flipped(self.ctl))
+        wiring.connect(m, eth.ouch, wiring.flipped(self.ouch))
+        m.d.comb += [
+            eth.feeds.eq(self.feeds), eth.ctl_ip.eq(self.ctl_ip),
+            eth.ctl_port.eq(self.ctl_port), eth.ouch_port.eq(self.ouch_port), mold.reset_session.eq(self.reset_session),
+            dec.watch.eq(self.watch), dec.loc_wr.eq(self.loc_wr),
+            self.counters.eth_rx.eq(eth.counters), self.counters.moldudp.eq(mold.counters),
+            self.counters.itch.eq(dec.counters), self.counters.itch_by_type.eq(dec.by_type),
+            self.taps.payload.eq(dec.events.payload), self.taps.valid.eq(dec.events.valid),
+            self.early.payload.eq(dec.early.payload), self.early.valid.eq(dec.early.valid),
+            self.open_sym.eq(dec.open_sym),
+        ]
+
+        # The stages cannot stall (a frame arrives whether we are ready or not), so the
+        # consumer is decoupled by FIFOs; when one is full the new entry is dropped and
+        # counted — never an entry already accepted.
+        for name, src, dst, depth, shape in (
+                ("event", dec.events, self.events, self.event_depth, event_layout(self.symbols)),
+                ("gap", mold.gaps, self.gaps, self.gap_depth, GAP_LAYOUT)):
+            q = fifo.SyncFIFOBuffered(width=shape.size, depth=depth)
+            m.submodules[f"{name}_fifo"] = q
+            overflow = Signal(32, name=f"{name}_overflow")
+            m.d.comb += [q.w_data.eq(src.payload), q.w_en.eq(src.valid),
+                         dst.payload.eq(q.r_data), dst.valid.eq(q.r_rdy),
+                         q.r_en.eq(dst.ready)]
+            with m.If(src.valid & ~q.w_rdy):
+                m.d.sync += overflow.eq(overflow + 1)
+            m.d.comb += getattr(self.counters.fifo, f"{name}_overflow").eq(overflow)
+        return m
+
+    def registers(self, gaps, config: model.RxConfig | None = None):
+        """The receive path's registers (``models.regmap`` access kinds): its counters,
+        its configuration inputs with ``config`` as the reset values (default:
+        ``RxConfig.default()``, NASDAQ's lines A/B and the control port), the locate
+        write and session reset strobes, and ``gaps`` — the stream the top level hands
+        the bank to pop gap reports from — as a FIFO register."""
+        from tick2trade.gateware.control.csr import RegisterBlock
+
+        cfg = config if config is not None else model.RxConfig.default()
+        resets = {}
+        for i, f in enumerate(cfg.feeds[:MAX_FEEDS]):
+            resets.update({f"feeds[{i}].enable": 1, f"feeds[{i}].line": f.line,
+                           f"feeds[{i}].group": f.group, f"feeds[{i}].port": f.port})
+        regs = RegisterBlock("rx", "Market-data receive path: eth_rx → moldudp → itch.")
+        regs.struct("counters", self.counters, "ro", "32-bit wrapping counter")
+        regs.struct("feeds", self.feeds, "rw", "feed filter (group, port → line)", resets)
+        regs.rw("ctl_ip", self.ctl_ip, "IPv4 address of the control endpoint", cfg.ctl_ip)
+        regs.rw("ctl_port", self.ctl_port, "UDP port of the control endpoint (0: none)",
+                cfg.ctl_port)
+        regs.struct("watch", self.watch, "rw", "watch list (stock, big-endian ASCII)")
+        regs.pulse("loc_wr", self.loc_wr, "host write into the locate table: set stb=1 "
+                   "(traded=0 removes the locate); at most one every other cycle")
+        regs.pulse("reset_session", self.reset_session, "write 1: forget the MoldUDP64 "
+                   "session; the next packet's is adopted")
+        regs.fifo("gaps", gaps, "MoldUDP64 gap reports (when ctl.event_enable is 0)")
+        return regs

@@ -1,0 +1,387 @@
+"""The order service: placement, cancellation and the lifecycle the broker reports.
+
+``place`` validates, then hands the writer (``writer.Writer``, group commit) one job:
+the host's risk checks, the order row as ``pending`` and its audit record, in the
+transaction of a batch. When the order goes to the broker depends on where the broker
+lives:
+
+- A broker outside the process (a venue session: what it is sent cannot be called
+  back) gets the order only after that batch has committed, so no order can be live at
+  the market without being on disk. Its answers come back as further writer jobs, and a
+  placement answers after a second commit when the broker answers at once.
+- An in-process broker (``Broker.in_process``: the paper broker, whose state lives and
+  dies with this process) gets it inside the same job, and its immediate answers
+  (accept, fills, an immediate cancel) are written in that same transaction — one
+  commit per placement. Nothing is acknowledged earlier: the API answers once the
+  batch has committed. If the batch rolls back, the broker is told to forget the order
+  (``withdraw``), so it never reports on an order that is not stored.
+
+Broker callbacks move the order on, each a writer job (``Writer.join``: inside the
+placement's own job when the broker answers synchronously):
+
+    pending → accepted → partially_filled → filled
+                      ↘ canceled   (also from pending/partially_filled)
+    pending → rejected
+
+Each transition reads the order row, checks the move is allowed (a late or repeated
+callback is ignored and logged), and writes — in one transaction — the order, the
+execution and the position (``portfolio.apply_fill``), an audit record and the
+``order_status`` notification. What the API returns is the order as stored.
+
+The writer's jobs use SQLAlchemy Core, not ORM units of work: they are the hot path,
+and each runs alone on the writer's thread, where its cost is every waiting request's.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, Row, bindparam, case, func, insert, select, update
+
+from tick2trade.host.services import audit, notify, risk
+from tick2trade.host.services.broker import Broker, OrderTicket
+from tick2trade.host.services.db import Execution, Order, Position, utcnow
+from tick2trade.host.services.money import px
+from tick2trade.host.services.portfolio import PositionState, apply_fill
+from tick2trade.host.services.writer import Batch, Writer
+
+log = logging.getLogger(__name__)
+
+TYPES = ("market", "limit", "stop")
+TIFS = ("day", "gtc", "ioc", "fok")
+SIDES = ("buy", "sell")
+TERMINAL = ("filled", "canceled", "rejected")
+OPEN = risk.OPEN_STATUSES
+
+
+class OrderError(ValueError):
+    """The order request itself is wrong (422)."""
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Conflict(Exception):
+    """The order is in a state that does not allow this (409)."""
+
+
+class BrokerUnavailable(Exception):
+    """The broker could not be reached for a request that needs it (503)."""
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    symbol: str
+    side: str
+    type: str
+    qty: int
+    tif: str = "day"
+    price: int | None = None
+    stop_price: int | None = None
+
+    def validate(self) -> None:
+        if self.side not in SIDES:
+            raise OrderError(f"side must be one of {', '.join(SIDES)}")
+        if self.type not in TYPES:
+            raise OrderError(f"type must be one of {', '.join(TYPES)}")
+        if self.tif not in TIFS:
+            raise OrderError(f"tif must be one of {', '.join(TIFS)}")
+        if self.qty <= 0:
+            raise OrderError("qty must be positive")
+        if self.type == "limit" and self.price is None:
+            raise OrderError("a limit order needs a price")
+        if self.type != "limit" and self.price is not None:
+            raise OrderError(f"a {self.type} order takes no price")
+        if self.type == "stop" and self.stop_price is None:
+            raise OrderError("a stop order needs a stop_price")
+        if self.type != "stop" and self.stop_price is not None:
+            raise OrderError("only a stop order takes a stop_price")
+        for name in ("price", "stop_price"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise OrderError(f"{name} must be positive")
+
+
+def order_json(o: Order) -> dict:
+    return {"id": o.id, "symbol": o.symbol, "side": o.side, "type": o.type, "tif": o.tif,
+            "qty": o.qty, "price": px(o.price), "stop_price": px(o.stop_price),
+            "filled_qty": o.filled_qty,
+            "avg_fill_price": px(o.filled_notional // o.filled_qty) if o.filled_qty else None,
+            "status": o.status, "reason": o.reason,
+            "created_at": audit.as_utc(o.created_at).isoformat(),
+            "updated_at": audit.as_utc(o.updated_at).isoformat()}
+
+
+class Orders:
+    """The OMS over a session factory (reads), a ``Writer`` (the order path's writes), a
+    broker, a mark-price source and where in-app notifications are pushed."""
+
+    def __init__(self, sessions, writer: Writer, broker: Broker,
+                 mark=lambda symbol: None, push: notify.Push = lambda user_id, msg: None,
+                 reader: Engine | None = None) -> None:
+        self.sessions = sessions
+        self.writer = writer
+        self.reader = reader or writer.engine
+        self.broker = broker
+        self.mark = mark
+        self.push = push
+        broker.attach(self)
+
+    # --- requests -----------------------------------------------------------------------
+
+    def place(self, user_id: int, username: str, new: NewOrder) -> Row:
+        """The order as stored once the broker's immediate answer (if any) is stored."""
+        new.validate()
+        reference = new.price or new.stop_price or self.mark(new.symbol)
+        if getattr(self.broker, "in_process", False):
+            return self.writer.run(lambda b: self._place_in_batch(b, user_id, username,
+                                                                  new, reference))
+        order_id, status = self.writer.run(
+            lambda b: self._store(b, user_id, username, new, reference))
+        if status == "pending":
+            self._submit(order_id, new)
+        with self.reader.connect() as conn:
+            return conn.execute(_READ_ORDER, {"order_id": order_id}).one()
+
+    def _place_in_batch(self, b: Batch, user_id: int, username: str, new: NewOrder,
+                        reference: int | None) -> Row:
+        """The writer's job for one placement with an in-process broker: store, submit
+        (its answers join this batch), and return the row the batch will commit (each
+        write of the order returns it, so it is not read again)."""
+        order_id, status = self._store(b, user_id, username, new, reference)
+        if status == "pending":
+            b.after_rollback.append(lambda: self.broker.withdraw(order_id))
+            self._submit(order_id, new)
+        return b.scratch[("order", order_id)]
+
+    def _submit(self, order_id: int, new: NewOrder) -> None:
+        ticket = OrderTicket(order_id, new.symbol, new.side, new.type, new.tif,
+                             new.qty, new.price, new.stop_price)
+        try:
+            self.broker.submit(ticket)
+        except Exception as exc:
+            # the order is stored; say it did not reach the market rather than leave
+            # it pending forever or answer 500
+            log.exception("broker refused order %s", order_id)
+            self.on_rejected(order_id, f"broker unavailable: {type(exc).__name__}")
+
+    def _store(self, b: Batch, user_id: int, username: str, new: NewOrder,
+               reference: int | None) -> tuple[int, str]:
+        """The writer's job for one placement: risk checks against the batch's view of
+        the database, the order row, its audit record and any notifications."""
+        status, reason, check = "pending", None, risk.Check()
+        if _cached(b, "kill_switch", lambda: risk.kill_switch(b.conn)):
+            status, reason = "rejected", "kill switch engaged"
+        else:
+            limits = _cached(b, ("limits", new.symbol),
+                             lambda: risk.limits_for(b.conn, new.symbol))
+            check = risk.check_order(b.conn, user_id, new.symbol, new.side, new.qty,
+                                     reference, limits)
+            if check.reason:
+                status, reason = "rejected", f"risk: {check.reason}"
+        now = utcnow()
+        order_id = _written(b, b.conn.execute(_INSERT_ORDER, {
+            "user_id": user_id, "symbol": new.symbol, "side": new.side, "type": new.type,
+            "tif": new.tif, "qty": new.qty, "price": new.price, "stop_price": new.stop_price,
+            "filled_qty": 0, "filled_notional": 0, "status": status, "reason": reason,
+            "created_at": now, "updated_at": now}).one()).id
+        b.chain.append(username, "order.place", f"order:{order_id}", {
+            "symbol": new.symbol, "side": new.side, "type": new.type, "tif": new.tif,
+            "qty": new.qty, "price": new.price, "stop_price": new.stop_price,
+            "status": status, "reason": reason})
+        if status == "rejected":
+            self._notify(b, user_id, "order_status", _status_payload({
+                "id": order_id, "symbol": new.symbol, "side": new.side, "status": status,
+                "qty": new.qty, "filled_qty": 0, "reason": reason}))
+            if reason.startswith("risk:"):
+                self._notify(b, user_id, "risk_alert", {
+                    "level": "breached", "symbol": new.symbol, "detail": reason,
+                    "order_id": order_id})
+        elif check.near:
+            self._notify(b, user_id, "risk_alert", {
+                "level": "near", "symbol": new.symbol, "detail": check.near,
+                "order_id": order_id})
+        return order_id, status
+
+    def _notify(self, b: Batch, user_id: int, kind: str, payload: dict) -> None:
+        outbox = b.scratch.get("outbox")
+        if outbox is None:
+            outbox = b.scratch["outbox"] = notify.Outbox(b.conn,
+                                                         b.cache.setdefault("recipients", {}))
+            b.before_commit.append(outbox.write)
+        message = outbox.add(user_id, kind, payload)
+        if message is not None and message["in_app"]:
+            b.after_commit.append(
+                lambda: self.push(user_id, notify.envelope(message["json"])))
+
+    def cancel(self, user_id: int, order_id: int, username: str, any_user: bool = False) -> Order:
+        with self.sessions.begin() as s:
+            order = s.get(Order, order_id)
+            if order is None or (order.user_id != user_id and not any_user):
+                raise NotFound(f"no order {order_id}")
+            if order.status in TERMINAL:
+                raise Conflict(f"order {order_id} is already {order.status}")
+            audit.append(s, username, "order.cancel_request", f"order:{order_id}")
+        try:
+            self.broker.cancel(order_id)
+        except Exception as exc:
+            log.exception("broker refused to cancel order %s", order_id)
+            raise BrokerUnavailable(f"the cancel of order {order_id} did not reach the broker "
+                                    f"({type(exc).__name__}); the order may still be live, "
+                                    f"retry") from None
+        return self.get(user_id, order_id, any_user=True)
+
+    def get(self, user_id: int, order_id: int, any_user: bool = False) -> Order:
+        with self.sessions() as s:
+            order = s.get(Order, order_id)
+            if order is None or (order.user_id != user_id and not any_user):
+                raise NotFound(f"no order {order_id}")
+            return order
+
+    def list(self, user_id: int, status: str | None, limit: int, offset: int):
+        with self.sessions() as s:
+            q = select(Order).where(Order.user_id == user_id)
+            if status:
+                q = q.where(Order.status == status)
+            total = s.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+            rows = s.execute(q.order_by(Order.id.desc()).limit(limit).offset(offset)).scalars()
+            return total, list(rows)
+
+    def cancel_all(self) -> int:
+        """Cancel every open order (the kill switch); returns how many were asked."""
+        with self.sessions() as s:
+            ids = list(s.execute(select(Order.id).where(Order.status.in_(OPEN))).scalars())
+        for order_id in ids:
+            self.broker.cancel(order_id)
+        return len(ids)
+
+    # --- broker callbacks ---------------------------------------------------------------
+
+    def _transition(self, order_id: int, allowed: tuple[str, ...], apply) -> None:
+        """Run ``apply(batch, order)`` on the order's row (a dict of its columns, changed
+        in place) as a writer job, if the order is in an ``allowed`` state."""
+        def job(b: Batch) -> None:
+            row = b.conn.execute(_TRANSITION_READ, {"order_id": order_id}
+                                 ).mappings().one_or_none()
+            if row is None or row["status"] not in allowed:
+                _ignored(b, order_id)
+                return
+            order = dict(row)
+            apply(b, order)
+            changed = {k: v for k, v in order.items() if v != row[k]}
+            if not changed:
+                return
+            _written(b, b.conn.execute(_UPDATE_ORDER, {**changed, "order_id": order_id,
+                                                       "updated_at": utcnow()}).one())
+            if order["status"] != row["status"]:
+                self._notify(b, order["user_id"], "order_status", _status_payload(order))
+        self.writer.join(job)
+
+    def _move(self, order_id: int, allowed: tuple[str, ...], status: str,
+              reason: str | None = None) -> None:
+        """A transition that changes only the status (and the reason): one conditional
+        ``UPDATE … RETURNING`` does the read, the check and the write."""
+        def job(b: Batch) -> None:
+            values = {"order_id": order_id, "allowed": allowed, "new_status": status,
+                      "new_reason": reason[:200] if reason is not None else None,
+                      "keep_reason": reason is None, "now": utcnow()}
+            row = b.conn.execute(_MOVE_ORDER, values).one_or_none()
+            if row is None:
+                _ignored(b, order_id)
+                return
+            row = _written(b, row)._mapping
+            b.chain.append("broker", f"order.{status}", f"order:{order_id}",
+                           None if reason is None else {"reason": reason})
+            self._notify(b, row["user_id"], "order_status", _status_payload(row))
+        self.writer.join(job)
+
+    def on_accepted(self, order_id: int) -> None:
+        self._move(order_id, ("pending",), "accepted")
+
+    def on_rejected(self, order_id: int, reason: str) -> None:
+        self._move(order_id, ("pending",), "rejected", reason)
+
+    def on_canceled(self, order_id: int, reason: str) -> None:
+        self._move(order_id, ("pending", "accepted", "partially_filled"), "canceled", reason)
+
+    def on_executed(self, order_id: int, qty: int, price: int) -> None:
+        def apply(b, order):
+            qty_now = min(qty, order["qty"] - order["filled_qty"])
+            if qty_now <= 0:
+                return
+            user_id, symbol, side = order["user_id"], order["symbol"], order["side"]
+            key = {"user": user_id, "sym": symbol}
+            held = b.conn.execute(_READ_POSITION, key).one_or_none()
+            state, gained = apply_fill(PositionState(*held) if held else PositionState(),
+                                       qty_now if side == "buy" else -qty_now, price)
+            values = {"qty": state.qty, "cost": state.cost, "realized": state.realized,
+                      "deployed": state.deployed}
+            if held is None:
+                b.conn.execute(insert(Position), {"user_id": user_id, "symbol": symbol,
+                                                  **values})
+            else:
+                b.conn.execute(_UPDATE_POSITION, {**key, **values})
+            b.conn.execute(insert(Execution), {
+                "order_id": order_id, "user_id": user_id, "symbol": symbol, "side": side,
+                "qty": qty_now, "price": price, "realized_pnl": gained, "ts": utcnow()})
+            order["filled_qty"] += qty_now
+            order["filled_notional"] += qty_now * price
+            order["status"] = ("filled" if order["filled_qty"] == order["qty"]
+                               else "partially_filled")
+            b.chain.append("broker", "order.executed", f"order:{order_id}",
+                           {"qty": qty_now, "price": price, "realized": gained})
+        self._transition(order_id, ("pending", "accepted", "partially_filled"), apply)
+
+
+# The writer's statements, built once: constructing a statement costs more than running
+# it, on the one thread every order waits for.
+_ORDER_COLUMNS = tuple(Order.__table__.columns)
+_INSERT_ORDER = insert(Order).returning(*_ORDER_COLUMNS)
+_READ_ORDER = select(*_ORDER_COLUMNS).where(Order.id == bindparam("order_id"))
+_TRANSITION_COLUMNS = (Order.id, Order.user_id, Order.symbol, Order.side, Order.qty,
+                       Order.filled_qty, Order.filled_notional, Order.status, Order.reason)
+_TRANSITION_READ = select(*_TRANSITION_COLUMNS).where(Order.id == bindparam("order_id"))
+_MOVE_ORDER = (
+    update(Order)
+    .where(Order.id == bindparam("order_id"),
+           Order.status.in_(bindparam("allowed", expanding=True)))
+    .values(status=bindparam("new_status"), updated_at=bindparam("now"),
+            reason=case((bindparam("keep_reason"), Order.reason),
+                        else_=bindparam("new_reason")))
+    .returning(*_ORDER_COLUMNS))
+_UPDATE_ORDER = update(Order).where(Order.id == bindparam("order_id")).returning(*_ORDER_COLUMNS)
+_POSITION_KEY = (Position.user_id == bindparam("user"), Position.symbol == bindparam("sym"))
+_READ_POSITION = select(Position.qty, Position.cost, Position.realized,
+                        Position.deployed).where(*_POSITION_KEY)
+_UPDATE_POSITION = update(Position).where(*_POSITION_KEY)
+
+
+def _written(b: Batch, row: Row) -> Row:
+    """Keep the order row a statement of this batch returned: the placement's answer."""
+    b.scratch[("order", row.id)] = row
+    return row
+
+
+def _ignored(b: Batch, order_id: int) -> None:
+    """Say why a broker report changed nothing (a late or repeated callback)."""
+    row = b.conn.execute(_TRANSITION_READ, {"order_id": order_id}).one_or_none()
+    if row is None:
+        log.warning("broker reported on unknown order %s", order_id)
+    else:
+        log.info("order %s: ignoring a report in state %s", order_id, row.status)
+
+
+def _cached(b: Batch, key, read):
+    """A value no order job changes (the kill switch, a symbol's limits), read once per
+    batch: the batch holds the audit head, so whoever changes them waits for it."""
+    if key not in b.cache:
+        b.cache[key] = read()
+    return b.cache[key]
+
+
+def _status_payload(order: dict) -> dict:
+    return {"order_id": order["id"], "symbol": order["symbol"], "side": order["side"],
+            "status": order["status"], "qty": order["qty"], "filled_qty": order["filled_qty"],
+            "reason": order["reason"]}

@@ -1,0 +1,138 @@
+"""``Platform``: the services wired together over one database.
+
+Everything the API and the CLI use hangs off this object, built with explicit
+dependencies (database URL, broker, device, SMTP server, secret) so tests hand in their
+own; ``Platform.open`` fills in the defaults for ``t2t api``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+
+from tick2trade.host.services import notify
+from tick2trade.host.services.auth import Users
+from tick2trade.host.services.broker import Broker
+from tick2trade.host.services.db import Position, default_url, make_engine, session_factory, upgrade
+from tick2trade.host.services.device import Device
+from tick2trade.host.services.hub import Hub
+from tick2trade.host.services.marketdata import MarketData, Quote
+from tick2trade.host.services.money import px
+from tick2trade.host.services.orders import Orders
+from tick2trade.host.services.paper import PaperBroker
+from tick2trade.host.services.portfolio import PositionState, performance
+from tick2trade.host.services.writer import Writer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Limits:
+    """Request rates (``limits`` notation) and page sizes of the API."""
+    requests: str = "100/second;2000/minute"
+    anonymous: str = "20/second;300/minute"
+    login_failures: str = "5/5 minutes"
+    max_page: int = 200
+
+
+@dataclass
+class Platform:
+    url: str
+    secret: str
+    broker: Broker | None = None
+    device: Device | None = None
+    smtp: notify.SmtpConfig = field(default_factory=notify.SmtpConfig)
+    webhooks: notify.WebhookPolicy = field(default_factory=notify.WebhookPolicy)
+    limits: Limits = field(default_factory=Limits)
+    market: MarketData = field(default_factory=MarketData)
+    migrate: bool = True
+
+    def __post_init__(self) -> None:
+        self.engine = make_engine(self.url)
+        if self.migrate:
+            upgrade(self.engine)
+        self.sessions = session_factory(self.engine)
+        self.hub = Hub()
+        notify.install_push(self.sessions, self.hub.to_user)
+        self.users = Users(self.sessions, self.secret, login_failures=self.limits.login_failures)
+        self.broker = self.broker or PaperBroker(self.market)
+        self.reader = (make_engine(self.url, reads_only=True)
+                       if self.engine.dialect.name == "sqlite" else self.engine)
+        self.writer = Writer(self.engine)
+        self.orders = Orders(self.sessions, self.writer, self.broker, self.market.mark,
+                             self.hub.to_user, self.reader)
+        self.alerts = notify.PriceAlerts(self.sessions)
+        self.market.subscribe(self.alerts.on_quote)
+        self.market.subscribe(self._quote_to_hub)
+        self.dispatcher = notify.Dispatcher(self.sessions, self.smtp, webhooks=self.webhooks)
+        self._stop = threading.Event()
+
+    @classmethod
+    def open(cls, url: str | None = None, secret_file: Path = Path("var/jwt-secret"),
+             **kwargs) -> Platform:
+        """The defaults of a real deployment: ``T2T_DATABASE_URL`` or SQLite under
+        ``var/``, a JWT secret made once and kept in ``var/jwt-secret`` (mode 600)."""
+        if not secret_file.exists():
+            secret_file.parent.mkdir(parents=True, exist_ok=True)
+            secret_file.touch(mode=0o600)
+            secret_file.write_text(secrets.token_hex(32))
+        return cls(url or default_url(), secret_file.read_text().strip(), **kwargs)
+
+    def _quote_to_hub(self, quote: Quote) -> None:
+        self.hub.to_symbol(quote.symbol, {"type": "quote", **quote_json(quote)})
+
+    # --- portfolio ------------------------------------------------------------------------
+
+    def positions(self, user_id: int) -> dict[str, PositionState]:
+        with self.sessions() as s:
+            return {p.symbol: PositionState(p.qty, p.cost, p.realized, p.deployed)
+                    for p in s.execute(select(Position).where(Position.user_id == user_id)
+                                       .order_by(Position.symbol)).scalars()}
+
+    def marks(self, symbols) -> dict[str, int]:
+        return {sym: m for sym in symbols if (m := self.market.mark(sym)) is not None}
+
+    def publish_portfolio_values(self) -> int:
+        """Emit ``portfolio_value`` to every user holding positions; returns how many."""
+        with self.sessions() as s:
+            users = list(s.execute(select(Position.user_id).distinct()).scalars())
+        for user_id in users:
+            positions = self.positions(user_id)
+            perf = performance(positions, self.marks(positions))
+            with self.sessions.begin() as s:
+                notify.emit(s, user_id, "portfolio_value", {
+                    "market_value": px(perf.market_value), "realized": px(perf.realized),
+                    "unrealized": px(perf.unrealized), "total_pnl": px(perf.total_pnl)})
+        return len(users)
+
+    # --- background work ------------------------------------------------------------------
+
+    def start_background(self, outbox_interval: float = 1.0,
+                         portfolio_interval: float | None = 60.0) -> None:
+        self.dispatcher.start(outbox_interval)
+        if portfolio_interval:
+            def loop() -> None:
+                while not self._stop.wait(portfolio_interval):
+                    try:
+                        self.publish_portfolio_values()
+                    except Exception:
+                        log.exception("portfolio value pass failed")
+            threading.Thread(target=loop, name="t2t-portfolio", daemon=True).start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.dispatcher.stop()
+        self.writer.close()
+        self.reader.dispose()
+        self.engine.dispose()
+
+
+def quote_json(q: Quote) -> dict:
+    return {"symbol": q.symbol, "bid": px(q.bid), "bid_size": q.bid_size, "ask": px(q.ask),
+            "ask_size": q.ask_size, "last": px(q.last), "last_size": q.last_size,
+            "ts": q.ts.isoformat() if q.ts else None}

@@ -1,0 +1,213 @@
+"""moldudp against MoldUdpModel: arbitration, gaps, sessions, block walk; W=64 and W=8."""
+
+import random
+
+import pytest
+
+from tick2trade.protocol import itch, moldudp64
+from tick2trade.gateware.models.stream import frame_beats
+from tick2trade.gateware.models.rx.moldudp import MOLD_COUNTERS, Gap, MoldMessage, MoldUdpModel
+from tick2trade.gateware.rx.moldudp import MoldUdp
+from tick2trade.testing.traffic import broken_message, random_message
+
+from tick2trade.testing.simtools import SEED, collect, rng_for, run, send
+
+
+def reassemble(beats, lanes) -> list[MoldMessage]:
+    """Messages out of per-lane framed beats, checking the framing rules."""
+    out, cur, seq = [], None, None
+    for b in beats:
+        data = int(b.data).to_bytes(lanes, "little")
+        msg, sop, eop = int(b.msg), int(b.sop), int(b.eop)
+        assert sop.bit_count() <= 1 and eop.bit_count() <= 1
+        for i in range(lanes):
+            if not msg >> i & 1:
+                assert not (sop | eop) >> i & 1
+                continue
+            if sop >> i & 1:
+                assert cur is None, "message starts inside another"
+                cur, seq = bytearray(), int(b.seq)
+            assert cur is not None, "message byte outside a message"
+            cur.append(data[i])
+            if eop >> i & 1:
+                out.append(MoldMessage(seq, bytes(cur), False))
+                cur = None
+        if b.abort:
+            assert cur is not None, "abort with no open message"
+            out.append(MoldMessage(seq, bytes(cur), True))
+            cur = None
+    assert cur is None, "message left open"
+    return out
+
+
+def check(width, packets, idle=0.0, name="mold", reset_after=None):
+    """``packets``: list of (line, payload, lane0)."""
+    rng = rng_for(name)
+    lanes = width // 8
+    dut = MoldUdp(width)
+    model = MoldUdpModel()
+    want, want_gaps = [], []
+    for line, payload, _ in packets:
+        msgs, gaps = model.process(line, payload)
+        want += msgs
+        want_gaps += gaps
+    got, got_gaps, counters = [], [], {}
+
+    async def tb(ctx):
+        beats = []
+        for line, payload, lane0 in packets:
+            beats += [{**vars(b), "line": line} for b in frame_beats(payload, lanes, lane0)]
+        await send(ctx, dut.feed, [{k: int(v) for k, v in b.items()} for b in beats], rng,
+                   idle=idle)
+        await ctx.tick().repeat(3)
+        for k in MOLD_COUNTERS:
+            counters[k] = ctx.get(getattr(dut.counters, k))
+
+    run(dut, tb, processes=[collect(dut.msgs, got), collect(dut.gaps, got_gaps)])
+    msg = f"seed {SEED}"
+    assert reassemble(got, lanes) == want, msg
+    gaps = [Gap(int(g.line), int(g.session).to_bytes(10, "big"), int(g.first), int(g.count))
+            for g in got_gaps]
+    assert gaps == want_gaps, msg
+    # the gateware's counters are 32-bit and wrap (a gap of 2**40 messages does)
+    assert counters == {k: v & 0xFFFF_FFFF for k, v in model.counters.items()}, msg
+    return model
+
+
+def lane0s(rng, lanes):
+    return rng.randrange(lanes)
+
+
+def session_packets(rng, lanes, n_packets, *, session="S1", seq=1, dup=0.3, loss=0.1,
+                    broken=0.05, reorder=0.05, hb=0.05, runt=0.03):
+    out, held = [], []
+    for _ in range(n_packets):
+        k = rng.randint(1, 8)
+        msgs = [broken_message(rng) if rng.random() < broken else random_message(rng)
+                for _ in range(k)]
+        if rng.random() < runt:  # a block too short for ITCH ends the packet's walk
+            msgs.insert(rng.randrange(k + 1), rng.randbytes(rng.randrange(12)))
+        payload = moldudp64.encode_packet(session, seq, msgs)
+        copies = [(line, payload, lane0s(rng, lanes)) for line in (0, 1)
+                  if rng.random() >= (loss if line == 0 else 1 - dup)]
+        if copies and rng.random() < reorder:
+            held.append(copies.pop(0))
+        out += copies
+        if held and rng.random() < 0.3:
+            out.append(held.pop())
+        seq += k
+        if rng.random() < hb:
+            out.append((rng.randrange(2), moldudp64.encode_heartbeat(session, seq),
+                        lane0s(rng, lanes)))
+    return out + held, seq
+
+
+@pytest.mark.parametrize("width", [64, 8])
+def test_random_lines_with_loss_duplicates_and_reordering(width):
+    rng = rng_for(f"rand{width}")
+    lanes = width // 8
+    pk, _ = session_packets(rng, lanes, 120 if width == 64 else 30)
+    model = check(width, pk, name=f"rand{width}")
+    assert model.counters["dup_b"] + model.counters["dup_a"] > 0
+
+
+@pytest.mark.parametrize("width", [64, 8])
+def test_valid_gaps_mid_packet(width):
+    rng = rng_for(f"idle{width}")
+    pk, _ = session_packets(rng, width // 8, 40 if width == 64 else 12)
+    check(width, pk, idle=0.3, name=f"idle{width}")
+
+
+def test_gap_on_line_a_only_is_covered_by_b():
+    rng = rng_for("cover")
+    msgs = [[random_message(rng) for _ in range(3)] for _ in range(3)]
+    p = [moldudp64.encode_packet("S1", 1 + 3 * i, m) for i, m in enumerate(msgs)]
+    model = check(64, [(0, p[0], 2), (1, p[0], 6), (1, p[1], 6), (0, p[2], 2), (1, p[2], 6)])
+    assert model.counters["gaps"] == 0 and model.counters["messages"] == 9
+
+
+def test_gap_on_both_lines_is_reported_once():
+    rng = rng_for("bothgap")
+    p1 = moldudp64.encode_packet("S1", 1, [random_message(rng)] * 2)
+    p3 = moldudp64.encode_packet("S1", 6, [random_message(rng)] * 2)
+    model = check(64, [(0, p1, 2), (1, p1, 6), (1, p3, 6), (0, p3, 2)])
+    assert model.counters["gaps"] == 1 and model.counters["gap_messages"] == 3
+
+
+def test_overlapping_packet_delivers_only_new_messages():
+    rng = rng_for("overlap")
+    ms = [random_message(rng) for _ in range(6)]
+    model = check(64, [(0, moldudp64.encode_packet("S1", 1, ms[:4]), 2),
+                       (1, moldudp64.encode_packet("S1", 3, ms[2:]), 6)])
+    assert model.counters["skipped_messages"] == 2 and model.counters["messages"] == 6
+
+
+def test_session_change_only_after_end_of_session():
+    rng = rng_for("sess")
+    m = [random_message(rng) for _ in range(4)]
+    pk = [(0, moldudp64.encode_packet("S1", 1, m[:2]), 2),
+          (1, moldudp64.encode_packet("STALE", 9, m[2:]), 6),  # dropped: S1 still runs
+          (0, moldudp64.encode_end_of_session("S1", 3), 2),
+          (0, moldudp64.encode_packet("S2", 1, m[2:]), 2)]
+    model = check(64, pk, name="sess")
+    assert model.counters["wrong_session"] == 1 and model.counters["sessions"] == 2
+
+
+def test_runt_block_ends_packet_and_next_packet_reveals_gap():
+    rng = rng_for("runt")
+    good = random_message(rng)
+    bad = moldudp64.encode_packet("S1", 1, [good, b"Sx"])  # 2-byte block
+    model = check(64, [(0, bad, 2),
+                       (0, moldudp64.encode_packet("S1", 3, [good]), 2)], name="runt")
+    assert model.counters["runt_block"] == 1 and model.counters["gaps"] == 1
+
+
+@pytest.mark.parametrize("width", [64, 8])
+def test_truncated_packet_aborts_open_message(width):
+    rng = rng_for(f"trunc{width}")
+    lanes = width // 8
+    pk, seq = [], 1
+    for i in range(30 if width == 64 else 10):
+        ms = [random_message(rng) for _ in range(rng.randint(1, 4))]
+        payload = moldudp64.encode_packet("S1", seq, ms)
+        # the first cut always falls inside the 20-byte header, the rest anywhere
+        cut = rng.randrange(1, 20) if i == 0 else rng.randrange(1, len(payload))
+        pk.append((0, payload[:cut], lane0s(rng, lanes)))
+        pk.append((1, payload, lane0s(rng, lanes)))  # B brings the whole packet
+        seq += len(ms)
+    model = check(width, pk, name=f"trunc{width}")
+    assert model.counters["bad_header"] > 0
+
+
+def test_min_size_messages_back_to_back():
+    s = itch.encode("S", event_code="O")
+    pk = [(0, moldudp64.encode_packet("S1", 1 + 100 * i, [s] * 100), 2 + 4 * (i % 2))
+          for i in range(4)]
+    model = check(64, pk, name="min")
+    assert model.counters["messages"] == 400
+
+
+def test_heartbeat_ahead_reports_gap():
+    model = check(64, [(0, moldudp64.encode_heartbeat("S1", 1), 2),
+                       (1, moldudp64.encode_heartbeat("S1", 5), 6),
+                       (0, moldudp64.encode_packet("S1", 5, [random_message(random.Random(1))]),
+                        2)], name="hb")
+    assert model.counters["gaps"] == 1 and model.counters["heartbeats"] == 2
+
+
+@pytest.mark.parametrize("width", [64, 8])
+def test_far_jumps_and_the_edges_of_small_differences(width):
+    """Sequence differences far beyond one packet's 0xFFFF messages (the gateware decides
+    those from the sign of seq - expected alone) and right at the ±2**17 edge where it
+    switches to small arithmetic: gaps far ahead, packets far behind, overlaps."""
+    rng = random.Random(SEED)
+    msgs = [random_message(rng) for _ in range(3)]
+    packets = []
+    for seq, k in [(1, 3), (1 + (1 << 17), 3), (4 + (1 << 17), 2), (3, 3),
+                   (4 + (1 << 17) - (1 << 17), 3), (6 + (1 << 17) - (1 << 17) + 1, 1),
+                   ((1 << 40), 3), ((1 << 40) - (1 << 17) + 2, 3), ((1 << 40) + 1, 3),
+                   ((1 << 40) + 4, 2), ((1 << 40) + 6 - (1 << 17) - 1, 1)]:
+        packets.append((rng.randrange(2), moldudp64.encode_packet("S1", seq, msgs[:k]),
+                        rng.randrange(width // 8)))
+    model = check(width, packets, name="far")
+    assert model.counters["gaps"] >= 2 and model.counters["dup_a"] + model.counters["dup_b"] >= 3

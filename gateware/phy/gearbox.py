@@ -71,18 +71,17 @@ class Widen(wiring.Component):
 class Narrow(wiring.Component):
     """``data_width``-bit beats to bytes: each enabled lane, lowest first, one per cycle.
 
-    The byte leaves a register. On a board the MAC's FCS takes it in the cycle it is
-    sent; straight from the lane select, that cycle held the lanes still to send → the
-    lowest → the byte → the MAC → its CRC, ten LUT levels (6.3 ns routed alone, past
-    8 ns in a full chip: the 16-symbol board build placed at 107.8 MHz).
+    The byte leaves a register: the MAC's FCS takes it in the cycle it is sent, and
+    straight from the lane select that cycle would also hold the choice of the lowest
+    lane still to send.
 
     A beat's first byte goes to that register straight from the input and the lanes
     after it wait in a hold register. The next beat is taken once the hold register is
     empty, its first byte again straight to the output: ``beats.ready`` is a register and
-    the bytes still come one per cycle. Before, ``ready`` was "this byte is the beat's
-    last", worked out from the incoming lanes: on the board that ran from the
-    clock-crossing FIFO's output through the lane arithmetic to its read enable, 16
-    levels, and the MAC's transmit clock routed at 95.8 MHz against 125.
+    the bytes still come one per cycle. A ``ready`` worked out from the incoming lanes
+    ("this byte is the beat's last") would run from the clock-crossing FIFO's output
+    through the lane arithmetic back to its read enable. What each version routed at on
+    the board is in docs/hardware.md (the `sync` clock, MAC transmit).
 
     A beat with no lane enabled is taken and sends nothing.
 
@@ -115,8 +114,8 @@ class Narrow(wiring.Component):
 
         # the byte to send comes from the hold register or, when it is empty, from the
         # input; worked out from registers and the input alone, so the MAC's ready only
-        # picks among the results (with it earlier, a board build's transmit clock
-        # routed at 107.8 MHz through this lane arithmetic)
+        # picks among the results (with it earlier, yosys shares the lane arithmetic
+        # behind the multiplexer and puts the late ready at the head of the path)
         data, left = Signal.like(h_data), Signal.like(h_left)
         first, last = Signal(), Signal()
         with m.If(held):

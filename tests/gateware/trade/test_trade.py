@@ -25,7 +25,7 @@ from amaranth.sim import Simulator
 from tick2trade.gateware.book import ACTIONS
 from tick2trade.protocol import itch
 from tick2trade.gateware.models.trade import strategy as model
-from tick2trade.gateware.models.trade.risk import Limits, REASONS, RISK_COUNTERS, Report, Risk, run_risk
+from tick2trade.gateware.models.trade import risk as risk_model
 from tick2trade.gateware.models.stream import frame_beats
 from tick2trade.gateware.models.book import BUY, CLEAR, DELETE, INSERT, MODIFY, SELL, Update
 from tick2trade.protocol.itch import Event
@@ -239,11 +239,11 @@ def random_intent(rng: random.Random, sym: int) -> model.Intent:
                         cancel=rng.random() < 0.03, user_ref=rng.randrange(1 << 20))
 
 
-def limits_payload(lim: Limits) -> dict:
+def limits_payload(lim: risk_model.Limits) -> dict:
     return {k: int(v) for k, v in vars(lim).items() if k != "restricted"}
 
 
-def run_risk_case(rng: random.Random, lim: Limits, cycles: int, density: float,
+def run_risk_case(rng: random.Random, lim: risk_model.Limits, cycles: int, density: float,
                   report_rate: float = 0.05, heartbeat_every: int = 0,
                   resets: set[int] = frozenset()):
     offered, prev = {}, None
@@ -251,7 +251,7 @@ def run_risk_case(rng: random.Random, lim: Limits, cycles: int, density: float,
         if rng.random() < density:
             repeat = prev is not None and rng.random() < 0.15  # the duplicate window's prey
             offered[c] = prev = prev if repeat else random_intent(rng, rng.randrange(S))
-    reports = {c: Report(rng.randrange(S), rng.choice((BUY, SELL)),
+    reports = {c: risk_model.Report(rng.randrange(S), rng.choice((BUY, SELL)),
                                filled=rng.randint(0, 300), canceled=rng.randint(0, 300),
                                closed=rng.random() < 0.3, released=rng.randint(0, 10**7))
                for c in range(5, cycles) if rng.random() < report_rate}
@@ -260,7 +260,7 @@ def run_risk_case(rng: random.Random, lim: Limits, cycles: int, density: float,
     return risk, cancel_all
 
 
-def check_risk(lim: Limits, offered: dict, cycles: int, reports=None,
+def check_risk(lim: risk_model.Limits, offered: dict, cycles: int, reports=None,
                beats=frozenset(), resets=frozenset()):
     """Offer ``offered[cycle]`` intents (and host reports, heartbeats, kill resets) to
     the gate and to the model; every decision, its cycle and reason, the status and the
@@ -297,7 +297,7 @@ def check_risk(lim: Limits, offered: dict, cycles: int, reports=None,
             if ctx.get(dut.decisions.valid):
                 d = ctx.get(dut.decisions.payload)
                 got.append((int(d.t_decide), int(d.sym), int(d.side), int(d.price),
-                            int(d.quantity), int(d.cancel), REASONS[int(d.reason)]))
+                            int(d.quantity), int(d.cancel), risk_model.REASONS[int(d.reason)]))
             if ctx.get(dut.cancel_all):
                 cancel_all.append(c)
             await ctx.tick()
@@ -305,11 +305,11 @@ def check_risk(lim: Limits, offered: dict, cycles: int, reports=None,
         counters = ctx.get(dut.counters)
         got.append(("status", int(status.open_orders), int(status.gross) & ((1 << 64) - 1),
                     int(status.tripped)))
-        got.append(("counters", {k: int(getattr(counters, k)) for k in RISK_COUNTERS}))
+        got.append(("counters", {k: int(getattr(counters, k)) for k in risk_model.RISK_COUNTERS}))
 
     run(dut, bench)
-    risk = Risk(S, lim)
-    want = run_risk(risk, sorted(offered.items()), reports, beats, resets,
+    risk = risk_model.Risk(S, lim)
+    want = risk_model.run_risk(risk, sorted(offered.items()), reports, beats, resets,
                           until=cycles + 9)
     decisions = [(t, it.sym, it.side, it.price, it.quantity, int(it.cancel), why)
                  for t, it, why in want]
@@ -332,43 +332,43 @@ def spaced(*intents: model.Intent, every: int = 6, start: int = 5) -> dict:
 # Each limit exactly at its value and one over (or one cycle early), through the RTL and
 # the model together: (limits, {cycle: intent}, the reasons in order).
 EDGES = {
-    "max_shares": (Limits(max_shares=500),
+    "max_shares": (risk_model.Limits(max_shares=500),
                    spaced(order_at(MID, 500), order_at(MID, 501)), ["pass", "max_shares"]),
-    "max_notional": (Limits(max_notional=300 * MID),
+    "max_notional": (risk_model.Limits(max_notional=300 * MID),
                      spaced(order_at(MID, 300), order_at(MID, 301)),
                      ["pass", "max_notional"]),
-    "collar_bps": (Limits(collar_bps=300),  # 3 % of 100.00 is 3.00
+    "collar_bps": (risk_model.Limits(collar_bps=300),  # 3 % of 100.00 is 3.00
                    spaced(order_at(MID + 30_000, 1), order_at(MID + 30_001, 1),
                           order_at(MID - 30_000, 1, SELL), order_at(MID - 30_001, 1, SELL)),
                    ["pass", "collar", "pass", "collar"]),
-    "collar_price": (Limits(collar_price=40 * TICK),
+    "collar_price": (risk_model.Limits(collar_price=40 * TICK),
                      spaced(order_at(MID - 40 * TICK, 1), order_at(MID - 40 * TICK - 1, 1)),
                      ["pass", "collar"]),
-    "position": (Limits(position_limit=1000),
+    "position": (risk_model.Limits(position_limit=1000),
                  spaced(order_at(MID, 600), order_at(MID + 1, 400), order_at(MID + 2, 1),
                         order_at(MID, 1000, SELL), order_at(MID + 1, 1, SELL)),
                  ["pass", "pass", "position", "pass", "position"]),
-    "gross": (Limits(max_gross=2 * 100 * MID),
+    "gross": (risk_model.Limits(max_gross=2 * 100 * MID),
               spaced(order_at(MID, 100), order_at(MID, 100), order_at(1, 1)),
               ["pass", "pass", "gross"]),
-    "open_orders": (Limits(max_open_orders=3),
+    "open_orders": (risk_model.Limits(max_open_orders=3),
                     spaced(*(order_at(MID + k, 1) for k in range(4))),
                     ["pass", "pass", "pass", "open_orders"]),
     # GCRA, 10 cycles per order, burst 2: two back to back, the third refused; the bucket
     # lets the next one through 10 cycles after the first, not a cycle earlier
-    "rate_global": (Limits(rate_interval=10, rate_tolerance=10),
+    "rate_global": (risk_model.Limits(rate_interval=10, rate_tolerance=10),
                     {5: order_at(MID, 1), 6: order_at(MID + 1, 1), 7: order_at(MID + 2, 1),
                      14: order_at(MID + 3, 1), 15: order_at(MID + 4, 1)},
                     ["pass", "pass", "rate_global", "rate_global", "pass"]),
-    "rate_symbol": (Limits(sym_rate_interval=10, sym_rate_tolerance=0),
+    "rate_symbol": (risk_model.Limits(sym_rate_interval=10, sym_rate_tolerance=0),
                     {5: order_at(MID, 1), 6: order_at(MID, 1, sym=2), 7: order_at(MID + 1, 1),
                      14: order_at(MID + 2, 1), 15: order_at(MID + 3, 1)},
                     ["pass", "pass", "rate_symbol", "rate_symbol", "pass"]),
-    "duplicate": (Limits(dup_window=50),
+    "duplicate": (risk_model.Limits(dup_window=50),
                   {5: order_at(MID, 7), 54: order_at(MID, 7), 55: order_at(MID, 7),
                    56: order_at(MID, 7, SELL)},
                   ["pass", "duplicate", "pass", "pass"]),
-    "kill_after": (Limits(max_shares=10, kill_after=3),
+    "kill_after": (risk_model.Limits(max_shares=10, kill_after=3),
                    spaced(order_at(MID, 11), order_at(MID, 11), order_at(MID, 5),
                           order_at(MID, 11), order_at(MID + 1, 5)),
                    ["max_shares", "max_shares", "pass", "max_shares", "kill"]),
@@ -384,7 +384,7 @@ def test_risk_edges_at_the_limit_and_one_over(check):
 
 def test_risk_every_limit_matches_model():
     rng = rng_for("risk-limits")
-    lim = Limits(max_shares=999, max_notional=900 * MID, collar_bps=300,
+    lim = risk_model.Limits(max_shares=999, max_notional=900 * MID, collar_bps=300,
                        collar_price=40 * TICK, position_limit=1500, max_gross=10**10,
                        max_open_orders=40, rate_interval=9, rate_tolerance=18,
                        sym_rate_interval=20, sym_rate_tolerance=20, dup_window=60,
@@ -392,25 +392,25 @@ def test_risk_every_limit_matches_model():
     risk, _ = run_risk_case(rng, lim, 4000, density=0.5, report_rate=0.08)
     # the per-symbol bucket sits behind every other check, so with all limits on it bites
     # only on some seeds: a second case with it alone makes sure it is compared too
-    alone, _ = run_risk_case(rng, Limits(sym_rate_interval=200, sym_rate_tolerance=200),
+    alone, _ = run_risk_case(rng, risk_model.Limits(sym_rate_interval=200, sym_rate_tolerance=200),
                              1500, density=0.3)
     assert alone.counters["rate_symbol"] > 0, alone.counters
     c = risk.counters
-    for reason in REASONS:
+    for reason in risk_model.REASONS:
         if reason not in ("kill", "tx_busy", "rate_symbol"):
             assert c[reason] > 0, (reason, c)
 
 
 def test_risk_breaches_trip_the_kill_switch_and_reset_rearms():
     rng = rng_for("risk-breach")
-    lim = Limits(max_shares=150, kill_after=25)
+    lim = risk_model.Limits(max_shares=150, kill_after=25)
     risk, _ = run_risk_case(rng, lim, 1500, density=0.4, resets={700})
     assert risk.counters["kill"] > 50 and risk.counters["pass"] > 10
 
 
 def test_watchdog_trips_without_heartbeat_and_cancels_all():
     rng = rng_for("risk-watchdog")
-    lim = Limits(watchdog=300, watchdog_cancel=True)
+    lim = risk_model.Limits(watchdog=300, watchdog_cancel=True)
     risk, cancel_all = run_risk_case(rng, lim, 1200, density=0.2, heartbeat_every=0)
     assert cancel_all == [301], cancel_all  # heartbeat time 0: late once now - 0 > 300
     assert risk.tripped & 4 and risk.counters["kill"] > 50
@@ -418,7 +418,7 @@ def test_watchdog_trips_without_heartbeat_and_cancels_all():
 
 def test_heartbeats_keep_the_watchdog_quiet():
     rng = rng_for("risk-heartbeat")
-    lim = Limits(watchdog=100, watchdog_cancel=True)
+    lim = risk_model.Limits(watchdog=100, watchdog_cancel=True)
     risk, cancel_all = run_risk_case(rng, lim, 1500, density=0.2, heartbeat_every=90)
     assert cancel_all == [] and not risk.tripped and risk.counters["kill"] == 0
 
@@ -459,11 +459,11 @@ FAST_ENTRIES = {  # a standing buy, a standing sell, a one-shot buy; DDD has non
 }
 
 
-def fast_limits(width: int) -> Limits:
+def fast_limits(width: int) -> risk_model.Limits:
     """The second identical order of a symbol within about two messages' time is a
     duplicate; after 3 open ones the position limit refuses: decisions depend on the same
     symbol's earlier orders."""
-    return Limits(dup_window=45 * 64 // width, position_limit=300)
+    return risk_model.Limits(dup_window=45 * 64 // width, position_limit=300)
 
 
 def add_message(mtype: str, sym: int, side: str, price: int, ref: int
@@ -569,7 +569,7 @@ def test_takes_decide_three_cycles_after_the_price_at_the_mac(width, packets):
                                                               dut.risk.decisions.payload):
             if valid:
                 got.append((rec.sym, rec.side, rec.price, rec.quantity,
-                            REASONS[rec.reason], model.SOURCES[rec.source],
+                            risk_model.REASONS[rec.reason], model.SOURCES[rec.source],
                             rec.t_decide))
 
     sim = Simulator(dut)
@@ -579,7 +579,7 @@ def test_takes_decide_three_cycles_after_the_price_at_the_mac(width, packets):
     total = sum(len(f) // lanes + 8 for f, _ in framed) + 40
     sim.run_until(total * 1e-8 * 1.3 + len(FAST_ENTRIES) * 1e-8)
 
-    strategy, risk = model.Strategy(S), Risk(S, fast_limits(width))
+    strategy, risk = model.Strategy(S), risk_model.Risk(S, fast_limits(width))
     for sym, entry in FAST_ENTRIES.items():
         strategy.write(sym, entry)
     want, lanes_taken, repeats, last_sym = [], set(), 0, None

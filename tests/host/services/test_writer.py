@@ -28,7 +28,7 @@ from tick2trade.host.services.db import AuditRecord, Order, Setting
 from tick2trade.host.services.orders import NewOrder
 from tick2trade.host.services.writer import WriteFailed
 
-from tests.host.services.conftest import SECRET, SEED, register_login
+from tests.host.conftest import SECRET, SEED, register_login
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -332,7 +332,7 @@ class HostEngine:
         self._report(order, canceled=qty, closed=done, cycle=cycle, gate=gate)
         return True
 
-    def _close(self, order: EngineOrder, state: str, cycle: int) -> None:
+    def _close(self, order: EngineOrder, state: OrderStatus, cycle: int) -> None:
         order.state = state
         order.done_cycle = cycle
 

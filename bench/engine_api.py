@@ -23,6 +23,7 @@ import httpx
 from websockets.sync.client import connect
 
 from tick2trade.host.cli_run import percentile
+from tick2trade.host.services.status import TERMINAL, OrderStatus
 
 THROUGH = 200  # currency units through the touch: the book moves before the order lands
 PASSWORD = "correct horse battery"
@@ -77,12 +78,11 @@ def _trade(port: int, orders: int) -> dict:
                     break
                 elif m["type"] == "notification" and m["kind"] == "order_status":
                     p = m["payload"]
-                    if p["order_id"] == order_id and p["status"] in ("filled", "canceled",
-                                                                     "rejected"):
-                        key = p["status"] if p["status"] == "filled" else \
+                    if p["order_id"] == order_id and p["status"] in TERMINAL:
+                        key = p["status"] if p["status"] == OrderStatus.FILLED else \
                             f"{p['status']} ({p['reason']})"
                         outcome[key] = outcome.get(key, 0) + 1
-                        if p["status"] == "filled":
+                        if p["status"] == OrderStatus.FILLED:
                             filled.append((time.perf_counter() - start) * 1e3)
                         break
     return {"outcome": outcome, "stored_ms": stored, "filled_ms": filled}

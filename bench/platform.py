@@ -29,7 +29,7 @@ from rich.table import Table
 from sqlalchemy import create_engine, text
 
 from tick2trade.bench.loadgen import order as _order
-from tick2trade.host.services.api import create_app
+from tick2trade.host.api import create_app
 from tick2trade.host.services.db import Setting
 from tick2trade.host.services.orders import NewOrder
 from tick2trade.host.services.platform import Limits, Platform

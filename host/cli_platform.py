@@ -140,7 +140,7 @@ def api(url: str | None, host: str, port: int, smtp: str, mail_from: str,
     is attached, so device endpoints answer 503."""
     import uvicorn
 
-    from tick2trade.host.services.api import create_app
+    from tick2trade.host.api import create_app
     from tick2trade.host.services.notify import SmtpConfig, WebhookPolicy
     from tick2trade.host.services.platform import Platform
 

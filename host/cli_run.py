@@ -59,7 +59,7 @@ def serve_api(platform, port: int):
     ``should_exit`` to stop it) and its thread once it listens."""
     import uvicorn
 
-    from tick2trade.host.services.api import create_app
+    from tick2trade.host.api import create_app
 
     server = uvicorn.Server(uvicorn.Config(create_app(platform), host="127.0.0.1",
                                            port=port, log_level="warning"))

@@ -50,10 +50,8 @@ from tick2trade.gateware.models.trade import strategy as trade
 
 from tick2trade.gateware.models.trade.risk import REASONS
 from tick2trade.host.services.portfolio import PositionState, apply_fill
+from tick2trade.host.services.status import TERMINAL, OrderStatus
 
-PENDING, ACCEPTED, PARTIAL, FILLED, CANCELED, REJECTED = (
-    "pending", "accepted", "partially_filled", "filled", "canceled", "rejected")
-TERMINAL = (FILLED, CANCELED, REJECTED)
 REPORT_FIELDS = ("sym", "side", "filled", "canceled", "closed", "released")
 REPORTS_PER_REQUEST = 5  # risk.report is 5 words + the strobe: 6 of a request's 32 ops
 STATUS = ("risk.status.killed", "risk.status.tripped", "risk.status.breaches",
@@ -75,7 +73,7 @@ class EngineOrder:
     price: int
     tif: str
     sent_cycle: int
-    state: str = PENDING
+    state: OrderStatus = OrderStatus.PENDING
     filled: int = 0
     canceled: int = 0
     fill_cost: int = 0  # Σ fill qty × fill price
@@ -271,8 +269,8 @@ class HostEngine:
         elif order is None:
             self.counters["unknown_user_ref"] += 1
         elif kind == "A":
-            if order.state == PENDING:
-                order.state = ACCEPTED
+            if order.state == OrderStatus.PENDING:
+                order.state = OrderStatus.ACCEPTED
                 order.venue_ref = msg.get("order_ref", 0)  # records do not carry it
                 self._tell(order, msg)
             else:
@@ -284,8 +282,8 @@ class HostEngine:
             if self._canceled(order, msg["quantity"], cycle, gate):
                 self._tell(order, msg)
         elif kind == "J":
-            if order.state == PENDING:
-                self._close(order, REJECTED, cycle)
+            if order.state == OrderStatus.PENDING:
+                self._close(order, OrderStatus.REJECTED, cycle)
                 self._report(order, canceled=order.qty, closed=True, cycle=cycle, gate=gate)
                 self._tell(order, msg)
             else:  # a Cancel we sent for an order that had gone already
@@ -316,9 +314,9 @@ class HostEngine:
                                    match, cycle, realized))
         done = order.remaining == 0
         if done:
-            self._close(order, FILLED, cycle)
+            self._close(order, OrderStatus.FILLED, cycle)
         else:
-            order.state = PARTIAL
+            order.state = OrderStatus.PARTIALLY_FILLED
         self._report(order, filled=qty, closed=done, cycle=cycle, gate=gate)
         return True
 
@@ -330,11 +328,11 @@ class HostEngine:
         order.canceled += qty
         done = order.remaining == 0
         if done:
-            self._close(order, CANCELED, cycle)
+            self._close(order, OrderStatus.CANCELED, cycle)
         self._report(order, canceled=qty, closed=done, cycle=cycle, gate=gate)
         return True
 
-    def _close(self, order: EngineOrder, state: str, cycle: int) -> None:
+    def _close(self, order: EngineOrder, state: OrderStatus, cycle: int) -> None:
         order.state = state
         order.done_cycle = cycle
 
@@ -468,8 +466,8 @@ class HostEngine:
         """Cancel the resting orders sent more than ``age`` cycles before ``now`` (the
         FPGA account's: a client order rests as long as its user wants)."""
         stale = [o.user_ref for o in self.orders.values()
-                 if o.state in (ACCEPTED, PARTIAL) and not o.cancel_sent and not o.client
-                 and now - o.sent_cycle > age]
+                 if o.state in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
+                 and not o.cancel_sent and not o.client and now - o.sent_cycle > age]
         return sum(self.cancel(u, now) for u in stale)
 
     def poll(self) -> dict[str, int]:

@@ -48,11 +48,11 @@ from typing import TypeVar
 
 from tick2trade.protocol import ouch
 from tick2trade.host.config import TIFS
-from tick2trade.host.engine import (CANCELED, CLIENT_TAGS, TERMINAL, EngineOrder, HostEngine,
-                                    Injection)
+from tick2trade.host.engine import CLIENT_TAGS, EngineOrder, HostEngine, Injection
 from tick2trade.host.services.broker import BrokerEvents, OrderTicket
 from tick2trade.host.services.device import DeviceTimeout
 from tick2trade.host.services.money import px
+from tick2trade.host.services.status import TERMINAL, OrderStatus
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -269,7 +269,7 @@ class EngineBroker:
         elif kind == "E":
             self.counts["fills"] += 1
             self._call("on_executed", order_id, msg["quantity"], msg["price"])
-        elif kind == "C" and order.state == CANCELED:
+        elif kind == "C" and order.state == OrderStatus.CANCELED:
             reason = ouch.CANCEL_REASONS.get(msg.get("reason"), "no reason given")
             self._call("on_canceled", order_id, f"canceled by the venue: {reason}")
         elif kind == "J":

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tick2trade.host.services.device import DeviceRefused
-
-from tick2trade.host.engine import TERMINAL
 from tick2trade.host.engine_broker import EngineBroker
+from tick2trade.host.services.device import DeviceRefused
+from tick2trade.host.services.status import TERMINAL
 
 KIND = "virtual FPGA (t2t run)"
 

@@ -33,6 +33,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
+from tick2trade.host.services.status import OrderStatus
+
 PRICE_SCALE = 10_000
 DEFAULT_URL_ENV = "T2T_DATABASE_URL"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -87,7 +89,7 @@ class Order(Base):
     stop_price: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     filled_qty: Mapped[int] = mapped_column(BigInteger, default=0)
     filled_notional: Mapped[int] = mapped_column(BigInteger, default=0)
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status: Mapped[str] = mapped_column(String(20), default=OrderStatus.PENDING)
     reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

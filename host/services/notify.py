@@ -33,7 +33,7 @@ from email.message import EmailMessage
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import Connection, bindparam, event, insert, select
+from sqlalchemy import Connection, bindparam, event, func, insert, select
 from sqlalchemy.orm import Session
 
 from tick2trade.host.services import audit
@@ -82,6 +82,35 @@ def set_preferences(s: Session, user_id: int, changes: list[tuple[str, str, bool
             s.add(Preference(user_id=user_id, kind=kind, channel=channel, enabled=enabled))
         else:
             row.enabled = enabled
+
+
+def page(s: Session, user_id: int, limit: int, offset: int, unread: bool = False,
+         after_id: int = 0) -> tuple[int, list[Notification]]:
+    """How many of the user's notifications match (only the unread ones, only those after
+    ``after_id``), and one page of them, newest first."""
+    # clamped: an id past any stored one must still fit the database's integer
+    q = select(Notification).where(Notification.user_id == user_id,
+                                   Notification.id > min(after_id, 2**62))
+    if unread:
+        q = q.where(Notification.read.is_(False))
+    total = s.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+    rows = s.execute(q.order_by(Notification.id.desc()).limit(limit).offset(offset)).scalars()
+    return total, list(rows)
+
+
+def mark_read(s: Session, user_id: int, notification_id: int) -> bool:
+    """Mark one of the user's notifications read; False if the user has none of that id."""
+    n = s.get(Notification, notification_id)
+    if n is None or n.user_id != user_id:
+        return False
+    n.read = True
+    return True
+
+
+def emit_to_all(s: Session, kind: str, payload: dict) -> None:
+    """``emit`` the same event to every user."""
+    for user_id in s.execute(select(User.id)).scalars().all():
+        emit(s, user_id, kind, payload)
 
 
 def emit(s: Session, user_id: int, kind: str, payload: dict) -> dict | None:

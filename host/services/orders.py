@@ -44,6 +44,7 @@ from tick2trade.host.services.broker import Broker, OrderTicket
 from tick2trade.host.services.db import Execution, Order, Position, utcnow
 from tick2trade.host.services.money import px
 from tick2trade.host.services.portfolio import PositionState, apply_fill
+from tick2trade.host.services.status import OPEN, TERMINAL, OrderStatus
 from tick2trade.host.services.writer import Batch, Writer
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,6 @@ log = logging.getLogger(__name__)
 TYPES = ("market", "limit", "stop")
 TIFS = ("day", "gtc", "ioc", "fok")
 SIDES = ("buy", "sell")
-TERMINAL = ("filled", "canceled", "rejected")
-OPEN = risk.OPEN_STATUSES
 
 
 class OrderError(ValueError):
@@ -140,7 +139,7 @@ class Orders:
                                                                   new, reference))
         order_id, status = self.writer.run(
             lambda b: self._store(b, user_id, username, new, reference))
-        if status == "pending":
+        if status == OrderStatus.PENDING:
             self._submit(order_id, new)
         with self.reader.connect() as conn:
             return conn.execute(_READ_ORDER, {"order_id": order_id}).one()
@@ -151,7 +150,7 @@ class Orders:
         (its answers join this batch), and return the row the batch will commit (each
         write of the order returns it, so it is not read again)."""
         order_id, status = self._store(b, user_id, username, new, reference)
-        if status == "pending":
+        if status == OrderStatus.PENDING:
             b.after_rollback.append(lambda: self.broker.withdraw(order_id))
             self._submit(order_id, new)
         return b.scratch[("order", order_id)]
@@ -171,16 +170,16 @@ class Orders:
                reference: int | None) -> tuple[int, str]:
         """The writer's job for one placement: risk checks against the batch's view of
         the database, the order row, its audit record and any notifications."""
-        status, reason, check = "pending", None, risk.Check()
+        status, reason, check = OrderStatus.PENDING, None, risk.Check()
         if _cached(b, "kill_switch", lambda: risk.kill_switch(b.conn)):
-            status, reason = "rejected", "kill switch engaged"
+            status, reason = OrderStatus.REJECTED, "kill switch engaged"
         else:
             limits = _cached(b, ("limits", new.symbol),
                              lambda: risk.limits_for(b.conn, new.symbol))
             check = risk.check_order(b.conn, user_id, new.symbol, new.side, new.qty,
                                      reference, limits)
             if check.reason:
-                status, reason = "rejected", f"risk: {check.reason}"
+                status, reason = OrderStatus.REJECTED, f"risk: {check.reason}"
         now = utcnow()
         order_id = _written(b, b.conn.execute(_INSERT_ORDER, {
             "user_id": user_id, "symbol": new.symbol, "side": new.side, "type": new.type,
@@ -191,7 +190,7 @@ class Orders:
             "symbol": new.symbol, "side": new.side, "type": new.type, "tif": new.tif,
             "qty": new.qty, "price": new.price, "stop_price": new.stop_price,
             "status": status, "reason": reason})
-        if status == "rejected":
+        if status == OrderStatus.REJECTED:
             self._notify(b, user_id, "order_status", _status_payload({
                 "id": order_id, "symbol": new.symbol, "side": new.side, "status": status,
                 "qty": new.qty, "filled_qty": 0, "reason": reason}))
@@ -298,13 +297,13 @@ class Orders:
         self.writer.join(job)
 
     def on_accepted(self, order_id: int) -> None:
-        self._move(order_id, ("pending",), "accepted")
+        self._move(order_id, (OrderStatus.PENDING,), OrderStatus.ACCEPTED)
 
     def on_rejected(self, order_id: int, reason: str) -> None:
-        self._move(order_id, ("pending",), "rejected", reason)
+        self._move(order_id, (OrderStatus.PENDING,), OrderStatus.REJECTED, reason)
 
     def on_canceled(self, order_id: int, reason: str) -> None:
-        self._move(order_id, ("pending", "accepted", "partially_filled"), "canceled", reason)
+        self._move(order_id, OPEN, OrderStatus.CANCELED, reason)
 
     def on_executed(self, order_id: int, qty: int, price: int) -> None:
         def apply(b, order):
@@ -328,11 +327,11 @@ class Orders:
                 "qty": qty_now, "price": price, "realized_pnl": gained, "ts": utcnow()})
             order["filled_qty"] += qty_now
             order["filled_notional"] += qty_now * price
-            order["status"] = ("filled" if order["filled_qty"] == order["qty"]
-                               else "partially_filled")
+            order["status"] = (OrderStatus.FILLED if order["filled_qty"] == order["qty"]
+                               else OrderStatus.PARTIALLY_FILLED)
             b.chain.append("broker", "order.executed", f"order:{order_id}",
                            {"qty": qty_now, "price": price, "realized": gained})
-        self._transition(order_id, ("pending", "accepted", "partially_filled"), apply)
+        self._transition(order_id, OPEN, apply)
 
 
 # The writer's statements, built once: constructing a statement costs more than running

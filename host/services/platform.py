@@ -33,11 +33,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Limits:
-    """Request rates (``limits`` notation) and page sizes of the API."""
+    """Request rates of the API and of failed logins (``limits`` notation)."""
     requests: str = "100/second;2000/minute"
     anonymous: str = "20/second;300/minute"
     login_failures: str = "5/5 minutes"
-    max_page: int = 200
 
 
 @dataclass

@@ -17,10 +17,10 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from tick2trade.host.services.db import Order, Position, RiskLimit, Setting, utcnow
+from tick2trade.host.services.status import OPEN
 
 LIMIT_FIELDS = ("max_order_qty", "max_notional", "max_position")
 NEAR = 0.9
-OPEN_STATUSES = ("pending", "accepted", "partially_filled")
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def check_order(s: Session | Connection, user_id: int, symbol: str, side: str, q
         open_qty = s.execute(select(func.coalesce(func.sum(Order.qty - Order.filled_qty), 0))
                              .where(Order.user_id == user_id, Order.symbol == symbol,
                                     Order.side == side,
-                                    Order.status.in_(OPEN_STATUSES))).scalar_one()
+                                    Order.status.in_(OPEN))).scalar_one()
         reach = abs(held + sign * (open_qty + qty))
         if reach > lim["max_position"]:
             return Check(f"position could reach {reach}, max_position is {lim['max_position']}")

@@ -13,8 +13,8 @@ from tick2trade.gateware.models.trade import strategy as trade
 
 from tick2trade.gateware.models.trade.risk import REASONS
 from tick2trade.host.config import load, parse
-from tick2trade.host.engine import (ACCEPTED, CANCELED, CLIENT_TAGS, FILLED, PARTIAL, PENDING,
-                                    REJECTED, HostEngine)
+from tick2trade.host.engine import CLIENT_TAGS, HostEngine
+from tick2trade.host.services.status import TERMINAL, OrderStatus
 from tick2trade.host.services.portfolio import PositionState, apply_fill
 from tick2trade.sim.loop import Loop, LoopConfig
 from tick2trade.sim.modelfpga import ModelFpga
@@ -45,14 +45,14 @@ def test_lifecycle_reports_and_position(model):
     eng = HostEngine(cfg.watch, fpga)
     fpga.risk.check(trade.Intent(0, 0, 1_900_000, 300, ord("3"), 0, 1_900_000, "event"), 0)
     eng.on_sent(enter(1), 10)
-    assert eng.orders[1].state == PENDING
+    assert eng.orders[1].state == OrderStatus.PENDING
     eng.on_response({"type": "A", "user_ref": 1, "order_ref": 77}, 20)
-    assert (eng.orders[1].state, eng.orders[1].venue_ref) == (ACCEPTED, 77)
+    assert (eng.orders[1].state, eng.orders[1].venue_ref) == (OrderStatus.ACCEPTED, 77)
     eng.on_response({"type": "E", "user_ref": 1, "quantity": 100, "price": 1_899_900,
                      "match": 5}, 30)
-    assert eng.orders[1].state == PARTIAL
+    assert eng.orders[1].state == OrderStatus.PARTIALLY_FILLED
     eng.on_response({"type": "C", "user_ref": 1, "quantity": 200, "reason": "I"}, 30)
-    assert eng.orders[1].state == CANCELED and eng.orders[1].remaining == 0
+    assert eng.orders[1].state == OrderStatus.CANCELED and eng.orders[1].remaining == 0
     assert [(r.filled, r.canceled, r.closed, r.released) for r in eng.reports] == \
         [(100, 0, 0, 100 * 1_900_000), (0, 200, 1, 200 * 1_900_000)]
     assert eng.flush_reports() == 2
@@ -69,7 +69,7 @@ def test_rejected_and_bad_answers_are_counted_not_applied(model):
     eng.on_sent(enter(1, side="S", qty=50), 0)
     eng.on_sent(enter(2, qty=10), 0)
     eng.on_response({"type": "J", "user_ref": 1, "reason": 3}, 1)
-    assert eng.orders[1].state == REJECTED
+    assert eng.orders[1].state == OrderStatus.REJECTED
     assert (eng.reports[0].side, eng.reports[0].canceled, eng.reports[0].closed) == (1, 50, 1)
     eng.on_response({"type": "E", "user_ref": 99, "quantity": 1, "price": 1, "match": 1}, 2)
     eng.on_response({"type": "A", "user_ref": 2, "order_ref": 3}, 2)
@@ -80,7 +80,7 @@ def test_rejected_and_bad_answers_are_counted_not_applied(model):
     eng.on_response({"type": "C", "user_ref": 2, "quantity": 1, "reason": "U"}, 4)
     eng.on_sent(enter(2), 5)
     eng.on_sent(enter(3, symbol="NOPE"), 5)
-    assert eng.orders[2].state == FILLED
+    assert eng.orders[2].state == OrderStatus.FILLED
     assert {k: eng.counters[k] for k in ("unknown_user_ref", "bad_execution",
                                          "cancel_rejected", "bad_cancel",
                                          "duplicate_user_ref", "unknown_symbol")} == \
@@ -97,7 +97,7 @@ def test_an_accepted_order_never_seen_leaving_is_taken_from_the_answer(model):
                      "clordid": "T000000000004"}, 5)
     order = eng.orders[4]
     assert (order.state, order.symbol, order.side, order.qty, order.price, order.venue_ref) \
-        == (ACCEPTED, "MSFT", "S", 70, 4_200_000, 9)
+        == (OrderStatus.ACCEPTED, "MSFT", "S", 70, 4_200_000, 9)
     assert eng.counters["unseen_orders"] == 1
 
 
@@ -149,8 +149,7 @@ def test_loop_keeps_the_gate_informed(model):
     assert len(eng.fills) > 20 and eng.counters["cancels_asked"] > 0, eng.counters
     assert eng.counters["injected"] > 0 and any(p.realized for p in eng.positions.values())
     assert eng.positions == venue_positions(loop)
-    open_orders = [o for o in eng.orders.values() if o.state not in (FILLED, CANCELED,
-                                                                      REJECTED)]
+    open_orders = [o for o in eng.orders.values() if o.state not in TERMINAL]
     for i, symbol in enumerate(cfg.watch):
         st = fpga.risk.state[i]
         assert st.position == eng.positions.get(symbol, PositionState()).qty, symbol

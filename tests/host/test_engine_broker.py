@@ -21,13 +21,13 @@ from tick2trade.host.engine_broker import EngineBroker
 from tick2trade.host.engine_db import EngineStore
 from tick2trade.host.engine_device import EngineDevice
 from tick2trade.host.services import db
-from tick2trade.host.services.api import create_app
+from tick2trade.host.api import create_app
 from tick2trade.host.services.money import px
 from tick2trade.host.services.platform import Platform
 from tick2trade.sim.loop import Loop
 from tick2trade.sim.modelfpga import ModelFpga
 from tick2trade.sim.topsim import top_map
-from tests.host.services.conftest import SECRET, fresh_limits, register_login
+from tests.host.conftest import SECRET, fresh_limits, register_login
 
 DEMO = Path(__file__).resolve().parents[2] / "docs" / "demo.toml"
 SYMBOLS = 8

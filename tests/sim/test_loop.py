@@ -17,7 +17,7 @@ from tick2trade.gateware.models.trade import risk as trade
 from tick2trade.gateware.models.trade.ouch_rx import COUNTERS as ANSWER_COUNTERS
 from tick2trade.gateware.trade.ouch_rx import GATE_AFTER_LAG
 from tick2trade.host.config import load, parse
-from tick2trade.host.engine import TERMINAL
+from tick2trade.host.services.status import TERMINAL
 from tick2trade.sim.local_device import LocalDevice
 from tick2trade.sim.loop import Loop, LoopConfig, configure
 from tick2trade.sim.modelfpga import ModelFpga

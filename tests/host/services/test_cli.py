@@ -42,8 +42,8 @@ def test_t2t_api_serves_openapi_and_register(tmp_path):
     # the checkout under test, not whatever copy the venv has installed
     env = {**os.environ, "T2T_DATABASE_URL": f"sqlite:///{tmp_path / 'api.db'}",
            "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    proc = subprocess.Popen([sys.executable, "-c", "from host.cli import main; main()", "api",
-                             "--port", str(port)], cwd=tmp_path, env=env,
+    proc = subprocess.Popen([sys.executable, "-c", "from tick2trade.host.cli import main; main()",
+                             "api", "--port", str(port)], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from tick2trade.host.services.db import OutboxEntry, utcnow
 from tick2trade.host.services.notify import Dispatcher, SmtpConfig, WebhookPolicy, WebhookRefused
 
-from tests.host.services.conftest import register_login
+from tests.host.conftest import register_login
 
 T = 10_000
 

@@ -28,7 +28,7 @@ from tick2trade.host.services.db import AuditRecord, Order, Setting
 from tick2trade.host.services.orders import NewOrder
 from tick2trade.host.services.writer import WriteFailed
 
-from tests.host.services.conftest import SECRET, SEED, register_login
+from tests.host.conftest import SECRET, SEED, register_login
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -243,8 +243,8 @@ def test_concurrent_placements_form_one_chain(platform, db_url):
 
 PLACER = """
 import sys
-from host.platform.orders import NewOrder
-from host.platform.platform import Platform
+from tick2trade.host.services.orders import NewOrder
+from tick2trade.host.services.platform import Platform
 p = Platform(sys.argv[1], sys.argv[2])
 user = p.users.register("crash", "crash@example.com", "correct horse battery")
 p.market.update("AAPL", bid=1_000_000, bid_size=100, ask=1_001_000, ask_size=100)

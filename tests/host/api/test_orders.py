@@ -15,7 +15,7 @@ from tick2trade.host.services import audit
 from tick2trade.host.services.db import Execution, Notification, Order
 from tick2trade.host.services.portfolio import PositionState, apply_fill
 
-from tests.host.services.conftest import SEED, FakeDevice, register_login
+from tests.host.conftest import SEED, FakeDevice, register_login
 
 T = 10_000  # ticks per currency unit
 
@@ -260,7 +260,7 @@ def test_transactions_csv_and_pdf(client, platform, trader):
 def test_rate_limit_answers_429(platform):
     from fastapi.testclient import TestClient
 
-    from tick2trade.host.services.api import create_app
+    from tick2trade.host.api import create_app
 
     platform.limits.requests = "5/minute"
     platform.limits.anonymous = "3/minute"
@@ -344,10 +344,10 @@ class DownBroker:
 def test_a_broker_failure_rejects_the_stored_order(db_url):
     from fastapi.testclient import TestClient
 
-    from tick2trade.host.services.api import create_app
+    from tick2trade.host.api import create_app
     from tick2trade.host.services.platform import Platform
 
-    from tests.host.services.conftest import SECRET, fresh_limits
+    from tests.host.conftest import SECRET, fresh_limits
     p = Platform(db_url, SECRET, broker=DownBroker(), limits=fresh_limits())
     try:
         with TestClient(create_app(p)) as c:
@@ -438,7 +438,7 @@ def test_websocket_order_entry_answers_as_post_does(client, platform, trader):
 def test_websocket_order_entry_is_rate_limited(platform):
     from fastapi.testclient import TestClient
 
-    from tick2trade.host.services.api import create_app
+    from tick2trade.host.api import create_app
 
     platform.limits.requests = "3/minute"
     quote(platform)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from tick2trade.host.services import audit
 from tick2trade.host.services.db import AuditRecord, User
 
-from tests.host.services.conftest import SECRET, register_login
+from tests.host.conftest import SECRET, register_login
 
 PW = "correct horse battery"
 

@@ -16,10 +16,10 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from tick2trade.host.services.api import create_app
+from tick2trade.host.api import create_app
 from tick2trade.host.services.platform import Limits, Platform
 
-from tests.host.services.conftest import SECRET, FakeDevice
+from tests.host.conftest import SECRET, FakeDevice
 
 EXAMPLES = int(os.environ.get("T2T_FUZZ_EXAMPLES", "12"))
 

@@ -7,7 +7,7 @@ import re
 
 from fastapi.testclient import TestClient
 
-from tick2trade.host.services.api import create_app
+from tick2trade.host.api import create_app
 
 OPEN = {("post", "/auth/register"), ("post", "/auth/login"), ("post", "/auth/refresh")}
 SAMPLE = {"symbol": "AAPL", "order_id": "1", "notification_id": "1", "alert_id": "1",

@@ -1,0 +1,62 @@
+"""The HTTP/WebSocket API (FastAPI; OpenAPI at ``/docs`` and ``/openapi.json``).
+
+Design decisions:
+- Every route but register/login/refresh needs a bearer access token; roles are checked
+  by dependency (``deps.Operator``, ``deps.Admin``: ``require("operator")``), so a
+  route states who may call it.
+- Rate limits per user (per client address for anonymous calls) in a moving window
+  (``limits``), answered with 429 and ``Retry-After``. Failed logins have their own,
+  stricter throttle (``auth.Users``).
+- Requests are validated by pydantic models with bounds (``schemas``: a quantity fits
+  64-bit arithmetic, text has no control characters), so bad input is a 4xx saying
+  which field and why; service errors map to 401/403/404/409/422/503 in one table
+  (``errors.STATUS``).
+- Prices cross the API as decimal strings with four places (inputs may be JSON
+  numbers or strings); inside they are integer ticks (``money``).
+- Lists are paginated with ``limit``/``offset`` and return ``total``.
+- Handlers are plain ``def``: FastAPI runs them on its thread pool, which suits the
+  blocking database drivers. The WebSocket is ``async``, and so is order placement,
+  the hot path, which makes a single hop to the pool (each sync dependency or handler
+  would be one more); the dependencies (``deps``) are ``async`` because they never block.
+- The routes hold no SQL: they call the services (``tick2trade.host.services``), one
+  router per OpenAPI tag under ``routes``; the WebSocket is ``ws``.
+"""
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from tick2trade.host.api import errors, ws
+from tick2trade.host.api.deps import RateLimits
+from tick2trade.host.api.routes import (market, notifications, operator, orders, portfolio,
+                                        risk, users)
+from tick2trade.host.services.auth import Throttled
+from tick2trade.host.services.platform import Platform
+
+ROUTERS = (users.router, market.router, orders.router, portfolio.router, risk.router,
+           notifications.router, operator.router, ws.router)
+
+
+def create_app(platform: Platform) -> FastAPI:
+    """The API over ``platform``; serving it does not start background work (``t2t api``
+    does, tests call the passes themselves)."""
+    app = FastAPI(title="tick2trade host API", version="0.1.0",
+                  description="Users, market data, orders, portfolio, risk, notifications "
+                              "and operator controls of the tick2trade host. Prices are "
+                              "decimal strings with 4 places; quantities are integers.")
+    app.state.platform = platform
+    app.state.rate_limits = RateLimits(platform.limits)
+
+    for exc_type, status in errors.STATUS.items():
+        def handler(request: Request, exc: Exception, status: int = status) -> JSONResponse:
+            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+        app.add_exception_handler(exc_type, handler)
+
+    @app.exception_handler(Throttled)
+    def throttled(request: Request, exc: Throttled) -> JSONResponse:
+        return JSONResponse({"detail": "too many failed logins; try again later"},
+                            status_code=429, headers={"Retry-After": str(exc.retry_after)})
+
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

@@ -1,0 +1,61 @@
+"""Operator controls: the attached device (status, counters, configuration) and the
+kill switch."""
+
+from fastapi import APIRouter
+
+from tick2trade.host.api.deps import Operator, PlatformDep
+from tick2trade.host.api.schemas import ConfigIn, KillSwitchIn
+from tick2trade.host.services import audit, notify, risk
+from tick2trade.host.services.device import Device, NoDevice
+from tick2trade.host.services.platform import Platform
+
+router = APIRouter(tags=["operator"])
+
+
+def _device(platform: Platform) -> Device:
+    if platform.device is None:
+        raise NoDevice()
+    return platform.device
+
+
+@router.get("/operator/device")
+def device_status(who: Operator, platform: PlatformDep):
+    return _device(platform).status()
+
+
+@router.get("/operator/counters")
+def device_counters(who: Operator, platform: PlatformDep):
+    return _device(platform).counters()
+
+
+@router.put("/operator/config")
+def push_config(body: ConfigIn, who: Operator, platform: PlatformDep):
+    device = _device(platform)
+    with platform.sessions.begin() as s:
+        audit.append(s, who.username, "device.config", "device", body.config)
+    return device.push_config(body.config)
+
+
+@router.get("/operator/kill-switch")
+def get_kill(who: Operator, platform: PlatformDep):
+    with platform.sessions() as s:
+        return {"engaged": risk.kill_switch(s)}
+
+
+@router.put("/operator/kill-switch")
+def put_kill(body: KillSwitchIn, who: Operator, platform: PlatformDep):
+    """Engaged: new orders are rejected, open orders are canceled, the device (if
+    attached) stops sending; every user gets a risk alert."""
+    with platform.sessions.begin() as s:
+        risk.set_kill_switch(s, body.engaged)
+        audit.append(s, who.username, "risk.kill_switch", "platform",
+                     {"engaged": body.engaged, "reason": body.reason})
+        notify.emit_to_all(s, "risk_alert", {
+            "level": "kill_switch", "engaged": body.engaged, "by": who.username,
+            "reason": body.reason})
+    canceled = platform.orders.cancel_all() if body.engaged else 0
+    device = "not attached"
+    if platform.device is not None:
+        platform.device.set_kill_switch(body.engaged)
+        device = "set"
+    return {"engaged": body.engaged, "orders_canceled": canceled, "device": device}

@@ -1,0 +1,45 @@
+"""Placing, listing, reading and canceling the caller's orders."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path
+from fastapi.concurrency import run_in_threadpool
+
+from tick2trade.host.api.deps import CurrentUser, Limit, Offset, PlatformDep
+from tick2trade.host.api.schemas import OrderIn, OrderOut, OrderPage
+from tick2trade.host.services.orders import order_json
+from tick2trade.host.services.status import OrderStatus
+
+router = APIRouter(tags=["orders"])
+
+OrderId = Annotated[int, Path(ge=1, le=2**62)]
+# the statuses' values, not the enum: the parameter reads in the document as the list of
+# strings it is
+StatusName = Literal[tuple(s.value for s in OrderStatus)]
+
+
+@router.post("/orders", status_code=201, response_model=OrderOut)
+async def place(body: OrderIn, who: CurrentUser, platform: PlatformDep):
+    # the hot path: one hop to a worker thread (placement waits for the writer's
+    # commits and the broker's callbacks), the rest on the event loop
+    order = await run_in_threadpool(platform.orders.place, who.user_id, who.username,
+                                    body.to_new_order())
+    return order_json(order)
+
+
+@router.get("/orders", response_model=OrderPage)
+def list_orders(who: CurrentUser, platform: PlatformDep, limit: Limit = 50, offset: Offset = 0,
+                status: StatusName | None = None):
+    total, rows = platform.orders.list(who.user_id, status, limit, offset)
+    return {"total": total, "limit": limit, "offset": offset,
+            "items": [order_json(o) for o in rows]}
+
+
+@router.get("/orders/{order_id}", response_model=OrderOut)
+def get_order(order_id: OrderId, who: CurrentUser, platform: PlatformDep):
+    return order_json(platform.orders.get(who.user_id, order_id))
+
+
+@router.delete("/orders/{order_id}", response_model=OrderOut)
+def cancel_order(order_id: OrderId, who: CurrentUser, platform: PlatformDep):
+    return order_json(platform.orders.cancel(who.user_id, order_id, who.username))

@@ -1,0 +1,159 @@
+"""The API's request and response models.
+
+Requests forbid unknown fields and bound every value: a quantity fits 64-bit
+arithmetic, a price has at most four decimal places, text has no control characters.
+"""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator
+
+from tick2trade.host.services.money import MAX_PRICE, to_ticks
+from tick2trade.host.services.orders import NewOrder
+
+SYMBOL = r"^[A-Z0-9][A-Z0-9.\-]{0,7}$"
+USERNAME = r"^[A-Za-z0-9_.\-]{3,32}$"
+MAX_QTY = 1_000_000_000
+Price = Annotated[Decimal, Field(gt=0, le=MAX_PRICE, decimal_places=4,
+                                 description="Decimal, at most 4 places")]
+
+
+def _plain_text(value: str | None) -> str | None:
+    if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+def _ticks(value: Decimal | None) -> int | None:
+    return to_ticks(value) if value is not None else None
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterIn(Strict):
+    username: str = Field(pattern=USERNAME)
+    email: EmailStr
+    password: str = Field(min_length=8, max_length=128)
+    display_name: str = Field("", max_length=100)
+    _text = field_validator("display_name", "password")(_plain_text)
+
+
+class LoginIn(Strict):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=128)
+    _text = field_validator("username", "password")(_plain_text)
+
+
+class RefreshIn(Strict):
+    refresh_token: str = Field(min_length=1, max_length=2000)
+
+
+class TokensOut(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    email: str
+    role: str
+    display_name: str
+    webhook_url: str | None
+    created_at: datetime
+
+
+class ProfileIn(Strict):
+    display_name: str | None = Field(None, max_length=100)
+    email: EmailStr | None = None
+    webhook_url: HttpUrl | None = None
+    password: str | None = Field(None, min_length=8, max_length=128)
+    current_password: str | None = Field(None, max_length=128)
+    _text = field_validator("display_name", "password", "current_password")(_plain_text)
+
+
+class RoleIn(Strict):
+    role: Literal["trader", "operator", "admin"]
+
+
+class OrderIn(Strict):
+    symbol: str = Field(pattern=SYMBOL)
+    side: Literal["buy", "sell"]
+    type: Literal["market", "limit", "stop"]
+    tif: Literal["day", "gtc", "ioc", "fok"] = "day"
+    qty: int = Field(gt=0, le=MAX_QTY)
+    price: Price | None = None
+    stop_price: Price | None = None
+
+    def to_new_order(self) -> NewOrder:
+        """The order service's request: prices in ticks."""
+        return NewOrder(symbol=self.symbol, side=self.side, type=self.type, tif=self.tif,
+                        qty=self.qty, price=_ticks(self.price),
+                        stop_price=_ticks(self.stop_price))
+
+
+class OrderOut(BaseModel):
+    id: int
+    symbol: str
+    side: str
+    type: str
+    tif: str
+    qty: int
+    price: str | None
+    stop_price: str | None
+    filled_qty: int
+    avg_fill_price: str | None
+    status: str
+    reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Page(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    items: list[Any]
+
+
+class OrderPage(Page):
+    items: list[OrderOut]
+
+
+class LimitsIn(Strict):
+    max_order_qty: int | None = Field(None, gt=0, le=MAX_QTY)
+    max_notional: Price | None = Field(None, description="Quote currency, at most 4 places")
+    max_position: int | None = Field(None, gt=0, le=MAX_QTY)
+
+
+class PreferenceIn(Strict):
+    kind: Literal["order_status", "price_alert", "risk_alert", "portfolio_value"]
+    channel: Literal["in_app", "webhook", "email"]
+    enabled: bool
+
+
+class PreferencesIn(Strict):
+    preferences: list[PreferenceIn] = Field(min_length=1, max_length=12)
+
+
+class AlertIn(Strict):
+    symbol: str = Field(pattern=SYMBOL)
+    field: Literal["bid", "ask", "last"]
+    op: Literal["above", "below"]
+    threshold: Price
+
+
+class KillSwitchIn(Strict):
+    engaged: bool
+    reason: str = Field("", max_length=200)
+    _text = field_validator("reason")(_plain_text)
+
+
+class ConfigIn(Strict):
+    config: dict[str, Any]

@@ -44,7 +44,7 @@ def msg_beat_layout(data_width: int) -> data.StructLayout:
 
 
 def event_layout(symbols: int) -> data.StructLayout:
-    """The normalized ITCH event (see ``models.itch.EVENT_FIELDS``) plus ``sym``, the
+    """The normalized ITCH event (see ``protocol.itch.EVENT_FIELDS``) plus ``sym``, the
     instrument index from the locate table."""
     from tick2trade.protocol.itch import EVENT_FIELDS
 

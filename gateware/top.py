@@ -27,7 +27,7 @@ from tick2trade.gateware.stream import GAP_LAYOUT, beat_layout
 from tick2trade.gateware.trade.telemetry import Telemetry
 
 DEFAULT_MAC = 0x02_00_00_00_00_02
-# Transmit arbiter inputs, highest priority first (DESIGN.md: orders, control, host).
+# Transmit arbiter inputs, highest priority first (orders, then control replies).
 TX_ORDERS, TX_CONTROL = 0, 1
 ALARMS = ("gap_overflow", "event_overflow", "control_drop", "kill")
 

@@ -1,6 +1,6 @@
 """Ethernet II / IPv4 / UDP headers of the frames the FPGA sends, built from signals.
 
-The transmit side's half of ``models.frames``: the same header ``build_udp_frame`` makes
+The transmit side's half of ``protocol.frames``: the same header ``build_udp_frame`` makes
 with its defaults (no VLAN tag, no IP options, ID 0, DF set, TTL 64, UDP checksum 0 —
 optional in IPv4, and the Ethernet FCS covers the bytes anyway), as a list of byte-wide
 values in wire order. A sender walks the list at its own pace: the control endpoint one

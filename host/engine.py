@@ -250,7 +250,7 @@ class HostEngine:
         self.on_response(ev.message(), cycle, gate=(ev.closed,) if ev.gate else None)
 
     def on_response(self, msg: dict, cycle: int, gate: tuple[int] | None = None) -> None:
-        """One OUCH answer from the venue (decoded, ``models.ouch.decode_outbound``).
+        """One OUCH answer from the venue (decoded, ``protocol.ouch.decode_outbound``).
         ``gate`` is (closed,) when the gateware has applied it to the risk gate itself
         (closed: its report closed the order); the engine then writes no report."""
         start = time.perf_counter_ns()

@@ -118,7 +118,7 @@ class AnswerEvent:
     lag: int = 0
 
     def message(self) -> dict:
-        """The answer as ``models.ouch.decode_outbound`` names its fields (the fields a
+        """The answer as ``protocol.ouch.decode_outbound`` names its fields (the fields a
         record does not carry are left out)."""
         base = {"type": self.type, "user_ref": self.user_ref}
         if self.type == "A":

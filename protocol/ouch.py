@@ -4,7 +4,7 @@
 System Event, Accepted, Replaced, Canceled, Executed, Rejected) are the one definition of
 each message's layout; the type letters overlap between the directions (``U`` is Replace
 Order inbound and Order Replaced outbound), so each direction has its own table. Messages
-travel inside SoupBinTCP packets (``models.soupbintcp``).
+travel inside SoupBinTCP packets (``protocol.soupbintcp``).
 
 Prices are signed 8-byte integers with 4 implied decimals. Enter, Replace, Accepted,
 Replaced and Executed end in a 2-byte appendage length and that many bytes of TLV options

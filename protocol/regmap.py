@@ -1,7 +1,7 @@
 """The register map: registers declared by the blocks that own them, one address space.
 
 Pure Python, shared by the gateware (``gateware.csr`` builds the bank from it), the golden
-model (``models.control.CsrModel``), the host driver (registers by name) and the
+model (``models.control.csr.CsrModel``), the host driver (registers by name) and the
 generated documentation (``t2t regmap``). Nothing here knows an address by heart: the
 map is computed from the declarations, in block order.
 

@@ -4,7 +4,7 @@ top level behind a ZeroMQ ROUTER socket.
 Messages are ZeroMQ multipart; the first part names the kind. Client → device:
 
 ==================  =====================================================================
-``ctl`` payload     a control request (``models.control``), the same bytes as a board's
+``ctl`` payload     a control request (``protocol.control``), the same bytes as a board's
                     UDP payload; wrapped in a frame to the device's control address and
                     run through the gateware. The reply frame's payload comes back as
                     ``ctl`` payload; a dropped request gets nothing, as on a board.
@@ -13,7 +13,7 @@ Messages are ZeroMQ multipart; the first part names the kind. Client → device:
 ``step`` n          run the clock n cycles with no frame arriving; answered by ``stepped``.
 ``subscribe``       from now on, event payloads come to this client as ``event`` payload
                     and frames to anyone else (orders) as ``order`` frame.
-``map``             the register map as JSON (``models.regmap``).
+``map``             the register map as JSON (``protocol.regmap``).
 ``hello``           build parameters, cycles so far, the map's hash, as JSON.
 ==================  =====================================================================
 

@@ -1,8 +1,8 @@
 """The golden models of the trade path chained into a stand-in for ``TopSim``: frames in,
 order frames out, and the few registers the host engine writes.
 
-Receive path (``models.rx.RxPathModel``) → book (``models.book.BookModel``) → strategy
-and risk (``models.trade``) → order entry (``models.order_tx.OuchTxModel``), in the
+Receive path (``models.rx.rx_path.RxPathModel``) → book (``models.book.BookModel``) → strategy
+and risk (``models.trade.strategy`` and ``models.trade.risk``) → order entry (``models.trade.ouch_tx.OuchTxModel``), in the
 order the gateware applies them: an event first, then the book updates it caused. The
 venue's answers (datagrams to the order port) go through ``models.ouch_rx.OuchRxModel``:
 its reports into the risk model at once, its records out as event frames. That

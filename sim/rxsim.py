@@ -1,6 +1,6 @@
 """The receive path (``gateware.rx_path.RxPath``) as a Verilator model with a Python face.
 
-``RxSim`` speaks the same language as ``models.rx.RxPathModel``: frames in; ITCH events,
+``RxSim`` speaks the same language as ``models.rx.rx_path.RxPathModel``: frames in; ITCH events,
 gap reports, control datagrams and counters out, so the two can be compared field by
 field and counter by counter, and ``t2t replay`` can run captures through the gateware.
 

@@ -5,7 +5,7 @@ The C ABI of ``sim/harness.cpp`` drives a batch of frames into ``mac_rx`` one be
 cycle and captures every beat of ``mac_tx`` (its ``ready`` held high, as a MAC that
 always takes a frame: control replies, events and order frames); Python is called once
 per batch and reassembles the frames from the captured beats
-(``models.beats.beats_to_frames``). Layouts come from Top's own signature.
+(``models.stream.beats_to_frames``). Layouts come from Top's own signature.
 """
 
 from __future__ import annotations

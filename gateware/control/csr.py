@@ -10,11 +10,11 @@ cannot disagree on an address or a width::
     regs.pulse("reset_session", rx.reset_session, "forget the MoldUDP64 session")
 
 The top level collects the blocks into one ``CsrBank``; its ``map`` (a
-``models.regmap.RegisterMap``) is what ``t2t regmap`` prints and the host reads. The
-golden model is ``models.control.CsrModel``.
+``protocol.regmap.RegisterMap``) is what ``t2t regmap`` prints and the host reads. The
+golden model is ``models.control.csr.CsrModel``.
 
 Bus timing: an access is a one-cycle strobe (``r_stb`` or ``w_stb``) with ``addr`` and
-``w_data``; ``ack`` comes the next cycle with ``r_data`` and ``status`` (``models.control``
+``w_data``; ``ack`` comes the next cycle with ``r_data`` and ``status`` (``protocol.control``
 OK / NO_REGISTER / READ_ONLY). One access per cycle is accepted; the control endpoint
 makes one every few cycles. A ``pulse`` register's value reaches its port in the cycle
 after the write strobe and stays there for one cycle.
@@ -120,7 +120,7 @@ class CsrBank(wiring.Component):
     Parameters
     ----------
     blocks : list[RegisterBlock]
-        In address order; each block starts on a ``models.regmap.BLOCK_ALIGN`` boundary.
+        In address order; each block starts on a ``protocol.regmap.BLOCK_ALIGN`` boundary.
 
     Members
     -------

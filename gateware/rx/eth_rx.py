@@ -1,6 +1,6 @@
 """``eth_rx``: Ethernet II (+ one 802.1Q tag) / IPv4 / UDP receive, filter and split.
 
-Golden model: :class:`gateware.models.rx.EthRxModel` (with ``models.frames.parse_udp_frame``).
+Golden model: :class:`gateware.models.rx.EthRxModel` (with ``protocol.frames.parse_udp_frame``).
 """
 
 from amaranth import Module, Mux, Signal

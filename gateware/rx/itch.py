@@ -20,7 +20,7 @@ def sym_bits(symbols: int) -> int:
 
 def watch_layout(symbols: int) -> data.ArrayLayout:
     """Watch list: entry ``i`` names the stock (8 ASCII bytes, big-endian, like
-    ``models.itch.stock_int``) of symbol ``i``."""
+    ``protocol.itch.stock_int``) of symbol ``i``."""
     return data.ArrayLayout(data.StructLayout({"enable": 1, "stock": 64}), symbols)
 
 

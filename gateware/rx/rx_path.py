@@ -132,7 +132,7 @@ class RxPath(wiring.Component):
         return m
 
     def registers(self, gaps, config: model.RxConfig | None = None):
-        """The receive path's registers (``models.regmap`` access kinds): its counters,
+        """The receive path's registers (``protocol.regmap`` access kinds): its counters,
         its configuration inputs with ``config`` as the reset values (default:
         ``RxConfig.default()``, NASDAQ's lines A/B and the control port), the locate
         write and session reset strobes, and ``gaps`` — the stream the top level hands

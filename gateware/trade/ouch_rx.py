@@ -59,7 +59,7 @@ class OuchRx(wiring.Component):
     are dropped at their first beat, ``wrong_source``) are written beat by beat into an
     input FIFO of ``in_depth`` beats; a walker takes one byte per cycle out of it and
     follows the SoupBinTCP packets (length, type, message), capturing the fields of
-    the record as their bytes go by (offsets from ``models.ouch``'s table). A
+    the record as their bytes go by (offsets from ``protocol.ouch``'s table). A
     message's bytes go up to a beat per cycle — all the head beat holds of it, except
     its type byte and its last byte, which go alone — and a packet's length and type
     a byte per cycle: an Executed takes 10 cycles at W = 64, against 6 beats on the

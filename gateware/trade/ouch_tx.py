@@ -40,7 +40,7 @@ def sym_bits(symbols: int) -> int:
 
 
 def order_layout(symbols: int) -> data.StructLayout:
-    """An order from the risk gate (``models.order_tx.Order.fields`` gives its values)."""
+    """An order from the risk gate (``models.trade.ouch_tx.Order.fields`` gives its values)."""
     return data.StructLayout({
         "cancel": 1,       # 0: Enter Order; 1: Cancel Order for user_ref
         "user_ref": 32,    # cancel: the order to cancel; enter: ignored (the next is taken)
@@ -99,7 +99,7 @@ class OuchTx(wiring.Component):
     ``src_port``), carrying one SoupBinTCP Unsequenced Data packet with one OUCH message:
     Enter Order (92-byte frame) or Cancel Order (54 bytes, padded with zeros to the
     60-byte Ethernet minimum as the control endpoint's frames are, so the arbiter's
-    output is always a valid frame). The bytes are those of ``models.order_tx``.
+    output is always a valid frame). The bytes are those of ``models.trade.ouch_tx``.
 
     How it works: the whole header is a template of configuration registers and
     constants, and the first beat of every frame (up to 16 bytes: the MAC addresses, the

@@ -358,7 +358,7 @@ class Strategy(wiring.Component):
 
     @staticmethod
     def _takes(e, ev):
-        """``models.trade``'s take rule: ``ev`` is an Add on the other side from the entry
+        """``models.trade.strategy`` and ``models.trade.risk``'s take rule: ``ev`` is an Add on the other side from the entry
         ``e`` (a take) at a price that crosses its limit."""
         buy = e.side == model.BUY
         add = (ev.type == ord("A")) | (ev.type == ord("F"))

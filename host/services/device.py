@@ -1,9 +1,8 @@
 """What the platform needs from an attached FPGA (virtual or board).
 
-The device drivers (``SimDevice``, ``BoardDevice``) come with the control-plane issue;
-they will satisfy this protocol. Until one is attached the platform has ``device=None``
-and the operator endpoints that need it answer 503 saying so — nothing pretends a
-device is there.
+Under ``t2t run --api`` the run's FPGA satisfies it (``host/engine_device.py``). Under
+``t2t api`` none is attached: the platform has ``device=None`` and the operator endpoints
+that need one answer 503 saying so — nothing pretends a device is there.
 """
 
 from __future__ import annotations

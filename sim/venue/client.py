@@ -1,7 +1,7 @@
 """A SoupBinTCP/OUCH 5.0 client for the venue's gateway (tests, benchmarks, demos).
 
-Deliberately thin: it frames and unframes with ``gateware.models.soupbintcp`` and leaves
-the OUCH content to ``gateware.models.ouch``, so what it checks is the gateway, not a
+Deliberately thin: it frames and unframes with ``protocol.soupbintcp`` and leaves
+the OUCH content to ``protocol.ouch``, so what it checks is the gateway, not a
 second implementation of the protocols.
 """
 

@@ -1,9 +1,9 @@
 """ITCH 5.0 publisher: the engine's events as market data in MoldUDP64 packets.
 
 The publisher turns :mod:`sim.venue.engine` events into ITCH messages (encoded by
-``gateware.models.itch``, the one definition of the layouts), numbers them, keeps every
+``protocol.itch``, the one definition of the layouts), numbers them, keeps every
 message of the session in a log for retransmission, and packs them into MoldUDP64
-packets (``gateware.models.moldudp64``) no larger than ``max_payload`` bytes.
+packets (``protocol.moldudp64``) no larger than ``max_payload`` bytes.
 
 Design decisions
 ----------------

@@ -1,7 +1,7 @@
 """OUCH 5.0 order entry over SoupBinTCP, on TCP and on UDP (asyncio).
 
-Messages are encoded and decoded by ``gateway.models.ouch`` and framed by
-``gateway.models.soupbintcp``; this module holds only the session rules and the mapping
+Messages are encoded and decoded by ``protocol.ouch`` and framed by
+``protocol.soupbintcp``; this module holds only the session rules and the mapping
 between OUCH orders (a participant's UserRefNum) and engine orders (the venue's order
 reference).
 

@@ -7,7 +7,7 @@ Design decisions
   any IPv4 address: a multicast group (TTL and loopback settable, an outgoing interface
   by address) or a unicast address, which is what the tests use on 127.0.0.1.
 - Every packet sent — on either line, or as a retransmission — can be recorded as an
-  Ethernet frame (``gateware.models.frames``) into a pcap file (``sim.pcap``), so a
+  Ethernet frame (``protocol.frames``) into a pcap file (``protocol.pcap``), so a
   recorded session replays through ``t2t replay`` like a capture from the wire.
 - A retransmission request has the MoldUDP64 header's layout (session, sequence,
   count; ``moldudp64.encode_request``); it is answered with one downstream packet from the

@@ -10,7 +10,7 @@ from tick2trade.protocol.regmap import WORD, RegisterMap
 
 class CsrModel:
     """The CSR bank over a ``RegisterMap``: what each word access does (see
-    ``models.regmap`` for the access kinds).
+    ``protocol.regmap`` for the access kinds).
 
     ``values`` holds what the blocks present on ``ro`` registers (the test or the
     responder sets them); ``flags`` the ``w1c`` registers (``set_flags`` is the block's

@@ -1,10 +1,10 @@
-"""Order entry frames: the golden model of ``gateware.ouch_tx``.
+"""Order entry frames: the golden model of ``gateware/trade/ouch_tx.py``.
 
 An order leaves as one OUCH 5.0 message (Enter Order ``O`` without appendage, or Cancel
 Order ``X``) in one SoupBinTCP Unsequenced Data packet (``U``) in one UDP datagram to the
-venue — stage 1 of DESIGN.md's order transport. The frame is ``models.frames``'
-``build_udp_frame`` of ``models.soupbintcp``'s ``encode`` of ``models.ouch``'s
-``encode_inbound``: nothing here restates a layout.
+venue — the first of the two order transports (UDP now, TCP with delegated sends later).
+The frame is ``protocol.frames``' ``build_udp_frame`` of ``protocol.soupbintcp``'s
+``encode`` of ``protocol.ouch``'s ``encode_inbound``: nothing here restates a layout.
 
 Enter Order fields the strategy does not choose are fixed: display ``Y`` (visible),
 capacity ``A`` (agency), intermarket sweep ``N``, cross type ``N`` (continuous market).
@@ -68,7 +68,7 @@ class Order:
 
     def fields(self) -> dict[str, int]:
         """The order as integer fields of ``order_layout`` (ASCII codes, stock as
-        ``models.itch.stock_int``)."""
+        ``protocol.itch.stock_int``)."""
         return {"cancel": int(self.cancel), "user_ref": self.user_ref,
                 "side": ord(self.side), "quantity": self.quantity,
                 "stock": stock_int(self.stock), "price": self.price, "tif": ord(self.tif),

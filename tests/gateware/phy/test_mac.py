@@ -1,4 +1,4 @@
-"""The 1GbE MAC against its model (``gateware.models.mac``): carrier events into ``MacRx``,
+"""The 1GbE MAC against its model (``gateware.models.phy.mac``): carrier events into ``MacRx``,
 frames into ``MacTx``, and the two back to back."""
 
 import random

@@ -1,4 +1,4 @@
-"""The multiplexed status LEDs against ``models.led_mux``: random function states every
+"""The multiplexed status LEDs against ``models.platforms.led_mux``: random function states every
 cycle, the select and lit lines compared cycle by cycle over several rounds of turns."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""``strategy`` and ``risk`` against ``models.trade``, cycle by cycle (Amaranth simulator).
+"""``strategy`` and ``risk`` against ``models.trade.strategy`` and ``models.trade.risk``, cycle by cycle (Amaranth simulator).
 
 The strategy test offers random events, book updates and host injections with random
 timing and a random trigger table (rewritten mid-stream), most events also as the

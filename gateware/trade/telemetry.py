@@ -14,10 +14,11 @@ Every timestamp is the low 32 bits of the top level's free-running cycle counter
 * ``t_decide``: the risk gate decided;
 * ``t_out``: the order's first beat was taken toward the MAC.
 
-For every order sent a record goes into the ``records`` FIFO the host drains; its
-tick-to-trade ``t_out - t_in`` also goes into a histogram of ``BINS`` bins of
+For every order sent, cancels included, a record goes into the ``records`` FIFO the host
+drains (``orders_out`` counts them all). An Enter's tick-to-trade ``t_out - t_in`` also
+goes into a histogram of ``BINS`` bins of
 ``2**hist_shift`` cycles each (the last bin takes everything beyond), with its minimum
-and maximum.
+and maximum; a cancel is a reaction to the host, not to a tick, so it stays out of them.
 """
 
 from amaranth import Module, Mux, Signal

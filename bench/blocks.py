@@ -45,7 +45,7 @@ class _MacSide(wiring.Component):
     def __init__(self, direction: str, width: int):
         from tick2trade.gateware.phy.gearbox import Narrow, Widen
         from tick2trade.gateware.phy.mac import MacRx, MacTx
-        from tick2trade.gateware.phy.rgmii import gmii_signature
+        from tick2trade.gateware.interfaces import gmii_signature
 
         self.direction = direction
         if direction == "rx":

@@ -45,26 +45,14 @@ and the level rows, and publishes one ``CLEAR`` update; events wait meanwhile (`
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import bits_for, ceil_log2
+from amaranth.utils import bits_for
 
 from tick2trade.gateware.bytefield import counter_bank
-from tick2trade.gateware.rx.itch import sym_bits
+from tick2trade.gateware.interfaces import event_layout, sym_bits, update_layout
 from tick2trade.gateware.models.book import ACTIONS, BOOK_COUNTERS
-from tick2trade.gateware.stream import event_layout
 
 MODIFY, INSERT, DELETE, CLEAR = range(len(ACTIONS))
 LEVEL = data.StructLayout({"price": 32, "shares": 32, "orders": 16})
-
-
-def update_layout(symbols: int, n: int) -> data.StructLayout:
-    """A book update (see ``models.book``): ``action`` is the index in ``ACTIONS``;
-    ``best_price``/``best_shares`` are the side's best level after the change (what the
-    strategy keys its BBO on; 0, 0 when the side has no tracked level)."""
-    return data.StructLayout({
-        "sym": sym_bits(symbols), "side": 1, "action": 2, "level": max(1, ceil_log2(n)),
-        "price": 32, "shares": 32, "orders": 16, "bbo": 1, "all_syms": 1,
-        "best_price": 32, "best_shares": 32,
-    })
 
 
 def side_layout(depth: int) -> data.StructLayout:
@@ -154,7 +142,7 @@ class Book(wiring.Component):
         and a window onto one (symbol, side)'s level row (``peek_select`` → ``peek``,
         refreshed in every cycle the book is not reading a row for an event: two cycles
         after the select on an idle book)."""
-        from tick2trade.gateware.control.csr import RegisterBlock
+        from tick2trade.gateware.registers import RegisterBlock
 
         regs = RegisterBlock("book", "Order book: order table, price levels, top N.")
         regs.struct("counters", self.counters, "ro", "32-bit wrapping counter")

@@ -1,4 +1,5 @@
-"""Beat layouts shared by the pipeline stages.
+"""Beat layouts shared by the pipeline stages (the payloads they carry between them are
+in ``interfaces``).
 
 Byte order inside a beat: the byte that comes first on the wire is in the lowest lane
 (``data[0:8]``). Streams stay *lane-preserving*: a stage never realigns bytes, it only
@@ -41,17 +42,3 @@ def msg_beat_layout(data_width: int) -> data.StructLayout:
     n = lanes(data_width)
     return data.StructLayout({"data": data_width, "msg": n, "sop": n, "eop": n, "abort": 1,
                               "seq": 64})
-
-
-def event_layout(symbols: int) -> data.StructLayout:
-    """The normalized ITCH event (see ``protocol.itch.EVENT_FIELDS``) plus ``sym``, the
-    instrument index from the locate table."""
-    from tick2trade.protocol.itch import EVENT_FIELDS
-
-    return data.StructLayout({"sym": max(1, (symbols - 1).bit_length()), **EVENT_FIELDS})
-
-
-GAP_LAYOUT = data.StructLayout({"line": 1, "session": 80, "first": 64, "count": 64})
-"""A MoldUDP64 gap report: messages ``first`` .. ``first+count-1`` of ``session`` never
-arrived on either line; ``line`` is the line whose packet revealed the gap. ``session`` is
-the 10 ASCII bytes as a big-endian integer."""

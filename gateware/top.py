@@ -10,8 +10,10 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from tick2trade.gateware.book import Book
-from tick2trade.gateware.control.control import RECORD_BITS, ControlEndpoint, gap_record
-from tick2trade.gateware.control.csr import CsrBank, RegisterBlock
+from tick2trade.gateware.control.control import ControlEndpoint
+from tick2trade.gateware.control.csr import CsrBank
+from tick2trade.gateware.interfaces import GAP_LAYOUT, RECORD_BITS, gap_record
+from tick2trade.gateware.registers import RegisterBlock
 from tick2trade.gateware.trade.eth_tx import TxArbiter
 from tick2trade.protocol import control as proto
 from tick2trade.gateware.models.phy import mac as mac_model
@@ -23,7 +25,7 @@ from tick2trade.gateware.trade.ouch_tx import OuchTx
 from tick2trade.gateware.trade.risk import Risk
 from tick2trade.gateware.rx.rx_path import RxPath
 from tick2trade.gateware.trade.strategy import Strategy
-from tick2trade.gateware.stream import GAP_LAYOUT, beat_layout
+from tick2trade.gateware.stream import beat_layout
 from tick2trade.gateware.trade.telemetry import Telemetry
 
 DEFAULT_MAC = 0x02_00_00_00_00_02

@@ -8,7 +8,7 @@ import click
 from tick2trade.host.cli_device import device_errors, device_options, open_device, print_json
 
 # risk.status.tripped bits (models.trade.KILL_CAUSES)
-CAUSES = ("host", "breaches", "watchdog")
+from tick2trade.gateware.models.trade.risk import KILL_CAUSES as CAUSES
 
 
 def risk_state(dev) -> dict:

@@ -48,7 +48,7 @@ from typing import Protocol
 
 from tick2trade.gateware.models.trade import strategy as trade
 
-from tick2trade.gateware.models.trade.risk import REASONS
+from tick2trade.gateware.models.trade.risk import KILL_CAUSES, REASONS
 from tick2trade.host.services.portfolio import PositionState, apply_fill
 from tick2trade.host.services.status import TERMINAL, OrderStatus
 
@@ -56,7 +56,6 @@ REPORT_FIELDS = ("sym", "side", "filled", "canceled", "closed", "released")
 REPORTS_PER_REQUEST = 5  # risk.report is 5 words + the strobe: 6 of a request's 32 ops
 STATUS = ("risk.status.killed", "risk.status.tripped", "risk.status.breaches",
           "risk.status.open_orders", "risk.status.gross", "sys.alarms")
-KILL_CAUSES = ("host", "breaches", "watchdog")
 HOST_TAG = 0x4854  # the client tag of the host's own orders ("HT" in the ClOrdID)
 CLIENT_TAGS = range(0x8000, 0x10000)  # tags of the platform's orders (one per order)
 HOST_SOURCE = trade.SOURCES.index("host")  # a decision record's source of an injection

@@ -5,32 +5,18 @@ Golden model: :class:`gateware.models.control.ControlModel` (its module docstrin
 ``docs/control.md`` give the protocol and the drop rules).
 """
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, Value
+from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from tick2trade.gateware.bytefield import counter_bank
-from tick2trade.gateware.control.csr import CSR_BUS
+from tick2trade.gateware.interfaces import CSR_BUS, RECORD_BITS
 from tick2trade.protocol import control as proto
 from tick2trade.protocol import frames
 from tick2trade.gateware.stream import beat_layout, lanes
 from tick2trade.gateware.udp_header import HEADERS, be_bytes, const_bytes, ipv4_checksum, udp_header
 
 EVENT_PAYLOAD = proto.HEADER.size + proto.EVENT_RECORD
-RECORD_BITS = 8 * proto.EVENT_RECORD
-
-
-def record_value(byte_list) -> Value:
-    """An event record from its bytes in wire order: byte 0 lands in the top bits."""
-    assert len(byte_list) == proto.EVENT_RECORD
-    return Cat(*reversed(byte_list))
-
-
-def gap_record(gap) -> Value:
-    """A MoldUDP64 gap report (``GAP_LAYOUT``) as event record type 1."""
-    return record_value(const_bytes(proto.EV_GAP, 1) + [Cat(gap.line, Const(0, 7))] +
-                        const_bytes(0, 2) + be_bytes(gap.first, 8) + be_bytes(gap.count, 8) +
-                        be_bytes(gap.session, 10) + const_bytes(0, 2))
 
 
 class ControlEndpoint(wiring.Component):
@@ -344,7 +330,7 @@ class ControlEndpoint(wiring.Component):
         """The endpoint's registers: the reply/event header template and its counters.
         ``mac`` is the reset value of the endpoint's own Ethernet address (its IPv4
         address and port are the receive path's ``ctl_ip``/``ctl_port``)."""
-        from tick2trade.gateware.control.csr import RegisterBlock
+        from tick2trade.gateware.registers import RegisterBlock
 
         regs = RegisterBlock("ctl", "Control endpoint: requests, replies, the event channel.")
         regs.rw("mac", self.mac, "source MAC address of replies and events", mac)

@@ -15,8 +15,8 @@ from amaranth.lib import crc, data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from tick2trade.gateware.bytefield import counter_bank
+from tick2trade.gateware.interfaces import gmii_signature
 from tick2trade.gateware.models.phy import mac as model
-from tick2trade.gateware.phy.rgmii import gmii_signature
 from tick2trade.gateware.stream import beat_layout
 
 

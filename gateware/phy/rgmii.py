@@ -16,10 +16,7 @@ from amaranth import Module
 from amaranth.lib import io, wiring
 from amaranth.lib.wiring import In, Out
 
-
-def gmii_signature() -> wiring.Signature:
-    """One byte per cycle, as on a GMII: ``data``, ``en`` (RX_DV / TX_EN), ``er``."""
-    return wiring.Signature({"data": Out(8), "en": Out(1), "er": Out(1)})
+from tick2trade.gateware.interfaces import gmii_signature
 
 
 def _pin(pins, *names):

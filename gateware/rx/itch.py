@@ -11,24 +11,8 @@ from amaranth.lib.wiring import In, Out
 from tick2trade.gateware.bytefield import counter_bank
 from tick2trade.protocol import itch as spec
 from tick2trade.gateware.models.rx.itch import ITCH_COUNTERS
-from tick2trade.gateware.stream import event_layout, lanes, msg_beat_layout
-
-
-def sym_bits(symbols: int) -> int:
-    return max(1, (symbols - 1).bit_length())
-
-
-def watch_layout(symbols: int) -> data.ArrayLayout:
-    """Watch list: entry ``i`` names the stock (8 ASCII bytes, big-endian, like
-    ``protocol.itch.stock_int``) of symbol ``i``."""
-    return data.ArrayLayout(data.StructLayout({"enable": 1, "stock": 64}), symbols)
-
-
-def locate_write_layout(symbols: int) -> data.StructLayout:
-    """A host write into the locate table, ``stb`` high for one cycle; ``traded`` 0
-    removes the locate."""
-    return data.StructLayout({"stb": 1, "locate": 16, "sym": sym_bits(symbols),
-                              "traded": 1})
+from tick2trade.gateware.interfaces import event_layout, locate_write_layout, sym_bits, watch_layout
+from tick2trade.gateware.stream import lanes, msg_beat_layout
 
 
 class ItchDecoder(wiring.Component):

@@ -10,7 +10,8 @@ from amaranth.lib.wiring import In, Out
 from tick2trade.gateware.bytefield import BeatCursor, counter_bank
 from tick2trade.protocol import itch, moldudp64
 from tick2trade.gateware.models.rx.moldudp import MOLD_COUNTERS
-from tick2trade.gateware.stream import GAP_LAYOUT, beat_layout, lanes, msg_beat_layout
+from tick2trade.gateware.interfaces import GAP_LAYOUT
+from tick2trade.gateware.stream import beat_layout, lanes, msg_beat_layout
 
 PKT_BITS = 17  # byte offsets inside a UDP payload (< 64 KiB), one spare bit
 

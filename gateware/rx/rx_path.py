@@ -10,12 +10,14 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from tick2trade.gateware.rx.eth_rx import FEED_FILTER, MAX_FEEDS, EthRx
-from tick2trade.gateware.rx.itch import ItchDecoder, locate_write_layout, sym_bits, watch_layout
+from tick2trade.gateware.interfaces import (GAP_LAYOUT, event_layout, locate_write_layout, sym_bits,
+                                            watch_layout)
+from tick2trade.gateware.rx.itch import ItchDecoder
 from tick2trade.gateware.models.rx import eth_rx as model
 from tick2trade.gateware.models.rx.itch import ITCH_COUNTERS
 from tick2trade.gateware.models.rx.moldudp import MOLD_COUNTERS
 from tick2trade.gateware.rx.moldudp import MoldUdp
-from tick2trade.gateware.stream import GAP_LAYOUT, beat_layout, event_layout
+from tick2trade.gateware.stream import beat_layout
 
 FIFO_COUNTERS = ("event_overflow", "gap_overflow")
 
@@ -137,7 +139,7 @@ class RxPath(wiring.Component):
         ``RxConfig.default()``, NASDAQ's lines A/B and the control port), the locate
         write and session reset strobes, and ``gaps`` — the stream the top level hands
         the bank to pop gap reports from — as a FIFO register."""
-        from tick2trade.gateware.control.csr import RegisterBlock
+        from tick2trade.gateware.registers import RegisterBlock
 
         cfg = config if config is not None else model.RxConfig.default()
         resets = {}

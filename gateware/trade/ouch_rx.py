@@ -10,12 +10,10 @@ from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from tick2trade.gateware.bytefield import counter_bank
-from tick2trade.gateware.control.control import RECORD_BITS, record_value
-from tick2trade.gateware.rx.itch import sym_bits
+from tick2trade.gateware.interfaces import RECORD_BITS, record_value, report_layout, sym_bits
 from tick2trade.protocol import control as proto
 from tick2trade.protocol import ouch
 from tick2trade.gateware.models.trade import ouch_rx as model
-from tick2trade.gateware.trade.risk import report_layout
 from tick2trade.gateware.stream import beat_layout, lanes
 from tick2trade.gateware.udp_header import be_bytes, const_bytes
 
@@ -122,7 +120,7 @@ class OuchRx(wiring.Component):
     def registers(self, records):
         """``to_gate`` (reset 1), the counters, and ``records`` — the stream the top level
         hands the bank when the event channel is off — as a FIFO register."""
-        from tick2trade.gateware.control.csr import RegisterBlock
+        from tick2trade.gateware.registers import RegisterBlock
 
         regs = RegisterBlock("ouch_rx", "The venue's OUCH answers: parsed, sent on the "
                              "event channel, executions and cancels applied to the gate.")

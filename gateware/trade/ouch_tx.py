@@ -9,6 +9,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from tick2trade.gateware.bytefield import counter_bank
+from tick2trade.gateware.interfaces import order_layout, sym_bits
 from tick2trade.protocol import frames, ouch, soupbintcp
 from tick2trade.gateware.models.trade.ouch_tx import (CLORDID_PREFIX, ENTER_FIXED, FIRST_USER_REF,
                                                       MAX_CANCELS)
@@ -33,25 +34,6 @@ VENUE_MAC = 0x02_00_00_00_00_02
 VENUE_IP = 0x0A_00_00_02  # 10.0.0.2
 VENUE_PORT = 40000
 SRC_PORT = 40001
-
-
-def sym_bits(symbols: int) -> int:
-    return max(1, (symbols - 1).bit_length())
-
-
-def order_layout(symbols: int) -> data.StructLayout:
-    """An order from the risk gate (``models.trade.ouch_tx.Order.fields`` gives its values)."""
-    return data.StructLayout({
-        "cancel": 1,       # 0: Enter Order; 1: Cancel Order for user_ref
-        "user_ref": 32,    # cancel: the order to cancel; enter: ignored (the next is taken)
-        "side": 8,         # ASCII: B, S, T, E
-        "quantity": 32,    # enter: shares; cancel: new remaining quantity (0: all of it)
-        "stock": 64,       # 8 ASCII bytes, first character in the top byte
-        "price": 32,       # 1/10000, non-negative; zero-extended to OUCH's 8-byte price
-        "tif": 8,          # ASCII OUCH time-in-force code (models.ouch TIF_*)
-        "tag": 16,         # client tag (in the ClOrdID)
-        "sym": sym_bits(symbols),  # instrument index; not on the wire (reporting)
-    })
 
 
 def sent_layout(symbols: int) -> data.StructLayout:
@@ -201,7 +183,7 @@ class OuchTx(wiring.Component):
         """The block's registers: the venue address and source port, the user reference
         counter, the cancel-all sweep, counters. ``src_mac``/``src_ip`` are not here: the
         top level wires them from the control endpoint's ``ctl.mac`` and ``rx.ctl_ip``."""
-        from tick2trade.gateware.control.csr import RegisterBlock
+        from tick2trade.gateware.registers import RegisterBlock
 
         regs = RegisterBlock("ouch_tx", "Order entry: OUCH 5.0 frames to the venue.")
         regs.rw("venue_mac", self.venue_mac, "destination MAC address of order frames",

@@ -18,11 +18,9 @@ from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from tick2trade.gateware.bytefield import counter_bank
-from tick2trade.gateware.rx.itch import sym_bits, watch_layout
+from tick2trade.gateware.interfaces import (STAMPS, TIME_BITS, decision_layout, intent_layout,
+                                            order_layout, report_layout, watch_layout)
 from tick2trade.gateware.models.trade import risk as model
-from tick2trade.gateware.models.trade.strategy import TIME_BITS
-from tick2trade.gateware.trade.ouch_tx import order_layout
-from tick2trade.gateware.trade.strategy import intent_layout
 
 TIME = TIME_BITS
 
@@ -34,22 +32,6 @@ LIMITS = data.StructLayout({
     "watchdog": 32, "watchdog_cancel": 1,
 })
 """The risk registers (``models.trade.Limits``; 0 switches a check off)."""
-
-STAMPS = data.StructLayout({"t_in": 32, "t_event": 32, "t_decide": 32})
-
-
-def report_layout(symbols: int) -> data.StructLayout:
-    """The host's news about one order (staged; ``report_stb`` applies it)."""
-    return data.StructLayout({"sym": sym_bits(symbols), "side": 1, "filled": 32,
-                              "canceled": 32, "closed": 1, "released": 64})
-
-
-def decision_layout(symbols: int) -> data.StructLayout:
-    return data.StructLayout({
-        "sym": sym_bits(symbols), "side": 1, "source": 2, "cancel": 1, "reason": 4,
-        "price": 32, "quantity": 32, "t_decide": 32,
-    })
-
 
 SYM_STATE = data.StructLayout({
     "position": signed(32), "open_buy": 32, "open_sell": 32, "tat": TIME,
@@ -115,7 +97,7 @@ class Risk(wiring.Component):
     def registers(self, limits: model.Limits | None = None):
         """Limits (reset values from ``limits``), the restricted list, the host's reports,
         heartbeat and kill reset strobes, status, the decision FIFO and the counters."""
-        from tick2trade.gateware.control.csr import RegisterBlock
+        from tick2trade.gateware.registers import RegisterBlock
 
         lim = limits or model.Limits()
         resets = {f"limits.{name}": int(getattr(lim, name)) for name, _ in LIMITS

@@ -31,28 +31,15 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from tick2trade.gateware.book import CLEAR, update_layout
 from tick2trade.gateware.bytefield import counter_bank
-from tick2trade.gateware.rx.itch import sym_bits
+from tick2trade.gateware.interfaces import BookAction, event_layout, intent_layout, sym_bits, update_layout
 from tick2trade.gateware.models.trade import strategy as model
-from tick2trade.gateware.stream import event_layout
 
 ENTRY = data.StructLayout({
     "enable": 1, "kind": 2, "side": 1, "one_shot": 1, "price": 32, "quantity": 32,
     "tif": 8, "offset": 32, "min_spread": 32, "tag": 16,
 })
 """A trigger table entry (``models.trade.Trigger``)."""
-
-
-def intent_layout(symbols: int) -> data.StructLayout:
-    """An order intent (``models.trade.Intent``) with its timestamps: ``t_in`` the cycle
-    its frame's first byte arrived (event path; else the cycle its input arrived) and
-    ``t_event`` the cycle its input reached the strategy."""
-    return data.StructLayout({
-        "sym": sym_bits(symbols), "side": 1, "price": 32, "quantity": 32, "tif": 8,
-        "tag": 16, "ref": 32, "source": 2, "cancel": 1, "user_ref": 32,
-        "t_in": 32, "t_event": 32,
-    })
 
 
 def inject_layout(symbols: int) -> data.StructLayout:
@@ -118,7 +105,7 @@ class Strategy(wiring.Component):
     def registers(self):
         """The table (stage an ``entry``, then write ``entry_wr`` with its symbol), the
         armed flags, the host's order injection and the counters."""
-        from tick2trade.gateware.control.csr import RegisterBlock
+        from tick2trade.gateware.registers import RegisterBlock
 
         regs = RegisterBlock("strategy", "Trigger table: one entry per symbol.")
         regs.rw("entry", self.entry, "staged trigger entry (kind: 0 take, 1 stop, "
@@ -267,7 +254,7 @@ class Strategy(wiring.Component):
         old = u_b_rd.data
         sym1 = Mux(inj1_stb, inj1.sym, up1.sym)
         hb_old, ha_old = have_bid.bit_select(sym1, 1), have_ask.bit_select(sym1, 1)
-        is_clear = up1.action == CLEAR
+        is_clear = up1.action == BookAction.CLEAR
         has_best = up1.best_shares != 0
         bid, ask = Signal(32), Signal(32)
         hb, ha = Signal(), Signal()

@@ -25,8 +25,7 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from tick2trade.gateware.rx.itch import sym_bits
-from tick2trade.gateware.trade.risk import STAMPS
+from tick2trade.gateware.interfaces import STAMPS, sym_bits
 
 RX_TAP_LATENCY = 3  # MAC beat with a message's last byte → its event at the strategy
 EARLY_TAP_LATENCY = RX_TAP_LATENCY - 1  # … → its early event at the strategy
@@ -73,7 +72,7 @@ class Telemetry(wiring.Component):
         })
 
     def registers(self):
-        from tick2trade.gateware.control.csr import RegisterBlock
+        from tick2trade.gateware.registers import RegisterBlock
 
         regs = RegisterBlock("telemetry", "Timestamps (cycles), per-order latency records, "
                              "tick-to-trade histogram.")

@@ -10,7 +10,7 @@ import pytest
 
 from tick2trade.gateware.book import Book
 from tick2trade.gateware.models.book import ACTIONS, BOOK_COUNTERS, BookModel, Update
-from tick2trade.gateware.stream import event_layout
+from tick2trade.gateware.interfaces import event_layout
 from tick2trade.testing.bookflow import add, colliding_refs, ev, random_flow
 
 from tick2trade.testing.simtools import SEED, collect, rng_for, run

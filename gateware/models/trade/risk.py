@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tick2trade.gateware.interfaces import KillCause, names
+
 from ..book import BUY
 from .strategy import Intent
 
@@ -33,7 +35,7 @@ REASONS = ("pass", "kill", "restricted", "bad_order", "max_shares", "max_notiona
            "no_reference", "collar", "position", "gross", "open_orders", "rate_global",
            "rate_symbol", "duplicate", "tx_busy")
 BREACHES = frozenset(REASONS[REASONS.index("bad_order"):REASONS.index("tx_busy")])
-KILL_CAUSES = ("host", "breaches", "watchdog")
+KILL_CAUSES = names(KillCause)  # risk.status.tripped, bit by bit
 RISK_COUNTERS = REASONS + ("cancels", "reports", "reports_lost", "decisions_lost")
 RISK_LATENCY = 2  # intent offered → decided (risk gate: stage A reads, stage B decides)
 

@@ -5,7 +5,8 @@ import pytest
 from amaranth import Elaboratable, Module, Signal
 from amaranth.lib import data, fifo, stream
 
-from tick2trade.gateware.control.csr import CsrBank, RegisterBlock
+from tick2trade.gateware.control.csr import CsrBank
+from tick2trade.gateware.registers import RegisterBlock
 from tick2trade.protocol.control import NO_REGISTER, OK, READ_ONLY
 from tick2trade.gateware.models.control.csr import CsrModel
 from tick2trade.protocol.regmap import BLOCK_ALIGN, Register, RegisterMap

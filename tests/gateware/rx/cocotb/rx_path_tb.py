@@ -13,14 +13,14 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from tick2trade.gateware.rx.eth_rx import FEED_FILTER
-from tick2trade.gateware.rx.itch import locate_write_layout, watch_layout
 from tick2trade.protocol import itch
 from tick2trade.gateware.models.stream import frame_beats
 from tick2trade.gateware.models.rx.eth_rx import MAX_FEEDS, RxConfig
 from tick2trade.gateware.models.rx.moldudp import Gap
 from tick2trade.gateware.models.rx.rx_path import RxPathModel
 from tick2trade.gateware.rx.rx_path import counters_layout
-from tick2trade.gateware.stream import GAP_LAYOUT, beat_layout, event_layout
+from tick2trade.gateware.interfaces import GAP_LAYOUT, event_layout, locate_write_layout, watch_layout
+from tick2trade.gateware.stream import beat_layout
 from tick2trade.sim.venue.config import SYMBOLS
 from tick2trade.testing.traffic import FeedScenario
 

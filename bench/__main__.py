@@ -135,7 +135,7 @@ def zmq_speed(requests: int) -> dict:
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as tmp:
         endpoint = f"ipc://{tmp}/bench"
-        proc = subprocess.Popen([sys.executable, "-m", "tick2trade.host", "sim", "--endpoint", endpoint],
+        proc = subprocess.Popen([sys.executable, "-m", "tick2trade.cli", "sim", "--endpoint", endpoint],
                                 cwd=root, stdout=subprocess.PIPE, text=True)
         try:
             while "ready on" not in proc.stdout.readline():
@@ -218,7 +218,7 @@ def trade_section(console: Console) -> None:
 def run_section(args, console: Console) -> None:
     """(t) the end-to-end loop (t2t run) for a fixed number of cycles: tick-to-trade
     percentiles, fills/s, host answer processing."""
-    from tick2trade.host.cli_run import DEMO, open_loop, render, summary
+    from tick2trade.sim.cli.run import DEMO, open_loop, render, summary
 
     loop = open_loop(DEMO, seed=1, rate=200_000.0, flatten_at=500)  # t2t run's defaults
     while loop.now - loop.start < args.run_cycles:

@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 from websockets.sync.client import connect
 
-from tick2trade.host.cli_run import percentile
 from tick2trade.host.services.status import TERMINAL, OrderStatus
+from tick2trade.sim.cli.run import percentile
 
 THROUGH = 200  # currency units through the touch: the book moves before the order lands
 PASSWORD = "correct horse battery"
@@ -37,7 +37,7 @@ def _free_port() -> int:
 
 def _start(port: int, workdir: Path) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tick2trade.host", "run", "--duration", "3600", "--api", "--api-port",
+        [sys.executable, "-m", "tick2trade.cli", "run", "--duration", "3600", "--api", "--api-port",
          str(port), "--db", f"sqlite:///{workdir / 't2t.db'}", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=workdir)
     line = ""

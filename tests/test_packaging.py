@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"tick2trade.protocol": "protocol", "tick2trade.gateware": "gateware",
            "tick2trade.host": "host", "tick2trade.sim": "sim", "tick2trade.bench": "bench",
-           "tick2trade.testing": "tests/support"}
+           "tick2trade.cli": "cli", "tick2trade.testing": "tests/support"}
 
 
 def _config() -> dict:
@@ -35,7 +35,7 @@ def test_every_subpackage_folder_is_listed():
     assert set(_config()["packages"]) == on_disk
 
 
-@pytest.mark.parametrize("name", ["protocol", "gateware", "host", "sim", "bench"])
+@pytest.mark.parametrize("name", ["protocol", "gateware", "host", "sim", "bench", "cli"])
 def test_a_folder_is_not_importable_under_its_bare_name(name, tmp_path):
     """`import host` fails even from the checkout's root, where the folder is on the path:
     one module must not load twice under two names."""

@@ -39,8 +39,8 @@ SIM_ARGS = ["--width", str(RX_PARAMS["data_width"]), "--symbols", str(RX_PARAMS[
 
 
 def start_sim(endpoint: str, timeout: float = 600.0) -> subprocess.Popen:
-    """`python -m tick2trade.host sim` from this checkout; returns once it says it is ready."""
-    proc = subprocess.Popen([sys.executable, "-m", "tick2trade.host", "sim", "--endpoint", endpoint,
+    """`python -m tick2trade.cli sim` from this checkout; returns once it says it is ready."""
+    proc = subprocess.Popen([sys.executable, "-m", "tick2trade.cli", "sim", "--endpoint", endpoint,
                              *SIM_ARGS], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})

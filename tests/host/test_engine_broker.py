@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from tick2trade.host.cli_run import loop_config
+from tick2trade.sim.cli.run import loop_config
 from tick2trade.host.config import ConfigError, load, parse
 from tick2trade.host.engine import CLIENT_TAGS, HOST_TAG
 from tick2trade.host.engine_broker import EngineBroker

@@ -17,7 +17,7 @@ from tick2trade.gateware.models.trade.risk import RISK_LATENCY
 from tick2trade.protocol.moldudp64 import DEFAULT_LINE_A, DEFAULT_LINE_B
 from tick2trade.gateware.models.rx.rx_path import RxPathModel
 from tick2trade.gateware.trade.telemetry import EARLY_TAP_LATENCY
-from tick2trade.host.cli import main
+from tick2trade.cli import main
 from tick2trade.sim.replay import replay_config
 from tick2trade.sim.venue.config import SYMBOLS
 from tick2trade.testing.traffic import random_message

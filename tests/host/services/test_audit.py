@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import inspect, select, text, update
 
-from tick2trade.host.cli import main
+from tick2trade.cli import main
 from tick2trade.host.services import audit
 from tick2trade.host.services.db import AuditHead, AuditRecord
 

@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import insert, select
 
-from tick2trade.host.cli import main
+from tick2trade.cli import main
 from tick2trade.host.services import audit, risk
 from tick2trade.host.services.db import AuditRecord, Order, Setting
 from tick2trade.host.services.orders import NewOrder

@@ -1,6 +1,5 @@
-"""``t2t`` commands of the control plane: the register map, the virtual FPGA process,
-and the operator's view of a device (status, counters, config, risk, kill, book,
-latency). Registered into ``host.cli.main`` by ``register``."""
+"""``t2t status``, ``counters``, ``config push|diff|show`` and ``book``: the operator's
+view of a device, the virtual FPGA or a board, through the control protocol."""
 
 from __future__ import annotations
 
@@ -8,149 +7,9 @@ from pathlib import Path
 
 import click
 
-FORMATS = ("json", "md", "c")
-
-
-def top_params(width: int, symbols: int, locates: int) -> dict:
-    return {"data_width": width, "symbols": symbols, "locates": locates}
-
-
-def build_options(f):
-    """The build parameters that shape the register map (and the Verilator model)."""
-    f = click.option("--locates", type=click.IntRange(2, 65536), default=16384,
-                     show_default=True, help="Locate table depth of the build.")(f)
-    f = click.option("--symbols", type=click.IntRange(1, 1024), default=64,
-                     show_default=True, help="Instruments of the build.")(f)
-    f = click.option("--width", type=click.Choice(("64", "8")), default="64",
-                     show_default=True, help="Bits per beat of the build.")(f)
-    return f
-
-
-def render_map(regmap, fmt: str) -> str:
-    import json
-
-    if fmt == "json":
-        return json.dumps(regmap.to_json(), indent=2) + "\n"
-    if fmt == "md":
-        return regmap.to_markdown()
-    return regmap.to_c_header()
-
-
-@click.command()
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="json",
-              show_default=True, help="JSON for programs, Markdown for people, a C header "
-              "for firmware.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write here instead of stdout.")
-@build_options
-def regmap(fmt: str, out: Path | None, width: str, symbols: int, locates: int) -> None:
-    """Print the register map generated from the gateware (docs/registers.md is
-    `t2t regmap --format md` of the default build)."""
-    from tick2trade.gateware.top import register_map
-
-    text = render_map(register_map(**top_params(int(width), symbols, locates)), fmt)
-    if out:
-        out.write_text(text)
-    else:
-        click.echo(text, nl=False)
-
-
-@click.command()
-@click.option("--endpoint", default="tcp://127.0.0.1:5555", show_default=True,
-              envvar="T2T_SIM", help="ZeroMQ endpoint to bind (tcp://HOST:PORT or "
-              "ipc://PATH).")
-@build_options
-def sim(endpoint: str, width: str, symbols: int, locates: int) -> None:
-    """Run the virtual FPGA: the whole top level in Verilator, serving the control
-    protocol, feed frames in and order/event frames out over ZeroMQ until Ctrl-C.
-
-    The first start of a configuration builds the model (about a minute; cached under
-    build/verilator/). Clients may come and go; the device keeps its state.
-    """
-    from tick2trade.sim.device import run
-
-    stats = run(endpoint, int(width), symbols, locates,
-                echo=lambda line: click.echo(line, err=False))
-    click.echo(f"t2t sim: stopped after {stats['cycles']:,} cycles, {stats['requests']:,} "
-               f"requests, {stats['frames_in']:,} frames in", err=True)
-
-
-# ---------------------------------------------------------------------------------------
-# Talking to a device
-
-# Exit codes a script can rely on (click itself uses 2 for usage errors).
-EXIT_DIFFERENT = 1      # config diff: the device differs from the file
-EXIT_DEVICE = 3         # unreachable, timed out, refused, or not the expected bitstream
-EXIT_NOT_IN_BITSTREAM = 4
-EXIT_CONFIG = 5         # the configuration file is invalid
-
-
-def device_options(f):
-    f = click.option("--timeout", type=click.FloatRange(0.01), default=1.0,
-                     show_default=True, help="Seconds to wait for each try of a request.")(f)
-    f = click.option("--map", "map_path", type=click.Path(exists=True, dir_okay=False,
-                                                          path_type=Path),
-                     help="Register map JSON of the board's bitstream (`t2t regmap`); "
-                     "needed with --board.")(f)
-    f = click.option("--board", metavar="HOST:PORT", envvar="T2T_BOARD",
-                     help="A board's control endpoint (UDP) instead of the virtual FPGA.")(f)
-    f = click.option("--sim", "endpoint", default="tcp://127.0.0.1:5555", show_default=True,
-                     envvar="T2T_SIM", help="ZeroMQ endpoint of `t2t sim`.")(f)
-    return f
-
-
-def fail(message: str, code: int) -> None:
-    click.echo(f"t2t: {message}", err=True)
-    raise SystemExit(code)
-
-
-def open_device(endpoint: str, board: str | None, map_path: Path | None, timeout: float):
-    """A connected Device; failures exit with EXIT_DEVICE and say why."""
-    import json
-
-    from tick2trade.protocol.regmap import RegisterMap
-    from tick2trade.host.device import BoardDevice, DeviceError, SimDevice
-
-    try:
-        if board:
-            if map_path is None:
-                fail("--board needs --map: the register map JSON of its bitstream", 2)
-            host, _sep, port = board.rpartition(":")
-            if not port.isdigit():
-                fail(f"--board {board!r}: expected HOST:PORT", 2)
-            regmap = RegisterMap.from_json(json.loads(map_path.read_text()))
-            dev = BoardDevice((host, int(port)), regmap, timeout=timeout)
-        else:
-            dev = SimDevice(endpoint, timeout=timeout, retries=1)
-        return dev.connect()
-    except DeviceError as exc:
-        fail(str(exc), EXIT_DEVICE)
-
-
-def device_errors(fn):
-    """Device and config errors become a message and an exit code, not a traceback."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from tick2trade.host.config import ConfigError
-        from tick2trade.host.device import DeviceError, NotInBitstream
-
-        try:
-            return fn(*args, **kwargs)
-        except NotInBitstream as exc:
-            fail(str(exc), EXIT_NOT_IN_BITSTREAM)
-        except ConfigError as exc:
-            fail(str(exc), EXIT_CONFIG)
-        except DeviceError as exc:
-            fail(str(exc), EXIT_DEVICE)
-    return wrapper
-
-
-def print_json(value) -> None:
-    import json
-
-    click.echo(json.dumps(value, indent=2, sort_keys=False))
+from tick2trade.host.cli.connect import (EXIT_DIFFERENT, EXIT_NOT_IN_BITSTREAM, device_errors,
+                                         open_device, print_json, risk_state)
+from tick2trade.host.cli.options import device_options
 
 
 def fmt_ip(value: int) -> str:
@@ -175,8 +34,6 @@ OPTIONAL_BLOCKS = {"book": "order book", "risk": "risk checks", "strategy": "tri
 
 
 def kill_of(dev) -> str:
-    from tick2trade.host.cli_trade import risk_state
-
     st = risk_state(dev)
     return f"ON ({', '.join(st['kill_causes'])})" if st["killed"] else "off"
 
@@ -278,7 +135,8 @@ def counters(endpoint, board, map_path, timeout, as_json, interval, count, show_
     previous, then = None, None
     for n in itertools.count(1):
         values, now = dev.counters(), time.monotonic()
-        rates = {k: (v - previous[k]) % (1 << 32) / (now - then) for k, v in values.items()}             if previous else {}
+        rates = {k: (v - previous[k]) % (1 << 32) / (now - then)
+                 for k, v in values.items()} if previous else {}
         if as_json:
             record = {"counters": values, **({"per_second": rates} if rates else {})}
             click.echo(json.dumps(record) if interval else json.dumps(record, indent=2))
@@ -499,7 +357,3 @@ def _symbol_index(dev, symbol: str) -> int:
     raise click.BadParameter(f"{symbol} is not on the device's watch list (rx.watch); "
                              f"give its index as #N", param_hint="SYMBOL")
 
-
-def register(main: click.Group) -> None:
-    for command in (regmap, sim, status, counters, config, book):
-        main.add_command(command)

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from tick2trade.gateware.platforms import BOARDS
-from tick2trade.host.cli import main
-from tick2trade.host.cli_device import EXIT_DEVICE
-from tick2trade.host.cli_hardware import EXIT_BITSTREAM, EXIT_TOOL
+from tick2trade.cli import main
+from tick2trade.host.cli.connect import EXIT_DEVICE
+from tick2trade.host.cli.hardware import EXIT_BITSTREAM, EXIT_TOOL
 from tick2trade.host.hardware import LOADER_BOARDS
 
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from tick2trade.protocol import frames, itch, moldudp64
 from tick2trade.gateware.models.rx.rx_path import RxPathModel
-from tick2trade.host.cli import main
+from tick2trade.cli import main
 from tick2trade.sim.replay import read_frames, replay_config
 from tick2trade.sim.venue.config import SYMBOLS
 from tests.sim.venue.test_feed import SEED

@@ -1,5 +1,5 @@
 """``t2t api``, ``t2t audit verify|export``, ``t2t db upgrade``, ``t2t users set-role``:
-the host platform's commands (library code in ``host/platform``)."""
+the host platform's commands (library code in ``host/services``)."""
 
 from __future__ import annotations
 
@@ -161,7 +161,3 @@ def api(url: str | None, host: str, port: int, smtp: str, mail_from: str,
     finally:
         platform.close()
 
-
-def register(main: click.Group) -> None:
-    for command in (audit, db, users, api):
-        main.add_command(command)

@@ -1,5 +1,5 @@
 """``t2t bitstream BOARD`` and ``t2t flash BOARD``: build and load a real board's
-bitstream. Registered into ``host.cli.main`` by ``register``."""
+bitstream."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tick2trade.gateware.platforms import BOARDS
-from tick2trade.host.cli_device import EXIT_DEVICE
+from tick2trade.host.cli.connect import EXIT_DEVICE
 
 EXIT_TOOL = 6        # openFPGALoader or the YoWASP toolchain is not installed
 EXIT_BITSTREAM = 7   # no bitstream where one was expected
@@ -87,7 +87,3 @@ def flash(board: str, path: Path | None, persistent: bool, cable: str | None) ->
     where = "SPI flash" if done.persistent else "FPGA"
     click.echo(f"loaded {done.bitstream} into {board}'s {where}")
 
-
-def register(main: click.Group) -> None:
-    for command in (bitstream, flash):
-        main.add_command(command)

@@ -1,8 +1,8 @@
-"""``t2t``: the operator's command line."""
+"""``t2t replay``: a capture through the receive path (or the whole top level) in
+Verilator, its events, books, orders and counters written out."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 from pathlib import Path
@@ -12,69 +12,11 @@ from rich.console import Console
 from rich.table import Table
 
 from tick2trade.gateware.models.book import BOOK_COUNTERS
+from tick2trade.host.cli.options import WIDTHS, GroupPort, parse_stocks
 from tick2trade.protocol.moldudp64 import DEFAULT_LINE_A, DEFAULT_LINE_B
 
-WIDTHS = ("64", "8")
 
-
-class GroupPort(click.ParamType):
-    """``GROUP:PORT``: an IPv4 destination address and UDP port."""
-
-    name = "GROUP:PORT"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, tuple):
-            return value
-        group, sep, port = str(value).rpartition(":")
-        try:
-            if not sep:
-                raise ValueError
-            group = str(ipaddress.IPv4Address(group))
-            port = int(port)
-            if not 0 < port < 65536:
-                raise ValueError
-        except ValueError:
-            self.fail(f"{value!r} is not GROUP:PORT (an IPv4 address and a UDP port "
-                      f"1-65535, e.g. {DEFAULT_LINE_A[0]}:{DEFAULT_LINE_A[1]})", param, ctx)
-        return group, port
-
-
-def _stocks(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
-    stocks = tuple(s.strip().upper() for v in values for s in v.split(",") if s.strip())
-    for s in stocks:
-        if len(s) > 8 or not s.isascii() or not s.isprintable():
-            raise click.BadParameter(f"{s!r}: an ITCH stock is 1-8 printable ASCII "
-                                     f"characters", ctx, param)
-    return stocks
-
-
-@click.group()
-def main() -> None:
-    """tick2trade: FPGA tick-to-trade — gateware, simulation and host tools."""
-
-
-@main.command()
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Directory to write rx_path.v into (created if missing).")
-@click.option("--width", type=click.Choice(WIDTHS), default="64", show_default=True,
-              help="Bits per beat: 64 for 10GbE, 8 for 1GbE.")
-@click.option("--symbols", type=click.IntRange(1, 1024), default=64, show_default=True,
-              help="Instruments traded (watch-list entries).")
-@click.option("--locates", type=click.IntRange(2, 65536), default=16384, show_default=True,
-              help="Depth of the locate table.")
-def verilog(out_dir: Path, width: str, symbols: int, locates: int) -> None:
-    """Write the receive path (eth_rx → moldudp → itch → event FIFO) as Verilog."""
-    from tick2trade.gateware.export import to_verilog
-    from tick2trade.gateware.rx.rx_path import RxPath
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "rx_path.v"
-    path.write_text(to_verilog(RxPath(int(width), symbols=symbols, locates=locates),
-                               "rx_path"))
-    click.echo(f"wrote {path}")
-
-
-@main.command()
+@click.command()
 @click.argument("capture", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--events", "events_path",
               type=click.Path(dir_okay=False, path_type=Path, allow_dash=True),
@@ -97,7 +39,7 @@ def verilog(out_dir: Path, width: str, symbols: int, locates: int) -> None:
               help="Bits per beat of the simulated receive path.")
 @click.option("--summary", "summary_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write every counter and the run's figures as JSON here.")
-@click.option("--watch", multiple=True, callback=_stocks, metavar="SYMBOL",
+@click.option("--watch", multiple=True, callback=parse_stocks, metavar="SYMBOL",
               help="Trade this stock (repeat, or comma-separate); it becomes symbol 0, 1, "
                    "... in watch order once its Stock Directory message is seen.")
 @click.option("--all-symbols/--watched-only", default=None,
@@ -215,12 +157,11 @@ def replay(capture: Path, events_path: Path | None, book_path: Path | None,
         summary_path.write_text(json.dumps(summary, indent=2) + "\n")
 
 
-
 def _replay_orders(capture: Path, orders_path: Path, config_path: Path, width: str,
                    summary_path: Path | None) -> None:
     from tick2trade.host.config import ConfigError
-    from tick2trade.sim.replay import CaptureError, read_frames, trade_replay
     from tick2trade.protocol.pcap import write_pcap
+    from tick2trade.sim.replay import CaptureError, read_frames, trade_replay
 
     err = Console(stderr=True)
     try:
@@ -297,16 +238,3 @@ def counters_table(counters: dict[str, dict[str, int]]) -> Table:
         if keys:
             table.add_section()
     return table
-
-
-# Command groups that live in their own modules register here, one line each, so that
-# work on different subsystems does not collide in this file.
-def _register_subcommands() -> None:
-    import importlib
-
-    for module in ("tick2trade.host.cli_venue", "tick2trade.host.cli_device", "tick2trade.host.cli_trade", "tick2trade.host.cli_platform",
-                   "tick2trade.host.cli_run", "tick2trade.host.cli_hardware"):
-        importlib.import_module(module).register(main)
-
-
-_register_subcommands()

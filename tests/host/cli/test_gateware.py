@@ -8,9 +8,9 @@ from click.testing import CliRunner
 
 from tick2trade.protocol.regmap import RegisterMap
 from tick2trade.gateware.top import Top
-from tick2trade.host.cli import main
+from tick2trade.cli import main
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "registers.md"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "registers.md"
 
 
 def test_committed_register_docs_are_generated():

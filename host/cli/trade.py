@@ -5,33 +5,8 @@ from __future__ import annotations
 
 import click
 
-from tick2trade.host.cli_device import device_errors, device_options, open_device, print_json
-
-# risk.status.tripped bits (models.trade.KILL_CAUSES)
-from tick2trade.gateware.models.trade.risk import KILL_CAUSES as CAUSES
-
-
-def risk_state(dev) -> dict:
-    """Limits, status and reject counters of the risk gate, as data."""
-    from tick2trade.gateware.models.trade.risk import REASONS
-
-    dev.require("risk", "risk limits")
-    names = [e.name for e in dev.map.entries
-             if e.name.startswith(("risk.limits.", "risk.status.", "risk.counters."))]
-    values = dev.read_many(names + ["risk.restricted"])
-    limits = {n.removeprefix("risk.limits."): v for n, v in values.items()
-              if n.startswith("risk.limits.")}
-    status = {n.removeprefix("risk.status."): v for n, v in values.items()
-              if n.startswith("risk.status.")}
-    counters = {n.removeprefix("risk.counters."): v for n, v in values.items()
-                if n.startswith("risk.counters.")}
-    return {"limits": limits, "restricted": values["risk.restricted"],
-            "killed": bool(status["killed"]),
-            "kill_causes": [c for i, c in enumerate(CAUSES) if status["tripped"] >> i & 1],
-            "breaches": status["breaches"], "open_orders": status["open_orders"],
-            "gross": status["gross"],
-            "rejects": {r: counters[r] for r in REASONS if r != "pass"},
-            "passed": counters["pass"], "cancels": counters["cancels"]}
+from tick2trade.host.cli.connect import device_errors, open_device, print_json, risk_state
+from tick2trade.host.cli.options import device_options
 
 
 @click.group()
@@ -186,7 +161,3 @@ def latency(endpoint, board, map_path, timeout, clock_mhz, as_json) -> None:
                       f"user_ref {st['records'][-1]['user_ref']}, "
                       f"{st['records'][-1]['tick_to_trade']} cycles")
 
-
-def register(main: click.Group) -> None:
-    for command in (risk, kill, latency):
-        main.add_command(command)

@@ -25,7 +25,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-DEMO = Path(__file__).resolve().parents[1] / "docs" / "demo.toml"
+DEMO = Path(__file__).resolve().parents[2] / "docs" / "demo.toml"
 SYMBOLS, LOCATES = 8, 64  # the build the tests share (sim.topsim.build_top)
 STATUS_EVERY = 0.5  # seconds between live status refreshes
 # the demo's host policy, in cycles of the FPGA clock
@@ -227,134 +227,133 @@ def render(s: dict, title: str) -> Group:
     return Group(head, pos)
 
 
-def register(main: click.Group) -> None:
-    @main.command()
-    @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=30.0,
-                  show_default=True, help="Seconds of wall time to trade for.")
-    @click.option("--cycles", type=click.IntRange(1), default=None,
-                  help="Stop after this many FPGA cycles of simulated time instead "
-                       "(a reproducible run: same seed, same cycles, same numbers).")
-    @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False,
-                                                             path_type=Path),
-                  default=DEMO, show_default=True,
-                  help="Device configuration: watch list, venue, triggers, risk limits.")
-    @click.option("--seed", type=int, default=1, show_default=True,
-                  help="Seed of the venue's synthetic participants.")
-    @click.option("--rate", type=click.FloatRange(min=1), default=200_000.0,
-                  show_default=True, help="Participants' actions per simulated second.")
-    @click.option("--flatten-at", type=click.IntRange(0), default=500, show_default=True,
-                  help="The host closes a position of this many shares with an IOC "
-                       "through the risk gate (0: never).")
-    @click.option("--db", "db_url", default=None, metavar="URL",
-                  help="Where orders, executions and positions go (default: "
-                       "T2T_DATABASE_URL, else SQLite in var/t2t.db).")
-    @click.option("--no-db", is_flag=True, help="Keep nothing on disk.")
-    @click.option("--api", "with_api", is_flag=True,
-                  help="Also serve the HTTP/WebSocket API (as `t2t api`, on 127.0.0.1) "
-                       "over the same database; its orders go through the FPGA's risk "
-                       "gate to the venue.")
-    @click.option("--api-port", type=click.IntRange(1, 65535), default=8000,
-                  show_default=True, help="Port of --api.")
-    @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-    def run(duration: float, cycles: int | None, config_path: Path, seed: int, rate: float,
-            flatten_at: int, db_url: str | None, no_db: bool, with_api: bool, api_port: int,
-            as_json: bool) -> None:
-        """Trade: the synthetic venue publishes ITCH 5.0 over MoldUDP64 on lines A and B
-        into the virtual FPGA (the whole top level in Verilator); its triggers fire,
-        the risk gate checks, OUCH orders go to the venue over UDP; the venue's answers
-        reach the host engine, which keeps orders, positions and P&L (also in the
-        platform's database, as the user "fpga") and reports fills back to the gate.
-        Ctrl-C stops cleanly and prints the summary."""
-        from tick2trade.host.config import ConfigError
-        from tick2trade.host.engine_db import EngineStore
+@click.command()
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=30.0,
+              show_default=True, help="Seconds of wall time to trade for.")
+@click.option("--cycles", type=click.IntRange(1), default=None,
+              help="Stop after this many FPGA cycles of simulated time instead "
+                   "(a reproducible run: same seed, same cycles, same numbers).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False,
+                                                         path_type=Path),
+              default=DEMO, show_default=True,
+              help="Device configuration: watch list, venue, triggers, risk limits.")
+@click.option("--seed", type=int, default=1, show_default=True,
+              help="Seed of the venue's synthetic participants.")
+@click.option("--rate", type=click.FloatRange(min=1), default=200_000.0,
+              show_default=True, help="Participants' actions per simulated second.")
+@click.option("--flatten-at", type=click.IntRange(0), default=500, show_default=True,
+              help="The host closes a position of this many shares with an IOC "
+                   "through the risk gate (0: never).")
+@click.option("--db", "db_url", default=None, metavar="URL",
+              help="Where orders, executions and positions go (default: "
+                   "T2T_DATABASE_URL, else SQLite in var/t2t.db).")
+@click.option("--no-db", is_flag=True, help="Keep nothing on disk.")
+@click.option("--api", "with_api", is_flag=True,
+              help="Also serve the HTTP/WebSocket API (as `t2t api`, on 127.0.0.1) "
+                   "over the same database; its orders go through the FPGA's risk "
+                   "gate to the venue.")
+@click.option("--api-port", type=click.IntRange(1, 65535), default=8000,
+              show_default=True, help="Port of --api.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def run(duration: float, cycles: int | None, config_path: Path, seed: int, rate: float,
+        flatten_at: int, db_url: str | None, no_db: bool, with_api: bool, api_port: int,
+        as_json: bool) -> None:
+    """Trade: the synthetic venue publishes ITCH 5.0 over MoldUDP64 on lines A and B
+    into the virtual FPGA (the whole top level in Verilator); its triggers fire,
+    the risk gate checks, OUCH orders go to the venue over UDP; the venue's answers
+    reach the host engine, which keeps orders, positions and P&L (also in the
+    platform's database, as the user "fpga") and reports fills back to the gate.
+    Ctrl-C stops cleanly and prints the summary."""
+    from tick2trade.host.config import ConfigError
+    from tick2trade.host.engine_db import EngineStore
 
-        if with_api and no_db:
-            raise click.UsageError("--api needs the database (the API's users and orders "
-                                   "live there): drop --no-db")
-        console = Console(stderr=as_json)
+    if with_api and no_db:
+        raise click.UsageError("--api needs the database (the API's users and orders "
+                               "live there): drop --no-db")
+    console = Console(stderr=as_json)
+    try:
+        with console.status("opening the virtual FPGA (a Verilator build the first "
+                            "time: about a minute)…"):
+            loop = open_loop(config_path, seed, rate, flatten_at)
+    except (ConfigError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    broker = platform = server = None
+    if with_api:
+        from tick2trade.host.engine_broker import EngineBroker
+        from tick2trade.host.engine_device import EngineDevice
+        from tick2trade.host.services.platform import Platform
+
+        broker = EngineBroker(loop.engine, loop.cfg.limits())
+        platform = Platform.open(db_url, broker=broker,
+                                 device=EngineDevice(broker, loop))
+        store = EngineStore(platform.engine)
+        broker.fpga_orders = store.user_ref  # the kill switch cancels them too
+        platform.start_background()
         try:
-            with console.status("opening the virtual FPGA (a Verilator build the first "
-                                "time: about a minute)…"):
-                loop = open_loop(config_path, seed, rate, flatten_at)
-        except (ConfigError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from None
-        broker = platform = server = None
-        if with_api:
-            from tick2trade.host.engine_broker import EngineBroker
-            from tick2trade.host.engine_device import EngineDevice
-            from tick2trade.host.services.platform import Platform
-
-            broker = EngineBroker(loop.engine, loop.cfg.limits())
-            platform = Platform.open(db_url, broker=broker,
-                                     device=EngineDevice(broker, loop))
-            store = EngineStore(platform.engine)
-            broker.fpga_orders = store.user_ref  # the kill switch cancels them too
-            platform.start_background()
-            try:
-                server, server_thread = serve_api(platform, api_port)
-            except click.ClickException:
-                platform.close()
-                raise
-            console.print(f"API on http://127.0.0.1:{api_port} (docs at /docs); its "
-                          f"orders go through the FPGA", highlight=False)
-        else:
-            store = None if no_db else EngineStore.open(db_url)
-        quotes: dict = {}
-        stop = {"asked": False}
-
-        def interrupted(_sig, _frame) -> None:
-            stop["asked"] = True
-
-        previous = signal.signal(signal.SIGINT, interrupted)
-        console.print(f"trading (seed {seed}); Ctrl-C stops and prints the summary",
-                      highlight=False)
-        start = time.monotonic()
-
-        def done() -> bool:
-            if stop["asked"]:
-                return True
-            if cycles is not None:  # loop time: status reads must not change the run
-                return loop.now - loop.start >= cycles
-            return time.monotonic() - start >= duration
-
-        def status() -> dict:
-            s = summary(loop)
-            if broker is not None:
-                s["api"] = {"url": f"http://127.0.0.1:{api_port}", **broker.counts,
-                            "in_flight": broker.in_flight()}
-            return s
-
-        try:
-            with Live(console=console, refresh_per_second=4, transient=True) as live:
-                while not done():
-                    until = time.monotonic() + STATUS_EVERY
-                    while time.monotonic() < until and not done():
-                        loop.step()
-                        if broker is not None:
-                            broker.pump(loop.now)
-                    if store is not None:
-                        store.sync(loop.engine)
-                    if platform is not None:
-                        publish_quotes(loop, platform.market, quotes)
-                    live.update(render(status(), "t2t run (Ctrl-C stops)"))
-        finally:
-            signal.signal(signal.SIGINT, previous)
-            if server is not None:
-                server.should_exit = True
-                server_thread.join(timeout=10)
-                broker.close()
-        result = status()
-        result["stopped_by"] = "ctrl-c" if stop["asked"] else \
-            "cycles" if cycles is not None else "duration"
-        if store is not None:
-            store.sync(loop.engine)
-            result["database"] = {"url": store.sql.url.render_as_string(hide_password=True),
-                                  "account": "fpga", "orders": len(store.ids),
-                                  "executions": store.fills_written}
-        if platform is not None:
+            server, server_thread = serve_api(platform, api_port)
+        except click.ClickException:
             platform.close()
-        if as_json:
-            click.echo(json.dumps(result, indent=2))
-        else:
-            console.print(render(result, "t2t run: summary" + (" (stopped by Ctrl-C)"
-                                                                if stop["asked"] else "")))
+            raise
+        console.print(f"API on http://127.0.0.1:{api_port} (docs at /docs); its "
+                      f"orders go through the FPGA", highlight=False)
+    else:
+        store = None if no_db else EngineStore.open(db_url)
+    quotes: dict = {}
+    stop = {"asked": False}
+
+    def interrupted(_sig, _frame) -> None:
+        stop["asked"] = True
+
+    previous = signal.signal(signal.SIGINT, interrupted)
+    console.print(f"trading (seed {seed}); Ctrl-C stops and prints the summary",
+                  highlight=False)
+    start = time.monotonic()
+
+    def done() -> bool:
+        if stop["asked"]:
+            return True
+        if cycles is not None:  # loop time: status reads must not change the run
+            return loop.now - loop.start >= cycles
+        return time.monotonic() - start >= duration
+
+    def status() -> dict:
+        s = summary(loop)
+        if broker is not None:
+            s["api"] = {"url": f"http://127.0.0.1:{api_port}", **broker.counts,
+                        "in_flight": broker.in_flight()}
+        return s
+
+    try:
+        with Live(console=console, refresh_per_second=4, transient=True) as live:
+            while not done():
+                until = time.monotonic() + STATUS_EVERY
+                while time.monotonic() < until and not done():
+                    loop.step()
+                    if broker is not None:
+                        broker.pump(loop.now)
+                if store is not None:
+                    store.sync(loop.engine)
+                if platform is not None:
+                    publish_quotes(loop, platform.market, quotes)
+                live.update(render(status(), "t2t run (Ctrl-C stops)"))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if server is not None:
+            server.should_exit = True
+            server_thread.join(timeout=10)
+            broker.close()
+    result = status()
+    result["stopped_by"] = "ctrl-c" if stop["asked"] else \
+        "cycles" if cycles is not None else "duration"
+    if store is not None:
+        store.sync(loop.engine)
+        result["database"] = {"url": store.sql.url.render_as_string(hide_password=True),
+                              "account": "fpga", "orders": len(store.ids),
+                              "executions": store.fills_written}
+    if platform is not None:
+        platform.close()
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        console.print(render(result, "t2t run: summary" + (" (stopped by Ctrl-C)"
+                                                            if stop["asked"] else "")))

@@ -120,6 +120,3 @@ def gen(config_path, messages, out, seed) -> None:
     click.echo(f"wrote {out}: {info['frames']:,} frames, {info['messages']:,} messages "
                f"({kinds}) from {info['actions']:,} flow actions")
 
-
-def register(main: click.Group) -> None:
-    main.add_command(venue)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 from click.testing import CliRunner
 
-from tick2trade.host.cli import main
+from tick2trade.cli import main
 from tick2trade.host.services.auth import Users
 from tick2trade.host.services.db import make_engine, session_factory
 
@@ -41,8 +41,8 @@ def test_t2t_api_serves_openapi_and_register(tmp_path):
         port = s.getsockname()[1]
     # the checkout under test, not whatever copy the venv has installed
     env = {**os.environ, "T2T_DATABASE_URL": f"sqlite:///{tmp_path / 'api.db'}",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    proc = subprocess.Popen([sys.executable, "-c", "from tick2trade.host.cli import main; main()",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    proc = subprocess.Popen([sys.executable, "-c", "from tick2trade.cli import main; main()",
                              "api", "--port", str(port)], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

@@ -7,8 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from tick2trade.gateware.models.trade.strategy import TAKE, Trigger
-from tick2trade.host.cli import main
-from tick2trade.host.cli_device import EXIT_CONFIG, EXIT_DEVICE, EXIT_DIFFERENT
+from tick2trade.cli import main
+from tick2trade.host.cli.connect import EXIT_CONFIG, EXIT_DEVICE, EXIT_DIFFERENT
 from tick2trade.host.config import ConfigError, parse
 
 pytestmark = pytest.mark.verilator
@@ -197,7 +197,7 @@ def test_the_example_configuration_is_valid():
     from tick2trade.host.config import load, watch_size
 
     regmap = register_map()
-    cfg = load(Path(__file__).resolve().parents[2] / "docs" / "config.example.toml",
+    cfg = load(Path(__file__).resolve().parents[3] / "docs" / "config.example.toml",
                symbols=watch_size(regmap))
     values, missing = cfg.registers(regmap)
     assert missing == []
@@ -211,12 +211,12 @@ def test_the_example_configuration_is_valid():
 
 
 def test_latency_shows_ns_only_at_a_clock_the_user_gives(monkeypatch):
-    from tick2trade.host import cli_trade
+    from tick2trade.host.cli import trade
 
     state = {"orders": 3, "min": 19, "max": 40, "percentiles": {"p50": 20, "p99": 40},
              "records": [], "histogram": [0] * 32}
-    monkeypatch.setattr(cli_trade, "open_device", lambda *a: None)
-    monkeypatch.setattr(cli_trade, "latency_state", lambda dev: state)
+    monkeypatch.setattr(trade, "open_device", lambda *a: None)
+    monkeypatch.setattr(trade, "latency_state", lambda dev: state)
     plain = CliRunner().invoke(main, ["latency"])
     assert plain.exit_code == 0, plain.output
     assert "min 19 / max 40 cycles" in plain.output and "ns" not in plain.output

@@ -14,8 +14,8 @@ from rich.console import Console
 from tick2trade.gateware.models.trade.strategy import FAST_LATENCY
 from tick2trade.gateware.models.trade.risk import RISK_LATENCY
 from tick2trade.gateware.trade.telemetry import EARLY_TAP_LATENCY
-from tick2trade.host.cli import main
-from tick2trade.host.cli_run import DEMO, open_loop, render, summary
+from tick2trade.cli import main
+from tick2trade.sim.cli.run import DEMO, open_loop, render, summary
 
 pytestmark = pytest.mark.verilator
 
@@ -90,7 +90,7 @@ def start_run(args: list[str], cwd=None):
     import sys
     import time
 
-    proc = subprocess.Popen([sys.executable, "-m", "tick2trade.host", "run", *args],
+    proc = subprocess.Popen([sys.executable, "-m", "tick2trade.cli", "run", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=cwd, env={**os.environ, "COLUMNS": "200"})
     try:
@@ -193,7 +193,7 @@ def test_run_serves_the_api_and_its_orders_go_through_the_fpga(tmp_path):
         assert big["reason"] == ("FPGA risk gate: max_shares: quantity above the gate's "
                                  "maximum of 500 shares")
         # an operator's kill switch reaches the gate, from the API's thread
-        subprocess.run([sys.executable, "-m", "tick2trade.host", "users", "set-role", "ann",
+        subprocess.run([sys.executable, "-m", "tick2trade.cli", "users", "set-role", "ann",
                         "operator", "--db", url], check=True, capture_output=True)
         h = {"Authorization": "Bearer " + api.post("/auth/login", json=creds
                                                     ).json()["access_token"]}

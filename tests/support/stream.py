@@ -53,7 +53,9 @@ def pattern_pauses(pattern: str) -> Pauses:
 def payload_value(item):
     """``item`` in a form ``ctx.set`` takes for a struct payload."""
     if dataclasses.is_dataclass(item):
-        return {k: int(v) for k, v in vars(item).items()}
+        item = vars(item)
+    if isinstance(item, dict):
+        return {k: int(v) if isinstance(v, bool) else v for k, v in item.items()}
     return item
 
 

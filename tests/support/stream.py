@@ -96,7 +96,8 @@ class StreamSource:
         self.cycle = 0
         self.sent: list[int] = []
 
-    async def _idle(self, ctx, cycles: int = 1) -> None:
+    async def idle(self, ctx, cycles: int = 1) -> None:
+        """Hold ``valid`` low for ``cycles`` cycles (counted in ``sent``'s clock)."""
         ctx.set(self.port.valid, 0)
         for _ in range(cycles):
             await ctx.tick()
@@ -108,9 +109,9 @@ class StreamSource:
         for item in items:
             value = payload_value(item)
             if self.gap != (0, 0) and isinstance(value, dict) and value.get("first"):
-                await self._idle(ctx, self.rng.randint(*self.gap))
+                await self.idle(ctx, self.rng.randint(*self.gap))
             while next(self.pauses):
-                await self._idle(ctx)
+                await self.idle(ctx)
             ctx.set(self.port.payload, value)
             ctx.set(self.port.valid, 1)
             if always_ready:

@@ -204,7 +204,7 @@ def test_orders_decisions_and_latency_match_the_models(top):
     counters = {r: dev.read(f"risk.counters.{r}") for r in trade.REASONS}
     assert counters == {r: risk.counters[r] for r in trade.REASONS}, SEED
     # enough happened for this to mean something (every kind is covered cycle by cycle
-    # in test_trade.py; here the point is the whole chain)
+    # in test_strategy.py and test_risk.py; here the point is the whole chain)
     assert len(want_frames) > 12 and counters["position"] + counters["collar"] > 0, counters
     fired = strategy.counters
     assert fired["fired_take"] > 10 and fired["fired_stop"] + fired["fired_improve"] > 0

@@ -5,12 +5,12 @@ import pytest
 
 from tick2trade.gateware.rx.eth_rx import EthRx
 from tick2trade.protocol import frames
-from tick2trade.gateware.models.stream import frame_beats
 from tick2trade.gateware.models.rx.eth_rx import ETH_COUNTERS, EthRxModel, RxConfig
 from tick2trade.testing.traffic import JUNK_KINDS, junk_frame
 from tick2trade.gateware.models.rx.eth_rx import feed_frame
 
-from tick2trade.testing.simtools import SEED, as_dict, collect, rng_for, run, send
+from tick2trade.testing.simtools import SEED, rng_for, run
+from tick2trade.testing.stream import StreamSink, StreamSource, random_pauses
 
 CFG = RxConfig.default()
 CFG.ouch_port = 40001  # ouch_tx's source port: the venue's answers come to it
@@ -47,7 +47,6 @@ def check(width, frame_list, idle=0.0, between=(0, 0), name="eth"):
     rng = rng_for(name)
     lanes = width // 8
     dut = EthRx(width)
-    feed, ctl, ouch = [], [], []
     model = EthRxModel(CFG)
     want_feed, want = [], {"ctl": [], "ouch": []}
     for fr in frame_list:
@@ -59,17 +58,20 @@ def check(width, frame_list, idle=0.0, between=(0, 0), name="eth"):
             want[got[0]].append((int.from_bytes(d.src_mac, "big"), d.src_ip, d.src_port,
                                  d.payload))
     counters = {}
+    mac = StreamSource(dut.mac, random_pauses(rng, idle), gap=between, rng=rng)
+    feed, ctl, ouch = (StreamSink(port, framed=True, name=name)
+                       for port, name in ((dut.feed, "feed"), (dut.ctl, "ctl"),
+                                          (dut.ouch, "ouch")))
 
     async def tb(ctx):
         configure(ctx, dut, CFG)
-        beats = [as_dict(b) for fr in frame_list for b in frame_beats(fr, lanes)]
-        await send(ctx, dut.mac, beats, rng, idle=idle, between=between)
+        await mac.send_frames(ctx, frame_list, lanes)
         await ctx.tick().repeat(4)
         for k in ETH_COUNTERS:
             counters[k] = ctx.get(getattr(dut.counters, k))
 
-    run(dut, tb, processes=[collect(dut.feed, feed), collect(dut.ctl, ctl),
-                            collect(dut.ouch, ouch)])
+    run(dut, tb, processes=[feed.process, ctl.process, ouch.process])
+    feed, ctl, ouch = feed.items, ctl.items, ouch.items
     msg = f"seed {SEED}"
     assert packets(feed, lanes, ("line",)) == want_feed, msg
     assert packets(ctl, lanes, ("src_mac", "src_ip", "src_port")) == want["ctl"], msg

@@ -10,7 +10,8 @@ from tick2trade.gateware.models.rx.moldudp import MOLD_COUNTERS, Gap, MoldMessag
 from tick2trade.gateware.rx.moldudp import MoldUdp
 from tick2trade.testing.traffic import broken_message, random_message
 
-from tick2trade.testing.simtools import SEED, collect, rng_for, run, send
+from tick2trade.testing.simtools import SEED, rng_for, run
+from tick2trade.testing.stream import StreamSink, StreamSource, random_pauses
 
 
 def reassemble(beats, lanes) -> list[MoldMessage]:
@@ -51,19 +52,20 @@ def check(width, packets, idle=0.0, name="mold", reset_after=None):
         msgs, gaps = model.process(line, payload)
         want += msgs
         want_gaps += gaps
-    got, got_gaps, counters = [], [], {}
+    counters = {}
+    feed = StreamSource(dut.feed, random_pauses(rng, idle))
+    msgs, gap_reports = StreamSink(dut.msgs, name="msgs"), StreamSink(dut.gaps, name="gaps")
 
     async def tb(ctx):
-        beats = []
-        for line, payload, lane0 in packets:
-            beats += [{**vars(b), "line": line} for b in frame_beats(payload, lanes, lane0)]
-        await send(ctx, dut.feed, [{k: int(v) for k, v in b.items()} for b in beats], rng,
-                   idle=idle)
+        await feed.send(ctx, ({**vars(b), "line": line}
+                              for line, payload, lane0 in packets
+                              for b in frame_beats(payload, lanes, lane0)))
         await ctx.tick().repeat(3)
         for k in MOLD_COUNTERS:
             counters[k] = ctx.get(getattr(dut.counters, k))
 
-    run(dut, tb, processes=[collect(dut.msgs, got), collect(dut.gaps, got_gaps)])
+    run(dut, tb, processes=[msgs.process, gap_reports.process])
+    got, got_gaps = msgs.items, gap_reports.items
     msg = f"seed {SEED}"
     assert reassemble(got, lanes) == want, msg
     gaps = [Gap(int(g.line), int(g.session).to_bytes(10, "big"), int(g.first), int(g.count))

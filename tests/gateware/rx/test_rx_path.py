@@ -4,14 +4,14 @@ the large runs go through Verilator in test_rx_path_verilator.py)."""
 import pytest
 
 from tick2trade.protocol import itch
-from tick2trade.gateware.models.stream import frame_beats
 from tick2trade.gateware.models.rx.eth_rx import RxConfig
 from tick2trade.gateware.models.rx.rx_path import RxPathModel
 from tick2trade.gateware.rx.rx_path import RxPath
 from tick2trade.sim.venue.config import SYMBOLS
 from tick2trade.testing.traffic import FeedScenario
 
-from tick2trade.testing.simtools import SEED, as_dict, collect, const_to_dict, rng_for, run, send
+from tick2trade.testing.simtools import SEED, const_to_dict, rng_for, run
+from tick2trade.testing.stream import StreamSink, StreamSource, random_pauses
 
 LOCATES = 64
 # MAC beat holding a message's last byte -> event at the RxPath output, in cycles:
@@ -50,22 +50,23 @@ def event_of(payload) -> itch.Event:
 def run_path(width, frames_, cfg, *, stall=0.0, event_depth=64, name="rx"):
     rng = rng_for(name)
     dut = RxPath(width, symbols=8, locates=LOCATES, event_depth=event_depth)
-    events, gaps, counters = [], [], {}
+    counters = {}
+    mac = StreamSource(dut.mac, gap=(0, 2), rng=rng)
+    events = StreamSink(dut.events, random_pauses(rng, stall), name="events")
+    gaps = StreamSink(dut.gaps, name="gaps")
 
     async def tb(ctx):
         configure(ctx, dut, cfg)
         await write_locates(ctx, dut, cfg)
-        beats = [as_dict(b) for fr in frames_ for b in frame_beats(fr, width // 8)]
-        await send(ctx, dut.mac, beats, rng, between=(0, 2))
+        await mac.send_frames(ctx, frames_, width // 8)
         quiet = 0  # until the consumer, however slow, has emptied the FIFOs
         while quiet < 100:
             await ctx.tick()
             quiet = 0 if ctx.get(dut.events.valid) or ctx.get(dut.gaps.valid) else quiet + 1
         counters.update(const_to_dict(ctx.get(dut.counters)))
 
-    run(dut, tb, processes=[collect(dut.events, events, rng, stall),
-                            collect(dut.gaps, gaps)])
-    return [event_of(e) for e in events], gaps, counters
+    run(dut, tb, processes=[events.process, gaps.process])
+    return [event_of(e) for e in events.items], gaps.items, counters
 
 
 def model_of(frames_, cfg):
@@ -120,39 +121,26 @@ def test_event_latency_is_fixed_in_cycles(width):
     lanes = width // 8
     dut = RxPath(width, symbols=8, locates=LOCATES)
     rng = rng_for(f"lat{width}")
-    sent, seen = [], []
     msgs = [itch.encode("A", locate=0, order_ref=i, side="B", shares=100, stock="AAPL",
                         price=1_000_000) for i in range(8)]
+    # the MAC pauses inside frames too: the latency counts from the beat, not the frame
+    mac = StreamSource(dut.mac, random_pauses(rng, 0.2))
+    events = StreamSink(dut.events, name="events")
+    last_beats = []  # the index, among all beats sent, of each message's last byte's
 
     async def tb(ctx):
         configure(ctx, dut, cfg)
-        cycle = 0
         for i, m in enumerate(msgs):
             f = cfg.feeds[0]
             vlan = 7 if i % 2 else None  # shifts the message by 4 lanes
             fr = frames.build_udp_frame(f.group, f.port,
                                         moldudp64.encode_packet("S1", 1 + i, [m]), vlan=vlan)
             last_byte = (18 if vlan is not None else 14) + 20 + 8 + 20 + 2 + len(m) - 1
-            for k, b in enumerate(frame_beats(fr, lanes)):
-                ctx.set(dut.mac.payload, as_dict(b))
-                ctx.set(dut.mac.valid, 1)
-                if k == last_byte // lanes:
-                    sent.append(cycle)
-                await ctx.tick()
-                cycle += 1
-            ctx.set(dut.mac.valid, 0)
-            for _ in range(rng.randint(10, 20)):
-                await ctx.tick()
-                cycle += 1
+            last_beats.append(len(mac.sent) + last_byte // lanes)
+            await mac.send_frames(ctx, [fr], lanes)
+            await mac.idle(ctx, rng.randint(10, 20))
 
-    async def watch(ctx):
-        ctx.set(dut.events.ready, 1)
-        cycle = 0
-        async for _clk, _rst, valid in ctx.tick().sample(dut.events.valid):
-            if valid:
-                seen.append(cycle)
-            cycle += 1
-
-    run(dut, tb, processes=[watch])
+    run(dut, tb, processes=[events.process])
+    sent, seen = [mac.sent[k] for k in last_beats], events.taken
     latencies = {s - t for s, t in zip(seen, sent)}
     assert len(seen) == len(msgs) and latencies == {RX_LATENCY}, (sent, seen)

@@ -23,7 +23,7 @@ from tick2trade.gateware.trade.ouch_rx import GATE_AFTER_LAG, OuchRx
 from tick2trade.gateware.trade.risk import Risk
 
 from tick2trade.testing.simtools import SEED, as_dict, collect, rng_for, run
-from tests.gateware.trade.test_trade import limits_payload
+from tests.gateware.trade.test_risk import limits_payload
 
 VENUE = (0x0A000003, 15001)
 LANE0 = 2  # where eth_rx puts a UDP payload's first byte (42-byte headers, W = 64)

@@ -261,7 +261,7 @@ def book_section(args, console: Console) -> None:
     """(j) cycles/event by mix, (k) latency in cycles, (l) block RAM and logic."""
     from tick2trade.bench import book
 
-    table = Table(title=f"(j) book, shipped size {book.SHIPPED}: events back to back")
+    table = Table(title=f"(j) book, shipped size {book.SHIPPED.book_kwargs()}: events back to back")
     for col in ("mix", "events", "cycles/event", "updates", "table_full", "unknown_ref",
                 "RX beats/msg at W=64"):
         table.add_column(col, justify="left" if col == "mix" else "right")

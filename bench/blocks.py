@@ -8,7 +8,7 @@ through which cells. Each block is turned into Verilog with all its members as p
 (``gateware.export``), synthesized with ``synth_ecp5`` and placed and routed by
 nextpnr-ecp5 with ``--out-of-context`` (no IO buffers; inputs and outputs are free
 ports, so a path through a port is the block's share of a path only). The parameters
-are the reduced board core's (``gateware.platforms.boards.SMALL_TOP``). Each run leaves
+are the reduced board core's (``gateware.profiles.SMALL_BOARD``). Each run leaves
 ``build/ooc/<block>-w<W>/summary.json`` in the board builds' format, and the tables are
 ``bench.hardware``'s. Figures, never pass/fail.
 """
@@ -28,9 +28,9 @@ from amaranth.lib.wiring import In, Out
 from rich.console import Console
 
 from tick2trade.bench.hardware import paths, summaries, table
-from tick2trade.gateware.platforms.boards import SMALL_TOP
 from tick2trade.gateware.platforms.build import PLACER, missing_tools, tool_env
 from tick2trade.gateware.platforms.report import summarize
+from tick2trade.gateware.profiles import SMALL_BOARD, BuildProfile
 
 SLOW = ("core",)  # run only when named
 DEVICE = ("--um5g-85k", "--package", "CABGA554", "--speed", "8")
@@ -82,13 +82,7 @@ class _MacSide(wiring.Component):
         return m
 
 
-def top_params(over: dict | None = None) -> dict:
-    """``SMALL_TOP`` with ``over`` on top of it (``book`` merged key by key)."""
-    over = over or {}
-    return {**SMALL_TOP, **over, "book": {**SMALL_TOP["book"], **over.get("book", {})}}
-
-
-def _blocks(width: int, params: dict) -> dict:
+def _blocks(width: int, profile: BuildProfile) -> dict:
     from tick2trade.gateware.book import Book
     from tick2trade.gateware.control.control import ControlEndpoint
     from tick2trade.gateware.trade.ouch_rx import OuchRx
@@ -99,11 +93,11 @@ def _blocks(width: int, params: dict) -> dict:
     from tick2trade.gateware.trade.telemetry import Telemetry
     from tick2trade.gateware.top import Top
 
-    s, book = params["symbols"], params["book"]
+    s = profile.symbols
     return {
-        "rx_path": lambda: RxPath(width, symbols=s, locates=params["locates"]),
-        "book": lambda: Book(s, **book),
-        "strategy": lambda: Strategy(s, n=book["n"]),
+        "rx_path": lambda: RxPath(width, symbols=s, locates=profile.locates),
+        "book": lambda: Book(**profile.book_kwargs()),
+        "strategy": lambda: Strategy(s, n=profile.book.n),
         "risk": lambda: Risk(s),
         "ouch_tx": lambda: OuchTx(width, s),
         "ouch_rx": lambda: OuchRx(width, s),
@@ -113,7 +107,7 @@ def _blocks(width: int, params: dict) -> dict:
         "mac_tx": lambda: _MacSide("tx", width),
         # every block above, wired as the board wires them (not in the default list:
         # place and route takes most of an hour)
-        "core": lambda: Top(width, **params),
+        "core": lambda: Top(width, **profile.top_kwargs()),
     }
 
 
@@ -124,12 +118,12 @@ def build(name: str, width: int, mhz: float, root: Path, over: dict | None = Non
     from tick2trade.gateware.export import to_verilog
 
     env = tool_env()
-    params = top_params(over)
+    profile = SMALL_BOARD.override(over)
     tag = "" if not over else "-" + hashlib.sha1(
         json.dumps(over, sort_keys=True).encode()).hexdigest()[:8]
     out = root / f"{name}-w{width}{tag}{'-pack' if pack_only else ''}"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "block.v").write_text(to_verilog(_blocks(width, params)[name](), "block"))
+    (out / "block.v").write_text(to_verilog(_blocks(width, profile)[name](), "block"))
     start = time.monotonic()
     flags = ""
     for flags in ("", " -noabc9"):
@@ -174,12 +168,12 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true",
                         help="print what earlier runs left under --root")
     parser.add_argument("--top", type=json.loads, default=None, metavar="JSON",
-                        help="parameters over SMALL_TOP's, e.g. '{\"symbols\": 64, "
+                        help="overrides of SMALL_BOARD's parameters, e.g. '{\"symbols\": 64, "
                              "\"book\": {\"capacity\": 16384}}'")
     parser.add_argument("--pack-only", action="store_true",
                         help="resources only (synthesis and packing, no placement)")
     args = parser.parse_args()
-    names = list(_blocks(args.width, top_params()))
+    names = list(_blocks(args.width, SMALL_BOARD))
     unknown = [b for b in args.blocks if b not in names]
     if unknown:
         parser.error(f"no block {', '.join(unknown)}; blocks: {', '.join(names)}")

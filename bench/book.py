@@ -13,13 +13,13 @@ import sys
 import time
 from pathlib import Path
 
+from tick2trade.gateware.profiles import SHIPPED
 from tick2trade.protocol import itch
 from tick2trade.testing.bookflow import add, colliding_refs, ev, random_flow
 from tick2trade.sim.booksim import BookSim
 from tick2trade.sim.toolchain import BUILD_ROOT
 
-SHIPPED = {"symbols": 64, "capacity": 16384, "ways": 4, "n": 8, "depth": 16}
-INDEX_BITS = (SHIPPED["capacity"] // SHIPPED["ways"]).bit_length() - 1
+INDEX_BITS = (SHIPPED.book.capacity // SHIPPED.book.ways).bit_length() - 1
 
 
 def _beats(mtype: str, width: int = 64) -> float:
@@ -80,7 +80,7 @@ def throughput(events: int) -> list[dict]:
     """(j) cycles per event, each mix on a fresh book, events pushed back to back."""
     out = []
     for name, (setup, measured, mtype) in mixes(events).items():
-        with BookSim(**SHIPPED) as sim:
+        with BookSim(**SHIPPED.book_kwargs()) as sim:
             sim.feed(setup)
             sim.take_updates()
             cycles = sim.feed(measured)
@@ -99,7 +99,7 @@ def latency() -> list[dict]:
     """(k) cycles from the cycle the book takes an event to the cycle its update leaves
     the book, one event at a time on an otherwise idle book."""
     rows = []
-    with BookSim(**SHIPPED) as sim:
+    with BookSim(**SHIPPED.book_kwargs()) as sim:
         sim.feed([add(1, "B", 1_000_000, 100), add(2, "B", 990_000, 100)])
         sim.take_updates()
         for label, event in (("add, new best bid", add(3, "B", 1_010_000, 10)),
@@ -140,11 +140,8 @@ def _synth(params: dict) -> dict:
             "seconds": seconds, "directory": Path(directory)}
 
 
-RESOURCE_SETS = (
-    SHIPPED,
-    {**SHIPPED, "symbols": 256},
-    {**SHIPPED, "capacity": 8192},
-)
+RESOURCE_SETS = tuple(SHIPPED.override(over).book_kwargs() for over in (
+    {}, {"symbols": 256}, {"book": {"capacity": 8192}}))
 
 
 def resources() -> list[dict]:

@@ -5,6 +5,8 @@ import random
 
 import pytest
 
+from tick2trade.gateware.profiles import SHIPPED, SMALL_BOOK
+
 # One random seed per session, chosen here (before pytest-xdist starts its workers, which
 # inherit the environment) so every worker uses it and the header can name it.
 os.environ.setdefault("T2T_SEED", str(random.randrange(1 << 32)))
@@ -27,8 +29,8 @@ def rx_build():
 
 # The book configurations the Verilator tests share: the shipped default, and a small one
 # whose tables overflow under random flow.
-BOOK_DEFAULT = {"symbols": 64, "capacity": 16384, "ways": 4, "n": 8, "depth": 16}
-BOOK_SMALL = {"symbols": 8, "capacity": 256, "ways": 4, "n": 3, "depth": 5}
+BOOK_DEFAULT = SHIPPED.book_kwargs()
+BOOK_SMALL = SMALL_BOOK.book_kwargs()
 
 
 @pytest.fixture(scope="session")

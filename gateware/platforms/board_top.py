@@ -88,7 +88,7 @@ class BoardTop(Elaboratable):
     def __init__(self, board: Board, core_width: int | None = None, **top):
         self.board = board
         self.core_width = core_width = core_width or board.core_width
-        self.core = Top(data_width=core_width, **{**board.top, **top})
+        self.core = Top(data_width=core_width, **board.top.override(top).top_kwargs())
         self.mac_rx = MacRx()
         self.mac_tx = MacTx()
 

@@ -3,7 +3,9 @@ that turns it into the 125 MHz core clock, which RGMII port is used, which LEDs 
 what (one pin each, or an array sharing colour lines), and the largest ``Top``
 parameters that fit the device."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from tick2trade.gateware.profiles import SHIPPED, SMALL_BOARD, BuildProfile
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class Board:
     whose LEDs share their colour lines, is the subsignal of that resource with one
     select pin per LED (high selects; the board takes turns, ``led_mux``): the functions
     then take LEDs 0, 1, 2... in ``leds``' order, each entry's subsignal naming its
-    colour line (high lights it); ``top`` the ``Top`` parameters the
+    colour line (high lights it); ``top`` the ``BuildProfile`` the
     bitstream is built with; ``core_width`` the core's beat width (8: the core runs
     at the MAC's 125 MHz; wider: in a slower clock of its own behind a gearbox, see
     ``board_top``)."""
@@ -47,7 +49,7 @@ class Board:
     reset: str | None
     eth: int
     leds: dict
-    top: dict = field(default_factory=dict)
+    top: BuildProfile = SHIPPED
     core_width: int = 8
     led_select: str | None = None
     description: str = ""
@@ -59,12 +61,6 @@ class Board:
         return getattr(importlib.import_module(module), cls)
 
 
-# A reduced core: 8 symbols, a 1024-order book with 4 levels a side. Yosys maps it to
-# 25.1k LUT4 + 4.8k CCU2C + 14.9k FF + 32 DP16KD + 8 MULT18X18D (ECP5, summer 2026
-# toolchain): the book is not what makes the core big, and even this does not fit a 25F.
-SMALL_TOP = {"symbols": 8, "locates": 1024,
-             "book": {"capacity": 1024, "ways": 4, "n": 4, "depth": 8}}
-
 BOARDS = {
     "ecpix5": Board(
         name="ecpix5",
@@ -75,7 +71,7 @@ BOARDS = {
               "kill": ("rgb_led", 2, "r")},
         # the shipped Top needs 221 block RAMs of the 208 (docs/hardware.md); the W = 8
         # core places at 34 MHz against 125, the W = 64 one at 27 MHz against 20.8
-        top=SMALL_TOP, core_width=64,
+        top=SMALL_BOARD, core_width=64,
         description="LambdaConcept ECPIX-5, LFE5UM5G-85F; the reduced core at W = 64",
     ),
     "colorlight": Board(
@@ -84,9 +80,9 @@ BOARDS = {
         clock="clk25", clock_hz=25e6, pll=Pll(clki_div=1, clkfb_div=5, clkop_div=5),
         reset=None, eth=0,
         leds={"kill": ("led", 0, None)},
-        # LFE5U-25F: 24k LUT4 and 56 EBR against the 85F's 84k and 208. Even SMALL_TOP
+        # LFE5U-25F: 24k LUT4 and 56 EBR against the 85F's 84k and 208. Even SMALL_BOARD
         # needs more LUTs than that: the board elaborates but does not fit yet.
-        top=SMALL_TOP,
+        top=SMALL_BOARD,
         description="Colorlight 5A-75B v7.0, LFE5U-25F; does not fit yet",
     ),
     "butterstick": Board(
@@ -104,7 +100,7 @@ BOARDS = {
               "kill": ("rgb_leds_muxed", 0, "r")},
         led_select="leds",
         # the same LFE5UM5G-85F as the ECPIX-5 (BG381 instead of BG554), the same core
-        top=SMALL_TOP, core_width=64,
+        top=SMALL_BOARD, core_width=64,
         description="Great Scott Gadgets ButterStick, LFE5UM5G-85F; the ECPIX-5's "
                     "core at W = 64, not built yet",
     ),

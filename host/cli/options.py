@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from tick2trade.gateware.profiles import SHIPPED
 from tick2trade.protocol.moldudp64 import DEFAULT_LINE_A
 
 WIDTHS = ("64", "8")
@@ -51,9 +52,9 @@ def top_params(width: int, symbols: int, locates: int) -> dict:
 
 def build_options(f):
     """The build parameters that shape the register map (and the Verilator model)."""
-    f = click.option("--locates", type=click.IntRange(2, 65536), default=16384,
+    f = click.option("--locates", type=click.IntRange(2, 65536), default=SHIPPED.locates,
                      show_default=True, help="Locate table depth of the build.")(f)
-    f = click.option("--symbols", type=click.IntRange(1, 1024), default=64,
+    f = click.option("--symbols", type=click.IntRange(1, 1024), default=SHIPPED.symbols,
                      show_default=True, help="Instruments of the build.")(f)
     f = click.option("--width", type=click.Choice(WIDTHS), default="64",
                      show_default=True, help="Bits per beat of the build.")(f)

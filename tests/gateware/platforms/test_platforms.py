@@ -7,7 +7,7 @@ import pytest
 
 from tick2trade.gateware.platforms import BOARDS, board
 from tick2trade.gateware.platforms.board_top import CORE_HZ, WIDE_CORE_DIV, WIDE_CORE_HZ, BoardTop
-from tick2trade.gateware.platforms.boards import SMALL_TOP
+from tick2trade.gateware.profiles import SMALL_BOARD
 from tick2trade.gateware.platforms.report import summarize
 
 
@@ -33,8 +33,8 @@ def test_wide_core_board_top_elaborates_with_its_own_clock():
     spec = board("ecpix5")
     # CLKOS divides the VCO exactly
     assert spec.pll.vco_hz(spec.clock_hz) / WIDE_CORE_DIV == pytest.approx(WIDE_CORE_HZ)
-    plan = spec.platform_class()().prepare(BoardTop(spec, core_width=64, **SMALL_TOP),
-                                           name="t2t_wide")
+    design = BoardTop(spec, core_width=64, **SMALL_BOARD.top_kwargs())
+    plan = spec.platform_class()().prepare(design, name="t2t_wide")
     rtlil = check_plan(plan, "wide", spec)
     assert "\\widen" in rtlil and "\\narrow" in rtlil and "\\tx_cdc" in rtlil
     assert f"parameter \\CLKOS_DIV {WIDE_CORE_DIV}\n" in rtlil
@@ -119,19 +119,18 @@ def test_report_summary_splits_a_critical_path_into_logic_and_routing():
 
 @pytest.mark.slow
 def test_reduced_core_bitstream_builds_with_a_report(tmp_path):
-    """The reduced core (``SMALL_TOP``) on the ECPIX-5 end to end through yosys, nextpnr
+    """The reduced core (``SMALL_BOARD``) on the ECPIX-5 end to end through yosys, nextpnr
     and ecppack: about an hour of one core (``make test-all`` or ``-m slow``)."""
-    from tick2trade.gateware.platforms.boards import SMALL_TOP
     from tick2trade.gateware.platforms.build import build, missing_tools, tool_env
     from tick2trade.gateware.top import register_map
 
     if missing_tools(tool_env()):
         pytest.skip("YoWASP toolchain not installed")
-    summary = build("ecpix5", out=tmp_path, top=SMALL_TOP)
+    summary = build("ecpix5", out=tmp_path, top=SMALL_BOARD.top_kwargs())
     assert (tmp_path / "t2t_ecpix5.bit").stat().st_size > 0
     assert 0 < summary["resources"]["LUT4"]["used"] <= summary["resources"]["LUT4"]["available"]
     # the core and the PHY's receive clock, both constrained at 125 MHz, have an Fmax
     assert sum(c["target_mhz"] == 125.0 for c in summary["clocks"].values()) >= 2
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
-    expected = register_map(data_width=8, **SMALL_TOP).to_json()
+    expected = register_map(data_width=8, **SMALL_BOARD.top_kwargs()).to_json()
     assert json.loads((tmp_path / "regmap.json").read_text()) == expected

@@ -173,6 +173,10 @@ def main() -> None:
     parser.add_argument("--pack-only", action="store_true",
                         help="resources only (synthesis and packing, no placement)")
     args = parser.parse_args()
+    try:
+        SMALL_BOARD.override(args.top)
+    except ValueError as e:
+        parser.error(str(e))
     names = list(_blocks(args.width, SMALL_BOARD))
     unknown = [b for b in args.blocks if b not in names]
     if unknown:

@@ -69,8 +69,8 @@ def global_reset(m: Module, reset, domain: str) -> None:
 
 
 class BoardTop(Elaboratable):
-    """Everything on the FPGA of ``board``; ``core_width`` and ``top`` override the
-    board's.
+    """Everything on the FPGA of ``board``; ``core_width`` overrides the board's, ``top``
+    its ``BuildProfile`` (as ``BuildProfile.override`` takes them).
 
     ``core_width`` 8 runs the core in ``sync`` with the MAC (125 MHz). A wider core runs
     in its own domain ``core`` at ``WIDE_CORE_HZ`` from a second PLL output; the

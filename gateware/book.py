@@ -48,10 +48,10 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 
 from tick2trade.gateware.bytefield import counter_bank
-from tick2trade.gateware.interfaces import event_layout, sym_bits, update_layout
-from tick2trade.gateware.models.book import ACTIONS, BOOK_COUNTERS
+from tick2trade.gateware.interfaces import (BookAction, ItchType, event_layout, sym_bits,
+                                            update_layout)
+from tick2trade.gateware.models.book import BOOK_COUNTERS
 
-MODIFY, INSERT, DELETE, CLEAR = range(len(ACTIONS))
 LEVEL = data.StructLayout({"price": 32, "shares": 32, "orders": 16})
 
 
@@ -226,9 +226,10 @@ class Book(wiring.Component):
 
         ev = self.events.payload
         t = ev.type
-        is_add = (t == ord("A")) | (t == ord("F"))
-        is_reduce = ((t == ord("E")) | (t == ord("C")) | (t == ord("X")) | (t == ord("D"))
-                     | (t == ord("U")))
+        T = ItchType
+        is_add = (t == T.ADD_ORDER) | (t == T.ADD_ORDER_MPID)
+        is_reduce = ((t == T.ORDER_EXECUTED) | (t == T.ORDER_EXECUTED_WITH_PRICE)
+                     | (t == T.ORDER_CANCEL) | (t == T.ORDER_DELETE) | (t == T.ORDER_REPLACE))
         take_event = Signal()
         m.d.comb += [
             self.events.ready.eq(can_start & ~chain & room & ~clear_pending),
@@ -237,10 +238,10 @@ class Book(wiring.Component):
         with m.If(take_event):
             m.d.comb += [
                 inc["adds"].eq(is_add),
-                inc["executes"].eq((t == ord("E")) | (t == ord("C"))),
-                inc["cancels"].eq(t == ord("X")),
-                inc["deletes"].eq(t == ord("D")),
-                inc["replaces"].eq(t == ord("U")),
+                inc["executes"].eq((t == T.ORDER_EXECUTED) | (t == T.ORDER_EXECUTED_WITH_PRICE)),
+                inc["cancels"].eq(t == T.ORDER_CANCEL),
+                inc["deletes"].eq(t == T.ORDER_DELETE),
+                inc["replaces"].eq(t == T.ORDER_REPLACE),
             ]
 
         iss = Signal()
@@ -259,8 +260,8 @@ class Book(wiring.Component):
             m.d.sync += [op_add.eq(is_add), op_ref.eq(ev.order_ref), op_sym.eq(ev.sym),
                          op_side.eq(ev.side == ord("S")), op_price.eq(ev.price),
                          op_shares.eq(ev.shares),
-                         op_all.eq((t == ord("D")) | (t == ord("U"))),
-                         op_chain.eq(t == ord("U")), op_new_ref.eq(ev.new_ref),
+                         op_all.eq((t == T.ORDER_DELETE) | (t == T.ORDER_REPLACE)),
+                         op_chain.eq(t == T.ORDER_REPLACE), op_new_ref.eq(ev.new_ref),
                          op_new_price.eq(ev.price), op_new_shares.eq(ev.shares)]
         with m.If(iss):
             m.d.comb += [t_rd.addr.eq(fold(iss_ref, k)), s_rd.addr.eq(Cat(iss_side, iss_sym)),
@@ -383,7 +384,7 @@ class Book(wiring.Component):
                     m.d.sync += state.eq(SWEEP_END)
 
             with m.Case(SWEEP_END):
-                m.d.comb += [upd_valid.eq(1), upd.action.eq(CLEAR), upd.all_syms.eq(clear_all),
+                m.d.comb += [upd_valid.eq(1), upd.action.eq(BookAction.CLEAR), upd.all_syms.eq(clear_all),
                              upd.sym.eq(Mux(clear_all, 0, clear_sym)),
                              inc["clears"].eq(1), inc["updates"].eq(1)]
                 m.d.sync += [clear_pending.eq(0), state.eq(IDLE)]
@@ -435,14 +436,14 @@ class Book(wiring.Component):
                     nxt = levels[j + 1] if j + 1 < D else zero
                     with m.If(j >= fidx):
                         m.d.comb += new.levels[j].eq(nxt)
-                m.d.comb += [new.count.eq(old.count - 1), action.eq(DELETE),
+                m.d.comb += [new.count.eq(old.count - 1), action.eq(BookAction.DELETE),
                              level.eq(fidx), publish.eq(fidx < N),
                              out.eq(Mux(old.count - 1 >= N, new.levels[N - 1], 0))]
             with m.Else():
                 for j in range(D):
                     with m.If(eq[j]):
                         m.d.comb += new.levels[j].eq(mod)
-                m.d.comb += [action.eq(MODIFY), level.eq(fidx), out.eq(mod),
+                m.d.comb += [action.eq(BookAction.MODIFY), level.eq(fidx), out.eq(mod),
                              publish.eq((fidx < N) & (add | (shares != 0) | gone))]
         with m.Elif(add & beyond):
             m.d.comb += [new.untracked.eq(old.untracked + 1), inc["untracked"].eq(go)]
@@ -462,7 +463,7 @@ class Book(wiring.Component):
                              inc["levels_dropped"].eq(go)]
             with m.Else():
                 m.d.comb += new.count.eq(old.count + 1)
-            m.d.comb += [action.eq(INSERT), level.eq(pos), out.eq(ins),
+            m.d.comb += [action.eq(BookAction.INSERT), level.eq(pos), out.eq(ins),
                          publish.eq(pos < N)]
         with m.Elif(beyond):  # an untracked order shrinks or goes
             m.d.comb += [new.untracked.eq(old.untracked - gone), inc["untracked"].eq(go)]

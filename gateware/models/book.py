@@ -41,11 +41,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
+from tick2trade.gateware.interfaces import BookAction, Side, names
 from tick2trade.protocol.itch import Event
 
-BUY, SELL = 0, 1
-MODIFY, INSERT, DELETE, CLEAR = "modify", "insert", "delete", "clear"
-ACTIONS = (MODIFY, INSERT, DELETE, CLEAR)  # their codes in the gateware, in this order
+BUY, SELL = Side.BUY.value, Side.SELL.value
+ACTIONS = names(BookAction)  # an update's action: its code in the gateware is the index
+assert ACTIONS == ("modify", "insert", "delete", "clear"), ACTIONS
+MODIFY, INSERT, DELETE, CLEAR = ACTIONS
 BOOK_COUNTERS = ("adds", "executes", "cancels", "deletes", "replaces", "duplicate_ref",
                  "unknown_ref", "overfill", "updates", "table_full", "levels_dropped",
                  "untracked", "short_side", "level_missing", "clears")

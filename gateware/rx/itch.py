@@ -11,7 +11,8 @@ from amaranth.lib.wiring import In, Out
 from tick2trade.gateware.bytefield import counter_bank
 from tick2trade.protocol import itch as spec
 from tick2trade.gateware.models.rx.itch import ITCH_COUNTERS
-from tick2trade.gateware.interfaces import event_layout, locate_write_layout, sym_bits, watch_layout
+from tick2trade.gateware.interfaces import (ItchType, event_layout, locate_write_layout, sym_bits,
+                                            watch_layout)
 from tick2trade.gateware.stream import lanes, msg_beat_layout
 
 
@@ -209,7 +210,7 @@ class ItchDecoder(wiring.Component):
             with m.If(self.watch[i].enable & (self.watch[i].stock == stock)):
                 m.d.sync += [watch_hit.eq(1), watch_sym.eq(i)]
         in_table = ev.locate < self.locates
-        dir_write = good & (mtype == ord("R")) & watch_hit & in_table
+        dir_write = good & (mtype == ItchType.STOCK_DIRECTORY) & watch_hit & in_table
 
         # --- locate table
         entry = data.StructLayout({"traded": 1, "sym": symbits})

@@ -38,7 +38,7 @@ def entry_layout(symbols: int) -> data.StructLayout:
 # where each sits in which message comes from the OUCH table
 CAPTURED = {"user_ref": 4, "quantity": 4, "price": 8, "code": 1, "ref": 8, "reason": 2,
             "tif": 1, "appendage_length": 2}
-SOURCES = {  # record field -> {message type: OUCH field}
+CAPTURED_FROM = {  # record field -> {message type: OUCH field}
     "user_ref": {t: "user_ref" for t in model.ANSWER_TYPES},
     "quantity": {"A": "quantity", "E": "quantity", "C": "quantity"},
     "price": {"A": "price", "E": "price"},
@@ -208,7 +208,7 @@ class OuchRx(wiring.Component):
         # them): byte o of the message is in lane cur + (o - k)
         shift = (n - 1).bit_length()
         have = {}
-        for name, by_type in SOURCES.items():
+        for name, by_type in CAPTURED_FROM.items():
             reg = fields[name]
             size = CAPTURED[name]
             parts = []

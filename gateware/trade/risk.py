@@ -18,8 +18,9 @@ from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from tick2trade.gateware.bytefield import counter_bank
-from tick2trade.gateware.interfaces import (STAMPS, TIME_BITS, decision_layout, intent_layout,
-                                            order_layout, report_layout, watch_layout)
+from tick2trade.gateware.interfaces import (STAMPS, TIME_BITS, KillCause, RejectReason, Side,
+                                            decision_layout, intent_layout, order_layout,
+                                            report_layout, watch_layout)
 from tick2trade.gateware.models.trade import risk as model
 
 TIME = TIME_BITS
@@ -39,7 +40,7 @@ SYM_STATE = data.StructLayout({
     "last_time": TIME,
 })
 
-STATUS = data.StructLayout({"killed": 1, "tripped": len(model.KILL_CAUSES),
+STATUS = data.StructLayout({"killed": 1, "tripped": len(KillCause),
                             "breaches": 16, "open_orders": 16, "gross": 64})
 
 
@@ -123,13 +124,12 @@ class Risk(wiring.Component):
         lim = self.limits
         now = self.now
         inc = counter_bank(m, model.RISK_COUNTERS, self.counters)
-        reason_code = {r: i for i, r in enumerate(model.REASONS)}
 
         m.submodules.state = mem = memory.Memory(shape=SYM_STATE, depth=S, init=[])
         wr = mem.write_port()
         rd = mem.read_port(transparent_for=(wr,))
 
-        tripped = Signal(len(model.KILL_CAUSES))
+        tripped = Signal(len(KillCause))
         breaches = Signal(16)
         open_orders = Signal(16)
         gross = Signal(64)
@@ -177,47 +177,48 @@ class Risk(wiring.Component):
 
         # ---- stage B: decide ------------------------------------------------------------
         st = rd.data
-        buy = a.side == model.BUY
+        buy = a.side == Side.BUY
         exposure = Signal(signed(35))
         m.d.comb += exposure.eq(Mux(buy, st.position + st.open_buy + a.quantity,
                                     st.open_sell + a.quantity - st.position))
         tat_ahead = Signal(signed(TIME + 1))
         sym_ahead = Signal(signed(TIME + 1))
         m.d.comb += [tat_ahead.eq(tat - now), sym_ahead.eq(st.tat - now)]
+        R = RejectReason
         failing = {
-            "kill": killed,
-            "restricted": self.restricted.bit_select(a.sym, 1),
-            "bad_order": (a.quantity == 0) | (a.price == 0),
-            "max_shares": (lim.max_shares != 0) & (a.quantity > lim.max_shares),
-            "max_notional": (lim.max_notional != 0) & (notional > lim.max_notional),
-            "no_reference": ((lim.collar_bps != 0) | (lim.collar_price != 0)) & (a.ref == 0),
-            "collar": (((lim.collar_bps != 0) & (dev_scaled > band))
+            R.KILL: killed,
+            R.RESTRICTED: self.restricted.bit_select(a.sym, 1),
+            R.BAD_ORDER: (a.quantity == 0) | (a.price == 0),
+            R.MAX_SHARES: (lim.max_shares != 0) & (a.quantity > lim.max_shares),
+            R.MAX_NOTIONAL: (lim.max_notional != 0) & (notional > lim.max_notional),
+            R.NO_REFERENCE: ((lim.collar_bps != 0) | (lim.collar_price != 0)) & (a.ref == 0),
+            R.COLLAR: (((lim.collar_bps != 0) & (dev_scaled > band))
                        | ((lim.collar_price != 0) & (a_dev > lim.collar_price))),
-            "position": (lim.position_limit != 0) & (exposure > lim.position_limit),
-            "gross": (lim.max_gross != 0) & (gross + notional > lim.max_gross),
-            "open_orders": (lim.max_open_orders != 0) & (open_orders >= lim.max_open_orders),
-            "rate_global": (lim.rate_interval != 0) & (tat_ahead > lim.rate_tolerance),
-            "rate_symbol": (lim.sym_rate_interval != 0) & (sym_ahead > lim.sym_rate_tolerance),
-            "duplicate": ((lim.dup_window != 0) & st.last_valid & (st.last_side == a.side)
+            R.POSITION: (lim.position_limit != 0) & (exposure > lim.position_limit),
+            R.GROSS: (lim.max_gross != 0) & (gross + notional > lim.max_gross),
+            R.OPEN_ORDERS: (lim.max_open_orders != 0) & (open_orders >= lim.max_open_orders),
+            R.RATE_GLOBAL: (lim.rate_interval != 0) & (tat_ahead > lim.rate_tolerance),
+            R.RATE_SYMBOL: (lim.sym_rate_interval != 0) & (sym_ahead > lim.sym_rate_tolerance),
+            R.DUPLICATE: ((lim.dup_window != 0) & st.last_valid & (st.last_side == a.side)
                           & (st.last_price == a.price) & (st.last_quantity == a.quantity)
                           & ((now - st.last_time)[:TIME] < lim.dup_window)),
         }
         m.submodules.queue = q = fifo.SyncFIFO(
             width=order_layout(S).size + STAMPS.size, depth=self.queue_depth)
-        failing["tx_busy"] = ~q.w_rdy
-        assert tuple(failing) == model.REASONS[1:]
+        failing[R.TX_BUSY] = ~q.w_rdy
+        assert list(failing) == list(R)[1:], "a check for every reason, in their order"
         reason = Signal(4)
-        for name in reversed(model.REASONS[1:]):
-            with m.If(failing[name]):
-                m.d.comb += reason.eq(reason_code[name])
+        for code in reversed(list(failing)):
+            with m.If(failing[code]):
+                m.d.comb += reason.eq(code)
         with m.If(a.cancel):  # cancels only reduce risk: they wait for nothing but room
-            m.d.comb += reason.eq(Mux(q.w_rdy, 0, reason_code["tx_busy"]))
-        passed = a_valid & (reason == 0)
+            m.d.comb += reason.eq(Mux(q.w_rdy, R.PASS, R.TX_BUSY))
+        passed = a_valid & (reason == R.PASS)
         enter = passed & ~a.cancel
 
         with m.If(a_valid):
-            for name, code in reason_code.items():
-                m.d.comb += inc[name].eq(reason == code)
+            for code in R:
+                m.d.comb += inc[model.REASONS[code.value]].eq(reason == code)
             m.d.comb += inc["cancels"].eq(a.cancel)
 
         # the order and its stamps into the queue toward ouch_tx
@@ -263,11 +264,10 @@ class Risk(wiring.Component):
             m.d.sync += [gross.eq(gross + notional), open_orders.eq(open_orders + 1)]
             with m.If(lim.rate_interval != 0):
                 m.d.sync += tat.eq(Mux(tat_ahead > 0, tat, now) + lim.rate_interval)
-        with m.Elif(a_valid & ~a.cancel & (reason >= reason_code["bad_order"])
-                    & (reason < reason_code["tx_busy"])):
+        with m.Elif(a_valid & ~a.cancel & (reason >= R.BAD_ORDER) & (reason < R.TX_BUSY)):
             m.d.sync += breaches.eq(breaches + 1)
             with m.If((lim.kill_after != 0) & (breaches + 1 >= lim.kill_after)):
-                m.d.sync += tripped[1].eq(1)
+                m.d.sync += tripped[KillCause.BREACHES.value].eq(1)
         with m.Elif(a_report_stb):
             # a host that reports more than was open leaves 0, never a wrapped count
             r = a_report
@@ -275,7 +275,7 @@ class Risk(wiring.Component):
 
             def less(value, by):
                 return Mux(value > by, value - by, 0)
-            with m.If(r.side == model.BUY):
+            with m.If(r.side == Side.BUY):
                 m.d.comb += [new.position.eq(st.position + r.filled),
                              new.open_buy.eq(less(st.open_buy, done))]
             with m.Else():
@@ -289,8 +289,8 @@ class Risk(wiring.Component):
         with m.If(self.heartbeat):
             m.d.sync += hb_time.eq(now)
         late = (now - hb_time)[:TIME] > lim.watchdog
-        with m.If((lim.watchdog != 0) & ~tripped[2] & late):
-            m.d.sync += tripped[2].eq(1)
+        with m.If((lim.watchdog != 0) & ~tripped[KillCause.WATCHDOG.value] & late):
+            m.d.sync += tripped[KillCause.WATCHDOG.value].eq(1)
             m.d.comb += self.cancel_all.eq(lim.watchdog_cancel)
         with m.If(self.kill_reset):
             m.d.sync += [tripped.eq(0), breaches.eq(0)]

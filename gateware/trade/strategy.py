@@ -32,7 +32,9 @@ from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from tick2trade.gateware.bytefield import counter_bank
-from tick2trade.gateware.interfaces import BookAction, event_layout, intent_layout, sym_bits, update_layout
+from tick2trade.gateware.interfaces import (BookAction, ItchType, Side, Source, TriggerKind,
+                                           event_layout, intent_layout, sym_bits,
+                                           update_layout)
 from tick2trade.gateware.models.trade import strategy as model
 
 ENTRY = data.StructLayout({
@@ -170,11 +172,12 @@ class Strategy(wiring.Component):
         e = e_t_rd.data
         e_armed = e.enable & armed.bit_select(ev1.sym, 1)
         t = ev1.type
-        prints = ((t == ord("P")) | (t == ord("C")) | (t == ord("Q"))) & (ev1.price != 0)
-        buy = e.side == model.BUY
+        prints = ((t == ItchType.TRADE) | (t == ItchType.ORDER_EXECUTED_WITH_PRICE)
+                  | (t == ItchType.CROSS_TRADE)) & (ev1.price != 0)
+        buy = e.side == Side.BUY
         stop_hit = Mux(buy, ev1.price >= e.price, ev1.price <= e.price)
         take_fire = self._takes(e, ev1) & ~ev1_fast
-        stop_fire = (e.kind == model.STOP) & prints & stop_hit
+        stop_fire = (e.kind == TriggerKind.STOP) & prints & stop_hit
         e_fire = Signal()
         m.d.comb += e_fire.eq(ev1_valid & e_armed & (take_fire | stop_fire)
                               & ~(f_disarm & (f_sym == ev1.sym)))
@@ -188,13 +191,14 @@ class Strategy(wiring.Component):
         m.d.sync += ei_valid.eq(e_fire)
         with m.If(e_fire):
             m.d.sync += [ei.sym.eq(ev1.sym), ei.side.eq(e.side),
-                         ei.price.eq(Mux(e.kind == model.TAKE, e.price, self._stop_limit(e))),
+                         ei.price.eq(Mux(e.kind == TriggerKind.TAKE, e.price,
+                                         self._stop_limit(e))),
                          ei.quantity.eq(e.quantity), ei.tif.eq(e.tif), ei.tag.eq(e.tag),
-                         ei.ref.eq(e_ref), ei.source.eq(model.SOURCES.index("event")),
+                         ei.ref.eq(e_ref), ei.source.eq(Source.EVENT),
                          ei.cancel.eq(0), ei.user_ref.eq(0), ei.t_in.eq(ev1_t_in),
                          ei.t_event.eq(ev1_t)]
-            m.d.comb += [inc["fired_take"].eq(e.kind == model.TAKE),
-                         inc["fired_stop"].eq(e.kind == model.STOP)]
+            m.d.comb += [inc["fired_take"].eq(e.kind == TriggerKind.TAKE),
+                         inc["fired_stop"].eq(e.kind == TriggerKind.STOP)]
 
         # ---- fast path: read in the cycle before the early event, decide in its cycle --
         # The entry and the market are read at the symbol the decoder names for its open
@@ -219,7 +223,7 @@ class Strategy(wiring.Component):
                      fi.ref.eq(reference(f_b_rd.data.bid, f_b_rd.data.ask,
                                          have_bid.bit_select(f_sym, 1),
                                          have_ask.bit_select(f_sym, 1), f_l_rd.data)),
-                     fi.source.eq(model.SOURCES.index("fast")), fi.t_in.eq(self.t_in_early),
+                     fi.source.eq(Source.FAST), fi.t_in.eq(self.t_in_early),
                      fi.t_event.eq(self.now)]
         with m.If(f_fire):
             m.d.comb += inc["fired_take"].eq(1)
@@ -259,7 +263,7 @@ class Strategy(wiring.Component):
         bid, ask = Signal(32), Signal(32)
         hb, ha = Signal(), Signal()
         m.d.comb += [bid.eq(old.bid), ask.eq(old.ask), hb.eq(hb_old), ha.eq(ha_old)]
-        with m.If(up1.side == model.BUY):
+        with m.If(up1.side == Side.BUY):
             m.d.comb += [bid.eq(up1.best_price), hb.eq(has_best)]
         with m.Else():
             m.d.comb += [ask.eq(up1.best_price), ha.eq(has_best)]
@@ -276,19 +280,20 @@ class Strategy(wiring.Component):
             m.d.comb += [bbo_w.addr.eq(up1.sym), bbo_w.en.eq(1),
                          bbo_w.data.bid.eq(bid), bbo_w.data.ask.eq(ask)]
 
-        u_buy = u.side == model.BUY
+        u_buy = u.side == Side.BUY
         watched, have_watched = Mux(u_buy, ask, bid), Mux(u_buy, ha, hb)
-        u_stop = ((u.kind == model.STOP) & (up1.side != u.side) & have_watched
+        u_stop = ((u.kind == TriggerKind.STOP) & (up1.side != u.side) & have_watched
                   & Mux(u_buy, watched >= u.price, watched <= u.price))
         quote = Signal(32)
         m.d.comb += quote.eq(Mux(u_buy, bid + u.offset, ask - u.offset))
         quote_ok = Mux(u_buy, (quote < ask) & (quote <= u.price),
                        (ask >= u.offset) & (quote > bid) & (quote >= u.price))
         repeat = sent_valid.bit_select(up1.sym, 1) & (quote == u_s_rd.data)
-        u_improve = ((u.kind == model.IMPROVE) & hb & ha & (ask - bid >= u.min_spread)
+        u_improve = ((u.kind == TriggerKind.IMPROVE) & hb & ha & (ask - bid >= u.min_spread)
                      & quote_ok & ~repeat)
         # the event path's decision in this cycle disarms first
-        taken_by_event = ((e_fire & (ev1.sym == up1.sym) & (e.one_shot | (e.kind == model.STOP)))
+        taken_by_event = ((e_fire & (ev1.sym == up1.sym)
+                           & (e.one_shot | (e.kind == TriggerKind.STOP)))
                           | (f_disarm & (f_sym == up1.sym)))
         u_fire = Signal()
         m.d.comb += u_fire.eq(live & u.enable & armed.bit_select(up1.sym, 1) & ~taken_by_event
@@ -307,19 +312,19 @@ class Strategy(wiring.Component):
                          ui.quantity.eq(inj1.quantity), ui.tif.eq(inj1.tif),
                          ui.tag.eq(inj1.tag), ui.ref.eq(i_ref), ui.cancel.eq(inj1.cancel),
                          ui.user_ref.eq(inj1.user_ref),
-                         ui.source.eq(model.SOURCES.index("host"))]
+                         ui.source.eq(Source.HOST)]
         with m.Else():
             m.d.comb += [ui.sym.eq(up1.sym), ui.side.eq(u.side),
                          ui.price.eq(Mux(u_stop, self._stop_limit(u), quote)),
                          ui.quantity.eq(u.quantity), ui.tif.eq(u.tif), ui.tag.eq(u.tag),
-                         ui.ref.eq(u_ref), ui.source.eq(model.SOURCES.index("update"))]
+                         ui.ref.eq(u_ref), ui.source.eq(Source.UPDATE)]
             with m.If(u_fire):
                 m.d.comb += [inc["fired_stop"].eq(u_stop), inc["fired_improve"].eq(~u_stop)]
         m.d.comb += [ui.t_in.eq(u_t), ui.t_event.eq(u_t)]
 
         # ---- arming: host writes arm, fires of one-shot entries disarm ----------------
-        e_disarm = e_fire & (e.one_shot | (e.kind == model.STOP))
-        u_disarm = u_fire & (u.one_shot | (u.kind == model.STOP))
+        e_disarm = e_fire & (e.one_shot | (e.kind == TriggerKind.STOP))
+        u_disarm = u_fire & (u.one_shot | (u.kind == TriggerKind.STOP))
         m.d.comb += inc["disarmed"].eq(e_disarm | u_disarm | f_disarm)
         with m.If(f_disarm):
             m.d.sync += armed.bit_select(f_sym, 1).eq(0)
@@ -347,15 +352,15 @@ class Strategy(wiring.Component):
     def _takes(e, ev):
         """``models.trade.strategy`` and ``models.trade.risk``'s take rule: ``ev`` is an Add on the other side from the entry
         ``e`` (a take) at a price that crosses its limit."""
-        buy = e.side == model.BUY
-        add = (ev.type == ord("A")) | (ev.type == ord("F"))
+        buy = e.side == Side.BUY
+        add = (ev.type == ItchType.ADD_ORDER) | (ev.type == ItchType.ADD_ORDER_MPID)
         crosses = Mux(buy, ev.price <= e.price, ev.price >= e.price)
-        return ((e.kind == model.TAKE) & add & (ev.side == Mux(buy, ord("S"), ord("B")))
+        return ((e.kind == TriggerKind.TAKE) & add & (ev.side == Mux(buy, ord("S"), ord("B")))
                 & crosses)
 
     @staticmethod
     def _stop_limit(e):
         """``models.trade.stop_limit``: the stop price through by ``offset`` (0 floor)."""
         down = Mux(e.price > e.offset, e.price - e.offset, 0)
-        return Mux(e.side == model.SELL, down, (e.price + e.offset)[:32])
+        return Mux(e.side == Side.SELL, down, (e.price + e.offset)[:32])
 

@@ -26,15 +26,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tick2trade.gateware.interfaces import KillCause, names
+from tick2trade.gateware.interfaces import KillCause, RejectReason, names
 
 from ..book import BUY
 from .strategy import Intent
 
-REASONS = ("pass", "kill", "restricted", "bad_order", "max_shares", "max_notional",
-           "no_reference", "collar", "position", "gross", "open_orders", "rate_global",
-           "rate_symbol", "duplicate", "tx_busy")
-BREACHES = frozenset(REASONS[REASONS.index("bad_order"):REASONS.index("tx_busy")])
+REASONS = names(RejectReason)  # a decision's reason: its code is the index
+assert REASONS == ("pass", "kill", "restricted", "bad_order", "max_shares", "max_notional",
+                   "no_reference", "collar", "position", "gross", "open_orders",
+                   "rate_global", "rate_symbol", "duplicate", "tx_busy"), REASONS
+BREACHES = frozenset(REASONS[RejectReason.BAD_ORDER.value:RejectReason.TX_BUSY.value])
 KILL_CAUSES = names(KillCause)  # risk.status.tripped, bit by bit
 RISK_COUNTERS = REASONS + ("cancels", "reports", "reports_lost", "decisions_lost")
 RISK_LATENCY = 2  # intent offered → decided (risk gate: stage A reads, stage B decides)

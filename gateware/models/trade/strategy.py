@@ -41,19 +41,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from tick2trade.gateware.interfaces import ItchType, Source, TriggerKind, names
 from tick2trade.protocol.itch import Event
 
 from ..book import BUY, CLEAR, SELL, Update
 
-TAKE, STOP, IMPROVE = range(3)
-KINDS = ("take", "stop", "improve")
-SOURCES = ("event", "update", "host", "fast")
+KINDS = names(TriggerKind)  # a trigger's kind: its code is the index
+assert KINDS == ("take", "stop", "improve"), KINDS
+TAKE, STOP, IMPROVE = (k.value for k in (TriggerKind.TAKE, TriggerKind.STOP,
+                                          TriggerKind.IMPROVE))
+SOURCES = names(Source)  # where an intent came from: its code is the index
+assert SOURCES == ("event", "update", "host", "fast"), SOURCES
 # rejects that count toward the automatic kill switch
 STRATEGY_COUNTERS = ("events", "updates", "injected", "fired_take", "fired_stop",
                      "fired_improve", "disarmed", "queue_full")
-TRADE_PRINTS = (ord("P"), ord("C"), ord("Q"))
-ADDS = (ord("A"), ord("F"))
-TIME_BITS = 48
+TRADE_PRINTS = tuple(t.value for t in (ItchType.TRADE, ItchType.ORDER_EXECUTED_WITH_PRICE,
+                                       ItchType.CROSS_TRADE))
+ADDS = (ItchType.ADD_ORDER.value, ItchType.ADD_ORDER_MPID.value)
 MASK32 = (1 << 32) - 1
 
 

@@ -20,12 +20,12 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 from amaranth.sim import Simulator
 
-from tick2trade.gateware.book import ACTIONS
 from tick2trade.protocol import itch
 from tick2trade.gateware.models.trade import strategy as model
 from tick2trade.gateware.models.trade import risk as risk_model
 from tick2trade.gateware.models.stream import frame_beats
-from tick2trade.gateware.models.book import BUY, CLEAR, DELETE, INSERT, MODIFY, SELL, Update
+from tick2trade.gateware.models.book import (ACTIONS, BUY, CLEAR, DELETE, INSERT, MODIFY, SELL,
+                                             Update)
 from tick2trade.protocol.itch import Event
 from tick2trade.gateware.trade.risk import Risk
 from tick2trade.gateware.rx.rx_path import RxPath

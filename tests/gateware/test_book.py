@@ -13,7 +13,8 @@ from tick2trade.gateware.models.book import ACTIONS, BOOK_COUNTERS, BookModel, U
 from tick2trade.gateware.interfaces import event_layout
 from tick2trade.testing.bookflow import add, colliding_refs, ev, random_flow
 
-from tick2trade.testing.simtools import SEED, collect, rng_for, run
+from tick2trade.testing.simtools import SEED, rng_for, run
+from tick2trade.testing.stream import StreamSink, StreamSource, random_pauses
 
 CLEAR = object()  # in a flow: the host clears (sym, or all with None)
 
@@ -42,24 +43,19 @@ def expected(flow, model: BookModel) -> list[Update]:
 
 def simulate(dut: Book, flow, rng: random.Random, *, idle=0.0, stall=0.0):
     fields = list(event_layout(dut.symbols).members)
-    got = []
     state = {}
+
+    events = StreamSource(dut.events, random_pauses(rng, idle))
+    updates = StreamSink(dut.updates, random_pauses(rng, stall), name="updates")
 
     async def source(ctx):
         for item in flow:
-            while idle and rng.random() < idle:
-                ctx.set(dut.events.valid, 0)
-                await ctx.tick()
             if isinstance(item, tuple) and item[0] is CLEAR:
-                ctx.set(dut.events.valid, 0)
                 ctx.set(dut.clear, {"stb": 1, "all": item[1] is None, "sym": item[1] or 0})
                 await ctx.tick()
                 ctx.set(dut.clear, {"stb": 0})
-                continue
-            ctx.set(dut.events.payload, event_payload(item, fields))
-            ctx.set(dut.events.valid, 1)
-            await ctx.tick().until(dut.events.ready)
-        ctx.set(dut.events.valid, 0)
+            else:
+                await events.send(ctx, [event_payload(item, fields)])
         # let the book finish: a clear sweep and the update FIFO
         for _ in range(dut.buckets + 2 * dut.symbols + 40):
             await ctx.tick()
@@ -76,8 +72,8 @@ def simulate(dut: Book, flow, rng: random.Random, *, idle=0.0, stall=0.0):
                                      for lv in list(row.levels)[:int(row.count)]]
         state["rows"] = rows
 
-    run(dut, source, processes=[collect(dut.updates, got, rng, stall)])
-    return [update_of(p) for p in got], state
+    run(dut, source, processes=[updates.process])
+    return [update_of(p) for p in updates.items], state
 
 
 def check(flow, *, symbols=4, capacity=64, ways=4, n=3, depth=5, seed_name="book",

@@ -37,15 +37,26 @@ def quote(symbol: Symbol, who: CurrentUser, platform: PlatformDep):
 
 
 @router.get("/market/{symbol}/book")
-def book(symbol: Symbol, who: CurrentUser, platform: PlatformDep):
-    levels = platform.market.book(symbol)
-    if levels is None:  # no depth for this symbol: the top of book is all there is
+def book(symbol: Symbol, who: CurrentUser, platform: PlatformDep,
+         depth: Annotated[int | None, Query(ge=1, le=10_000, description=
+                          "Levels per side, best first (default: every level held)")] = None):
+    """The symbol's book as the platform holds it: every level of a software feed, or the
+    FPGA's top N (``depth_tracked``); ``seq`` is the per-symbol update number the book is
+    consistent with (the WebSocket ``book`` stream's deltas carry the same numbers)."""
+    view = platform.market.book_view(symbol, depth)
+    if view is None:  # no depth for this symbol: the top of book is all there is
         q = _quote(platform.market, symbol)
-        levels = ([(q.bid, q.bid_size)] if q.bid is not None else [],
-                  [(q.ask, q.ask_size)] if q.ask is not None else [])
-    return {"symbol": symbol,
-            "bids": [{"price": px(p), "size": n} for p, n in levels[0]],
-            "asks": [{"price": px(p), "size": n} for p, n in levels[1]]}
+        return {"symbol": symbol, "seq": 0, "source": "quote", "depth_tracked": 1,
+                "bids": [{"price": px(q.bid), "size": q.bid_size, "orders": 0}]
+                if q.bid is not None else [],
+                "asks": [{"price": px(q.ask), "size": q.ask_size, "orders": 0}]
+                if q.ask is not None else []}
+    return {"symbol": symbol, "seq": view.seq, "source": view.source,
+            "depth_tracked": view.depth,
+            "bids": [{"price": px(x.price), "size": x.size, "orders": x.orders}
+                     for x in view.bids],
+            "asks": [{"price": px(x.price), "size": x.size, "orders": x.orders}
+                     for x in view.asks]}
 
 
 @router.get("/market/{symbol}/history")

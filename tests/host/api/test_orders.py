@@ -211,7 +211,11 @@ def test_market_data_endpoints(client, platform, trader):
     q = client.get("/market/AAPL/quote", headers=trader).json()
     assert (q["bid"], q["bid_size"], q["ask"], q["ask_size"]) == ("100.0000", 5, "100.1000", 3)
     b = client.get("/market/AAPL/book", headers=trader).json()
-    assert b["bids"] == [{"price": "100.0000", "size": 5}, {"price": "99.9000", "size": 7}]
+    assert b["bids"] == [{"price": "100.0000", "size": 5, "orders": 0},
+                         {"price": "99.9000", "size": 7, "orders": 0}]
+    assert b["seq"] == 1 and b["source"] == "manual"
+    top = client.get("/market/AAPL/book", headers=trader, params={"depth": 1}).json()
+    assert [x["price"] for x in top["bids"]] == ["100.0000"]
     assert client.get("/market/AAPL/history", headers=trader).status_code == 404
     from datetime import UTC, datetime, timedelta
     t0 = datetime(2026, 1, 2, 14, 30, tzinfo=UTC)

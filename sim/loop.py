@@ -34,6 +34,18 @@ same orders at the same points of its flow in both. The FPGA is never behind loo
 at the end of an iteration (it is stepped up to it), and may be ahead by what the host's
 requests took.
 
+Pace. ``pace="simulated"`` (the default) is the above: the flow follows loop time, so a
+run is reproducible from its seed, and as fast as the simulation can go (about 0.05 % of
+real time at the default 200,000 actions per simulated second). ``pace="realtime"`` is
+for a person watching (``t2t run --pace realtime``, with the API): the flow and the
+venue's timestamps follow the wall clock (``rate`` is then actions per wall second), and
+the FPGA runs only the cycles the traffic and the host's requests need — the idle cycles
+between packets are skipped, since no Verilator model can run 156 million cycles a
+second. So loop time is the FPGA's cycle count and advances slower than the wall: the
+host's cycle-counted timers (heartbeats, stale-order cancels, ``report_delay``) and the
+telemetry's cycle stamps see that compressed time. When nothing is due the loop sleeps a
+millisecond rather than spin. Not reproducible, by nature.
+
 ``one_message_per_packet`` cuts each ITCH message into its own packet with ``idle``
 cycles after each frame (the mode in which the models predict the RTL byte for byte);
 otherwise the publisher packs messages as the live venue does (up to ``max_payload``).
@@ -84,6 +96,8 @@ class LoopConfig:
     drop_a: set[int] = field(default_factory=set)  # MoldUDP64 sequence numbers lost on A
     drop_b: set[int] = field(default_factory=set)  # ... and on B
     resync_on_gap: bool = False  # a gap event makes the host replay the session (resync)
+    pace: str = "simulated"  # or "realtime": see the module docstring
+    idle_sleep: float = 0.001  # realtime: seconds to sleep when nothing is due
 
 
 @dataclass
@@ -144,14 +158,23 @@ class Loop:
         self._logged = 0  # publisher log entries already sent (one-message mode)
         self.feed_messages = 0
         self.wall = 0.0
+        if lc.pace not in ("simulated", "realtime"):
+            raise ValueError(f"pace {lc.pace!r}: expected 'simulated' or 'realtime'")
+        self.realtime = lc.pace == "realtime"
+        self._wall0 = time.monotonic()
         self.publisher.start_of_day(self._ns())
 
     def _ns(self) -> int:
+        if self.realtime:
+            return int((time.monotonic() - self._wall0) * 1e9)
         return (self.now - self.start) * 1_000_000_000 // self.clock_hz
 
     # -- one iteration ----------------------------------------------------------------------
 
     def step(self) -> None:
+        if self.realtime:
+            self._step_realtime()
+            return
         start = time.perf_counter()
         lc = self.lc
         end = self.now + lc.quantum
@@ -167,6 +190,24 @@ class Loop:
         self._route(self._take_pending() + out)  # frames sent during requests went first
         self._host()
         self.wall += time.perf_counter() - start
+
+    def _step_realtime(self) -> None:
+        start = time.perf_counter()
+        target = time.monotonic() - self._wall0
+        acted = 0
+        while self.flow.now < target:
+            self.flow.step()
+            acted += 1
+        out = self._send_answers()
+        frames_in = self._feed_frames()
+        if frames_in:
+            out += self.fpga.run(frames_in, idle=self.lc.idle, quiet=self.lc.quiet)
+        self.now = max(self.now, self.fpga.cycles)
+        self._route(self._take_pending() + out)
+        self._host()
+        self.wall += time.perf_counter() - start
+        if not frames_in and not acted:
+            time.sleep(self.lc.idle_sleep)
 
     def settle(self, rounds: int = 10) -> bool:
         """Without participants acting, send what the venue has published and not sent
@@ -199,6 +240,9 @@ class Loop:
 
     def run(self, cycles: int) -> None:
         """Iterate until ``cycles`` of loop time have passed."""
+        if self.realtime:
+            raise ValueError("run(cycles) is for the simulated pace: in real time the "
+                             "FPGA's cycles advance only with traffic")
         end = self.now + cycles
         while self.now < end:
             self.step()

@@ -33,14 +33,19 @@ HEARTBEAT_EVERY = 50_000
 STALE_AFTER = 150_000
 
 
-def loop_config(seed: int, rate: float, flatten_at: int):
+RATES = {"simulated": 200_000.0, "realtime": 500.0}  # --rate's default per --pace
+
+
+def loop_config(seed: int, rate: float, flatten_at: int, pace: str = "simulated"):
     from tick2trade.sim.loop import LoopConfig
 
     return LoopConfig(seed=seed, rate=rate, heartbeat_every=HEARTBEAT_EVERY,
-                      stale_after=STALE_AFTER, flatten_at=flatten_at, resync_on_gap=True)
+                      stale_after=STALE_AFTER, flatten_at=flatten_at, resync_on_gap=True,
+                      pace=pace)
 
 
-def open_loop(config_path: Path, seed: int, rate: float, flatten_at: int):
+def open_loop(config_path: Path, seed: int, rate: float, flatten_at: int,
+              pace: str = "simulated"):
     """The virtual FPGA configured from ``config_path``, and the loop around it."""
     from tick2trade.host.config import load
     from tick2trade.sim.local_device import LocalDevice
@@ -51,7 +56,7 @@ def open_loop(config_path: Path, seed: int, rate: float, flatten_at: int):
     sim = TopSim(64, symbols=SYMBOLS, locates=LOCATES)
     dev = LocalDevice(sim)
     configure(dev, cfg)
-    return Loop(sim, dev, cfg, loop_config(seed, rate, flatten_at))
+    return Loop(sim, dev, cfg, loop_config(seed, rate, flatten_at, pace))
 
 
 def serve_api(platform, port: int):
@@ -115,8 +120,11 @@ def summary(loop) -> dict:
     ttt, e2w = loop.tick_to_trade(), loop.event_to_wire()
     host_us = [n / 1000 for n in eng.latencies_ns]
     enters = [s for s in loop.sent if s.msg["type"] == "O"]
+    market_s = loop.flow.now if loop.realtime else sim_s
     return {
-        "seed": loop.lc.seed, "cycles": cycles, "simulated_ms": round(sim_s * 1e3, 3),
+        "seed": loop.lc.seed, "pace": loop.lc.pace, "rate": loop.lc.rate,
+        "market_s": round(market_s, 3),
+        "cycles": cycles, "simulated_ms": round(sim_s * 1e3, 3),
         "wall_s": round(loop.wall, 3),
         "cycles_per_wall_s": round(cycles / loop.wall) if loop.wall else 0,
         "feed": {"messages": loop.feed_messages, "packets": loop.counters["feed_packets"],
@@ -171,6 +179,11 @@ def render(s: dict, title: str) -> Group:
     head.add_column(justify="right")
     t = s["tick_to_trade_cycles"]
     rows = [
+        ("pace", (f"real time: {s['market_s']:,.1f} s of market at {s['rate']:,.0f} "
+                  "actions per wall second; the FPGA ran only the cycles the traffic "
+                  "needed" if s["pace"] == "realtime" else
+                  f"simulated: {s['market_s'] * 1e3:,.3f} ms of market at "
+                  f"{s['rate']:,.0f} actions per simulated second, as fast as it runs")),
         ("simulated", (f"{s['cycles']:,} cycles ({s['simulated_ms']:.3f} ms), "
                       f"{s['wall_s']:.1f} s wall, {s['cycles_per_wall_s']:,} cycles/s")),
         ("feed", (f"{s['feed']['messages']:,} ITCH messages in {s['feed']['packets']:,} "
@@ -239,8 +252,14 @@ def render(s: dict, title: str) -> Group:
               help="Device configuration: watch list, venue, triggers, risk limits.")
 @click.option("--seed", type=int, default=1, show_default=True,
               help="Seed of the venue's synthetic participants.")
-@click.option("--rate", type=click.FloatRange(min=1), default=200_000.0,
-              show_default=True, help="Participants' actions per simulated second.")
+@click.option("--pace", type=click.Choice(["simulated", "realtime"]), default="simulated",
+              show_default=True,
+              help="simulated: as fast as the simulation runs, reproducible from the "
+                   "seed; realtime: the market moves with the wall clock (for a person "
+                   "watching, e.g. with --api), FPGA idle cycles skipped.")
+@click.option("--rate", type=click.FloatRange(min=1), default=None,
+              help="Participants' actions per second of market time (default 200,000 "
+                   "simulated, 500 with --pace realtime).")
 @click.option("--flatten-at", type=click.IntRange(0), default=500, show_default=True,
               help="The host closes a position of this many shares with an IOC "
                    "through the risk gate (0: never).")
@@ -255,8 +274,8 @@ def render(s: dict, title: str) -> Group:
 @click.option("--api-port", type=click.IntRange(1, 65535), default=8000,
               show_default=True, help="Port of --api.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def run(duration: float, cycles: int | None, config_path: Path, seed: int, rate: float,
-        flatten_at: int, db_url: str | None, no_db: bool, with_api: bool, api_port: int,
+def run(duration: float, cycles: int | None, config_path: Path, seed: int, pace: str,
+        rate: float | None, flatten_at: int, db_url: str | None, no_db: bool, with_api: bool, api_port: int,
         as_json: bool) -> None:
     """Trade: the synthetic venue publishes ITCH 5.0 over MoldUDP64 on lines A and B
     into the virtual FPGA (the whole top level in Verilator); its triggers fire,
@@ -267,6 +286,10 @@ def run(duration: float, cycles: int | None, config_path: Path, seed: int, rate:
     from tick2trade.host.config import ConfigError
     from tick2trade.host.engine_db import EngineStore
 
+    if cycles is not None and pace == "realtime":
+        raise click.UsageError("--cycles makes a reproducible simulated run: it does not "
+                               "go with --pace realtime (use --duration)")
+    rate = RATES[pace] if rate is None else rate
     if with_api and no_db:
         raise click.UsageError("--api needs the database (the API's users and orders "
                                "live there): drop --no-db")
@@ -274,7 +297,7 @@ def run(duration: float, cycles: int | None, config_path: Path, seed: int, rate:
     try:
         with console.status("opening the virtual FPGA (a Verilator build the first "
                             "time: about a minute)…"):
-            loop = open_loop(config_path, seed, rate, flatten_at)
+            loop = open_loop(config_path, seed, rate, flatten_at, pace)
     except (ConfigError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     broker = platform = server = None
@@ -305,7 +328,9 @@ def run(duration: float, cycles: int | None, config_path: Path, seed: int, rate:
         stop["asked"] = True
 
     previous = signal.signal(signal.SIGINT, interrupted)
-    console.print(f"trading (seed {seed}); Ctrl-C stops and prints the summary",
+    console.print(f"trading (seed {seed}, pace {pace}, {rate:,.0f} actions per "
+                  f"{'wall' if pace == 'realtime' else 'simulated'} second); Ctrl-C stops "
+                  "and prints the summary",
                   highlight=False)
     start = time.monotonic()
 

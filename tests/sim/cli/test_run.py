@@ -210,3 +210,24 @@ def test_run_serves_the_api_and_its_orders_go_through_the_fpga(tmp_path):
     a = summary["api"]
     assert a["refused_by_gate"] == refusals + 1 and a["injected"] == a["submitted"] >= 2
     assert a["fills"] >= 1 and a["in_flight"] == 0
+
+
+def test_realtime_pace_moves_the_market_with_the_wall_clock():
+    result = CliRunner().invoke(main, ["run", "--pace", "realtime", "--duration", "4",
+                                       "--rate", "400", "--json", "--no-db"])
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)
+    assert got["pace"] == "realtime" and got["rate"] == 400 and got["stopped_by"] == "duration"
+    # four seconds of wall time are about four seconds of market (the first step starts
+    # after the loop opened), not the 0.05 % the simulated pace manages
+    assert 3.0 <= got["market_s"] <= 4.5, got["market_s"]
+    assert got["feed"]["messages"] >= 400 * 2, got["feed"]
+    assert got["anomalies"] == {}
+    # idle cycles were skipped: far fewer cycles ran than four seconds of the clock
+    assert got["cycles"] < 4 * 156_250_000 // 100
+
+
+def test_realtime_pace_refuses_a_cycle_bound():
+    result = CliRunner().invoke(main, ["run", "--pace", "realtime", "--cycles", "1000",
+                                       "--no-db"])
+    assert result.exit_code == 2 and "--pace realtime" in result.output

@@ -225,7 +225,7 @@ class FeedHandler:
     A and F add an order (an add onto a live reference replaces it: ``dup_ref``); E and C
     execute shares, X cancels them, D deletes the order, U replaces it by a new
     reference, price and size on the same side (its old place is lost). More shares than
-    the order has are clamped to it (``clamped``); a reference that is not live changes
+    the order has remove it (``clamped``; the print keeps the executed shares); a reference that is not live changes
     nothing (``unknown_ref``); an add or replace with no shares or a zero price is not
     booked (``rejected``). R maps a stock locate to a symbol. E, printable C, P and Q
     are trade prints (E at the resting order's price, the side the resting order's); P
@@ -594,9 +594,9 @@ class FeedHandler:
                     continue
                 book, bid, price, left = o
                 if shares >= left:
-                    if shares > left:
-                        clamped += 1
-                        shares = left
+                    # more than the order has: the book lost something before; the print
+                    # below still says what the venue executed
+                    clamped += shares > left
                     self._remove(ref, o)
                 else:
                     o[3] = left - shares

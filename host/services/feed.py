@@ -11,11 +11,14 @@ Design decisions
   ``protocol.moldudp64.decode_packet``; each ITCH message is read by a ``struct`` built at
   import from ``protocol.itch.MESSAGES`` (only the fields the book needs, the rest
   skipped), so no offset is written down here.
-- **An L3 book, aggregated at flush.** Orders are kept by reference (book, side, price,
-  shares); levels per side are a plain ``dict`` price -> [shares, orders]. The levels a
-  packet touched are remembered and, once the packet is applied, each symbol gets one
+- **An L3 book, aggregated when published.** Orders are kept by reference (book, side,
+  price, shares); levels per side are a plain ``dict`` price -> [shares, orders]. The
+  levels a packet touched are remembered and, once it is applied, each symbol gets one
   ``MarketData.apply`` with exactly those levels (size 0 for a level that left): the
-  sorted view and the per-symbol sequence numbers are ``MarketData``'s job.
+  sorted view and the per-symbol sequence numbers are ``MarketData``'s job. Under a
+  backlog (packets waiting in the socket) up to ``burst`` packets are published at
+  once: the store's cost is per call far more than per level, so this is what keeps a
+  busy feed from falling behind.
 - **Every book is kept, only the selected symbols are published**: an execute or a
   replace names an order, not a symbol, so the orders of every instrument must be
   tracked for the book of any one of them to be right.
@@ -90,7 +93,9 @@ _CROSS = _layout("Q", "locate", "timestamp", "shares", "stock", "cross_price", "
 _DIRECTORY = _layout("R", "locate", "stock")
 # every message starts with the common header, and none is shorter than S
 _STAMP = _layout("S", "timestamp")
-_LENGTH = {ord(t): m.length for t, m in itch.MESSAGES.items()}
+_LENGTH = [-1] * 256  # by type byte; -1: not an ITCH 5.0 type
+for _t, _m in itch.MESSAGES.items():
+    _LENGTH[ord(_t)] = _m.length
 _A, _F, _E, _C, _X, _D, _U, _P, _Q, _R = (ord(t) for t in "AFECXDUPQR")
 _SIDE = {b"B": "buy", b"S": "sell"}
 
@@ -196,6 +201,10 @@ class FeedHandler:
     max_held:
         Packets beyond a gap held for applying once it is filled; more are dropped (and
         requested again with the gap).
+    burst:
+        Packets read back to back (a backlog) are published together, up to this many:
+        one ``apply`` per symbol for all of them. A packet that arrives alone is
+        published as soon as it is applied.
 
     Arbitration
     -----------
@@ -237,11 +246,12 @@ class FeedHandler:
                  retransmit: Address | None = ("127.0.0.1", 26478),
                  symbols: set[str] | None = None, session: str | bytes | None = None,
                  timeout: float = 0.25, gap_wait: float = 0.002,
-                 max_held: int = 100_000) -> None:
+                 max_held: int = 100_000, burst: int = 32) -> None:
         self.market = market
         self.symbols = set(symbols) if symbols is not None else None
         self.retransmit = retransmit
         self.timeout, self.gap_wait, self.max_held = timeout, gap_wait, max_held
+        self.burst = burst
         self._fixed_session = moldudp64.session_bytes(session) if session is not None \
             else None
         self._counts = dict.fromkeys(COUNTERS, 0)
@@ -278,6 +288,8 @@ class FeedHandler:
         self._orders: dict[int, list] = {}  # ref -> [book, is_bid, price, shares]
         self._touched: list[_Book] = []
         self._prints: list[tuple] = []
+        self._cleared: set[str] = set()  # symbols whose book a new session emptied
+        self._last = b""  # the last message applied: its time stamps the book updates
         self._midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0,
                                                    microsecond=0)
 
@@ -372,6 +384,7 @@ class FeedHandler:
                         self._wake_r.recv(64)
                         continue
                     sock, line = key.fileobj, key.data
+                    burst = 0
                     while True:  # drain: a round reads every line before a gap is judged
                         try:
                             payload = sock.recv(65536)
@@ -379,7 +392,12 @@ class FeedHandler:
                             break
                         except OSError:  # e.g. ICMP port unreachable from a request
                             break
-                        self.process(payload, line, check=False)
+                        self.process(payload, line, check=False, publish=False)
+                        burst += 1
+                        if burst == self.burst:
+                            self.publish()
+                            burst = 0
+                self.publish()
                 self.check()
         finally:
             sel.close()
@@ -395,16 +413,20 @@ class FeedHandler:
 
     # --- packets --------------------------------------------------------------------------
 
-    def process(self, payload: bytes, line: str = "A", *, check: bool = True) -> None:
+    def process(self, payload: bytes, line: str = "A", *, check: bool = True,
+                publish: bool = True) -> None:
         """One datagram from ``line`` ("A", "B", or "R" for a retransmission answer): the
         receive thread's entry point, and the way to feed a capture without sockets.
-        ``check``: judge the gap state afterwards (send a request when one is due)."""
+        ``check``: judge the gap state afterwards (send a request when one is due);
+        ``publish``: hand the market what changed (else :meth:`publish` does, later)."""
         try:
             with self._lock:
                 self._packet(payload, line)
         except Exception:
             self._counts["errors"] += 1
             log.exception("feed: a packet from line %s could not be handled", line)
+        if publish:
+            self.publish()
         if check:
             self.check()
 
@@ -457,7 +479,6 @@ class FeedHandler:
         self._expected = end
         if line == RETRANSMIT:
             c["recovered"] += len(messages)
-        self._flush(messages[-1])
         self._advance()
 
     def _heard(self, seq: int, end: int) -> None:
@@ -475,7 +496,6 @@ class FeedHandler:
         """Apply held packets that now start at or before the expected number; close the
         gap when nothing is missing; end the session when its end is reached."""
         held, seqs = self._held, self._held_seqs
-        last = None
         while seqs and seqs[0] <= self._expected:
             seq = heapq.heappop(seqs)
             messages = held.pop(seq)
@@ -483,9 +503,6 @@ class FeedHandler:
             if end > self._expected:
                 self._apply(messages[self._expected - seq:])
                 self._expected = end
-                last = messages[-1]
-        if last is not None:
-            self._flush(last)
         if self._expected >= self._known_end:
             self._gap_since = None
             self._request_at = None
@@ -494,11 +511,13 @@ class FeedHandler:
             self._ended_sessions.add(self._session)
 
     def _new_session(self, session: bytes) -> None:
-        published = [b.symbol for b in self._books.values() if b.published]
+        """Start over on ``session``: the books of the old one are emptied, in the market
+        too (the handler's lock is held, so the market is told by :meth:`publish`)."""
+        self._cleared.update(b.symbol for b in self._books.values() if b.published)
+        cleared, prints = self._cleared, self._prints  # not yet told: the market must be
         self._reset(session)
+        self._cleared, self._prints = cleared, prints
         self._counts["sessions"] += 1
-        for symbol in published:
-            self.market.snapshot(symbol, [], [], source="feed")
 
     # --- gaps -----------------------------------------------------------------------------
 
@@ -541,19 +560,20 @@ class FeedHandler:
 
     def _apply(self, messages: list[bytes]) -> None:
         """The book changes of ``messages``, in order; levels and prints pile up for
-        :meth:`_flush`. One function with local names: this is the hot path."""
+        :meth:`publish`. One function with local names: this is the hot path."""
         orders, books, touched, prints = self._orders, self._books, self._touched, \
             self._prints
         lengths = _LENGTH
+        add, add_mpid, delete = _ADD.unpack_from, _ADD_MPID.unpack_from, _DELETE.unpack_from
         unknown = dup = clamped = rejected = bad = 0
         for msg in messages:
             t = msg[0] if msg else 0
-            if lengths.get(t) != len(msg):
+            if lengths[t] != len(msg):
                 bad += 1
                 continue
-            if t == _A or t == _F:
+            if t == _F or t == _A:
                 locate, ref, side, shares, stock, price = (
-                    _ADD if t == _A else _ADD_MPID).unpack_from(msg)
+                    add_mpid if t == _F else add)(msg)
                 if not shares or not price or (side != b"B" and side != b"S"):
                     rejected += 1
                     continue
@@ -572,14 +592,21 @@ class FeedHandler:
                     lvl[1] += 1
                 orders[ref] = [book, bid, price, shares]
                 (book.changed_bids if bid else book.changed_asks).add(price)
-            elif t == _D:
-                ref, = _DELETE.unpack_from(msg)
-                o = orders.get(ref)
+            elif t == _D:  # _remove, written out: the most common message after adds
+                ref, = delete(msg)
+                o = orders.pop(ref, None)
                 if o is None:
                     unknown += 1
                     continue
-                self._remove(ref, o)
-                book = o[0]
+                book, bid, price, shares = o
+                levels = book.bids if bid else book.asks
+                lvl = levels[price]
+                if lvl[1] == 1:
+                    del levels[price]
+                else:
+                    lvl[0] -= shares
+                    lvl[1] -= 1
+                (book.changed_bids if bid else book.changed_asks).add(price)
             elif t == _X or t == _E or t == _C:
                 if t == _X:
                     ref, shares = _CANCEL.unpack_from(msg)
@@ -654,6 +681,8 @@ class FeedHandler:
             if not book.touched:
                 book.touched = True
                 touched.append(book)
+        if messages:
+            self._last = messages[-1]
         c = self._counts
         c["messages"] += len(messages)
         if unknown or dup or clamped or rejected or bad:
@@ -679,37 +708,50 @@ class FeedHandler:
             book.touched = True
             self._touched.append(book)
 
-    def _flush(self, last: bytes) -> None:
-        """Publish what the applied messages changed (``last``: the last of them, whose
-        time the book updates carry): one ``apply`` per touched symbol, then the prints in
-        feed order."""
-        touched, prints = self._touched, self._prints
-        if not touched and not prints:
-            return
-        market, c = self.market, self._counts
-        midnight = self._midnight
-        if touched:
-            ts = None
-            if len(last) >= itch.MIN_LENGTH:
-                hi, lo = _STAMP.unpack_from(last)
-                ts = midnight + timedelta(microseconds=(hi << 32 | lo) // 1000)
-            for book in touched:
-                book.touched = False
-                if book.published:
-                    bids, asks = book.bids, book.asks
-                    market.apply(book.symbol,
-                                 [(p, *bids[p]) if p in bids else (p, 0, 0)
-                                  for p in book.changed_bids],
-                                 [(p, *asks[p]) if p in asks else (p, 0, 0)
-                                  for p in book.changed_asks], ts=ts, source="feed")
-                    c["book_updates"] += 1
-                book.changed_bids.clear()
-                book.changed_asks.clear()
-            touched.clear()
+    def publish(self) -> None:
+        """Hand the market what the messages applied since the last call changed: one
+        ``apply`` per touched symbol with every level it changed, then the prints in feed
+        order. The changes are taken under the handler's lock and handed over outside
+        it, so a listener of the market may read the handler."""
+        with self._lock:
+            if not self._touched and not self._prints and not self._cleared:
+                return
+            cleared, self._cleared = self._cleared, set()
+            updates = self._changes()
+            prints = self._prints
+            self._prints = []
+            midnight = self._midnight
+        market = self.market
+        for symbol in cleared:
+            market.snapshot(symbol, [], [], source="feed")
+        for symbol, bids, asks, ts in updates:
+            market.apply(symbol, bids, asks, ts=ts, source="feed")
         for book, price, shares, stamp, side, match in prints:
             if book.published:
                 market.trade(book.symbol, price, shares,
                              midnight + timedelta(microseconds=stamp // 1000),
                              side=side, match=match)
-                c["trades"] += 1
-        prints.clear()
+        self._counts["book_updates"] += len(updates)
+        self._counts["trades"] += sum(1 for p in prints if p[0].published)
+
+    def _changes(self) -> list[tuple]:
+        """(symbol, bid levels, ask levels, time) of each touched, published book; the
+        touched marks are cleared."""
+        out = []
+        ts = None
+        if len(self._last) >= itch.MIN_LENGTH:
+            hi, lo = _STAMP.unpack_from(self._last)
+            ts = self._midnight + timedelta(microseconds=(hi << 32 | lo) // 1000)
+        for book in self._touched:
+            book.touched = False
+            if book.published:
+                bids, asks = book.bids, book.asks
+                out.append((book.symbol,
+                            [(p, *bids[p]) if p in bids else (p, 0, 0)
+                             for p in book.changed_bids],
+                            [(p, *asks[p]) if p in asks else (p, 0, 0)
+                             for p in book.changed_asks], ts))
+            book.changed_bids.clear()
+            book.changed_asks.clear()
+        self._touched.clear()
+        return out

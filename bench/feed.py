@@ -3,15 +3,17 @@
 and ``MarketData``, beside itch-book (PyPI; a C++ core) building the same book from the
 same messages in the same run. Figures, never pass/fail.
 
-How: the venue's synthetic flow (``sim/venue/flow.py``, the eight default instruments)
-publishes at least ``--messages`` ITCH messages into MoldUDP64 packets of up to 1400
-bytes, in memory, before anything is timed. Then, best of ``--repeats`` runs each, on one
-core and a fresh handler every run:
+How: the venue's synthetic flow (``sim/venue/flow.py``, the eight default instruments,
+adds with attribution as the live venue sends them) publishes at least ``--messages``
+ITCH messages into MoldUDP64 packets of up to 1400 bytes, in memory, before anything is
+timed. Then, best of ``--repeats`` runs each, on one core and a fresh handler every run:
 
-- ``FeedHandler.process`` on every packet of line A, into a ``MarketData`` (the handler
-  as ``t2t api`` runs it, minus the socket reads);
+- ``FeedHandler.process`` on every packet of line A into a ``MarketData``, published
+  every ``burst`` packets as the receive thread does with a backlog (the handler as
+  ``t2t api`` runs it, minus the socket reads);
 - the same with lines A and B interleaved, so every other packet is a duplicate;
-- the same packets into a market that keeps nothing (the handler's own decode and book);
+- line A published after every packet (the thread with no backlog);
+- line A into a market that keeps nothing (the handler's own decode and book);
 - itch-book: the messages as an ITCH day file (2-byte length before each) read by
   ``itch_book.open(...).batches(tables=("bbo", "trades"))``, which builds the whole book
   to give the top-of-book and trade tables.

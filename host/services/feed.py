@@ -183,10 +183,13 @@ class FeedHandler:
         prints (``trade``) go.
     lines:
         ``[(host, port), ...]`` of lines A and B: a unicast address to bind (port 0: a
-        free one, see :attr:`addresses`) or a multicast group to join. Empty: no sockets,
-        packets come through :meth:`process` only (tests, captures).
+        free one, see :attr:`addresses`) or a multicast group to join (on the default
+        interface; both lines may share a port). Empty: no sockets, packets come through
+        :meth:`process` only (tests, captures). The default is the venue simulator's:
+        NASDAQ's groups (``moldudp64.DEFAULT_LINE_A``, ``DEFAULT_LINE_B``).
     retransmit:
-        The venue's retransmission server, or None: gaps are then counted and stay open.
+        The venue's retransmission server (the venue simulator's default is the
+        handler's), or None: gaps are then counted and stay open.
     symbols:
         Publish only these symbols (every book is still kept; see the module's notes).
         None: all.
@@ -241,8 +244,9 @@ class FeedHandler:
     and Q change no book.
     """
 
-    def __init__(self, market: MarketData, lines: Iterable[Address] = (
-                 ("127.0.0.1", 26477), ("127.0.0.1", 26479)), *,
+    def __init__(self, market: MarketData,
+                 lines: Iterable[Address] = (moldudp64.DEFAULT_LINE_A,
+                                             moldudp64.DEFAULT_LINE_B), *,
                  retransmit: Address | None = ("127.0.0.1", 26478),
                  symbols: set[str] | None = None, session: str | bytes | None = None,
                  timeout: float = 0.25, gap_wait: float = 0.002,
@@ -260,8 +264,10 @@ class FeedHandler:
         try:
             for name, address in zip(LINES, lines, strict=False):
                 self._sockets[name] = _listen(address)
-            if retransmit is not None:
-                self._sockets[RETRANSMIT] = _listen(("0.0.0.0", 0))
+            if retransmit is not None:  # answers come back to where the request left
+                local = "127.0.0.1" if ipaddress.IPv4Address(retransmit[0]).is_loopback \
+                    else "0.0.0.0"
+                self._sockets[RETRANSMIT] = _listen((local, 0))
         except BaseException:
             self.close()
             raise

@@ -214,6 +214,39 @@ def test_book_matches_the_venues_displayed_book_level_by_level(monkeypatch):
     assert min(checks) > 40, checks  # the books compared had some depth
 
 
+def multicast_port() -> int:
+    """A port free for both groups, or a skip where this host cannot join a group."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with probe:
+        try:
+            probe.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                             socket.inet_aton(moldudp64.DEFAULT_LINE_A[0])
+                             + socket.inet_aton("0.0.0.0"))
+        except OSError as exc:
+            pytest.skip(f"no multicast here: {exc}")
+        probe.bind(("0.0.0.0", 0))
+        return probe.getsockname()[1]
+
+
+def test_lines_on_multicast_groups_sharing_a_port_each_see_their_own():
+    """The venue's default layout (NASDAQ's two groups, one port), with the venue's
+    multicast kept to this host (TTL 0): each socket gets only its group's copy."""
+    port = multicast_port()
+    a, b = (moldudp64.DEFAULT_LINE_A[0], port), (moldudp64.DEFAULT_LINE_B[0], port)
+    market = MarketData()
+    handler = FeedHandler(market, [a, b], retransmit=None)
+    cfg = VenueConfig(instruments=VenueConfig().instruments[:2], line_a=a, line_b=b, ttl=0,
+                      retransmit=(LOOPBACK, 0), tcp=None, udp=None, seed=SEED, rate=1000.0,
+                      feed_heartbeat=0.05)
+    with handler:
+        stats = asyncio.run(venue_run.run_venue(cfg, duration=0.5))
+        wait_for(lambda: handler.status()["ended"], "the end of session")
+    c = handler.counters()
+    assert c["messages"] == stats.messages > 0
+    # one copy per line: a socket that saw both groups would make three duplicates each
+    assert c["duplicates"] == stats.counters["feed"]["packets"], (c, stats.counters)
+
+
 # --- packets from a publisher, sent by the test with losses chosen per line --------------
 
 def published_session(rng: random.Random, steps: int = 600, max_payload: int = 300):
@@ -324,6 +357,25 @@ def test_gap_on_both_lines_is_recovered_by_retransmission():
     assert c["messages"] == len(pub.log)
 
 
+def test_a_late_joiner_recovers_the_session_from_its_first_message():
+    """A handler started while the venue has been publishing for a while (``t2t api``
+    joining a running venue): everything before its first packet is requested, answer by
+    answer, while the live packets wait."""
+    rng = random.Random(SEED + 5)
+    engine, pub, packets = published_session(rng)
+    missed = set(range(len(packets) * 2 // 3))
+    missed_messages = sum(moldudp64.decode_packet(packets[k]).count for k in missed)
+    market = MarketData()
+    with retransmit_server(pub) as server, \
+            handler_on_loopback(market, server.address, session=SESSION) as handler:
+        send(handler, packets, drop_a=missed, drop_b=missed)
+        wait_for(lambda: handler.status()["next_seq"] == pub.next_seq, "the catching up")
+        assert_books_match(handler, market, engine_books(engine))
+    c = handler.counters()
+    assert c["gaps"] == 1 and c["gap_messages"] == c["recovered"] == missed_messages
+    assert c["requests"] >= missed_messages // 10  # a 300-byte answer holds fewer
+
+
 def test_unanswered_requests_time_out_and_the_book_stops_before_the_gap():
     rng = random.Random(SEED + 2)
     _, pub, packets = published_session(rng)
@@ -416,6 +468,8 @@ def test_heartbeat_reveals_a_lost_last_packet_and_end_of_session_ends_it():
 def test_only_the_selected_symbols_are_published():
     market = MarketData()
     handler = FeedHandler(market, [], retransmit=None, symbols={"MSFT"})
+    seen = []  # a listener may read the handler: the market is called outside its lock
+    market.listen("book", lambda update: seen.append(handler.book(update.symbol)))
     handler.process(moldudp64.encode_packet(SESSION, 1, [
         add(1), add(2, locate=2, stock="MSFT"), itch.encode("E", order_ref=1,
                                                             executed_shares=10),
@@ -424,6 +478,7 @@ def test_only_the_selected_symbols_are_published():
     assert market_book(market, "MSFT")["bids"] == [[100_000, 90, 1]]
     assert handler.book("AAPL")["bids"] == [(100_000, 90, 1)]  # kept, not published
     assert handler.counters()["trades"] == 1
+    assert seen == [{"bids": [(100_000, 90, 1)], "asks": []}]
 
 
 # --- a random day: thousands of instruments, sparse references, deep books ---------------

@@ -237,9 +237,9 @@ class FeedHandler:
     A and F add an order (an add onto a live reference replaces it: ``dup_ref``); E and C
     execute shares, X cancels them, D deletes the order, U replaces it by a new
     reference, price and size on the same side (its old place is lost). More shares than
-    the order has remove it (``clamped``; the print keeps the executed shares); a reference that is not live changes
-    nothing (``unknown_ref``); an add or replace with no shares or a zero price is not
-    booked (``rejected``). R maps a stock locate to a symbol. E, printable C, P and Q
+    the order has remove it (``clamped``; the print keeps the shares executed); a
+    reference that is not live changes nothing (``unknown_ref``); an add or replace with
+    no shares or a zero price is not booked (``rejected``). R maps a stock locate to a symbol. E, printable C, P and Q
     are trade prints (E at the resting order's price, the side the resting order's); P
     and Q change no book.
     """
@@ -260,10 +260,18 @@ class FeedHandler:
             else None
         self._counts = dict.fromkeys(COUNTERS, 0)
         self._lock = threading.Lock()  # the book's readers against the receive thread
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
         self._sockets: dict[str, socket.socket] = {}
         try:
             for name, address in zip(LINES, lines, strict=False):
-                self._sockets[name] = _listen(address)
+                try:
+                    self._sockets[name] = _listen(address)
+                except OSError as exc:
+                    raise OSError(exc.errno, f"feed line {name}: cannot listen on "
+                                             f"{address[0]}:{address[1]} ({exc.strerror})"
+                                  ) from None
             if retransmit is not None:  # answers come back to where the request left
                 local = "127.0.0.1" if ipaddress.IPv4Address(retransmit[0]).is_loopback \
                     else "0.0.0.0"
@@ -271,9 +279,6 @@ class FeedHandler:
         except BaseException:
             self.close()
             raise
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._wake_r, self._wake_w = socket.socketpair()
         self._ended_sessions: set[bytes] = set()
         self._reset(self._fixed_session)
 
@@ -291,6 +296,7 @@ class FeedHandler:
         self._request_at: float | None = None
         self._request_seq = 0
         self._books: dict[int, _Book] = {}  # by stock locate
+        self._by_symbol: dict[str, _Book] = {}
         self._orders: dict[int, list] = {}  # ref -> [book, is_bid, price, shares]
         self._touched: list[_Book] = []
         self._prints: list[tuple] = []
@@ -324,17 +330,19 @@ class FeedHandler:
         """The handler's own book of ``symbol``: ``{"bids": [(price, shares, orders)],
         "asks": ...}`` best first, or None when the feed never named it."""
         with self._lock:
-            for b in self._books.values():
-                if b.symbol == symbol:
-                    return {"bids": [(p, *b.bids[p]) for p in sorted(b.bids, reverse=True)],
-                            "asks": [(p, *b.asks[p]) for p in sorted(b.asks)]}
-        return None
+            b = self._by_symbol.get(symbol)
+            if b is None:
+                return None
+            return {"bids": [(p, *b.bids[p]) for p in sorted(b.bids, reverse=True)],
+                    "asks": [(p, *b.asks[p]) for p in sorted(b.asks)]}
 
     def book_symbols(self) -> list[str]:
+        """Every symbol the feed named (stock directory, adds, prints)."""
         with self._lock:
-            return sorted({b.symbol for b in self._books.values()})
+            return sorted(self._by_symbol)
 
     def live_orders(self) -> int:
+        """Orders resting in the books, all symbols."""
         return len(self._orders)
 
     # --- the thread -----------------------------------------------------------------------
@@ -368,9 +376,8 @@ class FeedHandler:
         for s in self._sockets.values():
             s.close()
         self._sockets = {}
-        for s in (getattr(self, "_wake_r", None), getattr(self, "_wake_w", None)):
-            if s is not None:
-                s.close()
+        self._wake_r.close()
+        self._wake_w.close()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -561,7 +568,7 @@ class FeedHandler:
     def _book(self, locate: int, stock: bytes) -> _Book:
         symbol = _symbol(stock)
         book = _Book(symbol, self.symbols is None or symbol in self.symbols)
-        self._books[locate] = book
+        self._books[locate] = self._by_symbol[symbol] = book
         return book
 
     def _apply(self, messages: list[bytes]) -> None:

@@ -684,3 +684,12 @@ def test_a_handler_stops_and_closes_cleanly():
     handler.close()
     assert time.monotonic() - t0 < 1.0
     assert not any(t.name == "feed" and t.is_alive() for t in threading.enumerate())
+
+
+def test_a_line_that_cannot_listen_says_which_and_where():
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with taken:
+        taken.bind((LOOPBACK, 0))
+        host, port = taken.getsockname()
+        with pytest.raises(OSError, match=f"feed line B: cannot listen on {host}:{port}"):
+            FeedHandler(MarketData(), [(LOOPBACK, 0), (host, port)], retransmit=None)

@@ -239,7 +239,9 @@ class MarketData:
             return None
         ts = ts or utcnow()
         with self._lock:
-            b = self._books.setdefault(symbol, _Book())
+            b = self._books.get(symbol)
+            if b is None:  # not setdefault, which would build a _Book every call
+                b = self._books[symbol] = _Book()
             for name, changes in (("bid", bids), ("ask", asks)):
                 levels = b.side(name)
                 for lv in changes:
@@ -297,7 +299,9 @@ class MarketData:
             quote = replace(old, last=price, last_size=size, ts=ts)
             self._quotes[symbol] = quote
             seq = self._trades[symbol] = self._trades.get(symbol, 0) + 1
-            bars = self._bars.setdefault(symbol, deque(maxlen=self.max_bars))
+            bars = self._bars.get(symbol)
+            if bars is None:
+                bars = self._bars[symbol] = deque(maxlen=self.max_bars)
             epoch = int(ts.timestamp()) // self.bar_seconds * self.bar_seconds
             start = datetime.fromtimestamp(epoch, ts.tzinfo)
             if bars and bars[-1].start == start:

@@ -7,6 +7,7 @@ import ipaddress
 import json
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -123,24 +124,77 @@ def set_role(username: str, role: str, url: str | None) -> None:
     click.echo(f"{username} is now {role}")
 
 
+def _address(ctx, param, value: str | None):
+    """HOST:PORT into (host, port); "local" and "off" pass through for --venue."""
+    if value is None or value in ("local", "off"):
+        return value
+    host, sep, port = value.rpartition(":")
+    try:
+        ipaddress.IPv4Address(host)
+        if not sep or not 0 < int(port) < 65536:
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not HOST:PORT (an IPv4 address and a port "
+                                 "1-65535, e.g. 127.0.0.1:15000)") from None
+    return host, int(port)
+
+
+def _default_line(line) -> str:
+    return f"{line[0]}:{line[1]}"
+
+
 @click.command()
 @click.option("--db", "url", help=DB_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--venue", default="local", show_default=True, callback=_address,
+              metavar="local|HOST:PORT|off",
+              help="local: start the venue simulator on loopback and trade with it; "
+                   "HOST:PORT: a running venue's OUCH/SoupBinTCP order entry (its feed "
+                   "on --feed-a/--feed-b); off: no venue (no market data, paper orders).")
+@click.option("--paper", is_flag=True,
+              help="Orders to the paper broker (fills against the live market here; the "
+                   "venue never sees them) instead of the venue.")
+@click.option("--feed-a", default=None, callback=_address, metavar="HOST:PORT",
+              help="With --venue HOST:PORT: feed line A (default NASDAQ's "
+                   "233.54.12.111:26477, as `t2t venue` publishes).")
+@click.option("--feed-b", default=None, callback=_address, metavar="HOST:PORT",
+              help="... and line B (default 233.49.196.111:26477).")
+@click.option("--retransmit", default="127.0.0.1:26478", show_default=True,
+              callback=_address, metavar="HOST:PORT",
+              help="With --venue HOST:PORT: the venue's MoldUDP64 retransmission server.")
+@click.option("--venue-user", default="T2T", show_default=True,
+              help="SoupBinTCP username (1-6 characters).")
+@click.option("--venue-password", default="", help="SoupBinTCP password (0-10 characters).")
+@click.option("--venue-rate", type=click.FloatRange(min=1), default=200.0, show_default=True,
+              help="With --venue local: the simulator's actions per second.")
+@click.option("--local-ports", default="15000:26477:26479:26478", show_default=True,
+              metavar="ORDERS:LINE_A:LINE_B:RETRANSMIT",
+              help="With --venue local: the loopback ports of its OUCH order entry (TCP), "
+                   "feed lines A and B and retransmission server (UDP).")
+@click.option("--var", "var_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("var"), show_default=True,
+              help="Where the local venue's files and the order session's state live.")
 @click.option("--smtp", default="localhost:25", show_default=True, metavar="HOST:PORT",
               help="SMTP server for e-mail notifications.")
 @click.option("--mail-from", default="tick2trade@localhost", show_default=True)
 @click.option("--webhook-allow", multiple=True, metavar="NETWORK",
               help="Let webhooks reach this non-public network (e.g. 10.1.2.0/24); "
                    "repeatable. By default they may only go to public addresses.")
-def api(url: str | None, host: str, port: int, smtp: str, mail_from: str,
+def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_b,
+        retransmit, venue_user: str, venue_password: str, venue_rate: float,
+        local_ports: str, var_dir: Path, smtp: str, mail_from: str,
         webhook_allow: tuple[str, ...]) -> None:
-    """Serve the HTTP/WebSocket API (OpenAPI at /docs). Orders go to the paper broker
-    (fills against the market data store) until the engine is attached; no FPGA device
-    is attached, so device endpoints answer 503."""
+    """Serve the HTTP/WebSocket API (OpenAPI at /docs) with a live market: by default a
+    venue simulator started here, its ITCH feed read into a full-depth book per symbol,
+    and orders sent to it over OUCH. No FPGA device is attached, so device endpoints
+    answer 503 (`t2t run --api` serves the API with the virtual FPGA in the path)."""
     import uvicorn
 
+    from tick2trade.protocol.moldudp64 import DEFAULT_LINE_A, DEFAULT_LINE_B
     from tick2trade.host.api import create_app
+    from tick2trade.host.services.live import open_live
+    from tick2trade.host.services.localvenue import VenuePorts
     from tick2trade.host.services.notify import SmtpConfig, WebhookPolicy
     from tick2trade.host.services.platform import Platform
 
@@ -153,11 +207,53 @@ def api(url: str | None, host: str, port: int, smtp: str, mail_from: str,
         except ValueError:
             raise click.BadParameter(f"{net!r} is not a network (e.g. 10.1.2.0/24)",
                                      param_hint="--webhook-allow") from None
-    platform = Platform.open(url, smtp=SmtpConfig(smtp_host, int(smtp_port), mail_from),
-                             webhooks=WebhookPolicy(allow=webhook_allow))
+    if not (0 < len(venue_user) <= 6 and venue_user.isascii()) or \
+            not (len(venue_password) <= 10 and venue_password.isascii()):
+        raise click.BadParameter("a SoupBinTCP username is 1-6 ASCII characters, a "
+                                 "password 0-10", param_hint="--venue-user/--venue-password")
+    if (feed_a or feed_b) and not isinstance(venue, tuple):
+        raise click.UsageError("--feed-a/--feed-b name a running venue's lines: they go "
+                               "with --venue HOST:PORT")
+    try:
+        orders_port, a_port, b_port, rt_port = (int(x) for x in local_ports.split(":"))
+        if not all(0 < x < 65536 for x in (orders_port, a_port, b_port, rt_port)):
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f"{local_ports!r} is not four ports 1-65535 joined by ':'",
+                                 param_hint="--local-ports") from None
+    ports = VenuePorts(("127.0.0.1", orders_port), ("127.0.0.1", a_port),
+                       ("127.0.0.1", b_port), ("127.0.0.1", rt_port))
+    console = Console(stderr=True)
+    try:
+        live = open_live(var_dir, None if venue == "off" else venue, paper=paper,
+                         line_a=feed_a or DEFAULT_LINE_A, line_b=feed_b or DEFAULT_LINE_B,
+                         retransmit=retransmit, ports=ports, rate=venue_rate,
+                         username=venue_user, password=venue_password)
+    except (RuntimeError, OSError) as exc:
+        raise click.ClickException(f"cannot start the market: {exc}") from None
+    try:
+        platform = Platform.open(url, smtp=SmtpConfig(smtp_host, int(smtp_port), mail_from),
+                                 webhooks=WebhookPolicy(allow=webhook_allow),
+                                 market=live.market, broker=live.broker, live=live)
+    except BaseException:
+        live.close()
+        raise
+    console.print("t2t api: market data and orders from", highlight=False)
+    for note in live.notes:
+        console.print(f"  {note}", highlight=False)
+    if venue == "local" or paper or venue == "off":
+        # their brokers start empty: what was open before this start is not working
+        gone = platform.orders.expire_open("not working after a restart: the venue "
+                                           "simulator or paper broker it was at is gone")
+        if gone:
+            console.print(f"  {gone} order(s) open before this start marked canceled",
+                          highlight=False)
+    if live.broker is not None and not live.broker.wait_connected(10):
+        console.print("[yellow]the venue's order entry did not answer yet; orders are "
+                      "refused until it does (retrying)[/yellow]")
     platform.start_background()
     try:
         uvicorn.run(create_app(platform), host=host, port=port)
     finally:
         platform.close()
-
+        live.close()

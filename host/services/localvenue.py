@@ -22,6 +22,17 @@ from pathlib import Path
 Address = tuple[str, int]
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: on Linux, SIGTERM when t2t api dies (even by SIGKILL), so
+    no venue is left holding the ports; elsewhere a no-op."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     """A port nobody listens on right now (tests; a race is possible, and harmless there)."""
     with socket.socket(socket.AF_INET, kind) as s:
@@ -101,7 +112,10 @@ class LocalVenue:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tick2trade.cli", "venue", "--config",
              str(self.config_path)], stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, env=env)
+            stdin=subprocess.DEVNULL, env=env,
+            # its own process group: a Ctrl-C at the terminal reaches t2t api, which
+            # logs out of the order session first and then ends the venue's day
+            start_new_session=True, preexec_fn=_die_with_parent)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -256,6 +256,16 @@ class Orders:
             self.broker.cancel(order_id)
         return len(ids)
 
+    def expire_open(self, reason: str) -> int:
+        """Cancel, in the store only, every order still open: for a start whose broker
+        cannot know them (a paper broker, a venue simulator started afresh), so that no
+        order shows as working where nothing works it. Returns how many."""
+        with self.sessions() as s:
+            ids = list(s.execute(select(Order.id).where(Order.status.in_(OPEN))).scalars())
+        for order_id in ids:
+            self.on_canceled(order_id, reason)
+        return len(ids)
+
     # --- broker callbacks ---------------------------------------------------------------
 
     def _transition(self, order_id: int, allowed: tuple[str, ...], apply) -> None:

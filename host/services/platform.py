@@ -50,6 +50,7 @@ class Platform:
     limits: Limits = field(default_factory=Limits)
     market: MarketData = field(default_factory=MarketData)
     migrate: bool = True
+    live: object | None = None     # services.live.Live: the venue, feed and order session
 
     def __post_init__(self) -> None:
         self.engine = make_engine(self.url)

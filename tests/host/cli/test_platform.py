@@ -8,12 +8,14 @@ import socket
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
 from click.testing import CliRunner
 
 from tick2trade.cli import main
+from tick2trade.host.services.localvenue import free_port
 from tick2trade.host.services.auth import Users
 from tick2trade.host.services.db import make_engine, session_factory
 
@@ -35,25 +37,95 @@ def test_db_upgrade_and_set_role(tmp_path):
     engine.dispose()
 
 
-def test_t2t_api_serves_openapi_and_register(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def start_api(tmp_path, *args) -> tuple[subprocess.Popen, str]:
+    """`t2t api` in a child process on free loopback ports (its local venue's too);
+    returns it and its base URL once /openapi.json answers."""
+    port = free_port()
+    local = ":".join(str(free_port(kind)) for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM,
+                                                      socket.SOCK_DGRAM, socket.SOCK_DGRAM))
     # the checkout under test, not whatever copy the venv has installed
     env = {**os.environ, "T2T_DATABASE_URL": f"sqlite:///{tmp_path / 'api.db'}",
            "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
     proc = subprocess.Popen([sys.executable, "-c", "from tick2trade.cli import main; main()",
-                             "api", "--port", str(port)], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                             "api", "--port", str(port), "--local-ports", local, *args],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{base}/openapi.json").status_code == 200:
+                return proc, base
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"t2t api did not start: {proc.stdout.read().decode()[-3000:]}")
+
+
+def stop_api(proc: subprocess.Popen) -> str:
+    proc.terminate()
     try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                r = httpx.get(f"{base}/openapi.json")
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stdout.read().decode()
-                time.sleep(0.1)
+        out, _ = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out.decode(errors="replace")
+
+
+def login(base: str, name: str) -> dict:
+    r = httpx.post(f"{base}/auth/register", json={"username": name, "password": "x" * 12,
+                                                  "email": f"{name}@example.com"})
+    assert r.status_code == 201, r.text
+    r = httpx.post(f"{base}/auth/login", json={"username": name, "password": "x" * 12})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def poll(fn, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def test_t2t_api_trades_out_of_the_box(tmp_path):
+    """No options: a venue starts, its feed fills a full-depth book, a market order
+    fills at the venue over OUCH, the trade prints move the last price."""
+    proc, base = start_api(tmp_path)
+    try:
+        h = login(base, "trader1")
+        quote = poll(lambda: (r := httpx.get(f"{base}/market/AAPL/quote", headers=h))
+                     .status_code == 200 and r.json()["ask"] and r.json()["bid"] and r.json())
+        assert Decimal(quote["bid"]) < Decimal(quote["ask"])
+        book = poll(lambda: (b := httpx.get(f"{base}/market/AAPL/book", headers=h).json())
+                    ["seq"] and len(b["bids"]) > 1 and len(b["asks"]) > 1 and b)
+        assert book["source"] == "feed"
+        r = httpx.post(f"{base}/orders", headers=h, json={"symbol": "AAPL", "side": "buy",
+                                                          "type": "market", "qty": 100})
+        assert r.status_code == 201, r.text
+        order_id = r.json()["id"]
+        done = poll(lambda: (o := httpx.get(f"{base}/orders/{order_id}", headers=h).json())
+                    ["status"] in ("filled", "partially_filled", "canceled") and o)
+        assert done["status"] in ("filled", "canceled") and done["filled_qty"] > 0, done
+        held = httpx.get(f"{base}/portfolio/positions", headers=h).json()
+        assert any(p["symbol"] == "AAPL" and p["qty"] == done["filled_qty"]
+                   for p in held["positions"]), held
+        # the venue's trade prints (ours among them) reach the market data
+        poll(lambda: httpx.get(f"{base}/market/AAPL/quote", headers=h).json()["last"])
+    finally:
+        out = stop_api(proc)
+    assert "OUCH 5.0 over SoupBinTCP" in out and "Traceback" not in out, out
+
+
+def test_t2t_api_serves_openapi_and_register(tmp_path):
+    proc, base = start_api(tmp_path, "--venue", "off")
+    try:
+        r = httpx.get(f"{base}/openapi.json")
         assert r.status_code == 200
         paths = r.json()["paths"]
         for path in ("/auth/register", "/auth/login", "/users/me", "/market/{symbol}/quote",
@@ -68,5 +140,4 @@ def test_t2t_api_serves_openapi_and_register(tmp_path):
         # the JWT secret is created once, private to its owner
         assert (tmp_path / "var" / "jwt-secret").stat().st_mode & 0o077 == 0
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_api(proc)

@@ -49,22 +49,29 @@ class Packet:
     complete: bool  # every one of ``count`` blocks was present
 
 
+_HEAD = struct.Struct("!QH")
+
+
 def decode_packet(payload: bytes) -> Packet | None:
     """Decode a downstream packet; None when it is shorter than the header."""
-    if len(payload) < HEADER:
+    size = len(payload)
+    if size < HEADER:
         return None
-    session = payload[:SESSION_LEN]
-    seq, count = struct.unpack("!QH", payload[SESSION_LEN:HEADER])
-    messages = []
+    seq, count = _HEAD.unpack_from(payload, SESSION_LEN)
+    messages: list[bytes] = []
+    append = messages.append  # the software feed decodes every packet: kept lean
     pos = HEADER
     n = 0 if count == END_OF_SESSION else count
-    while len(messages) < n and pos + 2 <= len(payload):
-        length = int.from_bytes(payload[pos:pos + 2], "big")
-        if pos + 2 + length > len(payload):
+    for _ in range(n):
+        start = pos + 2
+        if start > size:
             break
-        messages.append(payload[pos + 2:pos + 2 + length])
-        pos += 2 + length
-    return Packet(session, seq, count, messages, len(messages) == n)
+        end = start + (payload[pos] << 8 | payload[pos + 1])
+        if end > size:
+            break
+        append(payload[start:end])
+        pos = end
+    return Packet(payload[:SESSION_LEN], seq, count, messages, len(messages) == n)
 
 # NASDAQ TotalView-ITCH's published MoldUDP64 groups for lines A and B: the defaults of the
 # venue simulator, `t2t replay` and the demo configuration.

@@ -348,15 +348,22 @@ class FeedHandler:
     # --- the thread -----------------------------------------------------------------------
 
     def start(self) -> FeedHandler:
-        if self._thread is not None:
+        """Start the receive thread (returns the handler, for ``with``/chaining)."""
+        if self._thread is not None and self._thread.is_alive():
             raise RuntimeError("the feed handler is running already")
+        if self._wake_r.fileno() == -1:
+            raise RuntimeError("the feed handler is closed: make a new one")
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="feed", daemon=True)
         self._thread.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the receive thread and wait for it; the sockets stay open (``close``)."""
+        """Stop the receive thread and wait for it; the sockets stay open (``close``), so
+        :meth:`start` may run it again. Idempotent: a handler never started, or stopped
+        already, returns at once. Called from the feed thread itself (a market listener),
+        it only asks the thread to end after the current packet, since a thread cannot
+        join itself."""
         thread = self._thread
         if thread is None:
             return
@@ -365,13 +372,16 @@ class FeedHandler:
             self._wake_w.send(b"\0")
         except OSError:
             pass
+        if thread is threading.current_thread():
+            return
         thread.join(timeout)
         if thread.is_alive():
             raise RuntimeError(f"the feed thread did not stop within {timeout} s")
-        self._thread = None
+        if self._thread is thread:
+            self._thread = None
 
     def close(self) -> None:
-        """Stop, then close every socket."""
+        """Stop, then close every socket; idempotent."""
         self.stop()
         for s in self._sockets.values():
             s.close()
@@ -410,6 +420,8 @@ class FeedHandler:
                         if burst == self.burst:
                             self.publish()
                             burst = 0
+                            if self._stop.is_set():  # a flood must not hold stop() off
+                                break
                 self.publish()
                 self.check()
         finally:

@@ -295,8 +295,10 @@ class MarketData:
         ts = ts or utcnow()
         bar = None
         with self._lock:
-            old = self._quotes.get(symbol, Quote(symbol))
-            quote = replace(old, last=price, last_size=size, ts=ts)
+            old = self._quotes.get(symbol) or Quote(symbol)
+            # built, not dataclasses.replace: a print per execution makes this hot
+            quote = Quote(symbol, old.bid, old.bid_size, old.ask, old.ask_size, price, size,
+                          ts)
             self._quotes[symbol] = quote
             seq = self._trades[symbol] = self._trades.get(symbol, 0) + 1
             bars = self._bars.get(symbol)
@@ -313,7 +315,8 @@ class MarketData:
                 bar = Bar(start, price, price, price, price, size)
                 bars.append(bar)
             # a print older than the newest bar is late; it updates last but no bar
-            bar = replace(bar) if bar is not None else None
+            if bar is not None:
+                bar = Bar(bar.start, bar.open, bar.high, bar.low, bar.close, bar.volume)
         self._notify("trade", Trade(symbol, price, size, ts, seq, side, match))
         if bar is not None:
             self._notify("bar", symbol, bar)

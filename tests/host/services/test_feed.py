@@ -686,6 +686,79 @@ def test_a_handler_stops_and_closes_cleanly():
     assert not any(t.name == "feed" and t.is_alive() for t in threading.enumerate())
 
 
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def test_named_unicast_lines_as_the_platform_opens_them_and_stop_is_idempotent():
+    """``FeedHandler(market, lines=[...], retransmit=...)`` with fixed loopback ports, as
+    ``host/services/live.py`` calls it: the lines listen where they were told, packets
+    sent there reach the market, ``stop`` joins the thread (nothing is read while it is
+    stopped), may be called any number of times, and ``start`` runs it again."""
+    rng = random.Random(SEED + 7)
+    _, pub, packets = published_session(rng)
+    pa, pb = free_udp_port(), free_udp_port()
+    market = MarketData()
+    with silent_server() as server:
+        pr = server.getsockname()[1]
+        handler = FeedHandler(market, lines=[(LOOPBACK, pa), (LOOPBACK, pb)],
+                              retransmit=(LOOPBACK, pr))
+        try:
+            assert handler.addresses["A"] == (LOOPBACK, pa)
+            assert handler.addresses["B"] == (LOOPBACK, pb)
+            handler.stop()  # never started: nothing to do
+            handler.start()
+            half = len(packets) // 2
+            send(handler, packets[:half])
+            wait_for(lambda: handler.counters()["packets"] == 2 * half, "the first half")
+            handler.stop()
+            assert not any(t.name == "feed" and t.is_alive() for t in threading.enumerate())
+            handler.stop()
+            send(handler, packets[half:], drop_b=range(len(packets)))  # line A only
+            time.sleep(0.05)
+            assert handler.counters()["packets"] == 2 * half, WHERE  # stopped: unread
+            handler.start()  # what waited in the socket is read now
+            wait_for(lambda: handler.status()["next_seq"] == pub.next_seq, "the rest")
+            assert market.book_view(INSTRUMENTS[0].symbol) is not None
+            assert requests_at(server) == []
+        finally:
+            handler.close()
+    handler.close()
+    handler.stop()
+    with pytest.raises(RuntimeError, match="closed"):
+        handler.start()
+
+
+def test_a_market_listener_may_stop_the_handler():
+    """stop() from the feed thread (a listener of the market) cannot join its own thread:
+    it asks the thread to end, and a close() from outside then joins it."""
+    market = MarketData()
+    handler = handler_on_loopback(market, retransmit=None, session=SESSION)
+    raised = []
+
+    def stop_it(update) -> None:
+        try:
+            handler.stop()
+        except RuntimeError as exc:  # the market would only log it
+            raised.append(exc)
+
+    market.listen("book", stop_it)
+
+    def feed_running() -> bool:
+        return any(t.name == "feed" and t.is_alive() for t in threading.enumerate())
+
+    with handler:
+        out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with out:
+            out.sendto(moldudp64.encode_packet(SESSION, 1, [add(1)]), handler.addresses["A"])
+        wait_for(lambda: not feed_running(), "the thread to end")
+    assert raised == []
+    assert handler.counters()["book_updates"] == 1
+    assert not feed_running()
+
+
 def test_a_line_that_cannot_listen_says_which_and_where():
     taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with taken:

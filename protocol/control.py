@@ -34,6 +34,9 @@ Design decisions
 * Events carry their own ``seq`` (per event frame, wrapping at 2**16), so the host sees
   lost event frames; events the FPGA could not queue are counted in the FIFO overflow
   counters.
+* Book records (``EV_BOOK``) also number the book's updates (32 bits, every update counts,
+  sent or not): the host sees a lost update even when no event frame was lost (the
+  tap's FIFO was full) and rereads the book (``host.services.fpgabook``).
 """
 
 from __future__ import annotations

@@ -263,7 +263,7 @@ def test_watchdog_trips_and_cancels_all_when_heartbeats_stop(top):
 def book_matches_venue(loop: Loop, dev, cfg) -> list:
     """Where the FPGA's book (read through book.peek) differs from the venue's displayed
     book, level by level, over the levels the FPGA tracks exactly."""
-    from tick2trade.host.cli.device import read_book_side
+    from tick2trade.host.device.book import read_book_side
 
     assert loop.settle()
     diffs = []

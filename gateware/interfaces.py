@@ -234,6 +234,25 @@ def gap_record(gap) -> Value:
                         be_bytes(gap.session, 10) + const_bytes(0, 2))
 
 
+def book_entry_layout(symbols: int, n: int) -> data.StructLayout:
+    """What the book's tap keeps of an update (``update_layout`` without the strategy's
+    best level) and its sequence number: one entry of its FIFO, one book record."""
+    full = update_layout(symbols, n)
+    keep = ("sym", "side", "action", "level", "price", "shares", "orders", "bbo", "all_syms")
+    return data.StructLayout({**{k: full.members[k] for k in keep}, "seq": 32})
+
+
+def book_record(entry) -> Value:
+    """A book update (``book_entry_layout``) as event record type 3
+    (``protocol.control.BOOK_RECORD``)."""
+    return record_value(const_bytes(proto.EV_BOOK, 1) + be_bytes(entry.action, 1) +
+                        be_bytes(entry.side, 1) + be_bytes(entry.level, 1) +
+                        be_bytes(entry.sym, 2) + be_bytes(entry.orders, 2) +
+                        be_bytes(entry.seq, 4) + be_bytes(entry.price, 4) +
+                        be_bytes(entry.shares, 4) +
+                        be_bytes(Cat(entry.bbo, entry.all_syms), 1) + const_bytes(0, 11))
+
+
 # ---------------------------------------------------------------------------------------
 # Buses
 

@@ -5,14 +5,15 @@ What the Verilator model (``sim/topsim.py``, ``t2t sim``) and a board build star
 Turn it into Verilog with ``gateware.export.to_verilog`` (always-ready streams).
 """
 
-from amaranth import Const, Module, Mux, Signal
+from amaranth import Const, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from tick2trade.gateware.book import Book
 from tick2trade.gateware.control.control import ControlEndpoint
 from tick2trade.gateware.control.csr import CsrBank
-from tick2trade.gateware.interfaces import GAP_LAYOUT, RECORD_BITS, gap_record
+from tick2trade.gateware.control.events import BookTap, EventArbiter
+from tick2trade.gateware.interfaces import GAP_LAYOUT, RECORD_BITS
 from tick2trade.gateware.registers import RegisterBlock
 from tick2trade.gateware.trade.eth_tx import TxArbiter
 from tick2trade.protocol import control as proto
@@ -31,7 +32,7 @@ from tick2trade.gateware.trade.telemetry import Telemetry
 DEFAULT_MAC = 0x02_00_00_00_00_02
 # Transmit arbiter inputs, highest priority first (orders, then control replies).
 TX_ORDERS, TX_CONTROL = 0, 1
-ALARMS = ("gap_overflow", "event_overflow", "control_drop", "kill")
+ALARMS = ("gap_overflow", "event_overflow", "control_drop", "kill", "book_overflow")
 
 
 class Top(wiring.Component):
@@ -40,7 +41,7 @@ class Top(wiring.Component):
     Blocks are added in pipeline order and each declares its registers next to itself
     (``RxPath.registers``, ``ControlEndpoint.registers``); ``__init__`` collects them in
     address order — ``sys``, ``ctl``, ``rx``, ``book``, ``strategy``, ``risk``,
-    ``ouch_tx``, ``telemetry``, ``mac``, ``ouch_rx`` — into ``self.map``; a block added
+    ``ouch_tx``, ``telemetry``, ``mac``, ``ouch_rx``, ``book_stream`` — into ``self.map``; a block added
     later appends its ``RegisterBlock`` at the end (no address moves).
 
     The trade path: the decoder's events (before the receive FIFO), its early events and
@@ -52,14 +53,16 @@ class Top(wiring.Component):
     parses them, keeps the gate's positions and open exposure (``Risk.answers``) and
     sends one record per answer on the event channel, taking turns with the gap
     reports (each has a FIFO register, ``rx.gaps`` and ``ouch_rx.answers``, for when
-    the channel is off).
+    the channel is off). ``BookTap`` copies the updates the strategy takes into book
+    records (with ``book_stream.enable``), which go when neither of the others waits
+    (``EventArbiter``).
 
     ``sys`` registers: ``id`` (``models.control.DEVICE_ID``), ``map_hash`` (the map's
     hash, so the host can tell whether it holds this bitstream's map), ``cycles`` (free-
     running, 64-bit: read the low word, then the high word, and read again if the low word
     wrapped), ``scratch`` (rw, for link tests) and ``alarms`` (w1c: a gap report or an
     event was lost to a full FIFO, a control frame was dropped, the risk gate's kill
-    switch went on or off).
+    switch went on or off, a book record was lost to the tap's full FIFO).
 
     Parameters
     ----------
@@ -110,6 +113,8 @@ class Top(wiring.Component):
         self.answer_register = stream.Signature(RECORD_BITS).create()
         self.tx_arbiter = TxArbiter(data_width, inputs=2)
         self.gap_register = stream.Signature(GAP_LAYOUT).create()
+        self.book_tap = BookTap(symbols, self.book.n)
+        self.event_arbiter = EventArbiter()
         self.cycles = Signal(64)
         self.map_hash = Signal(32)
         self.scratch = Signal(32)
@@ -132,6 +137,7 @@ class Top(wiring.Component):
             self.telemetry.registers(),
             self._mac_registers(),
             self.ouch_rx.registers(self.answer_register),
+            self.book_tap.registers(),
         ])
         self.map = self.bank.map
 
@@ -205,25 +211,18 @@ class Top(wiring.Component):
                      self.map_hash.eq(self.map.hash)]
         m.d.sync += self.cycles.eq(self.cycles + 1)
 
-        # Gap reports and answers have one consumer at a time: the event channel (taking
-        # turns when both wait) or their FIFO registers.
-        en = ep.event_enable
-        gaps, answers = rx.gaps, orx.records
-        gap_turn = Signal()  # the gap stream goes first when both wait
-        pick_gap = gaps.valid & (gap_turn | ~answers.valid)
-        with m.If(en & ep.events.ready & ep.events.valid):
-            m.d.sync += gap_turn.eq(~pick_gap)
-        m.d.comb += [
-            ep.events.payload.eq(Mux(pick_gap, gap_record(gaps.payload), answers.payload)),
-            ep.events.valid.eq(en & (gaps.valid | answers.valid)),
-            self.gap_register.payload.eq(gaps.payload),
-            self.gap_register.valid.eq(gaps.valid & ~en),
-            self.answer_register.payload.eq(answers.payload),
-            self.answer_register.valid.eq(answers.valid & ~en),
-            gaps.ready.eq(Mux(en, ep.events.ready & pick_gap, self.gap_register.ready)),
-            answers.ready.eq(Mux(en, ep.events.ready & ~pick_gap,
-                                 self.answer_register.ready)),
-        ]
+        # The event channel: gap reports, answers and a copy of the book's updates
+        m.submodules.book_tap = tap = self.book_tap
+        m.submodules.event_arbiter = evs = self.event_arbiter
+        m.d.comb += [tap.updates.valid.eq(book.updates.valid & strat.updates.ready),
+                     tap.updates.payload.eq(book.updates.payload),
+                     tap.channel.eq(ep.event_enable), evs.enable.eq(ep.event_enable)]
+        wiring.connect(m, rx.gaps, evs.gaps)
+        wiring.connect(m, orx.records, evs.answers)
+        wiring.connect(m, tap.records, evs.book)
+        wiring.connect(m, evs.events, ep.events)
+        wiring.connect(m, evs.gap_register, wiring.flipped(self.gap_register))
+        wiring.connect(m, evs.answer_register, wiring.flipped(self.answer_register))
 
         wiring.connect(m, ep.tx, getattr(arb, f"in{TX_CONTROL}"))
         wiring.connect(m, arb.out, wiring.flipped(self.mac_tx))
@@ -233,7 +232,8 @@ class Top(wiring.Component):
                    "event_overflow": [rx.counters.fifo.event_overflow],
                    "control_drop": [getattr(ep.counters, k)
                                     for k in (*proto.DROP_REASONS, "busy")],
-                   "kill": [risk.status.killed]}
+                   "kill": [risk.status.killed],
+                   "book_overflow": [tap.counters.overflow]}
         for bit, name in enumerate(ALARMS):
             for value in watched[name]:
                 last = Signal(32, name=f"last_{name}")
@@ -249,6 +249,7 @@ def register_map(**params) -> RegisterMap:
     about them being unused)."""
     top = Top(**params)
     for part in (top, top.rx, top.control, top.bank, top.tx_arbiter, top.book, top.strategy,
-                 top.risk, top.ouch_tx, top.telemetry, top.ouch_rx):
+                 top.risk, top.ouch_tx, top.telemetry, top.ouch_rx, top.book_tap,
+                 top.event_arbiter):
         part._MustUse__silence = True
     return top.map

@@ -34,6 +34,9 @@ Design decisions
 * Events carry their own ``seq`` (per event frame, wrapping at 2**16), so the host sees
   lost event frames; events the FPGA could not queue are counted in the FIFO overflow
   counters.
+* Book records (``EV_BOOK``) also number the book's updates (32 bits, every update counts,
+  sent or not): the host sees a lost update even when no event frame was lost (the
+  tap's FIFO was full) and rereads the book (``host.services.fpgabook``).
 """
 
 from __future__ import annotations
@@ -56,11 +59,15 @@ STATUS_NAMES = {OK: "ok", NO_REGISTER: "no such register", READ_ONLY: "read-only
                 BAD_OP: "unknown op"}
 
 EVENT_RECORD = 32
-EV_GAP, EV_ANSWER = 1, 2
+EV_GAP, EV_ANSWER, EV_BOOK = 1, 2, 3
 GAP_RECORD = struct.Struct("!BBHQQ10s2x")  # type, line, 0, first, count, session, pad
 # type, OUCH type, flags, code, UserRefNum, quantity, price, ref, lag, tif, pad
 ANSWER_RECORD = struct.Struct("!BcBBIIqQHBx")
 ANSWER_GATE, ANSWER_CLOSED = 1, 2  # flag bits
+# type, action, side, level, symbol index, orders, seq, price, shares, flags, pad
+BOOK_RECORD = struct.Struct("!BBBBHHIIIB11x")
+BOOK_BBO, BOOK_ALL_SYMS = 1, 2  # flag bits
+BOOK_ACTIONS = ("modify", "insert", "delete", "clear")  # the update's action code: index
 
 DROP_REASONS = ("bad_length", "bad_magic", "bad_version", "bad_kind", "bad_frame")
 COUNTERS = ("requests", "replies", *DROP_REASONS, "busy", "bad_ops", "events")
@@ -134,6 +141,27 @@ class AnswerEvent:
 
 
 @dataclass(frozen=True)
+class BookEvent:
+    """One update of the FPGA's book (``models.book.Update``) as the book's tap sends it
+    on the event channel. ``seq`` counts every update the book published since reset
+    (32 bits, wrapping), sent or not: a jump says records were lost (the tap's FIFO was
+    full, the stream or the channel was off). ``action`` is one of ``BOOK_ACTIONS``;
+    ``level`` indexes the top N (0 the best); a ``clear`` empties both sides of ``sym``,
+    or of every symbol with ``all_syms``."""
+
+    seq: int
+    sym: int
+    side: int
+    action: str
+    level: int
+    price: int
+    shares: int
+    orders: int
+    bbo: int = 0
+    all_syms: int = 0
+
+
+@dataclass(frozen=True)
 class Frame:
     kind: int
     seq: int
@@ -165,6 +193,10 @@ def encode_event_record(ev) -> bytes:
                                   ev.gate * ANSWER_GATE | ev.closed * ANSWER_CLOSED,
                                   ev.code, ev.user_ref, ev.quantity, ev.price, ev.ref,
                                   ev.lag, ev.tif)
+    if isinstance(ev, BookEvent):
+        return BOOK_RECORD.pack(EV_BOOK, BOOK_ACTIONS.index(ev.action), ev.side, ev.level,
+                                ev.sym, ev.orders, ev.seq, ev.price, ev.shares,
+                                ev.bbo * BOOK_BBO | ev.all_syms * BOOK_ALL_SYMS)
     raise TypeError(f"no event record for {type(ev).__name__}")
 
 
@@ -182,6 +214,12 @@ def decode_event_record(raw: bytes):
          tif) = ANSWER_RECORD.unpack(raw)
         return AnswerEvent(mtype.decode("latin-1"), user_ref, quantity, price, code, ref,
                            tif, flags & ANSWER_GATE, flags >> 1 & 1, lag)
+    if raw[0] == EV_BOOK:
+        (_t, action, side, level, sym, orders, seq, price, shares,
+         flags) = BOOK_RECORD.unpack(raw)
+        if action < len(BOOK_ACTIONS):
+            return BookEvent(seq, sym, side, BOOK_ACTIONS[action], level, price, shares,
+                             orders, flags & BOOK_BBO, flags >> 1 & 1)
     return ("unknown", raw[0], raw)  # newer gateware: kept, not misread
 
 

@@ -16,7 +16,7 @@ One iteration covers ``quantum`` cycles of *loop time*:
 3. the frames it sent are split: order frames (to the venue's address) are stripped of
    Ethernet/IPv4/UDP and handed to the venue's OUCH-over-UDP order entry
    (``Gateway.udp_datagram``), event frames (gap reports, answers) are kept, the rest
-   counted;
+   counted (book records go to ``fpga_book`` when there is one);
 4. the host engine gets a copy of each order message as it left (pending) and the
    answer records of the event channel once they are ``report_delay`` FPGA cycles
    old; for answers the gateware did not apply to the gate (their record says so) it
@@ -152,6 +152,9 @@ class Loop:
         self._records_owed = 0
         self.counters: Counter = Counter()
         self.gaps: list[tuple[int, control.GapEvent]] = []  # (FPGA cycle, event)
+        # the platform's copy of the FPGA's book (host.services.fpgabook.FpgaBook): its
+        # records as they arrive, a poll after each iteration
+        self.fpga_book = None
         self.resyncs: list[tuple[int, int]] = []  # (FPGA cycle at start, at end)
         self.lost: list[tuple[int, int]] = []  # (first seq, count) of packets lost on both
         self._next_heartbeat = 0
@@ -318,6 +321,10 @@ class Loop:
                 if ev.gate:
                     self.answer_lags.append(ev.lag)
                 self._inbox.append((self.fpga.cycles, ev))
+            elif isinstance(ev, control.BookEvent):
+                self.counters["book_events"] += 1
+                if self.fpga_book is not None:
+                    self.fpga_book.on_record(ev)
             else:
                 self.counters["unknown_events"] += 1
 
@@ -396,6 +403,8 @@ class Loop:
                                                self.gaps[-1][0] > self.resyncs[-1][1]):
             self.resync()
         self._deliver()
+        if self.fpga_book is not None:
+            self.fpga_book.poll()
         for inst in self.instruments:
             book = self.venue.engine.books[inst.symbol]
             eng.mark(inst.symbol, book.best_bid(), book.best_ask())

@@ -28,7 +28,8 @@ from tick2trade.gateware.models.trade import strategy as trade
 from tick2trade.gateware.models.trade.risk import REASONS, Risk
 from tick2trade.protocol import frames
 from tick2trade.gateware.models.trade import ouch_tx as order_tx
-from tick2trade.gateware.models.book import BookModel
+from tick2trade.gateware.models.book import BUY, SELL, BookModel
+from tick2trade.gateware.models.control.events import BookTapModel
 from tick2trade.gateware.models.trade.ouch_rx import OuchRxModel
 from tick2trade.protocol.regmap import RegisterMap
 from tick2trade.gateware.models.rx.eth_rx import RxConfig
@@ -47,7 +48,8 @@ class ModelFpga:
     WRITABLE = ("risk.report", "risk.report_stb", "risk.heartbeat", "strategy.inject",
                 "strategy.inject_stb", "ouch_tx.cancel_floor", "risk.limits.kill",
                 "risk.kill_reset", "ouch_rx.to_gate", "ctl.event_enable", "ctl.event_mac",
-                "ctl.event_ip", "ctl.event_port")
+                "ctl.event_ip", "ctl.event_port", "book_stream.enable",
+                "book.peek_select")
 
     def __init__(self, cfg: Config, regmap: RegisterMap, symbols: int, data_width: int = 64,
                  src_mac: bytes = bytes.fromhex("020000000002"), src_port: int = 40001):
@@ -65,6 +67,9 @@ class ModelFpga:
         self._event_seq = 0
         self.book = BookModel(BOOK_TOP, depth=BOOK_DEPTH, capacity=BOOK_CAPACITY,
                               ways=BOOK_WAYS)
+        self.book_tap = BookTapModel()
+        self.book_tap.channel = bool(self.events["ctl.event_enable"])
+        self.peek_select = 0
         self.strategy = trade.Strategy(symbols)
         for sym, entry in cfg.triggers.items():
             self.strategy.write(sym, entry)
@@ -90,9 +95,12 @@ class ModelFpga:
                 out += self._answers(dg)
             for ev in self.rx.events[before:]:
                 intents = self.strategy.cycle(event=ev)
+                records = []
                 for up in self.book.apply(ev):
                     intents += self.strategy.cycle(update=up)
+                    records.append(self.book_tap.tap(up))
                 out += [f for it in intents if (f := self._decide(it)) is not None]
+                out += [self._event(r) for r in records if r is not None]
         self.cycles += quiet
         return out
 
@@ -110,15 +118,20 @@ class ModelFpga:
         for a, gate, closed in self.answers.records[before:]:
             if not self.events["ctl.event_enable"]:
                 continue  # the gateware keeps them in the ouch_rx.answers FIFO register
-            record = control.AnswerEvent(a.type, a.user_ref, a.quantity, a.price, a.code,
-                                         a.ref, a.tif, gate, closed)
-            out.append(frames.build_udp_frame(
-                self.events["ctl.event_ip"], self.events["ctl.event_port"],
-                control.encode_events(self._event_seq, [record]), src_ip=self.ctl_ip,
-                src_port=self.ctl_port, src_mac=self.src_mac,
-                dst_mac=self.events["ctl.event_mac"].to_bytes(6, "big")))
-            self._event_seq += 1
+            out.append(self._event(control.AnswerEvent(a.type, a.user_ref, a.quantity,
+                                                       a.price, a.code, a.ref, a.tif, gate,
+                                                       closed)))
         return out
+
+    def _event(self, record) -> bytes:
+        """One event frame, as the control endpoint sends it (a record a frame)."""
+        frame = frames.build_udp_frame(
+            self.events["ctl.event_ip"], self.events["ctl.event_port"],
+            control.encode_events(self._event_seq, [record]), src_ip=self.ctl_ip,
+            src_port=self.ctl_port, src_mac=self.src_mac,
+            dst_mac=self.events["ctl.event_mac"].to_bytes(6, "big"))
+        self._event_seq += 1
+        return frame
 
     def _decide(self, it: trade.Intent) -> bytes | None:
         why = self.risk.check(it, 0)
@@ -167,6 +180,11 @@ class ModelFpga:
                 self.answers.to_gate = bool(value)
             elif name.startswith("ctl.event_"):
                 self.events[name] = value
+                self.book_tap.channel = bool(self.events["ctl.event_enable"])
+            elif name == "book_stream.enable":
+                self.book_tap.enable = bool(value)
+            elif name == "book.peek_select":
+                self.peek_select = value
             else:
                 self._staged[name] = value
 
@@ -200,6 +218,12 @@ class ModelFpga:
                 out[name] = int.from_bytes(self.src_mac, "big")
             elif name == "ouch_tx.src_port":
                 out[name] = self.ouch_port
+            elif name == "book_stream.seq":
+                out[name] = self.book_tap.seq
+            elif name.startswith("book_stream.counters."):
+                out[name] = self.book_tap.counters[name.removeprefix("book_stream.counters.")]
+            elif name.startswith("book.peek."):
+                out[name] = self._peek()[name.removeprefix("book.peek.")]
             else:
                 raise KeyError(f"{name}: not modelled by ModelFpga")
         return out
@@ -211,7 +235,22 @@ class ModelFpga:
         """The counters the models keep, named as the register map names them."""
         return {**{f"risk.counters.{k}": v for k, v in self.risk.counters.items()},
                 **{f"strategy.counters.{k}": v for k, v in self.strategy.counters.items()},
-                **{f"ouch_rx.counters.{k}": v for k, v in self.answers.counters.items()}}
+                **{f"ouch_rx.counters.{k}": v for k, v in self.answers.counters.items()},
+                **{f"book_stream.counters.{k}": v for k, v in self.book_tap.counters.items()}}
+
+    def _peek(self) -> dict[str, int]:
+        """``book.peek``: the level row of the selected (symbol, side), as the book's
+        level store holds it (``peek_select`` is (side, sym), side in bit 0)."""
+        sym, side = self.peek_select >> 1, SELL if self.peek_select & 1 else BUY
+        st = self.book.sides.get((sym, side))
+        levels = sorted(st.levels.items(), reverse=side == BUY) if st else []
+        out = {"count": len(levels), "limited": int(bool(st and st.limit is not None)),
+               "limit": (st.limit or 0) if st else 0, "untracked": st.untracked if st else 0}
+        for i in range(BOOK_DEPTH):
+            price, (shares, orders) = levels[i] if i < len(levels) else (0, (0, 0))
+            out.update({f"levels[{i}].price": price, f"levels[{i}].shares": shares,
+                        f"levels[{i}].orders": orders})
+        return out
 
     def pop_fifo_many(self, name: str, count: int) -> list[dict[str, int]]:
         if name != "risk.decisions":

@@ -285,13 +285,13 @@ def book(endpoint, board, map_path, timeout, symbol, levels, as_json) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from tick2trade.host.device.book import read_book
+
     dev = open_device(endpoint, board, map_path, timeout)
     dev.require("book", "order book")
     sym = _symbol_index(dev, symbol)
-    sides = {}
-    for side, name in ((0, "bids"), (1, "asks")):
-        got = read_book_side(dev, sym, side)
-        sides[name] = {**got, "levels": got["levels"][:levels]}
+    sides = {name: {**got, "levels": got["levels"][:levels]}
+             for name, got in read_book(dev, sym).items()}
     if as_json:
         click.echo(json.dumps({"symbol": symbol, "sym": sym, **sides}, indent=2))
         return
@@ -310,24 +310,6 @@ def book(endpoint, board, map_path, timeout, symbol, levels, as_json) -> None:
         if sides[name]["limited"]:
             click.echo(f"{name}: levels at or beyond {sides[name]['limit'] / 10_000:.4f} are "
                        f"not tracked ({sides[name]['untracked_orders']} orders)")
-
-
-def read_book_side(dev, sym: int, side: int) -> dict:
-    """One side (0 bids, 1 asks) of a symbol's book in the FPGA, through ``book.peek``:
-    ``levels`` [[price, shares, orders], ...] best first, whether the side is
-    ``limited`` (levels at or beyond ``limit`` dropped for depth) and its untracked
-    orders."""
-    sym_shift = 1  # peek_select is (side, sym), side in bit 0
-    depth = sum(1 for e in dev.map.entries
-                if e.name.startswith("book.peek.levels[") and e.name.endswith(".price"))
-    dev.write("book.peek_select", sym << sym_shift | side)
-    names = [e.name for e in dev.map.entries if e.name.startswith("book.peek.")]
-    got = {n.removeprefix("book.peek."): v for n, v in dev.read_many(names).items()}
-    count = min(got["count"], depth)
-    return {"levels": [[got[f"levels[{i}].price"], got[f"levels[{i}].shares"],
-                        got[f"levels[{i}].orders"]] for i in range(count)],
-            "limited": bool(got["limited"]), "limit": got["limit"] if got["limited"] else None,
-            "untracked_orders": got["untracked"]}
 
 
 def _symbol_index(dev, symbol: str) -> int:

@@ -119,14 +119,16 @@ def models(cfg):
     return book, strategy, trade.Risk(64, cfg.limits())
 
 
-def intents_of(e: itch.Event, book, strategy) -> list:
+def intents_of(e: itch.Event, book, strategy, updates: list | None = None) -> list:
     """The models, in the gateware's order: an add's take (the fast path decides it from
-    the early event), the event, then the book's updates."""
+    the early event), the event, then the book's updates (appended to ``updates``)."""
     add = e.type in "AF"
     intents = strategy.cycle(early=e) if add else []
     intents += strategy.cycle(event=e, taken=add)
     for up in book.apply(e):
         intents += strategy.cycle(update=up)
+        if updates is not None:
+            updates.append(up)
     return intents
 
 
@@ -220,3 +222,77 @@ def test_orders_decisions_and_latency_match_the_models(top):
             FAST_LATENCY + trade.RISK_LATENCY - 1
         # the decision: 3 cycles after the beat that completed the price at the MAC
         assert (rec["t_decide"] - rec["t_in"]) & 0xFFFFFFFF == 99 // 8 + 3
+
+
+@pytest.mark.parametrize("idle", [200, 0])
+def test_book_records_on_the_event_channel_match_the_models(top, idle):
+    """The book's tap on in the RTL (a fresh instance of the build): the order frames
+    are the models' byte for byte as with the tap off, and the book records are the
+    tap model's — all of them when the frames are far enough apart for the channel (a
+    record takes about 90 cycles), else the ones that left, each equal to the model's
+    of its ``seq``, with the missing ones counted in ``book_stream.counters.overflow``."""
+    from tick2trade.gateware.models.control.events import BookTapModel
+    from tick2trade.protocol import control, frames as wire
+
+    _built, _dev, cfg = top
+    sim = TopSim(64)
+    dev = LocalDevice(sim)
+    assert cfg.push(dev) == []
+    dev.write_many({"ctl.event_enable": 1, "ctl.event_ip": wire.ip_to_int("10.0.0.1"),
+                    "ctl.event_port": 40002, "book_stream.enable": 1})
+    rng = rng_for(f"trade-top-book-{idle}")
+    rx = RxConfig.default()
+    session = "TRADEBOOK1"
+    sim.run([feed_frame(rx, 0, p) for p in directory(session)], idle=IDLE, quiet=64)
+    seq = 1 + len(WATCH)
+    flow = busy_flow(rng, cfg)
+    book, strategy, risk = models(cfg)
+    tap = BookTapModel()
+    tap.enable = tap.channel = True
+    txcfg = order_tx.TxConfig(bytes.fromhex("02000000000a"), cfg.venue["venue_ip"],
+                              cfg.venue["venue_port"], bytes.fromhex("020000000002"),
+                              rx.ctl_ip, 40001)
+    tx = order_tx.OuchTxModel(txcfg)
+    want_frames, want_records, got_frames, got_records = [], [], [], []
+    for start in range(0, len(flow), BATCH):
+        frames = []
+        for e in flow[start:start + BATCH]:
+            e.locate, e.seq = LOCATE0 + e.sym, seq
+            if e.type in "AFP":
+                e.stock = itch.stock_int(WATCH[e.sym])
+            frames.append(feed_frame(rx, 0, moldudp64.encode_packet(
+                session, seq, [itch.encode_event(e)])))
+            seq += 1
+            updates = []
+            intents = intents_of(e, book, strategy, updates)
+            want_records += [tap.tap(up) for up in updates]
+            for it in intents:
+                if risk.check(it, 0) == "pass":
+                    want_frames.append(tx.send(order_tx.Order(
+                        side="BS"[it.side], quantity=it.quantity, stock=WATCH[it.sym],
+                        price=it.price, tif=chr(it.tif), tag=it.tag, sym=it.sym))[1])
+        out = sim.run(frames, idle=idle, quiet=64) + sim.step(2000)
+        got_frames += [f for f in out if f[:6] == txcfg.venue_mac]
+        for f in out:
+            dg = wire.parse_udp_frame(f)
+            if not isinstance(dg, str) and control.frame_kind(dg.payload) == \
+                    control.KIND_EVENT:
+                got_records += [r for r in control.check(dg.payload, control.KIND_EVENT).events
+                                if isinstance(r, control.BookEvent)]
+    assert got_frames == want_frames, SEED
+    counters = dev.read_many(["book_stream.seq", "book_stream.counters.records",
+                              "book_stream.counters.overflow", "strategy.counters.updates"])
+    assert counters["book_stream.seq"] == len(want_records) == \
+        counters["strategy.counters.updates"] > 1000
+    by_seq = {r.seq: r for r in want_records}
+    assert [r.seq for r in got_records] == sorted(r.seq for r in got_records)
+    assert all(r == by_seq[r.seq] for r in got_records), SEED
+    lost = len(want_records) - len(got_records)
+    assert counters["book_stream.counters.overflow"] == lost, SEED
+    assert counters["book_stream.counters.records"] == len(got_records)
+    if idle >= 200:
+        assert got_records == want_records, SEED
+    else:
+        assert lost > 0, "back-to-back frames did not overflow the tap"
+    print(f"idle {idle}: {len(got_records)} of {len(want_records)} book records sent, "
+          f"{lost} lost to the full FIFO")

@@ -263,7 +263,7 @@ def test_watchdog_trips_and_cancels_all_when_heartbeats_stop(top):
 def book_matches_venue(loop: Loop, dev, cfg) -> list:
     """Where the FPGA's book (read through book.peek) differs from the venue's displayed
     book, level by level, over the levels the FPGA tracks exactly."""
-    from tick2trade.host.cli.device import read_book_side
+    from tick2trade.host.device.book import read_book_side
 
     assert loop.settle()
     diffs = []
@@ -376,3 +376,42 @@ def test_answers_travel_through_the_gateware_and_bad_ones_are_counted(top):
     assert dev.read("rx.counters.eth_rx.ouch") == after["ouch_rx.counters.datagrams"]
     assert loop.engine.counters["gate_disagrees"] == 0
     assert loop.engine.positions == venue_positions(loop)
+
+
+@pytest.mark.parametrize("rate", [200_000.0, 4_000_000.0])
+def test_the_platform_shows_the_book_the_fpga_trades_on(top, rate):
+    """End to end on the RTL: the venue's flow, packed as the live venue packs it, into
+    the FPGA with its book's tap on; the book records over the event channel into the
+    platform's market data (``FpgaBook``), resyncing through ``book.peek`` whenever the
+    tap's FIFO lost some (at the higher rate of participants' actions). Afterwards every
+    symbol's book in the platform is what ``t2t book`` reads from the device
+    (``host.device.book.read_book``), top N."""
+    from tick2trade.host.device.book import read_book
+    from tick2trade.host.services.fpgabook import FpgaBook
+    from tick2trade.host.services.marketdata import MarketData
+    from tick2trade.sim.modelfpga import BOOK_TOP
+
+    cfg = load(DEMO, symbols=SYMBOLS)
+    sim, dev = fresh(top, cfg)
+    loop = Loop(sim, dev, cfg, LoopConfig(seed=5, rate=rate, stale_after=100_000))
+    market = MarketData()
+    book = loop.fpga_book = FpgaBook(market, dev, dict(enumerate(cfg.watch)), depth=BOOK_TOP)
+    book.start()
+    loop.run(400_000)
+    assert loop.settle()
+    # the last records: an event frame is built a byte a cycle after the batch went quiet
+    loop._route(sim.step(4096))
+    book.poll()
+    for sym, symbol in enumerate(cfg.watch):
+        device = {k: v["levels"][:BOOK_TOP] for k, v in read_book(dev, sym).items()}
+        view = market.book_view(symbol)
+        assert {"bids": [[x.price, x.size, x.orders] for x in view.bids],
+                "asks": [[x.price, x.size, x.orders] for x in view.asks]} == device, symbol
+        assert (view.source, view.depth) == ("fpga", BOOK_TOP)
+    assert any(market.book_view(s).bids for s in cfg.watch)
+    assert book.counters["applied"] > 300 and book.counters["unsettled"] == 0
+    lost = dev.read("book_stream.counters.overflow")
+    if rate > 1e6:
+        assert lost > 0 and book.counters["resyncs"] > 1  # the poll sees the counter first
+    print(f"book records: {loop.counters['book_events']} received, {lost} lost to the "
+          f"tap's FIFO; FpgaBook {dict(book.counters)}")

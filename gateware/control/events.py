@@ -1,0 +1,166 @@
+"""The event channel's sources: the book's tap and the arbiter in front of the control
+endpoint.
+
+Golden model: :class:`gateware.models.control.events.BookTapModel` (the records and their
+sequence numbers; which of them a full FIFO loses depends on time, which the model does
+not have: the lost ones are the gaps in ``seq``, and ``overflow`` counts them).
+"""
+
+from amaranth import Module, Mux, Signal
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from tick2trade.gateware.bytefield import counter_bank
+from tick2trade.gateware.interfaces import (GAP_LAYOUT, RECORD_BITS, book_entry_layout,
+                                            book_record, gap_record, update_layout)
+from tick2trade.gateware.models.control.events import BOOK_STREAM_COUNTERS
+
+
+class BookTap(wiring.Component):
+    """A copy of the book's update stream for the host, as event records.
+
+    The tap only watches: ``updates`` is the book's stream as its consumer (the strategy)
+    takes it — ``valid`` high in the cycle an update is taken — so the strategy sees
+    every update with no added latency and is never stalled by the tap. Each update gets
+    the next ``seq`` (every update counts, whether it is queued or not); with ``enable``
+    set it is written into a FIFO of ``depth`` entries, and when that is full it is lost
+    and counted in ``overflow``: the host sees the hole in ``seq`` (or the counter) and
+    reads the book again (``book.peek``). A record the FIFO holds while ``channel`` (the
+    control endpoint's ``event_enable``) is low is popped and dropped, counted in
+    ``channel_off``, so the FIFO never holds stale news for a channel switched on later.
+
+    Parameters
+    ----------
+    symbols, n : int
+        As for ``Book``.
+    depth : int
+        FIFO entries.
+
+    Members
+    -------
+    updates : In(stream(update_layout), always ready) — the updates the consumer takes.
+    enable : In(1) — queue updates (``book_stream.enable``).
+    channel : In(1) — the event channel is on.
+    records : Out(stream(RECORD_BITS)) — book records (``protocol.control.BOOK_RECORD``).
+    seq : Out(32) — the ``seq`` the next update will get.
+    counters : Out(StructLayout) — ``models.control.events.BOOK_STREAM_COUNTERS``.
+    """
+
+    def __init__(self, symbols: int, n: int, depth: int = 16):
+        self.symbols, self.n, self.depth = symbols, n, depth
+        super().__init__({
+            "updates": In(stream.Signature(update_layout(symbols, n), always_ready=True)),
+            "enable": In(1),
+            "channel": In(1),
+            "records": Out(stream.Signature(RECORD_BITS)),
+            "seq": Out(32),
+            "counters": Out(data.StructLayout({c: 32 for c in BOOK_STREAM_COUNTERS})),
+        })
+
+    def registers(self):
+        """``enable`` (reset 0: the stream is off until the host asks for it), ``seq``
+        and the counters."""
+        from tick2trade.gateware.registers import RegisterBlock
+
+        regs = RegisterBlock("book_stream", "The book's updates as event records "
+                             "(EV_BOOK) for the host's copy of the top N.")
+        regs.rw("enable", self.enable, "1: every book update is queued as an event record "
+                "(needs ctl.event_enable)")
+        regs.ro("seq", self.seq, "sequence number the next book update gets (every update "
+                "counts, sent or not)")
+        regs.struct("counters", self.counters, "ro", "32-bit wrapping counter")
+        return regs
+
+    def elaborate(self, platform):
+        m = Module()
+        count = counter_bank(m, BOOK_STREAM_COUNTERS, self.counters)
+        layout = book_entry_layout(self.symbols, self.n)
+        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=layout.size, depth=self.depth)
+
+        up = self.updates.payload
+        entry = Signal(layout)
+        m.d.comb += [getattr(entry, k).eq(getattr(up, k)) for k, _f in layout if k != "seq"]
+        m.d.comb += entry.seq.eq(self.seq)
+        seq = Signal(32)
+        m.d.comb += self.seq.eq(seq)
+        take = self.updates.valid & self.enable
+        with m.If(self.updates.valid):
+            m.d.sync += seq.eq(seq + 1)
+        m.d.comb += [q.w_data.eq(entry), q.w_en.eq(take & q.w_rdy),
+                     count["records"].eq(take & q.w_rdy),
+                     count["overflow"].eq(take & ~q.w_rdy)]
+
+        head = layout(q.r_data)
+        channel = self.channel
+        m.d.comb += [
+            self.records.payload.eq(book_record(head)),
+            self.records.valid.eq(q.r_rdy & channel),
+            q.r_en.eq(Mux(channel, self.records.ready, 1)),
+            count["channel_off"].eq(q.r_rdy & ~channel),
+        ]
+        return m
+
+
+class EventArbiter(wiring.Component):
+    """The three sources of the event channel in front of the control endpoint.
+
+    Gap reports and the venue's answers take turns when both wait (as they did alone);
+    book records go only when neither waits: they are the flood, and a lost one costs the
+    host a read of the book, while a gap report or an answer has nowhere else to go. The
+    winner is registered in ``events`` (one record held), so no combinational path runs
+    from the sources' FIFOs into the endpoint, nor from the endpoint's ``ready`` back to
+    them; the endpoint needs tens of cycles per record, so the held slot costs nothing.
+
+    With ``enable`` (the endpoint's ``event_enable``) low, gap reports and answers go to
+    their FIFO registers (``gap_register``, ``answer_register``) as before, and book
+    records are not taken (``BookTap`` drops them itself). A record already held waits
+    for the channel to come back.
+
+    Members
+    -------
+    gaps : In(stream(GAP_LAYOUT)); answers, book : In(stream(RECORD_BITS)).
+    enable : In(1).
+    events : Out(stream(RECORD_BITS)) — to ``ControlEndpoint.events``.
+    gap_register : Out(stream(GAP_LAYOUT)); answer_register : Out(stream(RECORD_BITS)).
+    """
+
+    def __init__(self):
+        super().__init__({
+            "gaps": In(stream.Signature(GAP_LAYOUT)),
+            "answers": In(stream.Signature(RECORD_BITS)),
+            "book": In(stream.Signature(RECORD_BITS)),
+            "enable": In(1),
+            "events": Out(stream.Signature(RECORD_BITS)),
+            "gap_register": Out(stream.Signature(GAP_LAYOUT)),
+            "answer_register": Out(stream.Signature(RECORD_BITS)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        en = self.enable
+        gaps, answers, book = self.gaps, self.answers, self.book
+        held = Signal()
+        free = en & ~held
+        gap_turn = Signal()  # the gap stream goes first when both wait
+        pick_gap = gaps.valid & (gap_turn | ~answers.valid)
+        pick_answer = answers.valid & ~pick_gap
+        pick_book = book.valid & ~gaps.valid & ~answers.valid
+        with m.If(self.events.ready):
+            m.d.sync += held.eq(0)
+        with m.If(free & (gaps.valid | answers.valid | book.valid)):
+            m.d.sync += [held.eq(1), self.events.payload.eq(
+                Mux(pick_gap, gap_record(gaps.payload),
+                    Mux(pick_answer, answers.payload, book.payload)))]
+        with m.If(free & (gaps.valid | answers.valid)):
+            m.d.sync += gap_turn.eq(~pick_gap)
+        m.d.comb += [
+            self.events.valid.eq(held),
+            self.gap_register.payload.eq(gaps.payload),
+            self.gap_register.valid.eq(gaps.valid & ~en),
+            self.answer_register.payload.eq(answers.payload),
+            self.answer_register.valid.eq(answers.valid & ~en),
+            gaps.ready.eq(Mux(en, free & pick_gap, self.gap_register.ready)),
+            answers.ready.eq(Mux(en, free & pick_answer, self.answer_register.ready)),
+            book.ready.eq(free & pick_book),
+        ]
+        return m

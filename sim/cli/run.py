@@ -8,8 +8,9 @@ With ``--api`` the platform's HTTP/WebSocket API is served on loopback from a th
 this process, over the same database; its orders go through the FPGA
 (``host.engine_broker.EngineBroker``, pumped between the loop's iterations), its
 operator endpoints reach the FPGA (``host.engine_device.EngineDevice``: status,
-counters, the kill switch), and the platform's market data follows the venue's touch at
-each status refresh.
+counters, the kill switch), and the platform's market data is the FPGA's own book (its
+update stream on the event channel, ``host.services.fpgabook``) with the venue's trade
+prints, handed over at each status refresh.
 """
 
 from __future__ import annotations
@@ -77,20 +78,41 @@ def serve_api(platform, port: int):
     return server, thread
 
 
-def publish_quotes(loop, market, last: dict) -> int:
-    """The venue's touch of each watched symbol into the platform's market data, where
-    it changed since ``last`` (updated); returns how many quotes were published."""
-    published = 0
-    for symbol in loop.cfg.watch:
-        bids, asks = loop.venue_levels(symbol, "B"), loop.venue_levels(symbol, "S")
-        top = (tuple(bids[0][:2]) if bids else (None, 0),
-               tuple(asks[0][:2]) if asks else (None, 0))
-        if last.get(symbol) != top:
-            last[symbol] = top
-            (bid, bid_size), (ask, ask_size) = top
-            market.update(symbol, bid=bid, bid_size=bid_size, ask=ask, ask_size=ask_size)
-            published += 1
-    return published
+class TradePrints:
+    """The venue's trade prints (ITCH E, C, P) into the platform's market data.
+
+    The event channel carries the FPGA's book, not executions, so the prints come from
+    the venue's published messages, read by the software feed handler with a scratch
+    market of its own (its book is not the platform's: that is the FPGA's top N). Prints
+    are stamped when they are read: the loop's ITCH timestamps count from the run's
+    start, not from midnight."""
+
+    def __init__(self, loop, market) -> None:
+        from tick2trade.host.services.feed import FeedHandler
+        from tick2trade.host.services.marketdata import MarketData
+
+        self.loop, self.market, self.read = loop, market, 0
+        scratch = MarketData(max_bars=1)
+        scratch.listen("trade", self._print)
+        self.handler = FeedHandler(scratch, lines=[], retransmit=None,
+                                   session=loop.publisher.session)
+
+    def _print(self, t) -> None:
+        self.market.trade(t.symbol, t.price, t.size, side=t.side, match=t.match)
+
+    def pump(self) -> int:
+        """Hand over what the venue published since the last call; returns how many
+        messages."""
+        from tick2trade.protocol import moldudp64
+
+        log = self.loop.publisher.log
+        new = len(log) - self.read
+        for start in range(self.read, len(log), 64):
+            chunk = log[start:start + 64]
+            self.handler.process(moldudp64.encode_packet(self.loop.publisher.session,
+                                                         start + 1, chunk), "A")
+        self.read = len(log)
+        return new
 
 
 def percentile(values: list[int], q: float) -> int | None:
@@ -319,9 +341,16 @@ def run(duration: float, cycles: int | None, config_path: Path, seed: int, pace:
             raise
         console.print(f"API on http://127.0.0.1:{api_port} (docs at /docs); its "
                       f"orders go through the FPGA", highlight=False)
+        from tick2trade.host.services.fpgabook import FpgaBook
+
+        # the platform shows the book the gateware trades on: its update stream on the
+        # event channel, resynced through book.peek after a loss; trade prints from the
+        # venue's feed
+        loop.fpga_book = FpgaBook(platform.market, loop.dev, dict(enumerate(loop.cfg.watch)))
+        loop.fpga_book.start()
+        prints = TradePrints(loop, platform.market)
     else:
         store = None if no_db else EngineStore.open(db_url)
-    quotes: dict = {}
     stop = {"asked": False}
 
     def interrupted(_sig, _frame) -> None:
@@ -359,7 +388,7 @@ def run(duration: float, cycles: int | None, config_path: Path, seed: int, pace:
                 if store is not None:
                     store.sync(loop.engine)
                 if platform is not None:
-                    publish_quotes(loop, platform.market, quotes)
+                    prints.pump()
                 live.update(render(status(), "t2t run (Ctrl-C stops)"))
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -185,6 +185,16 @@ def test_run_serves_the_api_and_its_orders_go_through_the_fpga(tmp_path):
         pos = api.get("/portfolio/positions", headers=h).json()["positions"]
         assert [(p["symbol"], p["qty"], p["avg_price"]) for p in pos] == \
             [("BTC-USD", 2, filled["avg_fill_price"])]
+        # the platform's book is the FPGA's top N, from the book stream
+        book = api.get("/market/BTC-USD/book", headers=h).json()
+        assert book["source"] == "fpga" and book["depth_tracked"] == 8 and book["seq"] > 0
+        assert 0 < len(book["asks"]) <= 8 and 0 < len(book["bids"]) <= 8
+        for _ in range(100):  # trade prints (ours among them) give the last price
+            if api.get("/market/BTC-USD/quote", headers=h).json()["last"] is not None:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("no trade print reached the platform")
         big = api.post("/orders", headers=h, json={
             "symbol": "BTC-USD", "side": "buy", "type": "limit", "qty": 600,
             "price": f"{limit / 10_000:.4f}"}).json()

@@ -8,7 +8,9 @@ The book stream
 A subscriber gets a ``snapshot`` of the book as of some ``seq``, then one ``delta`` per
 ``seq`` after it — the same numbers as ``MarketData``'s per-symbol sequence (and
 ``GET /market/{symbol}/book``'s ``seq``): the levels that changed, ``size`` 0 for a level
-that left. Applying the deltas in order to the snapshot gives the book.
+that left (a full-depth delta passes on what the source sent, so a removal may name a
+level the book did not hold: nothing to do). Applying the deltas in order to the
+snapshot gives the book.
 
 A subscription names the levels per side it wants (``depth``; None for all). At full
 depth a delta is ``MarketData``'s own. With a depth N the stream carries the changes of

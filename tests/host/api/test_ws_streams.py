@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pytest
 
-from tick2trade.host.services.hub import Connection, Hub
+from tick2trade.host.services.hub import Connection
 from tick2trade.host.services.marketdata import Level
 
 from tests.host.conftest import SEED, register_login

@@ -341,6 +341,9 @@ def test_a_slow_client_is_dropped_and_a_fast_one_keeps_every_delta(platform):
         reader = threading.Thread(target=read_fast)
         reader.start()
         deadline = time.monotonic() + 60
+        while platform.hub.stats()["subscriptions"]["book"] < 2:   # both snapshots at 1
+            assert time.monotonic() < deadline, "the subscriptions never arrived"
+            time.sleep(0.01)
         applied = 0
         while platform.hub.dropped_slow == 0:
             assert time.monotonic() < deadline, "the slow client was never dropped"
@@ -362,6 +365,12 @@ def test_a_slow_client_is_dropped_and_a_fast_one_keeps_every_delta(platform):
     assert closed.value.rcvd.reason.startswith("too slow: ")
     assert "messages queued" in closed.value.rcvd.reason
     assert platform.hub.dropped_slow == 1
+    from fastapi.testclient import TestClient
+    with TestClient(create_app(platform)) as c:
+        h = register_login(c, "operator", role="operator", platform=platform)
+        stats = c.get("/operator/streams", headers=h).json()
+    assert stats == {"connections": 0, "dropped_slow": 1,
+                     "subscriptions": {"quotes": 0, "book": 0, "trades": 0, "bars": 0}}
     assert book.gaps == 0 and seen == list(range(1, seen[-1] + 1)), f"seed {SEED}"
     want = market.book_view("AAPL")
     assert book.seq == want.seq and book.levels() == (want.bids, want.asks)

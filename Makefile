@@ -37,6 +37,7 @@ bench: setup
 	$(BIN)/python -m tick2trade.bench.platform
 	$(BIN)/python -m tick2trade.bench.bridge
 	$(BIN)/python -m tick2trade.bench.feed
+	$(BIN)/python -m tick2trade.bench.ws
 
 verilog: setup
 	$(BIN)/t2t verilog --out build/

@@ -28,12 +28,12 @@ from fastapi.responses import JSONResponse
 from tick2trade.host.api import errors, ws
 from tick2trade.host.api.deps import RateLimits
 from tick2trade.host.api.routes import (market, notifications, operator, orders, portfolio,
-                                        risk, users)
+                                        risk, users, watchlists)
 from tick2trade.host.services.auth import Throttled
 from tick2trade.host.services.platform import Platform
 
 ROUTERS = (users.router, market.router, orders.router, portfolio.router, risk.router,
-           notifications.router, operator.router, ws.router)
+           notifications.router, operator.router, watchlists.router, ws.router)
 
 
 def create_app(platform: Platform) -> FastAPI:

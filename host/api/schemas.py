@@ -12,8 +12,11 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_vali
 
 from tick2trade.host.services.money import MAX_PRICE, to_ticks
 from tick2trade.host.services.orders import NewOrder
+from tick2trade.host.services.watchlists import DEFAULT as DEFAULT_WATCHLIST
+from tick2trade.host.services.watchlists import MAX_SYMBOLS as WATCHLIST_SYMBOLS
 
 SYMBOL = r"^[A-Z0-9][A-Z0-9.\-]{0,7}$"
+LIST_NAME = r"^[A-Za-z0-9_.\-]{1,32}$"
 USERNAME = r"^[A-Za-z0-9_.\-]{3,32}$"
 MAX_QTY = 1_000_000_000
 Price = Annotated[Decimal, Field(gt=0, le=MAX_PRICE, decimal_places=4,
@@ -157,3 +160,23 @@ class KillSwitchIn(Strict):
 
 class ConfigIn(Strict):
     config: dict[str, Any]
+
+
+Symbol = Annotated[str, Field(pattern=SYMBOL, description="1-8 characters A-Z 0-9 . - "
+                                                          "(e.g. AAPL, BTC-USD)")]
+
+
+class WatchlistIn(Strict):
+    name: str = Field(DEFAULT_WATCHLIST, pattern=LIST_NAME,
+                      description="1-32 characters A-Z a-z 0-9 _ . -")
+    symbols: list[Symbol] = Field(max_length=WATCHLIST_SYMBOLS)
+
+    @field_validator("symbols")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        seen = set()
+        for sym in value:
+            if sym in seen:
+                raise ValueError(f"{sym} is listed twice")
+            seen.add(sym)
+        return value

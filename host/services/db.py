@@ -169,6 +169,16 @@ class PriceAlert(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class Watchlist(Base):
+    """A user's named list of symbols, in the user's order (``watchlists``); the one
+    named ``default`` is what a WebSocket subscription without symbols streams."""
+    __tablename__ = "watchlists"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    symbols: Mapped[list] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class RiskLimit(Base):
     """Limits per symbol; the row with ``symbol`` = ``*`` applies to every symbol."""
     __tablename__ = "risk_limits"

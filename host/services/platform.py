@@ -26,6 +26,7 @@ from tick2trade.host.services.money import px
 from tick2trade.host.services.orders import Orders
 from tick2trade.host.services.paper import PaperBroker
 from tick2trade.host.services.portfolio import PositionState, performance
+from tick2trade.host.services.streams import Streams
 from tick2trade.host.services.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class Platform:
         self.alerts = notify.PriceAlerts(self.sessions)
         self.market.subscribe(self.alerts.on_quote)
         self.market.subscribe(self._quote_to_hub)
+        self.streams = Streams(self.market, self.hub)
         self.dispatcher = notify.Dispatcher(self.sessions, self.smtp, webhooks=self.webhooks)
         self._stop = threading.Event()
 

@@ -1,5 +1,5 @@
-"""Operator controls: the attached device (status, counters, configuration) and the
-kill switch."""
+"""Operator controls: the attached device (status, counters, configuration), the kill
+switch, and the WebSocket streams' counters."""
 
 from fastapi import APIRouter
 
@@ -26,6 +26,13 @@ def device_status(who: Operator, platform: PlatformDep):
 @router.get("/operator/counters")
 def device_counters(who: Operator, platform: PlatformDep):
     return _device(platform).counters()
+
+
+@router.get("/operator/streams")
+def stream_stats(who: Operator, platform: PlatformDep):
+    """WebSocket connections, subscriptions per channel, and the clients disconnected
+    for falling behind (``dropped_slow``)."""
+    return platform.hub.stats()
 
 
 @router.put("/operator/config")

@@ -11,7 +11,7 @@ from tick2trade.host.api import create_app
 
 OPEN = {("post", "/auth/register"), ("post", "/auth/login"), ("post", "/auth/refresh")}
 SAMPLE = {"symbol": "AAPL", "order_id": "1", "notification_id": "1", "alert_id": "1",
-          "username": "someone"}
+          "username": "someone", "name": "default"}
 
 
 def _routes(app):
@@ -26,7 +26,7 @@ def test_document_lists_the_issue_paths(client):
             "/market/{symbol}/book", "/market/{symbol}/history", "/orders",
             "/orders/{order_id}", "/portfolio/positions", "/portfolio/performance",
             "/portfolio/transactions", "/risk/limits", "/notifications",
-            "/notifications/preferences"} <= set(paths)
+            "/notifications/preferences", "/watchlists"} <= set(paths)
     assert set(paths["/orders"]) == {"get", "post"}
     assert set(paths["/orders/{order_id}"]) == {"get", "delete"}
     assert client.get("/docs").status_code == 200

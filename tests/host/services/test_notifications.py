@@ -234,7 +234,8 @@ def test_websocket_quotes_and_notifications(client, platform):
         ws.send_json({"op": "subscribe", "symbols": ["AAPL"]})
         first = ws.receive_json()
         assert first["type"] == "quote" and first["bid"] == "100.0000"
-        assert ws.receive_json() == {"type": "subscribed", "symbols": ["AAPL"]}
+        assert ws.receive_json() == {"type": "subscribed", "symbols": ["AAPL"],
+                                     "channels": {"quotes": ["AAPL"]}}
         _quote(platform, bid=100.5, ask=100.6)
         assert ws.receive_json()["bid"] == "100.5000"
         client.post("/orders", headers=h, json={"symbol": "AAPL", "side": "buy",

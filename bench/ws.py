@@ -1,0 +1,204 @@
+"""Book update → visible to a WebSocket client (``make bench`` runs it; alone:
+``python -m tick2trade.bench.ws``). Figures, never pass/fail; see bench/README.md.
+
+The API runs under uvicorn in a process of its own on loopback, as ``t2t api`` serves
+it, with a thread in that process calling ``MarketData.apply`` at a steady rate (a few
+level changes near the touch each time, as a busy symbol's feed gives). Clients in
+this process subscribe to the symbol's ``book`` channel and, for every delta, take
+``now - ts``: ``ts`` is the time ``apply`` stamped on the update, so the figure covers
+the listener, the top-N diff (when a depth is asked), JSON encoding, the hub's queue,
+the event loop, the socket and the client's decoding. Both processes read the same
+wall clock. The clients share one event loop, so with many of them the figure includes
+their own queueing too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform as host
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from tick2trade.host.api import create_app
+from tick2trade.host.services.platform import Limits, Platform
+
+SECRET = "bench-" + "s" * 32
+PASSWORD = "correct horse battery"
+UNLIMITED = Limits(requests="1000000/second", anonymous="1000000/second")
+SYMBOL = "AAPL"
+MID = 100 * 10_000
+WARMUP = 200          # updates before the measured ones (connections, caches, JIT-less)
+
+
+def _changes(rng: random.Random):
+    """One feed event's worth of level changes near the touch."""
+    side = [(MID - rng.randrange(1, 30) * 100, rng.choice([0, rng.randrange(1, 2000)]),
+             rng.randrange(1, 9))]
+    if rng.random() < 0.5:
+        return side, []
+    return [], [(MID + rng.randrange(0, 30) * 100, side[0][1], side[0][2])]
+
+
+def _drive(p: Platform, clients: int, updates: int, rate: float) -> None:
+    """Wait for ``clients`` book subscribers, then apply the warm-up and the measured
+    updates at ``rate`` per second on a fixed schedule (late ones are not made up)."""
+    rng = random.Random(1)
+    while p.hub.stats()["subscriptions"]["book"] < clients:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    start = time.monotonic()
+    for i in range(WARMUP + updates):
+        due = start + i / rate
+        if (wait := due - time.monotonic()) > 0:
+            time.sleep(wait)
+        p.market.apply(SYMBOL, *_changes(rng))
+
+
+def serve(url: str, port: int, clients: int, updates: int, rate: float) -> None:
+    import uvicorn
+
+    p = Platform(url, SECRET, limits=UNLIMITED, migrate=False)
+    p.market.apply(SYMBOL, bids=[(MID - k * 100, 100 * k, k) for k in range(1, 40)],
+                   asks=[(MID + k * 100, 100 * k, k) for k in range(40)])
+    threading.Thread(target=_drive, args=(p, clients, updates, rate), daemon=True).start()
+    try:
+        uvicorn.run(create_app(p), host="127.0.0.1", port=port, log_level="warning",
+                    access_log=False)
+    finally:
+        p.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _client(port: int, token: str, depth: int | None, last_seq: int,
+                  latencies: list[float], stats: dict) -> None:
+    import websockets
+
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws?token={token}",
+                                  max_size=None) as ws:
+        await ws.send(json.dumps({"op": "subscribe", "channels": ["book"],
+                                  "symbols": [SYMBOL], "depth": depth}))
+        seq = None
+        try:
+            while seq is None or seq < last_seq:
+                m = json.loads(await ws.recv())
+                now = time.time()
+                if m.get("type") != "book":
+                    continue
+                if m["kind"] == "delta":
+                    if m["seq"] != seq + 1:
+                        stats["gaps"] += 1
+                    if m["seq"] > 1 + WARMUP:
+                        latencies.append(now - datetime.fromisoformat(m["ts"]).timestamp())
+                seq = m["seq"]
+        except websockets.ConnectionClosed as exc:
+            stats["dropped"] += 1
+            stats["reason"] = str(exc)
+
+
+def measure(url: str, clients: int, updates: int, rate: float,
+            depth: int | None) -> dict:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tick2trade.bench.ws", "--serve", url,
+                             "--port", str(port), "--clients", str(clients), "--updates",
+                             str(updates), "--rate", str(rate)],
+                            cwd=Path(__file__).resolve().parents[1])
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the API server did not start") from None
+                time.sleep(0.1)
+        token = httpx.post(f"http://127.0.0.1:{port}/auth/login",
+                           json={"username": "bench", "password": PASSWORD}
+                           ).json()["access_token"]
+        latencies: list[float] = []
+        stats = {"gaps": 0, "dropped": 0}
+        last_seq = 1 + WARMUP + updates
+
+        async def run() -> None:
+            await asyncio.gather(*(_client(port, token, depth, last_seq, latencies, stats)
+                                   for _ in range(clients)))
+
+        asyncio.run(asyncio.wait_for(run(), timeout=60 + 3 * updates / rate))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    ms = np.array(latencies) * 1e3
+    return {"clients": clients, "rate": rate, "depth": depth, "deltas": len(ms),
+            "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)),
+            "max": float(ms.max()), **stats}
+
+
+SCENARIOS = (  # clients, updates/s, depth (None: every level)
+    (1, 1000, None),
+    (1, 1000, 10),
+    (16, 1000, None),
+    (1, 10000, None),
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tick2trade.bench.ws",
+                                     description=__doc__)
+    parser.add_argument("--updates", type=int, default=5000,
+                        help="measured book updates per scenario")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--serve", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--clients", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.port, args.clients, args.updates, args.rate)
+        return
+    results = []
+    with tempfile.TemporaryDirectory(prefix="t2t-bench-ws-") as tmp:
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        p = Platform(url, SECRET, limits=UNLIMITED)
+        p.users.register("bench", "bench@example.com", PASSWORD)
+        p.close()
+        for clients, rate, depth in SCENARIOS:
+            results.append(measure(url, clients, args.updates, rate, depth))
+    if args.json:
+        print(json.dumps(results, indent=1))
+        return
+    console = Console(width=max(120, Console().width))
+    table = Table(title="book update (MarketData.apply in the server) → delta decoded by a "
+                        f"WebSocket client ({host.machine()}, {os.cpu_count()} cores)")
+    for col in ("clients", "updates/s", "depth", "deltas", "p50 ms", "p99 ms", "max ms",
+                "gaps", "dropped"):
+        table.add_column(col, justify="right")
+    for r in results:
+        table.add_row(str(r["clients"]), f"{r['rate']:,.0f}",
+                      "all" if r["depth"] is None else str(r["depth"]), f"{r['deltas']:,}",
+                      f"{r['p50']:.3f}", f"{r['p99']:.3f}", f"{r['max']:.1f}",
+                      str(r["gaps"]), str(r["dropped"]))
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()

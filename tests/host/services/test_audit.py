@@ -19,7 +19,7 @@ from tick2trade.host.services.db import AuditHead, AuditRecord
 
 EXPECTED_TABLES = {"users", "refresh_tokens", "orders", "executions", "positions",
                    "notifications", "outbox", "preferences", "price_alerts", "risk_limits",
-                   "settings", "audit_log", "audit_head", "alembic_version"}
+                   "settings", "audit_log", "audit_head", "alembic_version", "watchlists"}
 
 
 def _fill(platform, n: int, rng: random.Random) -> None:

@@ -45,6 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Self
 
 import duckdb
 import numpy as np
@@ -90,12 +91,12 @@ SELECT symbol, make_timestamp(epoch_us({start}) // {step} * {step}) AS start,
        min({low}) AS low, arg_max({close}, ({last_ts}, {last_n})) AS close,
        sum({volume})::BIGINT AS volume, sum({count})::BIGINT AS trades
 FROM {source} GROUP BY ALL"""
-_FOLD_PRINTS = dict(start="ts", first_ts="ts", first_n="n", last_ts="ts", last_n="n",
-                    open="price", high="price", low="price", close="price", volume="size",
-                    count="1")
-_FOLD_BARS = dict(start="start", first_ts="first_ts", first_n="first_n",
-                  last_ts="last_ts", last_n="last_n", open="open", high="high", low="low",
-                  close="close", volume="volume", count="trades")
+_FOLD_PRINTS = {"start": "ts", "first_ts": "ts", "first_n": "n", "last_ts": "ts",
+                "last_n": "n", "open": "price", "high": "price", "low": "price",
+                "close": "price", "volume": "size", "count": "1"}
+_FOLD_BARS = {"start": "start", "first_ts": "first_ts", "first_n": "first_n",
+              "last_ts": "last_ts", "last_n": "last_n", "open": "open", "high": "high",
+              "low": "low", "close": "close", "volume": "volume", "count": "trades"}
 
 
 class Unavailable(ValueError):
@@ -130,7 +131,9 @@ def to_us(ts: datetime) -> int:
 
 
 def from_us(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=int(us))
+    seconds, micro = divmod(int(us), 1_000_000)
+    t = datetime.fromtimestamp(seconds, UTC)   # exact for whole seconds, and quick
+    return t.replace(microsecond=micro) if micro else t
 
 
 def _naive(us: int) -> datetime:
@@ -365,7 +368,7 @@ class History:
         self.flush()
         self._db.close()
 
-    def __enter__(self) -> History:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -11,13 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tick2trade.host.services.history import (
-    INTERVALS,
-    History,
-    Unavailable,
-    from_us,
-    to_us,
-)
+from tick2trade.host.services.history import INTERVALS, History, Unavailable, from_us, to_us
 from tick2trade.host.services.marketdata import MarketData, Trade
 
 from tests.host.conftest import SEED

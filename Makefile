@@ -36,6 +36,7 @@ bench: setup
 	$(BIN)/python -m tick2trade.bench
 	$(BIN)/python -m tick2trade.bench.platform
 	$(BIN)/python -m tick2trade.bench.bridge
+	$(BIN)/python -m tick2trade.bench.history
 
 verilog: setup
 	$(BIN)/t2t verilog --out build/

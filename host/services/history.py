@@ -148,7 +148,8 @@ class History:
                  raw_days: float = 7, flush_interval: float = 0.5,
                  flush_rows: int = 50_000, max_buffer: int = 500_000,
                  compact_interval: float | None = 3600.0, source: str | None = None,
-                 clock: Callable[[], datetime] = utcnow, background: bool = True) -> None:
+                 clock: Callable[[], datetime] = utcnow, background: bool = True,
+                 read_only: bool = False) -> None:
         if raw_days > retention_days:
             raise ValueError(f"raw_days ({raw_days}) must not exceed retention_days "
                              f"({retention_days})")
@@ -157,18 +158,26 @@ class History:
         self.flush_interval, self.flush_rows = flush_interval, flush_rows
         self.max_buffer, self.compact_interval = max_buffer, compact_interval
         self.source, self.clock = source, clock
-        if self.path is not None:
+        if read_only and (self.path is None or not self.path.exists()):
+            raise FileNotFoundError(f"no history store at {self.path}")
+        if self.path is not None and not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = duckdb.connect(str(self.path) if self.path else ":memory:")
-        except duckdb.IOException as e:
-            if "lock" in str(e).lower():
+            self._db = duckdb.connect(str(self.path) if self.path else ":memory:",
+                                      read_only=read_only)
+        except (duckdb.IOException, duckdb.ConnectionException) as e:
+            # another process holds the file's lock, or this one has it open otherwise
+            if "lock" in str(e).lower() or "different configuration" in str(e):
                 raise HistoryInUse(f"{self.path} is open in another process (t2t api?): "
                                    f"query that process's API instead ({e})") from None
             raise
-        self._db.execute(_SCHEMA)
-        for table in ("bars_1s", "bars_1m"):
-            self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({_BAR_COLUMNS})")
+        if read_only:    # a reader: nothing recorded, nothing compacted
+            background = False
+            self.max_buffer = 0
+        else:
+            self._db.execute(_SCHEMA)
+            for table in ("bars_1s", "bars_1m"):
+                self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({_BAR_COLUMNS})")
         last = self._db.execute(
             "SELECT greatest((SELECT max(n) FROM trades), (SELECT max(last_n) FROM bars_1s),"
             " (SELECT max(last_n) FROM bars_1m))").fetchone()[0]

@@ -68,7 +68,11 @@ def _range(start: datetime | None, end: datetime | None,
            default: timedelta) -> tuple[datetime, datetime]:
     """[from, to) in UTC: ``to`` defaults to now, ``from`` to ``default`` before it."""
     end = _utc(end) or datetime.now(UTC)
-    start = _utc(start) or end - default
+    try:
+        start = _utc(start) or end - default
+    except OverflowError:
+        raise HTTPException(422, f"to ({end.isoformat()}) is too early for the default "
+                                 f"from; give from") from None
     if start >= end:
         raise HTTPException(422, f"from ({start.isoformat()}) must be before to "
                                  f"({end.isoformat()})")

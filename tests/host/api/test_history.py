@@ -85,6 +85,7 @@ def test_bars_and_trades_from_the_store(hclient, hplatform, trader):
     ({"from": "2026-01-02T15:00:00Z", "to": "2026-01-02T15:00:00Z"}, "must be before"),
     ({"from": "2026-01-02T00:00:00Z", "to": "2026-01-03T00:00:00Z", "interval": "1s"},
      "86400 bars of 1s"),
+    ({"to": "0001-01-01T00:10:00Z", "interval": "1d"}, "too early"),
 ])
 def test_bad_history_requests_are_422(hclient, trader, params, says):
     r = hclient.get("/market/AAPL/history", headers=trader, params=params)

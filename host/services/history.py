@@ -136,8 +136,15 @@ def from_us(us: int) -> datetime:
     return t.replace(microsecond=micro) if micro else t
 
 
+_MIN_US = (datetime(1, 1, 1) - datetime(1970, 1, 1)) // _US
+_MAX_US = (datetime(9999, 12, 31, 23, 59, 59) - datetime(1970, 1, 1)) // _US
+
+
 def _naive(us: int) -> datetime:
-    return datetime(1970, 1, 1) + timedelta(microseconds=int(us))
+    """A bound for DuckDB: naive UTC, clamped to what a datetime holds (a bucket edge
+    rounded past 9999-12-31 would not fit)."""
+    return datetime(1970, 1, 1) + timedelta(microseconds=int(min(max(us, _MIN_US),
+                                                                  _MAX_US)))
 
 
 class History:

@@ -237,6 +237,9 @@ def test_bad_arguments_are_clear_errors():
         h.bars("AAPL", T0, T0 + DAY, "5m")
     assert h.bars("AAPL", T0 + DAY, T0, "1m") == []
     assert History.buckets(T0, T0 + DAY, "1s") == 86_400
+    far = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    assert h.bars("AAPL", datetime(1, 1, 1, tzinfo=UTC), far, "1d") == []
+    assert h.trades("AAPL", datetime(1, 1, 1, tzinfo=UTC), far) == []
     assert History.buckets(T0 + timedelta(microseconds=1), T0 + timedelta(minutes=2),
                            "1m") == 1
     h.close()

@@ -245,3 +245,17 @@ def test_bad_arguments_are_clear_errors():
     h.close()
     with pytest.raises(ValueError, match="raw_days"):
         History(None, raw_days=10, retention_days=5)
+
+
+def test_the_writer_thread_compacts_on_its_own():
+    h = History(None, raw_days=1, retention_days=5, flush_interval=0.01,
+                compact_interval=0.05, clock=lambda: T0 + timedelta(days=2))
+    h.record_trade(Trade("AAPL", 100, 1, T0))
+    deadline = threading.Event()
+    for _ in range(200):
+        if h.raw_since() is not None:
+            break
+        deadline.wait(0.02)
+    assert h.raw_since() == T0 + DAY
+    assert h.counts()["bars_1m"] == 1 and h.counts()["trades"] == 0
+    h.close()

@@ -38,6 +38,7 @@ bench: setup
 	$(BIN)/python -m tick2trade.bench.bridge
 	$(BIN)/python -m tick2trade.bench.feed
 	$(BIN)/python -m tick2trade.bench.ws
+	$(BIN)/python -m tick2trade.bench.history
 
 verilog: setup
 	$(BIN)/t2t verilog --out build/

@@ -30,6 +30,7 @@ COMMANDS = {
     "audit": "tick2trade.host.cli.platform:audit",
     "db": "tick2trade.host.cli.platform:db",
     "users": "tick2trade.host.cli.platform:users",
+    "history": "tick2trade.host.cli.history:history",
     # with the simulator
     "run": "tick2trade.sim.cli.run:run",
     "replay": "tick2trade.sim.cli.replay:replay",

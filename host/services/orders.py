@@ -119,8 +119,11 @@ class Orders:
 
     def __init__(self, sessions, writer: Writer, broker: Broker,
                  mark=lambda symbol: None, push: notify.Push = lambda user_id, msg: None,
-                 reader: Engine | None = None) -> None:
+                 reader: Engine | None = None, on_fill=None) -> None:
         self.sessions = sessions
+        # called after the commit of each fill: (order_id, user_id, symbol, side, qty,
+        # price) — the history recorder's hook
+        self.on_fill = on_fill
         self.writer = writer
         self.reader = reader or writer.engine
         self.broker = broker
@@ -341,6 +344,9 @@ class Orders:
                                else OrderStatus.PARTIALLY_FILLED)
             b.chain.append("broker", "order.executed", f"order:{order_id}",
                            {"qty": qty_now, "price": price, "realized": gained})
+            if self.on_fill is not None:
+                b.after_commit.append(lambda: self.on_fill(order_id, user_id, symbol, side,
+                                                           qty_now, price))
         self._transition(order_id, OPEN, apply)
 
 

@@ -52,6 +52,9 @@ class Platform:
     market: MarketData = field(default_factory=MarketData)
     migrate: bool = True
     live: object | None = None     # services.live.Live: the venue, feed and order session
+    # a History (host/services/history.py): records the market's prints and BBO changes
+    # and the fills, and answers /market/{symbol}/history and /trades; None: not kept
+    history: object | None = None
 
     def __post_init__(self) -> None:
         self.engine = make_engine(self.url)
@@ -66,7 +69,10 @@ class Platform:
                        if self.engine.dialect.name == "sqlite" else self.engine)
         self.writer = Writer(self.engine)
         self.orders = Orders(self.sessions, self.writer, self.broker, self.market.mark,
-                             self.hub.to_user, self.reader)
+                             self.hub.to_user, self.reader,
+                             on_fill=self.history.record_fill if self.history else None)
+        if self.history is not None:
+            self.history.attach(self.market)
         self.alerts = notify.PriceAlerts(self.sessions)
         self.market.subscribe(self.alerts.on_quote)
         self.market.subscribe(self._quote_to_hub)
@@ -130,6 +136,8 @@ class Platform:
         self._stop.set()
         self.dispatcher.stop()
         self.writer.close()
+        if self.history is not None:
+            self.history.close()
         self.reader.dispose()
         self.engine.dispose()
 

@@ -175,6 +175,15 @@ def _default_line(line) -> str:
 @click.option("--var", "var_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("var"), show_default=True,
               help="Where the local venue's files and the order session's state live.")
+@click.option("--history", "history_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="The market-data history file (DuckDB; default "
+                                 "VAR/history.duckdb).")
+@click.option("--no-history", is_flag=True, help="Keep no market-data history.")
+@click.option("--history-raw-days", type=click.IntRange(1), default=7, show_default=True,
+              help="Days of trade prints and 1 s bars kept; older prints become 1-minute "
+                   "bars.")
+@click.option("--history-retention-days", type=click.IntRange(1), default=365,
+              show_default=True, help="Days of history kept at all.")
 @click.option("--smtp", default="localhost:25", show_default=True, metavar="HOST:PORT",
               help="SMTP server for e-mail notifications.")
 @click.option("--mail-from", default="tick2trade@localhost", show_default=True)
@@ -183,7 +192,8 @@ def _default_line(line) -> str:
                    "repeatable. By default they may only go to public addresses.")
 def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_b,
         retransmit, venue_user: str, venue_password: str, venue_rate: float,
-        local_ports: str, var_dir: Path, smtp: str, mail_from: str,
+        local_ports: str, var_dir: Path, history_path: Path | None, no_history: bool,
+        history_raw_days: int, history_retention_days: int, smtp: str, mail_from: str,
         webhook_allow: tuple[str, ...]) -> None:
     """Serve the HTTP/WebSocket API (OpenAPI at /docs) with a live market: by default a
     venue simulator started here, its ITCH feed read into a full-depth book per symbol,
@@ -231,11 +241,29 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
                          username=venue_user, password=venue_password)
     except (RuntimeError, OSError) as exc:
         raise click.ClickException(f"cannot start the market: {exc}") from None
+    history = None
     try:
+        if not no_history:
+            from tick2trade.host.services.history import History, HistoryInUse
+
+            if history_retention_days < history_raw_days:
+                raise click.BadParameter("retention must be at least --history-raw-days",
+                                         param_hint="--history-retention-days")
+            path = history_path or var_dir / "history.duckdb"
+            try:
+                history = History(path, raw_days=history_raw_days,
+                                  retention_days=history_retention_days)
+            except HistoryInUse as exc:
+                raise click.ClickException(f"{exc} (or --no-history)") from None
+            live.notes.append(f"history: {path} (prints and 1 s bars for "
+                              f"{history_raw_days} days, all for {history_retention_days})")
         platform = Platform.open(url, smtp=SmtpConfig(smtp_host, int(smtp_port), mail_from),
                                  webhooks=WebhookPolicy(allow=webhook_allow),
-                                 market=live.market, broker=live.broker, live=live)
+                                 market=live.market, broker=live.broker, live=live,
+                                 history=history)
     except BaseException:
+        if history is not None:
+            history.close()
         live.close()
         raise
     console.print("t2t api: market data and orders from", highlight=False)
@@ -255,5 +283,5 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
     try:
         uvicorn.run(create_app(platform), host=host, port=port)
     finally:
+        live.close()      # no more callbacks or prints, then the stores
         platform.close()
-        live.close()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -115,11 +116,22 @@ def test_t2t_api_trades_out_of_the_box(tmp_path):
         held = httpx.get(f"{base}/portfolio/positions", headers=h).json()
         assert any(p["symbol"] == "AAPL" and p["qty"] == done["filled_qty"]
                    for p in held["positions"]), held
-        # the venue's trade prints (ours among them) reach the market data
+        # the venue's trade prints (ours among them) reach the market data and history
         poll(lambda: httpx.get(f"{base}/market/AAPL/quote", headers=h).json()["last"])
+        bars = poll(lambda: httpx.get(f"{base}/market/AAPL/history", headers=h,
+                                      params={"interval": "1s"}).json()["bars"])
+        assert bars[0]["volume"] > 0
+        prints = httpx.get(f"{base}/market/AAPL/trades", headers=h).json()["trades"]
+        assert sum(p["size"] for p in prints) >= sum(b["volume"] for b in bars)  # later: more
     finally:
         out = stop_api(proc)
     assert "OUCH 5.0 over SoupBinTCP" in out and "Traceback" not in out, out
+    # what was recorded outlives the server: t2t history reads the file
+    r = CliRunner().invoke(main, ["history", "AAPL", "--interval", "1s", "--json",
+                                  "--path", str(tmp_path / "var" / "history.duckdb")])
+    assert r.exit_code == 0, r.output
+    assert sum(b["volume"] for b in json.loads(r.stdout)["bars"]) >= \
+        sum(b["volume"] for b in bars)
 
 
 def test_t2t_api_serves_openapi_and_register(tmp_path):

@@ -10,6 +10,12 @@ the listener, the top-N diff (when a depth is asked), JSON encoding, the hub's q
 the event loop, the socket and the client's decoding. Both processes read the same
 wall clock. The clients share one event loop, so with many of them the figure includes
 their own queueing too.
+
+``source="feed"`` puts the software feed handler in front: the driver sends each update
+as a MoldUDP64 packet (one ITCH Add, or a Delete of a resting order) to the
+``FeedHandler``'s line A on loopback, stamping the message with the wall clock's
+nanoseconds after midnight; the handler applies it with that ITCH time as ``ts``, so
+the figure runs from the packet leaving the sender to the delta decoded by the client.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ PASSWORD = "correct horse battery"
 UNLIMITED = Limits(requests="1000000/second", anonymous="1000000/second")
 SYMBOL = "AAPL"
 MID = 100 * 10_000
+IDLE = 3.0            # seconds without a message that end a client's run
 WARMUP = 200          # updates before the measured ones (connections, caches, JIT-less)
 
 
@@ -69,13 +76,95 @@ def _drive(p: Platform, clients: int, updates: int, rate: float) -> None:
         p.market.apply(SYMBOL, *_changes(rng))
 
 
-def serve(url: str, port: int, clients: int, updates: int, rate: float) -> None:
+def _itch_now() -> int:
+    now = time.time()
+    return int((now % 86_400) * 1e9)
+
+
+class _FeedDriver:
+    """Updates as ITCH over MoldUDP64 into a FeedHandler's line A (``source="feed"``)."""
+
+    SESSION = "BENCHWS001"
+
+    def __init__(self, p: Platform) -> None:
+        from tick2trade.host.services.feed import FeedHandler
+
+        self.handler = FeedHandler(p.market, lines=[("127.0.0.1", 0)], retransmit=None,
+                                   session=self.SESSION).start()
+        self.to = self.handler.addresses["A"]
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.seq, self.ref, self.live = 1, 0, []
+        book = [self._add("B" if k < 40 else "S", MID + (k - 40) * 100 if k >= 40
+                          else MID - (k + 1) * 100, 100) for k in range(80)]
+        self._send([self._directory(), *book[:40]])
+        self._send(book[40:])
+
+    @staticmethod
+    def _directory() -> bytes:
+        from tick2trade.protocol import itch
+
+        return itch.encode("R", locate=1, timestamp=_itch_now(), stock=SYMBOL,
+                           market_category="Q", financial_status="N", round_lot_size=100,
+                           round_lots_only="N", issue_classification="C", issue_subtype="Z",
+                           authenticity="P", short_sale_threshold="N", ipo_flag="N",
+                           luld_tier="1", etp_flag="N", etp_leverage=0, inverse="N")
+
+    def _add(self, side: str, price: int, shares: int) -> bytes:
+        from tick2trade.protocol import itch
+
+        self.ref += 1
+        self.live.append(self.ref)
+        return itch.encode("A", locate=1, timestamp=_itch_now(), order_ref=self.ref,
+                           side=side, shares=shares, stock=SYMBOL, price=price)
+
+    def _send(self, messages: list[bytes]) -> None:
+        from tick2trade.protocol import moldudp64
+
+        self.sock.sendto(moldudp64.encode_packet(self.SESSION, self.seq, messages), self.to)
+        self.seq += len(messages)
+
+    def update(self, rng: random.Random) -> None:
+        from tick2trade.protocol import itch
+
+        if len(self.live) > 40 and rng.random() < 0.5:
+            ref = self.live.pop(rng.randrange(len(self.live)))
+            self._send([itch.encode("D", locate=1, timestamp=_itch_now(), order_ref=ref)])
+            return
+        side = rng.choice("BS")
+        offset = rng.randrange(1, 30) * 100
+        self._send([self._add(side, MID - offset if side == "B" else MID + offset,
+                              rng.randrange(1, 20) * 100)])
+
+
+def _drive_feed(p: Platform, driver: _FeedDriver, clients: int, updates: int,
+                rate: float) -> None:
+    rng = random.Random(1)
+    while p.hub.stats()["subscriptions"]["book"] < clients:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    start = time.monotonic()
+    for i in range(WARMUP + updates):
+        due = start + i / rate
+        if (wait := due - time.monotonic()) > 0:
+            time.sleep(wait)
+        driver.update(rng)
+
+
+def serve(url: str, port: int, clients: int, updates: int, rate: float,
+          source: str = "apply") -> None:
     import uvicorn
 
     p = Platform(url, SECRET, limits=UNLIMITED, migrate=False)
-    p.market.apply(SYMBOL, bids=[(MID - k * 100, 100 * k, k) for k in range(1, 40)],
-                   asks=[(MID + k * 100, 100 * k, k) for k in range(40)])
-    threading.Thread(target=_drive, args=(p, clients, updates, rate), daemon=True).start()
+    if source == "feed":
+        driver = _FeedDriver(p)
+        while p.market.book_view(SYMBOL) is None or len(p.market.book_view(SYMBOL).asks) < 40:
+            time.sleep(0.01)
+        target, args = _drive_feed, (p, driver, clients, updates, rate)
+    else:
+        p.market.apply(SYMBOL, bids=[(MID - k * 100, 100 * k, k) for k in range(1, 40)],
+                       asks=[(MID + k * 100, 100 * k, k) for k in range(40)])
+        target, args = _drive, (p, clients, updates, rate)
+    threading.Thread(target=target, args=args, daemon=True).start()
     try:
         uvicorn.run(create_app(p), host="127.0.0.1", port=port, log_level="warning",
                     access_log=False)
@@ -100,14 +189,23 @@ async def _client(port: int, token: str, depth: int | None, last_seq: int,
         seq = None
         try:
             while seq is None or seq < last_seq:
-                m = json.loads(await ws.recv())
+                try:
+                    # the feed handler may fold a backlog of packets into one update, so
+                    # its run can end below last_seq: quiet for IDLE seconds ends it too
+                    raw = await asyncio.wait_for(ws.recv(), IDLE if seq is not None else None)
+                except TimeoutError:
+                    break
+                m = json.loads(raw)
                 now = time.time()
                 if m.get("type") != "book":
                     continue
+                if seq is None:
+                    first = m["seq"]          # the snapshot: updates count from here
+                    last_seq += first - 1
                 if m["kind"] == "delta":
                     if m["seq"] != seq + 1:
                         stats["gaps"] += 1
-                    if m["seq"] > 1 + WARMUP:
+                    if m["seq"] > first + WARMUP:
                         latencies.append(now - datetime.fromisoformat(m["ts"]).timestamp())
                 seq = m["seq"]
         except websockets.ConnectionClosed as exc:
@@ -116,11 +214,11 @@ async def _client(port: int, token: str, depth: int | None, last_seq: int,
 
 
 def measure(url: str, clients: int, updates: int, rate: float,
-            depth: int | None) -> dict:
+            depth: int | None, source: str = "apply") -> dict:
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "tick2trade.bench.ws", "--serve", url,
                              "--port", str(port), "--clients", str(clients), "--updates",
-                             str(updates), "--rate", str(rate)],
+                             str(updates), "--rate", str(rate), "--source", source],
                             cwd=Path(__file__).resolve().parents[1])
     try:
         deadline = time.monotonic() + 60
@@ -148,16 +246,19 @@ def measure(url: str, clients: int, updates: int, rate: float,
         proc.terminate()
         proc.wait(30)
     ms = np.array(latencies) * 1e3
-    return {"clients": clients, "rate": rate, "depth": depth, "deltas": len(ms),
+    return {"source": source, "clients": clients, "rate": rate, "depth": depth,
+            "deltas": len(ms),
             "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)),
             "max": float(ms.max()), **stats}
 
 
-SCENARIOS = (  # clients, updates/s, depth (None: every level)
-    (1, 1000, None),
-    (1, 1000, 10),
-    (16, 1000, None),
-    (1, 10000, None),
+SCENARIOS = (  # source, clients, updates/s, depth (None: every level)
+    ("apply", 1, 1000, None),
+    ("apply", 1, 1000, 10),
+    ("apply", 16, 1000, None),
+    ("apply", 1, 10000, None),
+    ("feed", 1, 1000, None),
+    ("feed", 1, 1000, 10),
 )
 
 
@@ -171,9 +272,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--clients", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--source", default="apply", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.port, args.clients, args.updates, args.rate)
+        serve(args.serve, args.port, args.clients, args.updates, args.rate, args.source)
         return
     results = []
     with tempfile.TemporaryDirectory(prefix="t2t-bench-ws-") as tmp:
@@ -181,19 +283,20 @@ def main() -> None:
         p = Platform(url, SECRET, limits=UNLIMITED)
         p.users.register("bench", "bench@example.com", PASSWORD)
         p.close()
-        for clients, rate, depth in SCENARIOS:
-            results.append(measure(url, clients, args.updates, rate, depth))
+        for source, clients, rate, depth in SCENARIOS:
+            results.append(measure(url, clients, args.updates, rate, depth, source))
     if args.json:
         print(json.dumps(results, indent=1))
         return
     console = Console(width=max(120, Console().width))
-    table = Table(title="book update (MarketData.apply in the server) → delta decoded by a "
-                        f"WebSocket client ({host.machine()}, {os.cpu_count()} cores)")
-    for col in ("clients", "updates/s", "depth", "deltas", "p50 ms", "p99 ms", "max ms",
+    table = Table(title="book update → delta decoded by a WebSocket client (source apply: "
+                        "from MarketData.apply in the server; feed: from the ITCH packet "
+                        f"leaving the sender) ({host.machine()}, {os.cpu_count()} cores)")
+    for col in ("source", "clients", "updates/s", "depth", "deltas", "p50 ms", "p99 ms", "max ms",
                 "gaps", "dropped"):
         table.add_column(col, justify="right")
     for r in results:
-        table.add_row(str(r["clients"]), f"{r['rate']:,.0f}",
+        table.add_row(r["source"], str(r["clients"]), f"{r['rate']:,.0f}",
                       "all" if r["depth"] is None else str(r["depth"]), f"{r['deltas']:,}",
                       f"{r['p50']:.3f}", f"{r['p99']:.3f}", f"{r['max']:.1f}",
                       str(r["gaps"]), str(r["dropped"]))

@@ -61,10 +61,12 @@ def _changes(rng: random.Random):
     return [], [(MID + rng.randrange(0, 30) * 100, side[0][1], side[0][2])]
 
 
-def _drive(p: Platform, clients: int, updates: int, rate: float) -> None:
-    """Wait for ``clients`` book subscribers, then apply the warm-up and the measured
-    updates at ``rate`` per second on a fixed schedule (late ones are not made up)."""
+def _drive(p: Platform, clients: int, updates: int, rate: float, step=None) -> None:
+    """Wait for ``clients`` book subscribers, then make the warm-up and the measured
+    updates at ``rate`` per second on a fixed schedule (late ones are not made up):
+    ``step(rng)`` each, by default one ``MarketData.apply``."""
     rng = random.Random(1)
+    step = step or (lambda r: p.market.apply(SYMBOL, *_changes(r)))
     while p.hub.stats()["subscriptions"]["book"] < clients:
         time.sleep(0.01)
     time.sleep(0.2)
@@ -73,7 +75,7 @@ def _drive(p: Platform, clients: int, updates: int, rate: float) -> None:
         due = start + i / rate
         if (wait := due - time.monotonic()) > 0:
             time.sleep(wait)
-        p.market.apply(SYMBOL, *_changes(rng))
+        step(rng)
 
 
 def _itch_now() -> int:
@@ -136,20 +138,6 @@ class _FeedDriver:
                               rng.randrange(1, 20) * 100)])
 
 
-def _drive_feed(p: Platform, driver: _FeedDriver, clients: int, updates: int,
-                rate: float) -> None:
-    rng = random.Random(1)
-    while p.hub.stats()["subscriptions"]["book"] < clients:
-        time.sleep(0.01)
-    time.sleep(0.2)
-    start = time.monotonic()
-    for i in range(WARMUP + updates):
-        due = start + i / rate
-        if (wait := due - time.monotonic()) > 0:
-            time.sleep(wait)
-        driver.update(rng)
-
-
 def serve(url: str, port: int, clients: int, updates: int, rate: float,
           source: str = "apply") -> None:
     import uvicorn
@@ -159,12 +147,12 @@ def serve(url: str, port: int, clients: int, updates: int, rate: float,
         driver = _FeedDriver(p)
         while p.market.book_view(SYMBOL) is None or len(p.market.book_view(SYMBOL).asks) < 40:
             time.sleep(0.01)
-        target, args = _drive_feed, (p, driver, clients, updates, rate)
+        args = (p, clients, updates, rate, driver.update)
     else:
         p.market.apply(SYMBOL, bids=[(MID - k * 100, 100 * k, k) for k in range(1, 40)],
                        asks=[(MID + k * 100, 100 * k, k) for k in range(40)])
-        target, args = _drive, (p, clients, updates, rate)
-    threading.Thread(target=target, args=args, daemon=True).start()
+        args = (p, clients, updates, rate)
+    threading.Thread(target=_drive, args=args, daemon=True).start()
     try:
         uvicorn.run(create_app(p), host="127.0.0.1", port=port, log_level="warning",
                     access_log=False)

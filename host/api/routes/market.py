@@ -32,6 +32,28 @@ def _utc(ts: datetime | None) -> datetime | None:
                                     else ts.astimezone(UTC))
 
 
+def _stale(platform, source: str) -> bool:
+    """The software feed has a gap open (waiting for a retransmission): the book is as
+    it was before the gap, not updated past it."""
+    live = platform.live
+    return bool(source == "feed" and live is not None and live.feed is not None
+                and live.feed.status()["gap_open"])
+
+
+@router.get("/market")
+def symbols(who: CurrentUser, platform: PlatformDep):
+    """Every symbol the platform has market data for, with its quote and where its book
+    comes from (``feed``: the software feed, full depth; ``fpga``: the FPGA's top N)."""
+    out = []
+    for sym in platform.market.symbols():
+        q = platform.market.quote(sym)
+        view = platform.market.book_view(sym, 0)
+        out.append({**(quote_json(q) if q else {"symbol": sym}),
+                    "source": view.source if view else "quote",
+                    "depth_tracked": view.depth if view else 1})
+    return {"symbols": out}
+
+
 @router.get("/market/{symbol}/quote")
 def quote(symbol: Symbol, who: CurrentUser, platform: PlatformDep):
     return quote_json(_quote(platform.market, symbol))
@@ -53,7 +75,7 @@ def book(symbol: Symbol, who: CurrentUser, platform: PlatformDep,
                 "asks": [{"price": px(q.ask), "size": q.ask_size, "orders": 0}]
                 if q.ask is not None else []}
     return {"symbol": symbol, "seq": view.seq, "source": view.source,
-            "depth_tracked": view.depth,
+            "depth_tracked": view.depth, "stale": _stale(platform, view.source),
             "bids": [{"price": px(x.price), "size": x.size, "orders": x.orders}
                      for x in view.bids],
             "asks": [{"price": px(x.price), "size": x.size, "orders": x.orders}

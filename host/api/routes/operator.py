@@ -35,6 +35,24 @@ def stream_stats(who: Operator, platform: PlatformDep):
     return platform.hub.stats()
 
 
+@router.get("/operator/market")
+def market_stats(who: Operator, platform: PlatformDep):
+    """Where the market comes from and its counters: the software feed's (packets,
+    duplicates, gaps, recovered, requests, timeouts, malformed, ...) and gap state, the
+    order session's; ``{"live": false}`` when no venue is attached (``t2t api --venue off``,
+    ``t2t run --api``, whose FPGA counters are at ``/operator/counters``)."""
+    live = platform.live
+    if live is None:
+        return {"live": False}
+    out = {"live": True, "venue": f"{live.orders[0]}:{live.orders[1]}" if live.orders
+           else None, **live.counters()}
+    if live.feed is not None:
+        out["feed_status"] = live.feed.status()
+    if live.broker is not None:
+        out["order_session"] = "connected" if live.broker.connected else "down"
+    return out
+
+
 @router.put("/operator/config")
 def push_config(body: ConfigIn, who: Operator, platform: PlatformDep):
     device = _device(platform)

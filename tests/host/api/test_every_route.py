@@ -26,7 +26,8 @@ def test_document_lists_the_issue_paths(client):
             "/market/{symbol}/book", "/market/{symbol}/history", "/orders",
             "/orders/{order_id}", "/portfolio/positions", "/portfolio/performance",
             "/portfolio/transactions", "/risk/limits", "/notifications",
-            "/notifications/preferences", "/watchlists"} <= set(paths)
+            "/notifications/preferences", "/watchlists", "/market",
+            "/market/{symbol}/trades", "/operator/market"} <= set(paths)
     assert set(paths["/orders"]) == {"get", "post"}
     assert set(paths["/orders/{order_id}"]) == {"get", "delete"}
     assert client.get("/docs").status_code == 200

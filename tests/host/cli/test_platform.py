@@ -105,7 +105,10 @@ def test_t2t_api_trades_out_of_the_box(tmp_path):
         assert Decimal(quote["bid"]) < Decimal(quote["ask"])
         book = poll(lambda: (b := httpx.get(f"{base}/market/AAPL/book", headers=h).json())
                     ["seq"] and len(b["bids"]) > 1 and len(b["asks"]) > 1 and b)
-        assert book["source"] == "feed"
+        assert book["source"] == "feed" and book["stale"] is False
+        listed = httpx.get(f"{base}/market", headers=h).json()["symbols"]
+        assert {"AAPL", "MSFT", "BTC-USD"} <= {x["symbol"] for x in listed}
+        assert all(x["source"] == "feed" for x in listed)
         r = httpx.post(f"{base}/orders", headers=h, json={"symbol": "AAPL", "side": "buy",
                                                           "type": "market", "qty": 100})
         assert r.status_code == 201, r.text
@@ -123,6 +126,18 @@ def test_t2t_api_trades_out_of_the_box(tmp_path):
         assert bars[0]["volume"] > 0
         prints = httpx.get(f"{base}/market/AAPL/trades", headers=h).json()["trades"]
         assert sum(p["size"] for p in prints) >= sum(b["volume"] for b in bars)  # later: more
+        # an operator sees where the market comes from and the feed's counters
+        assert httpx.get(f"{base}/operator/market", headers=h).status_code == 403
+        r = CliRunner().invoke(main, ["users", "set-role", "trader1", "operator", "--db",
+                                      f"sqlite:///{tmp_path / 'api.db'}"])
+        assert r.exit_code == 0, r.output
+        token = httpx.post(f"{base}/auth/login", json={"username": "trader1",
+                                                       "password": "x" * 12}).json()
+        m = httpx.get(f"{base}/operator/market", headers={
+            "Authorization": f"Bearer {token['access_token']}"}).json()
+        assert m["live"] and m["order_session"] == "connected" and m["venue"]
+        assert m["feed"]["packets"] > 0 and m["feed"]["malformed"] == 0
+        assert m["feed_status"]["gap_open"] is False and m["orders"]["executions"] >= 1
     finally:
         out = stop_api(proc)
     assert "OUCH 5.0 over SoupBinTCP" in out and "Traceback" not in out, out

@@ -212,6 +212,12 @@ class History:
     def _buffered(self) -> int:
         return len(self._trades) + len(self._quotes) + len(self._fills)
 
+    @property
+    def buffered(self) -> int:
+        """Rows recorded and not yet written (at most ``max_buffer``)."""
+        with self._lock:
+            return self._buffered()
+
     def _append(self, kind: str, buf_name: str, row: tuple) -> bool:
         with self._lock:
             if self._closed or self._buffered() >= self.max_buffer:

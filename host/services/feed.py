@@ -675,15 +675,7 @@ class FeedHandler:
                     if old is not None:
                         dup += 1
                         self._remove(new_ref, old)
-                    levels = book.bids if bid else book.asks
-                    lvl = levels.get(price)
-                    if lvl is None:
-                        levels[price] = [shares, 1]
-                    else:
-                        lvl[0] += shares
-                        lvl[1] += 1
-                    orders[new_ref] = [book, bid, price, shares]
-                    (book.changed_bids if bid else book.changed_asks).add(price)
+                    self._insert(new_ref, book, bid, price, shares)
             elif t == _P or t == _Q:
                 if t == _P:
                     locate, hi, lo, side, shares, stock, price, match = \
@@ -716,6 +708,18 @@ class FeedHandler:
             c["clamped"] += clamped
             c["rejected"] += rejected
             c["bad_messages"] += bad
+
+    def _insert(self, ref: int, book, bid: bool, price: int, shares: int) -> None:
+        """Put order ``ref`` on its level (the add path has this written out, for speed)."""
+        levels = book.bids if bid else book.asks
+        lvl = levels.get(price)
+        if lvl is None:
+            levels[price] = [shares, 1]
+        else:
+            lvl[0] += shares
+            lvl[1] += 1
+        self._orders[ref] = [book, bid, price, shares]
+        (book.changed_bids if bid else book.changed_asks).add(price)
 
     def _remove(self, ref: int, o: list) -> None:
         """Take order ``ref`` (``o``: [book, is_bid, price, shares]) off its level."""

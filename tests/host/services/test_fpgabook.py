@@ -73,7 +73,10 @@ def shown(market: MarketData, symbol: str) -> dict[str, list[list[int]]]:
 
 
 def model_top(dev: ModelFpga, sym: int) -> dict[str, list[list[int]]]:
-    return {name: [list(lv) for lv in dev.book.top(sym, side)]
+    """The models' top N as the platform shows it: a level whose orders were all replaced
+    down to 0 shares (the flow sends such U's) holds a slot in the FPGA's top N but has
+    nothing to trade, and ``MarketData`` shows no level of size 0."""
+    return {name: [list(lv) for lv in dev.book.top(sym, side) if lv[1] > 0]
             for side, name in ((0, "bids"), (1, "asks"))}
 
 

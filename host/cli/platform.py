@@ -40,21 +40,35 @@ def audit() -> None:
 @click.option("--db", "url", help=DB_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 def verify(url: str | None, as_json: bool) -> None:
-    """Check every record's hash and link; exit 1 and say where if anything was edited,
-    deleted or reordered."""
+    """Check every record's hash and link, and the orders, executions and positions
+    against the chain; exit 1 and say where if anything was edited, deleted or
+    reordered."""
     from tick2trade.host.services import audit as log
+
+    from tick2trade.host.services import ledger
 
     engine, sessions = _engine(url)
     with sessions() as s:
         verdict = log.verify(s)
+        rows = ledger.problems(s)
     engine.dispose()
     if as_json:
-        click.echo(json.dumps({"ok": verdict.ok, "records": verdict.records,
+        click.echo(json.dumps({"ok": verdict.ok and not rows, "records": verdict.records,
                                "head_seq": verdict.head_seq, "head_hash": verdict.head_hash,
                                "problems": [{"seq": p.seq, "what": p.what}
-                                            for p in verdict.problems]}))
+                                            for p in verdict.problems],
+                               "row_problems": [{"seq": p.seq, "what": p.what}
+                                                for p in rows]}))
     else:
         console = Console()
+        if rows:
+            console.print(f"[red]orders, executions or positions differ from the audit "
+                          f"chain[/red] ({len(rows)} problem(s)):", highlight=False)
+            for p in rows:
+                console.print(f"  {p}", highlight=False)
+        else:
+            console.print("[green]orders, executions and positions agree with the "
+                          "chain[/green]", highlight=False)
         if verdict.ok:
             console.print(f"[green]audit chain intact[/green]: {verdict.records:,} records, "
                           f"head seq {verdict.head_seq} hash {verdict.head_hash}",
@@ -64,7 +78,7 @@ def verify(url: str | None, as_json: bool) -> None:
                           f"problem(s) in {verdict.records:,} records):", highlight=False)
             for p in verdict.problems:
                 console.print(f"  {p}", highlight=False)
-    sys.exit(0 if verdict.ok else 1)
+    sys.exit(0 if verdict.ok and not rows else 1)
 
 
 @audit.command()
@@ -269,13 +283,19 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
     console.print("t2t api: market data and orders from", highlight=False)
     for note in live.notes:
         console.print(f"  {note}", highlight=False)
-    if venue == "local" or paper or venue == "off":
-        # their brokers start empty: what was open before this start is not working
-        gone = platform.orders.expire_open("not working after a restart: the venue "
-                                           "simulator or paper broker it was at is gone")
-        if gone:
-            console.print(f"  {gone} order(s) open before this start marked canceled",
-                          highlight=False)
+    back = platform.reconciled.get("restored", 0)
+    gone = platform.reconciled.get("canceled", 0)
+    if venue == "local" and live.broker is not None:
+        # a venue simulator started afresh: what was open at the last one is not working
+        gone += platform.orders.expire_open("not working after a restart: the venue "
+                                            "simulator it was at is gone")
+    if back:
+        console.print(f"  {back} resting order(s) open before this start work again at "
+                      f"the paper broker", highlight=False)
+    if gone:
+        console.print(f"[yellow]  {gone} order(s) open before this start marked canceled "
+                      f"(nothing works them; the reason is on each)[/yellow]",
+                      highlight=False)
     if live.broker is not None and not live.broker.wait_connected(10):
         console.print("[yellow]the venue's order entry did not answer yet; orders are "
                       "refused until it does (retrying)[/yellow]")

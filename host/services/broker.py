@@ -47,6 +47,9 @@ class Broker(Protocol):
 
     def submit(self, ticket: OrderTicket) -> None: ...
 
-    def cancel(self, order_id: int) -> None:
+    def cancel(self, order_id: int) -> bool | None:
         """Ask to cancel; the answer is an ``on_canceled`` callback (or none, when the
-        order has already finished)."""
+        order has already finished). An ``in_process`` broker returns whether it knew
+        the order: False means nothing works it (the OMS then closes it, saying so).
+        Such a broker may also have ``restore(ticket, remaining)``: take back a resting
+        order after a restart (``Orders.reconcile``)."""

@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 TYPES = ("market", "limit", "stop")
 TIFS = ("day", "gtc", "ioc", "fok")
 SIDES = ("buy", "sell")
+NOT_AT_BROKER = ("not working at the broker (its state was lost, e.g. by a restart): "
+                 "closed on the cancel request")
 
 
 class OrderError(ValueError):
@@ -227,12 +229,16 @@ class Orders:
                 raise Conflict(f"order {order_id} is already {order.status}")
             audit.append(s, username, "order.cancel_request", f"order:{order_id}")
         try:
-            self.broker.cancel(order_id)
+            known = self.broker.cancel(order_id)
         except Exception as exc:
             log.exception("broker refused to cancel order %s", order_id)
             raise BrokerUnavailable(f"the cancel of order {order_id} did not reach the broker "
                                     f"({type(exc).__name__}); the order may still be live, "
                                     f"retry") from None
+        if known is False and getattr(self.broker, "in_process", False):
+            # the store has it open, the broker (in this process) does not: nothing
+            # works it, so say so rather than answer as if a cancel were on its way
+            self.on_canceled(order_id, NOT_AT_BROKER)
         return self.get(user_id, order_id, any_user=True)
 
     def get(self, user_id: int, order_id: int, any_user: bool = False) -> Order:
@@ -251,13 +257,50 @@ class Orders:
             rows = s.execute(q.order_by(Order.id.desc()).limit(limit).offset(offset)).scalars()
             return total, list(rows)
 
-    def cancel_all(self) -> int:
-        """Cancel every open order (the kill switch); returns how many were asked."""
+    def cancel_all(self) -> dict[str, int]:
+        """Cancel every open order (the kill switch). Returns what happened, read back
+        from the store: ``canceled`` (closed by now), ``pending`` (still open: the
+        broker's answer is on its way, e.g. from a venue), ``failed`` (the broker
+        refused the request; still open)."""
         with self.sessions() as s:
             ids = list(s.execute(select(Order.id).where(Order.status.in_(OPEN))).scalars())
+        failed = 0
         for order_id in ids:
-            self.broker.cancel(order_id)
-        return len(ids)
+            try:
+                known = self.broker.cancel(order_id)
+            except Exception:
+                log.exception("broker refused to cancel order %s", order_id)
+                failed += 1
+                continue
+            if known is False and getattr(self.broker, "in_process", False):
+                self.on_canceled(order_id, NOT_AT_BROKER)
+        with self.reader.connect() as conn:
+            still = set(conn.execute(select(Order.id).where(
+                Order.id.in_(ids), Order.status.in_(OPEN))).scalars()) if ids else set()
+        return {"canceled": len(ids) - len(still), "pending": len(still) - failed,
+                "failed": failed}
+
+    def reconcile(self, reason: str) -> dict[str, int]:
+        """At a start: settle every order the store has open with the broker. A broker
+        that can take them back (``restore``: the paper broker) works the resting ones
+        (limit and stop orders, day or GTC) again from what is left of them; every
+        other open order is canceled in the store with ``reason`` — nothing works it.
+        Returns ``restored`` and ``canceled``."""
+        with self.sessions() as s:
+            rows = list(s.execute(select(Order).where(Order.status.in_(OPEN))
+                                  .order_by(Order.id)).scalars())
+        restore = getattr(self.broker, "restore", None)
+        restored = 0
+        for o in rows:
+            if restore is not None and o.type in ("limit", "stop") and o.tif in ("day", "gtc"):
+                restore(OrderTicket(o.id, o.symbol, o.side, o.type, o.tif, o.qty, o.price,
+                                    o.stop_price), o.qty - o.filled_qty)
+                if o.status == OrderStatus.PENDING:
+                    self.on_accepted(o.id)
+                restored += 1
+            else:
+                self.on_canceled(o.id, reason)
+        return {"restored": restored, "canceled": len(rows) - restored}
 
     def expire_open(self, reason: str) -> int:
         """Cancel, in the store only, every order still open: for a start whose broker

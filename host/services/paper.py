@@ -50,11 +50,21 @@ class PaperBroker:
                 calls += self._work(entry, quote, first=True)
         self._run(calls)
 
-    def cancel(self, order_id: int) -> None:
+    def cancel(self, order_id: int) -> bool:
+        """True when the order was resting here (it is canceled now); False when this
+        broker does not know it (finished, or never here)."""
         with self._lock:
             entry = self._resting.pop(order_id, None)
         if entry is not None:
             self._events.on_canceled(order_id, "canceled by request")
+        return entry is not None
+
+    def restore(self, ticket: OrderTicket, remaining: int) -> None:
+        """Take back a resting order after a restart (``Orders.reconcile``), with
+        ``remaining`` shares left, without a callback: it works from the next quote (a
+        stop waits for its trigger again: had it triggered, it would not be open)."""
+        with self._lock:
+            self._resting[ticket.order_id] = [ticket, remaining, ticket.type != "stop"]
 
     def withdraw(self, order_id: int) -> None:
         """Forget an order whose storing rolled back, without a callback. Displayed size

@@ -64,6 +64,7 @@ class Platform:
         self.hub = Hub()
         notify.install_push(self.sessions, self.hub.to_user)
         self.users = Users(self.sessions, self.secret, login_failures=self.limits.login_failures)
+        paper = self.broker is None
         self.broker = self.broker or PaperBroker(self.market)
         self.reader = (make_engine(self.url, reads_only=True)
                        if self.engine.dialect.name == "sqlite" else self.engine)
@@ -73,6 +74,12 @@ class Platform:
                              on_fill=self.history.record_fill if self.history else None)
         if self.history is not None:
             self.history.attach(self.market)
+        # the paper broker's resting orders are the store's open ones: it takes them
+        # back, so a restart neither loses them nor leaves them open with nothing
+        # working them (``Orders.reconcile``)
+        self.reconciled = self.orders.reconcile(
+            "not working after a restart: the paper broker keeps resting limit and stop "
+            "orders only") if paper else {}
         self.alerts = notify.PriceAlerts(self.sessions)
         self.market.subscribe(self.alerts.on_quote)
         self.market.subscribe(self._quote_to_hub)

@@ -247,7 +247,9 @@ def render(s: dict, title: str) -> Group:
     if "database" in s:
         d = s["database"]
         rows.append(("database", (f"{d['orders']:,} orders, {d['executions']:,} executions "
-                                 f"of user {d['account']} in {d['url']}")))
+                                 f"of user {d['account']} in {d['url']}; "
+                                 f"{d['closed_at_end']} left open marked canceled "
+                                 f"(the run's venue is gone)")))
     if s["anomalies"]:
         rows.append(("anomalies", ", ".join(f"{k} {v}" for k, v in s["anomalies"].items())))
     for k, v in rows:
@@ -331,6 +333,9 @@ def run(duration: float, cycles: int | None, config_path: Path, seed: int, pace:
         broker = EngineBroker(loop.engine, loop.cfg.limits())
         platform = Platform.open(db_url, broker=broker,
                                  device=EngineDevice(broker, loop))
+        # each run's venue is its own: an order a killed run left open works nowhere
+        left = platform.orders.expire_open("not working: t2t run ended without closing "
+                                           "it (killed?), its venue and FPGA are gone")
         store = EngineStore(platform.engine)
         broker.fpga_orders = store.user_ref  # the kill switch cancels them too
         platform.start_background()
@@ -350,7 +355,11 @@ def run(duration: float, cycles: int | None, config_path: Path, seed: int, pace:
         loop.fpga_book.start()
         prints = TradePrints(loop, platform.market)
     else:
+        left = 0
         store = None if no_db else EngineStore.open(db_url)
+    if store is not None and left + store.reconciled:
+        console.print(f"{left + store.reconciled} order(s) a previous run left open marked "
+                      f"canceled (nothing works them)", highlight=False)
     stop = {"asked": False}
 
     def interrupted(_sig, _frame) -> None:
@@ -400,10 +409,12 @@ def run(duration: float, cycles: int | None, config_path: Path, seed: int, pace:
     result["stopped_by"] = "ctrl-c" if stop["asked"] else \
         "cycles" if cycles is not None else "duration"
     if store is not None:
-        store.sync(loop.engine)
+        closed = store.close(loop.engine)
         result["database"] = {"url": store.sql.url.render_as_string(hide_password=True),
                               "account": "fpga", "orders": len(store.ids),
-                              "executions": store.fills_written}
+                              "executions": store.fills_written,
+                              "closed_at_end": closed,
+                              "closed_at_start": left + store.reconciled}
     if platform is not None:
         platform.close()
     if as_json:

@@ -2,13 +2,13 @@
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Response
 from fastapi.concurrency import run_in_threadpool
 
 from tick2trade.host.api.deps import CurrentUser, Limit, Offset, PlatformDep
 from tick2trade.host.api.schemas import OrderIn, OrderOut, OrderPage
 from tick2trade.host.services.orders import order_json
-from tick2trade.host.services.status import OrderStatus
+from tick2trade.host.services.status import OPEN, OrderStatus
 
 router = APIRouter(tags=["orders"])
 
@@ -40,6 +40,12 @@ def get_order(order_id: OrderId, who: CurrentUser, platform: PlatformDep):
     return order_json(platform.orders.get(who.user_id, order_id))
 
 
-@router.delete("/orders/{order_id}", response_model=OrderOut)
-def cancel_order(order_id: OrderId, who: CurrentUser, platform: PlatformDep):
-    return order_json(platform.orders.cancel(who.user_id, order_id, who.username))
+@router.delete("/orders/{order_id}", response_model=OrderOut,
+               responses={202: {"description": "the cancel is on its way to the venue; "
+                                               "the order is still open"}})
+def cancel_order(order_id: OrderId, who: CurrentUser, platform: PlatformDep,
+                 response: Response):
+    order = platform.orders.cancel(who.user_id, order_id, who.username)
+    if order.status in OPEN:
+        response.status_code = 202
+    return order_json(order)

@@ -65,6 +65,23 @@ def test_run_summary_equals_the_loop(tmp_path):
     assert f"{want['orders']['enters']:,} enters" in text
     assert got["database"]["orders"] == got["orders"]["enters"]
     assert got["database"]["executions"] == got["fills"]["count"]
+    # the run's end leaves no order open (issue 25, item 14): its venue is gone, each one
+    # still open there is canceled with the reason; the rows agree with the audit chain
+    # and the positions with the executions
+    from sqlalchemy import select
+
+    from tick2trade.host.engine_db import ENDED
+    from tick2trade.host.services import db, ledger
+    from tick2trade.host.services.status import OPEN
+
+    left = sum(n for state, n in got["orders"]["states"].items() if state in OPEN)
+    assert got["database"]["closed_at_end"] == left > 0
+    engine = db.make_engine(url)
+    with db.session_factory(engine)() as s:
+        assert s.scalars(select(db.Order.reason).where(db.Order.status.in_(OPEN))).all() == []
+        assert len(s.scalars(select(db.Order.id).where(db.Order.reason == ENDED)).all()) == left
+        assert ledger.problems(s) == []
+    engine.dispose()
 
 
 def test_run_refuses_a_bad_config(tmp_path):

@@ -68,6 +68,7 @@ class SyntheticBroker:
         self.counters = {"triggered": 0, "slices": 0, "trail_moves": 0}
         self._lock = threading.RLock()
         self._working: dict[int, Working] = {}
+        self._held: dict[str, dict[int, Working]] = {}   # symbol → its triggered types
         self._again: set[int] = set()     # sent again after a restart, not answered yet
         self._events: BrokerEvents | None = None
         self._local = threading.local()
@@ -109,6 +110,8 @@ class SyntheticBroker:
         w = Working(ticket, ticket.qty, ticket.stop_price)
         with self._lock:
             self._working[ticket.order_id] = w
+            if ticket.type in ordertypes.TRIGGERED:
+                self._held.setdefault(ticket.symbol, {})[ticket.order_id] = w
         if ticket.type == "iceberg":
             self._later(lambda: self._next_slice(w))
             return
@@ -120,7 +123,7 @@ class SyntheticBroker:
         with self._lock:
             w = self._working.get(order_id)
             if w is not None and not w.released:
-                del self._working[order_id]
+                self._drop(order_id)
             elif w is not None:
                 w.canceling = True
         if w is not None and not w.released:
@@ -130,7 +133,7 @@ class SyntheticBroker:
 
     def withdraw(self, order_id: int) -> None:
         with self._lock:
-            self._working.pop(order_id, None)
+            self._drop(order_id)
         withdraw = getattr(self.inner, "withdraw", None)
         if withdraw is not None:
             withdraw(order_id)
@@ -182,7 +185,7 @@ class SyntheticBroker:
                 w.left -= qty
                 w.slice_left -= qty
                 if w.left <= 0:
-                    del self._working[order_id]
+                    self._drop(order_id)
                 elif w.ticket.type == "iceberg" and w.slice_left <= 0 and not w.canceling:
                     w.released = False
                     next_slice = True
@@ -192,12 +195,12 @@ class SyntheticBroker:
 
     def on_canceled(self, order_id: int, reason: str) -> None:
         with self._lock:
-            self._working.pop(order_id, None)
+            self._drop(order_id)
         self._events.on_canceled(order_id, reason)
 
     def on_rejected(self, order_id: int, reason: str) -> None:
         with self._lock:
-            w = self._working.pop(order_id, None)
+            w = self._drop(order_id)
             again = order_id in self._again
             self._again.discard(order_id)
         if again:
@@ -225,9 +228,9 @@ class SyntheticBroker:
                last: int | None) -> None:
         moved, hit = [], []
         with self._lock:
-            for w in self._working.values():
+            for w in self._held.get(symbol, {}).values():
                 t = w.ticket
-                if t.symbol != symbol or w.released or t.type == "iceberg":
+                if w.released:
                     continue
                 seen = (bid, ask, last)
                 if t.type == "trailing_stop":
@@ -254,6 +257,17 @@ class SyntheticBroker:
             self._later(lambda w=w, kind=kind: self.inner.submit(replace(
                 w.ticket, type=kind, qty=w.left, stop_price=None,
                 price=w.ticket.price if kind == "limit" else None)))
+
+    def _drop(self, order_id: int) -> Working | None:
+        """Forget a working order (under the lock); returns it, or None."""
+        w = self._working.pop(order_id, None)
+        if w is not None:
+            held = self._held.get(w.ticket.symbol)
+            if held is not None:
+                held.pop(order_id, None)
+                if not held:
+                    del self._held[w.ticket.symbol]
+        return w
 
     def _next_slice(self, w: Working) -> None:
         with self._lock:

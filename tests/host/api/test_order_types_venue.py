@@ -128,7 +128,7 @@ def test_a_triggered_stop_limit_is_released_to_the_venue(rig):
 
 
 def test_executions_at_the_venue_carry_the_liquidity_flag_and_the_fee(rig):
-    platform, client, h = rig
+    _platform, client, h = rig
     for _ in range(50):
         o = client.post("/orders", headers=h, json={
             "symbol": SYMBOL, "side": "buy", "type": "market", "qty": 10}).json()

@@ -50,6 +50,7 @@ from collections import Counter
 from pathlib import Path
 
 from tick2trade.protocol import ouch, soupbintcp
+from tick2trade.host.services import ordertypes
 from tick2trade.host.services.broker import BrokerEvents, OrderTicket
 from tick2trade.host.services.marketdata import MarketData, Quote
 
@@ -454,6 +455,4 @@ def _order_id(clordid: str) -> int | None:
 
 
 def _stop_hit(t: OrderTicket, bid: int | None, ask: int | None, last: int | None) -> bool:
-    if t.side == "sell":
-        return any(v is not None and v <= t.stop_price for v in (bid, last))
-    return any(v is not None and v >= t.stop_price for v in (ask, last))
+    return ordertypes.stop_hit(t.side, t.stop_price, bid, ask, last)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
+from tick2trade.host.services import ordertypes
 from tick2trade.host.services.broker import BrokerEvents, OrderTicket
 from tick2trade.host.services.marketdata import MarketData, Quote
 
@@ -109,9 +110,7 @@ class PaperBroker:
 
     @staticmethod
     def _stop_hit(t: OrderTicket, q: Quote) -> bool:
-        if t.side == "sell":
-            return any(v is not None and v <= t.stop_price for v in (q.bid, q.last))
-        return any(v is not None and v >= t.stop_price for v in (q.ask, q.last))
+        return ordertypes.stop_hit(t.side, t.stop_price, q.bid, q.ask, q.last)
 
     def _work(self, entry: list, quote: Quote, first: bool) -> list:
         """Fill what the quote allows; returns the callbacks to make."""

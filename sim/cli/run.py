@@ -333,6 +333,9 @@ def run(duration: float, cycles: int | None, config_path: Path, seed: int, pace:
                                  device=EngineDevice(broker, loop))
         store = EngineStore(platform.engine)
         broker.fpga_orders = store.user_ref  # the kill switch cancels them too
+        # the OMS's own orders (stops and the like, held by it) left by an earlier run
+        # are armed again; this run's venue and FPGA start empty
+        platform.orders.resume(resubmit=True)
         platform.start_background()
         try:
             server, server_thread = serve_api(platform, api_port)

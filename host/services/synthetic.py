@@ -180,16 +180,24 @@ class SyntheticBroker:
                     liquidity: str | None = None) -> None:
         with self._lock:
             w = self._working.get(order_id)
-            next_slice = False
+            next_slice = canceled = False
             if w is not None:
                 w.left -= qty
                 w.slice_left -= qty
                 if w.left <= 0:
                     self._drop(order_id)
-                elif w.ticket.type == "iceberg" and w.slice_left <= 0 and not w.canceling:
-                    w.released = False
-                    next_slice = True
+                elif w.ticket.type == "iceberg" and w.slice_left <= 0:
+                    if w.canceling:
+                        # the slice filled before the cancel reached it: nothing is left
+                        # at the broker to cancel, so the iceberg ends here
+                        self._drop(order_id)
+                        canceled = True
+                    else:
+                        w.released = False
+                        next_slice = True
         self._events.on_executed(order_id, qty, price, liquidity)
+        if canceled:
+            self._events.on_canceled(order_id, "canceled by request")
         if next_slice:
             self._later(lambda: self._next_slice(w))
 

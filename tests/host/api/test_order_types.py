@@ -321,3 +321,48 @@ def test_a_restart_resumes_every_working_order(db_url):
         quote(p, 121.0, 121.0)
         assert get(c, h, today["id"])["status"] == "filled"
     p.close()
+
+
+def test_oco_legs_that_fill_on_the_same_quote_both_keep_their_fills(client, platform, trader):
+    quote(platform, 100.0, 100.1)
+    r = client.post("/orders/oco", headers=trader, json={"legs": [
+        {"symbol": "AAPL", "side": "sell", "type": "limit", "qty": 5, "price": "101"},
+        {"symbol": "AAPL", "side": "buy", "type": "limit", "qty": 5, "price": "99"}]})
+    sell, buy = r.json()
+    quote(platform, 101.0, 99.0)        # a crossed touch (two venues' worth) fills both
+    assert platform.contingent.settle()
+    sell, buy = get(client, trader, sell["id"]), get(client, trader, buy["id"])
+    assert (sell["status"], buy["status"]) == ("filled", "filled")
+    pos = client.get("/portfolio/positions", headers=trader).json()["positions"]
+    assert [(p["qty"], p["realized"]) for p in pos] == [(0, "10.0000")]
+
+
+@pytest.mark.parametrize("offset", range(3))
+def test_cancel_racing_iceberg_fills_loses_nothing(client, platform, trader, offset):
+    import threading
+
+    rng = random.Random(SEED + offset)
+    quote(platform, 99.0, 101.0)
+    o = place(client, trader, side="buy", type="iceberg", qty=1_000, price="100",
+              display_qty=rng.randrange(5, 50), tif="gtc")
+    go = threading.Event()
+
+    def market():
+        go.wait()
+        for _ in range(200):
+            quote(platform, 99.0, 100.0, ask_size=rng.randint(1, 40))
+
+    feeder = threading.Thread(target=market)
+    feeder.start()
+    go.set()
+    r = client.delete(f"/orders/{o['id']}", headers=trader)
+    feeder.join()
+    assert r.status_code in (200, 409), r.text
+    o = get(client, trader, o["id"])
+    execs = client.get(f"/orders/{o['id']}/executions", headers=trader).json()
+    assert o["status"] in ("canceled", "filled"), f"seed {SEED}"
+    assert sum(e["qty"] for e in execs) == o["filled_qty"], f"seed {SEED}"
+    # nothing of it works anywhere any more: no slice at the paper broker, none held
+    assert o["id"] not in platform.broker.inner.resting()
+    quote(platform, 99.0, 100.0, ask_size=1_000)
+    assert get(client, trader, o["id"])["filled_qty"] == o["filled_qty"], f"seed {SEED}"

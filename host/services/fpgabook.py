@@ -29,6 +29,7 @@ index not in ``symbols``: kept, not published).
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 
 from tick2trade.gateware.models.book import CLEAR, apply_update
 from tick2trade.host.device.book import read_book
@@ -86,7 +87,9 @@ class FpgaBook:
 
     # -- records ---------------------------------------------------------------------------
 
-    def on_record(self, ev: BookEvent) -> None:
+    def on_record(self, ev: BookEvent, ts: datetime | None = None) -> None:
+        """Take one book record; ``ts`` (default: now) is when its frame reached the host,
+        the time the platform's update carries."""
         self.counters["records"] += 1
         if self.expected is None:  # waiting for a resync: it will hold this one
             self.counters["stale"] += 1
@@ -119,7 +122,7 @@ class FpgaBook:
             return
         diff = changes(before, after)
         if diff:
-            self.market.apply(symbol, **{"asks" if ev.side else "bids": diff},
+            self.market.apply(symbol, **{"asks" if ev.side else "bids": diff}, ts=ts,
                               source="fpga", depth=self.depth)
 
     def _clear(self, sym: int) -> None:

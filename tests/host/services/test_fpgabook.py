@@ -5,6 +5,7 @@ reads the book back through ``book.peek`` and must show exactly the models' top 
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,21 @@ def test_losses_with_no_record_after_them_are_caught_by_poll(fpga):
     assert book.poll()
     assert_same_books(market, dev, cfg)
     assert not book.poll()
+
+
+def test_a_record_carries_the_time_its_frame_reached_the_host(fpga):
+    """``on_record``'s ``ts`` is the time on the platform's update (what the WebSocket
+    clients see), not the time the host got round to applying it."""
+    cfg, dev = fpga
+    market = MarketData()
+    book = FpgaBook(market, dev, dict(enumerate(cfg.watch)), depth=BOOK_TOP)
+    book.start()
+    seen = []
+    market.listen("book", seen.append)
+    arrived = datetime(2026, 12, 2, 9, 30, 0, 123456, tzinfo=timezone.utc)
+    for r in book_records(dev.run(feed(cfg, rng_for("fpgabook-ts"), 200))):
+        book.on_record(r, arrived)
+    assert seen and all(u.ts == arrived for u in seen)
 
 
 def test_changes_name_the_levels_that_moved():

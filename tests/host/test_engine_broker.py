@@ -339,3 +339,13 @@ def test_venue_reject_comes_back_with_its_reason(rig):
     assert rig.loop.fpga.risk.open_orders == sum(
         x.state not in ("filled", "canceled", "rejected")
         for x in rig.loop.engine.orders.values())  # the gate let go of it
+
+
+def test_a_modify_through_the_gate_is_refused_and_the_order_stands(rig):
+    bid, _ask = touch(rig)
+    o = rig.place(qty=3, price=px(bid - 500_000), tif="gtc")
+    o = rig.until(o["id"], ("accepted", "rejected"))
+    assert o["status"] == "accepted", o["reason"]
+    r = rig.client.patch(f"/orders/{o['id']}", headers=rig.trader, json={"qty": 2})
+    assert r.status_code == 409 and "cancel and place again" in r.json()["detail"]
+    assert (rig.order(o["id"])["qty"], rig.order(o["id"])["status"]) == (3, "accepted")

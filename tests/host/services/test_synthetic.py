@@ -87,12 +87,11 @@ def test_a_released_order_the_venue_refuses_is_canceled_saying_why():
     assert inner.submitted[0].type == "market" and inner.submitted[0].stop_price is None
     broker.on_rejected(2, "closed (no trading session)")
     assert oms.calls == [("accepted", 2),
-                         ("canceled", 2, "released order rejected: closed (no trading "
-                                         "session)")]
+                         ("canceled", 2, "released order rejected: closed (no trading session)")]
 
 
 def test_an_order_resent_after_a_restart_is_not_accepted_twice_nor_rejected():
-    _m, inner, oms, broker = rig()
+    _m, _inner, oms, broker = rig()
     t = OrderTicket(3, "AAPL", "buy", "limit", "gtc", 10, 1_000_000, None)
     broker.submit_again(t)
     broker.on_accepted(3)

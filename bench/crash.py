@@ -8,7 +8,7 @@ during an order storm, ``N`` times each on one database per target, and after ea
 - the audit chain verifies and the orders and executions agree with it
   (``audit.verify`` + ``ledger.order_problems``, what ``t2t audit verify`` runs);
 - after the restart no order from before the kill is left open without a reason: with
-  the paper broker the open ones are exactly those it took back (its start says how
+  the paper broker the open ones are exactly those it put back to work (its start says how
   many), under ``t2t run`` none stays open (each is canceled, the reason on it).
 
 Prints one line per kill and the totals. Figures, never pass/fail; see bench/README.md
@@ -168,8 +168,12 @@ def _after_restart(target: str, url: str, lines: list[str], before: dict) -> int
     """Orders from before the kill left open with nothing working them."""
     text = "".join(lines)
     if target == "api":
-        m = re.search(r"(\d+) resting order\(s\) open before this start work again", text)
-        return before["open"] - (int(m.group(1)) if m else 0)
+        # the start's "orders open before this start: 2 armed, 1 expired, 30 resubmitted"
+        # (Orders.resume): working again, or closed with a reason
+        m = re.search(r"orders open before this start: ([^\n]*)", text)
+        settled = sum(int(n) for n, _what in re.findall(r"(\d+) ([a-z ]+)", m.group(1))
+                      ) if m else 0
+        return before["open"] - settled
     engine = db.make_engine(url)
     with db.session_factory(engine)() as s:
         left = len(s.scalars(select(db.Order.id).where(

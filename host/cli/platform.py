@@ -283,22 +283,16 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
     console.print("t2t api: market data and orders from", highlight=False)
     for note in live.notes:
         console.print(f"  {note}", highlight=False)
-    back = platform.reconciled.get("restored", 0)
-    gone = platform.reconciled.get("canceled", 0)
-    if venue == "local" and live.broker is not None:
-        # a venue simulator started afresh: what was open at the last one is not working
-        gone += platform.orders.expire_open("not working after a restart: the venue "
-                                            "simulator it was at is gone")
-    if back:
-        console.print(f"  {back} resting order(s) open before this start work again at "
-                      f"the paper broker", highlight=False)
-    if gone:
-        console.print(f"[yellow]  {gone} order(s) open before this start marked canceled "
-                      f"(nothing works them; the reason is on each)[/yellow]",
-                      highlight=False)
     if live.broker is not None and not live.broker.wait_connected(10):
         console.print("[yellow]the venue's order entry did not answer yet; orders are "
                       "refused until it does (retrying)[/yellow]")
+    # a local venue or the paper broker starts empty: what was open before this start
+    # goes to it again; a venue somebody else runs still has its orders
+    resumed = platform.orders.resume(resubmit=venue == "local" or paper or venue == "off")
+    if resumed:
+        console.print("  orders open before this start: " + ", ".join(
+            f"{n} {what.replace('_', ' ')}" for what, n in sorted(resumed.items())),
+            highlight=False)
     platform.start_background()
     try:
         uvicorn.run(create_app(platform), host=host, port=port)

@@ -82,9 +82,15 @@ def expected_orders(session: Session) -> dict[int, _Expected]:
                     e.columns["status"] = (OrderStatus.FILLED if filled >= qty
                                            else OrderStatus.PARTIALLY_FILLED)
             continue
+        if kind == "place":  # the placement states every column: one it leaves out is empty
+            e.columns.update({name: d.get(name) for name in STATED})
         for name in STATED:
             if name in d:
                 e.columns[name] = d[name]
+        if e.columns.get("type") == "trailing_stop":
+            # its stop_price is working state the OMS moves with the market (``note``),
+            # not a stated value
+            e.columns.pop("stop_price", None)
         if kind in STATUSES:
             e.columns["status"] = kind
     return out

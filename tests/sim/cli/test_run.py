@@ -212,6 +212,15 @@ def test_run_serves_the_api_and_its_orders_go_through_the_fpga(tmp_path):
             time.sleep(0.1)
         else:
             raise AssertionError("no trade print reached the platform")
+        # a stop waits in the OMS on the FPGA's book and goes through the gate as a
+        # market order once the offer reaches it (at once: its level is the bid)
+        bid = api.get("/market/BTC-USD/quote", headers=h).json()["bid"]
+        stop = api.post("/orders", headers=h, json={
+            "symbol": "BTC-USD", "side": "buy", "type": "stop", "qty": 1,
+            "stop_price": bid}).json()
+        stop = wait(stop["id"], ("filled", "canceled"))
+        assert stop["triggered"], stop
+        refusals += "FPGA risk gate" in (stop["reason"] or "")
         big = api.post("/orders", headers=h, json={
             "symbol": "BTC-USD", "side": "buy", "type": "limit", "qty": 600,
             "price": f"{limit / 10_000:.4f}"}).json()

@@ -198,9 +198,9 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
         local_ports: str, var_dir: Path, history_path: Path | None, no_history: bool,
         history_raw_days: int, history_retention_days: int, smtp: str, mail_from: str,
         cors_origins: tuple[str, ...], webhook_allow: tuple[str, ...]) -> None:
-    """Serve the HTTP/WebSocket API (the web client at /, OpenAPI at /docs) with a live market: by default a
-    venue simulator started here, its ITCH feed read into a full-depth book per symbol,
-    and orders sent to it over OUCH. No FPGA device is attached, so device endpoints
+    """Serve the HTTP/WebSocket API (the web client at /, OpenAPI at /docs) with a live
+    market: by default a venue simulator started here, its ITCH feed read into a
+    full-depth book per symbol, and orders sent to it over OUCH. No FPGA device is attached, so device endpoints
     answer 503 (`t2t run --api` serves the API with the virtual FPGA in the path)."""
     import uvicorn
 

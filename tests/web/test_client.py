@@ -4,6 +4,7 @@
 import json
 import re
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 from click.testing import CliRunner
@@ -89,7 +90,7 @@ def test_trader_ladder_order_blotter_fill_download_and_session(page, server):
     # the transactions CSV through the browser
     with page.expect_download() as got:
         page.click(".blotter button:text-is('CSV')")
-    csv = open(got.value.path()).read().splitlines()
+    csv = Path(got.value.path()).read_text().splitlines()
     assert csv[0].startswith("id,ts,order_id,symbol,side,qty,price")
     assert len(csv) >= 2 and f",{symbol},buy," in csv[1]
     assert Decimal(csv[1].split(",")[6]) > 0

@@ -11,7 +11,7 @@ type Counters = Record<string, number>;
 export class OperatorScreen {
   readonly el = h("main", { id: "operator", class: "operator" });
   private timer: number | undefined;
-  private prev: { at: number; values: Map<string, number> } | null = null;
+  private prev = new Map<string, { at: number; values: Map<string, number> }>();
   private killEl = h("section", { class: "panel kill", "aria-label": "Kill switch" });
   private marketEl = h("section", { class: "panel", "aria-label": "Market feed" });
   private deviceEl = h("section", { class: "panel", "aria-label": "FPGA" });
@@ -84,7 +84,7 @@ export class OperatorScreen {
       return;
     }
     const { feed_status: status, ...rest } = m;
-    fill(this.marketEl, h("h2", {}, "Market feed"), keyValues(rest, this.rates(rest)),
+    fill(this.marketEl, h("h2", {}, "Market feed"), keyValues(rest, this.rates("market", rest)),
          status ? h("div", {}, h("h3", {}, "Feed state"), keyValues(status)) : null);
   }
 
@@ -95,16 +95,17 @@ export class OperatorScreen {
       return;
     }
     fill(this.deviceEl, h("h2", {}, "FPGA"), keyValues(device),
-         counters ? h("div", {}, h("h3", {}, "Counters by block"), keyValues(counters, this.rates(counters))) : null);
+         counters ? h("div", {}, h("h3", {}, "Counters by block"), keyValues(counters, this.rates("counters", counters))) : null);
   }
 
-  /** Per-second rates of the numeric values since the last refresh, by flattened key. */
-  private rates(values: object): Counters {
+  /** Per-second rates of the numeric values since the source's last refresh, by
+   * flattened key. */
+  private rates(source: string, values: object): Counters {
     const now = performance.now();
     const flat = new Map<string, number>();
     flatten(values, "", flat);
     const out: Counters = {};
-    const prev = this.prev;
+    const prev = this.prev.get(source);
     if (prev) {
       const dt = (now - prev.at) / 1000;
       for (const [k, v] of flat) {
@@ -112,7 +113,7 @@ export class OperatorScreen {
         if (before != null && dt > 0 && v >= before) out[k] = (v - before) / dt;
       }
     }
-    this.prev = { at: now, values: new Map([...(prev?.values ?? []), ...flat]) };
+    this.prev.set(source, { at: now, values: flat });
     return out;
   }
 
@@ -194,6 +195,6 @@ function keyValues(v: object, rates: Counters = {}): HTMLTableElement {
   };
   walk(v, "");
   return table(["", "value", "/s"], flat.map(([k, x]) => [k,
-    typeof x === "number" ? fmtQty(x) : JSON.stringify(x), k in rates ? rates[k].toFixed(1) : ""]),
+    typeof x === "number" ? fmtQty(x) : typeof x === "string" ? x : JSON.stringify(x), k in rates ? rates[k].toFixed(1) : ""]),
     new Set([1, 2]));
 }

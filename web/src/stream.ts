@@ -4,11 +4,14 @@
 export type StreamState = "connecting" | "live" | "down";
 export type Message = { type: string; [key: string]: any };
 
-/** Open an authenticated /ws connection. The one place that knows how the stream
- * learns who we are: today the access token in the query string. */
-export function openAuthenticated(token: string): WebSocket {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  return new WebSocket(`${scheme}://${location.host}/ws?token=${encodeURIComponent(token)}`);
+/** Open an authenticated /ws connection: the one place that knows how the stream
+ * learns who we are. The token goes as the second of the subprotocols "bearer",
+ * <token>, never in the URL (which servers and proxies log); ``legacy``: in the query
+ * string, for a server from before that form (whose handshake refuses the first). */
+export function openAuthenticated(token: string, legacy = false): WebSocket {
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+  return legacy ? new WebSocket(`${url}?token=${encodeURIComponent(token)}`)
+                : new WebSocket(url, ["bearer", token]);
 }
 
 export interface Subscription {
@@ -23,6 +26,7 @@ export class Stream {
   private subs = new Map<string, Subscription>();
   private retry = 500;
   private closed = false;
+  private legacy = false;
 
   constructor(private token: () => Promise<string>,
               private onMessage: (m: Message) => void,
@@ -63,13 +67,15 @@ export class Stream {
     this.set("connecting");
     let socket: WebSocket;
     try {
-      socket = openAuthenticated(await this.token());
+      socket = openAuthenticated(await this.token(), this.legacy);
     } catch {
       this.later();
       return;
     }
     this.socket = socket;
+    let opened = false;
     socket.onopen = () => {
+      opened = true;
       this.retry = 500;
       this.set("live");
       for (const sub of this.subs.values()) {
@@ -78,10 +84,10 @@ export class Stream {
     };
     socket.onmessage = (e) => this.onMessage(JSON.parse(e.data));
     socket.onclose = () => {
-      if (this.socket === socket) {
-        this.socket = null;
-        this.later();
-      }
+      if (this.socket !== socket) return;
+      this.socket = null;
+      if (!opened) this.legacy = !this.legacy;     // a refused handshake: try the other form
+      this.later();
     };
   }
 

@@ -62,8 +62,16 @@ def server(tmp_path_factory):
         stop_api(proc)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if call.when == "call":
+        item.failed_call = report.failed
+    return report
+
+
 @pytest.fixture
-def page(browser, server):
+def page(browser, server, request):
     """A fresh browser context at 1280×800; ``page.external`` lists refused requests."""
     base, _ = server
     ctx = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=base,
@@ -82,6 +90,8 @@ def page(browser, server):
     pg.external = external
     pg.set_default_timeout(20_000)
     yield pg
+    if getattr(request.node, "failed_call", False):
+        shot(pg, f"failed-{request.node.name}")     # what the page showed when it failed
     ctx.close()
     assert not external, f"pages asked for other hosts: {external}"
 

@@ -27,6 +27,7 @@ export class Stream {
   private retry = 500;
   private closed = false;
   private legacy = false;
+  private flipped = false;
 
   constructor(private token: () => Promise<string>,
               private onMessage: (m: Message) => void,
@@ -83,10 +84,19 @@ export class Stream {
       }
     };
     socket.onmessage = (e) => this.onMessage(JSON.parse(e.data));
-    socket.onclose = () => {
+    socket.onclose = (e) => {
       if (this.socket !== socket) return;
       this.socket = null;
-      if (!opened) this.legacy = !this.legacy;     // a refused handshake: try the other form
+      const refused = !opened || e.code === 1008;
+      if (refused && !this.flipped) {
+        // the handshake or the token's form refused: the other form at once (once), and
+        // keep to the one that works
+        this.flipped = true;
+        this.legacy = !this.legacy;
+        void this.connect();
+        return;
+      }
+      if (!refused) this.flipped = false;
       this.later();
     };
   }

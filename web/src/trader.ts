@@ -11,6 +11,7 @@ import type { Message, Stream } from "./stream";
 import { fill, h, table, time, toast } from "./ui";
 
 const LADDER_ROWS = 160;       // price ticks the ladder shows, the market in the middle
+const DEFAULT_TICK = 100;      // 0.01: the coarsest grid a ladder starts with
 const OPEN = new Set(["pending", "accepted", "partially_filled"]);
 
 interface Order {
@@ -141,6 +142,7 @@ export class TraderScreen {
     this.book = new Book(symbol);
     this.last = toTicks(this.quotes.get(symbol)?.last ?? "");
     this.ladderTop = null;
+    this.tick = DEFAULT_TICK;
     fill(this.ladderHead, h("h2", {}, `${symbol} depth`), h("span", { class: "muted" }),
       h("button", { onclick: () => this.centre(true), title: "Re-centre (c)" }, "Centre"));
     fill(this.ladderEl);
@@ -218,7 +220,10 @@ export class TraderScreen {
     const bestAsk = book.side("ask")[0]?.price;
     const inside = bestAsk ?? bestBid;
     if (inside == null) return;
-    const tick = inferTick(book.prices());
+    // the grid only gets finer (a level between two rows), so rows never flip back
+    const prices = book.prices();
+    const tick = this.ladderTop == null ? Math.min(inferTick(prices), DEFAULT_TICK)
+                                        : inferTick([this.ladderTop, this.ladderTop - this.tick, ...prices]);
     const bottom = this.ladderTop == null ? 0 : this.ladderTop - (LADDER_ROWS - 1) * this.tick;
     if (this.ladderTop == null || tick !== this.tick || inside > this.ladderTop || inside < bottom) {
       this.tick = tick;

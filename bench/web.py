@@ -19,6 +19,7 @@ with none late is the figure.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import socket
@@ -57,16 +58,22 @@ FAKE_STREAM = """
   window.__rate = 0; window.__sent = 0;
   class FakeSocket {
     static OPEN = 1;
-    constructor() { this.readyState = 0; setTimeout(() => { this.readyState = 1; this.onopen?.({}); }, 0); }
+    constructor() {
+      this.readyState = 0;
+      setTimeout(() => { this.readyState = 1; this.onopen?.({}); }, 0);
+    }
     send(text) {
       const m = JSON.parse(text);
       if (m.op !== 'subscribe' || !(m.channels || []).includes('book')) return;
       const sym = m.symbols[0], mid = 1000000;
-      const lv = (i, side) => [((mid + (side === 'a' ? 1 + i : -i) * 100) / 10000).toFixed(4), 100 * (1 + i), 1];
+      const lv = (i, side) => [((mid + (side === 'a' ? 1 + i : -i) * 100) / 10000).toFixed(4),
+                               100 * (1 + i), 1];
       let seq = 1;
-      const bids = [...Array(50).keys()].map(i => lv(i, 'b')), asks = [...Array(50).keys()].map(i => lv(i, 'a'));
-      this.onmessage?.({data: JSON.stringify({type: 'book', kind: 'snapshot', symbol: sym, seq, bids, asks,
-                                              source: 'feed', depth: null, depth_tracked: null})});
+      const bids = [...Array(50).keys()].map(i => lv(i, 'b'));
+      const asks = [...Array(50).keys()].map(i => lv(i, 'a'));
+      const book = (kind, bids, asks) => JSON.stringify({type: 'book', kind, symbol: sym, seq,
+        bids, asks, source: 'feed', depth: null, depth_tracked: null});
+      this.onmessage?.({data: book('snapshot', bids, asks)});
       let owed = 0, last = performance.now(), n = 0;
       setInterval(() => {
         const now = performance.now();
@@ -76,10 +83,11 @@ FAKE_STREAM = """
           const k = 1 + (n % 3), b = [], a = [];
           for (let j = 0; j < k; j++) {
             const i = (n * 7 + j * 13) % 10;
-            (j % 2 ? a : b).push(lv(i, j % 2 ? 'a' : 'b').map((x, c) => c === 1 ? 100 * (1 + (n + j) % 50) : x));
+            const level = lv(i, j % 2 ? 'a' : 'b');
+            level[1] = 100 * (1 + (n + j) % 50);
+            (j % 2 ? a : b).push(level);
           }
-          this.onmessage?.({data: JSON.stringify({type: 'book', kind: 'delta', symbol: sym, seq, bids: b, asks: a,
-                                                  source: 'feed', depth: null, depth_tracked: null})});
+          this.onmessage?.({data: book('delta', b, a)});
           window.__sent++;
         }
       }, 5);
@@ -93,8 +101,11 @@ FAKE_STREAM = """
 FRAMES = """
 (ms) => new Promise(done => {
   const t = []; const sent0 = window.__sent; const start = performance.now();
-  const step = (now) => { t.push(now); if (now - start < ms) requestAnimationFrame(step);
-    else done({times: t, sent: window.__sent - sent0, elapsed: now - start}); };
+  const step = (now) => {
+    t.push(now);
+    if (now - start < ms) requestAnimationFrame(step);
+    else done({times: t, sent: window.__sent - sent0, elapsed: now - start});
+  };
   requestAnimationFrame(step);
 })
 """
@@ -173,7 +184,7 @@ def main() -> None:
                 page.wait_for_timeout(500)
                 got = page.evaluate(FRAMES, 3000)
                 t = got["times"]
-                gaps = [b - a for a, b in zip(t, t[1:])]
+                gaps = [b - a for a, b in itertools.pairwise(t)]
                 period = statistics.median(gaps)
                 late = sum(g > 1.5 * period for g in gaps)
                 rows.append((rate, got["sent"] / got["elapsed"] * 1000,

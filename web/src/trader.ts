@@ -214,8 +214,9 @@ export class TraderScreen {
   private drawLadder(): void {
     const book = this.book;
     if (!book) return;
-    fill(this.ladderHead.querySelector(".muted")!, book.seq ? `seq ${book.seq} · ${book.source ?? "?"}${
-      book.depthTracked ? ` · top ${book.depthTracked} tracked` : " · full depth"}` : "waiting for the book…");
+    set(this.ladderHead.querySelector<HTMLElement>(".muted")!, book.seq ? `seq ${book.seq} · ${
+      book.source ?? "?"}${book.depthTracked ? ` · top ${book.depthTracked} tracked` : " · full depth"}`
+      : "waiting for the book…");
     const bestBid = book.side("bid")[0]?.price;
     const bestAsk = book.side("ask")[0]?.price;
     const inside = bestAsk ?? bestBid;
@@ -247,8 +248,9 @@ export class TraderScreen {
       set(cells.bid, r.bid ? fmtQty(r.bid.size) : "");
       set(cells.ask, r.ask ? fmtQty(r.ask.size) : "");
       set(cells.mineAsk, m?.sell ? fmtQty(m.sell) : "");
-      cells.row.className = [r.tracked ? "" : "untracked", r.price === this.last ? "last" : "",
-                             r.price === bestAsk ? "best-ask" : "", r.price === bestBid ? "best-bid" : ""].join(" ");
+      const cls = [r.tracked ? "" : "untracked", r.price === this.last ? "last" : "",
+                   r.price === bestAsk ? "best-ask" : "", r.price === bestBid ? "best-bid" : ""].join(" ");
+      if (cells.row.className !== cls) cells.row.className = cls;     // no restyle when unchanged
     }
     if (!this.centred) {
       this.centred = true;

@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from tick2trade.cli import main
 
+from tests.host.cli.test_platform import start_api, stop_api
 from tests.web.conftest import shot
 
 PASSWORD = "correct horse battery"
@@ -67,6 +68,14 @@ def test_trader_ladder_order_blotter_fill_download_and_session(page, server):
     form.locator("input[name=price]").fill("1.23456")
     form.locator("button[type=submit]").click()
     expect(form.locator(".error[data-for=price]")).to_contain_text("4 places")
+
+    # the keyboard: a price picked in the ladder with the arrows, b stages a buy there
+    page.focus(".ladder-body")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("b")
+    picked = page.locator(".ladder-table tr.sel").get_attribute("data-price")
+    expect(form.locator("input[name=price]")).to_have_value(picked)
+    expect(form.locator("input[name=qty]")).to_be_focused()
 
     # cancel from the blotter: it moves to the done orders
     page.click(f"button[aria-label='Cancel order {order_id}']")
@@ -161,3 +170,25 @@ def test_docs_page_loads_from_this_server_only(page, server):
     expect(page.locator(".swagger-ui .title").first).to_contain_text("tick2trade host API")
     expect(page.locator(".opblock-summary-path").first).to_be_visible()
     assert seen and all(u.startswith(base) for u in seen), seen
+
+
+def test_the_client_reconnects_after_the_server_restarts(browser, tmp_path):
+    """The stream's state shows the drop, and once the server is back the session
+    goes on (same database) and the ladder fills again from a new snapshot."""
+    proc, base = start_api(tmp_path)
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=base)
+    try:
+        page = ctx.new_page()
+        register(page, "restarter")
+        expect(page.locator("#stream-state")).to_have_text("live")
+        expect(page.locator(".ladder-table td.bid.level:not(:empty)").first).to_be_visible()
+        stop_api(proc)
+        expect(page.locator("#stream-state")).not_to_have_text("live")
+        shot(page, "trader-stream-down")
+        proc, _ = start_api(tmp_path, port=int(base.rsplit(":", 1)[1]))
+        expect(page.locator("#stream-state")).to_have_text("live")
+        expect(page.locator(".ladder-table td.bid.level:not(:empty)").first).to_be_visible()
+        expect(page.locator("#user")).to_contain_text("restarter")
+    finally:
+        ctx.close()
+        stop_api(proc)

@@ -87,16 +87,19 @@ export class Stream {
     socket.onclose = (e) => {
       if (this.socket !== socket) return;
       this.socket = null;
+      // the handshake or the token's form refused (or the server is away): the other
+      // form next, at once the first time; a connection that worked keeps its form
       const refused = !opened || e.code === 1008;
-      if (refused && !this.flipped) {
-        // the handshake or the token's form refused: the other form at once (once), and
-        // keep to the one that works
-        this.flipped = true;
+      if (refused) {
         this.legacy = !this.legacy;
-        void this.connect();
-        return;
+        if (!this.flipped) {
+          this.flipped = true;
+          void this.connect();
+          return;
+        }
+      } else {
+        this.flipped = false;
       }
-      if (!refused) this.flipped = false;
       this.later();
     };
   }

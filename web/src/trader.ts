@@ -36,6 +36,7 @@ export class TraderScreen {
   private last: number | null = null;
   private centred = false;
   private ladderTop: number | null = null;
+  private ladderSel: number | null = null;
   private tick = 100;
   private ladderCells = new Map<number, Record<"mineBid" | "bid" | "ask" | "mineAsk" | "row", HTMLElement>>();
   private drawQueued = false;
@@ -73,9 +74,7 @@ export class TraderScreen {
       h("div", { class: "side" }, this.noteEl, this.alertEl),
       this.blotterEl);
     this.candles = new Candles(this.chartEl);
-    this.ladderEl.addEventListener("keydown", (e) => {
-      if (e.key === "c") this.centre(true);
-    });
+    this.ladderEl.addEventListener("keydown", (e) => this.ladderKey(e));
     this.subscribeQuotes();
     this.drawWatch();
     this.select(this.watch[0] ?? this.symbols[0] ?? "");
@@ -142,9 +141,10 @@ export class TraderScreen {
     this.book = new Book(symbol);
     this.last = toTicks(this.quotes.get(symbol)?.last ?? "");
     this.ladderTop = null;
+    this.ladderSel = null;
     this.tick = DEFAULT_TICK;
     fill(this.ladderHead, h("h2", {}, `${symbol} depth`), h("span", { class: "muted" }),
-      h("button", { onclick: () => this.centre(true), title: "Re-centre (c)" }, "Centre"));
+      h("button", { onclick: () => this.centre(true), title: "Re-centre (c in the ladder; ↑/↓ pick a price, b / s stage an order there)" }, "Centre"));
     fill(this.ladderEl);
     this.stream.subscribe("book", { channels: ["book", "trades", "bars"], symbols: [symbol] });
     this.drawForm({ symbol });
@@ -249,13 +249,11 @@ export class TraderScreen {
       set(cells.ask, r.ask ? fmtQty(r.ask.size) : "");
       set(cells.mineAsk, m?.sell ? fmtQty(m.sell) : "");
       const cls = [r.tracked ? "" : "untracked", r.price === this.last ? "last" : "",
-                   r.price === bestAsk ? "best-ask" : "", r.price === bestBid ? "best-bid" : ""].join(" ");
+                   r.price === bestAsk ? "best-ask" : "", r.price === bestBid ? "best-bid" : "",
+                   r.price === this.ladderSel ? "sel" : ""].join(" ");
       if (cells.row.className !== cls) cells.row.className = cls;     // no restyle when unchanged
     }
-    if (!this.centred) {
-      this.centred = true;
-      this.centre();
-    }
+    if (!this.centred) this.centred = this.centre();
   }
 
   private buildLadder(symbol: string): void {
@@ -284,14 +282,37 @@ export class TraderScreen {
     this.centred = false;
   }
 
-  /** Scroll the inside market to the middle; with ``rebuild`` put it in the middle row. */
-  private centre(rebuild = false): void {
+  /** Keys in the ladder: ↑/↓ move the selected price (from the touch), b / s stage a
+   * buy or sell limit there, c re-centres. */
+  private ladderKey(e: KeyboardEvent): void {
+    const book = this.book;
+    if (!book) return;
+    if (e.key === "c") {
+      this.centre(true);
+    } else if (e.key === "ArrowUp" || e.key === "ArrowDown") {
+      e.preventDefault();
+      const start = this.ladderSel ?? book.side("bid")[0]?.price ?? book.side("ask")[0]?.price;
+      if (start == null) return;
+      this.ladderSel = start + (e.key === "ArrowUp" ? this.tick : -this.tick);
+      this.ladderCells.get(this.ladderSel)?.row.scrollIntoView({ block: "nearest" });
+      this.queueDraw();
+    } else if ((e.key === "b" || e.key === "s") && this.ladderSel != null) {
+      this.drawForm({ symbol: book.symbol, side: e.key === "b" ? "buy" : "sell", type: "limit",
+                      price: fmtTicks(this.ladderSel) });
+    }
+  }
+
+  /** Scroll the inside market to the middle; with ``rebuild`` put it in the middle row.
+   * False while the ladder is not laid out (not on the page yet). */
+  private centre(rebuild = false): boolean {
     if (rebuild) {
       this.ladderTop = null;
       this.drawLadder();
     }
     const row = this.ladderEl.querySelector<HTMLElement>("tr.best-ask") ?? this.ladderEl.querySelector<HTMLElement>("tr.best-bid");
-    if (row) this.ladderEl.scrollTop = row.offsetTop - this.ladderEl.clientHeight / 2 + row.offsetHeight;
+    if (!row || !this.ladderEl.clientHeight) return false;
+    this.ladderEl.scrollTop = row.offsetTop - this.ladderEl.clientHeight / 2 + row.offsetHeight;
+    return true;
   }
 
   // --- chart ---------------------------------------------------------------------------

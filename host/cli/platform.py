@@ -200,8 +200,9 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
         cors_origins: tuple[str, ...], webhook_allow: tuple[str, ...]) -> None:
     """Serve the HTTP/WebSocket API (the web client at /, OpenAPI at /docs) with a live
     market: by default a venue simulator started here, its ITCH feed read into a
-    full-depth book per symbol, and orders sent to it over OUCH. No FPGA device is attached, so device endpoints
-    answer 503 (`t2t run --api` serves the API with the virtual FPGA in the path)."""
+    full-depth book per symbol, and orders sent to it over OUCH. No FPGA device is
+    attached, so device endpoints answer 503 (`t2t run --api` serves the API with the
+    virtual FPGA in the path)."""
     import uvicorn
 
     from tick2trade.protocol.moldudp64 import DEFAULT_LINE_A, DEFAULT_LINE_B

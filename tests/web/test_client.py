@@ -47,8 +47,9 @@ def test_trader_ladder_order_blotter_fill_download_and_session(page, server):
     symbol = page.locator(".watch tr.selected").get_attribute("data-symbol")
     shot(page, "trader")
 
-    # a limit from the ladder: the deepest bid shown, well away from the touch
-    price = bids.last.locator("xpath=..").get_attribute("data-price")
+    # a limit from the ladder: its lowest price, some 80 ticks under the touch, so the
+    # flow does not fill it while the test looks (a level with size was, at times)
+    price = page.locator(".ladder-table tbody tr").last.get_attribute("data-price")
     page.click(f".ladder-table tr[data-price='{price}'] td.bid")
     form = page.locator(".order-form")
     expect(form.locator("input[name=price]")).to_have_value(price)
@@ -76,6 +77,7 @@ def test_trader_ladder_order_blotter_fill_download_and_session(page, server):
     picked = page.locator(".ladder-table tr.sel").get_attribute("data-price")
     expect(form.locator("input[name=price]")).to_have_value(picked)
     expect(form.locator("input[name=qty]")).to_be_focused()
+    expect(form.locator("input[name=qty]")).to_have_value("30")     # the b did not land there
 
     # cancel from the blotter: it moves to the done orders
     page.click(f"button[aria-label='Cancel order {order_id}']")

@@ -297,6 +297,7 @@ export class TraderScreen {
       this.ladderCells.get(this.ladderSel)?.row.scrollIntoView({ block: "nearest" });
       this.queueDraw();
     } else if ((e.key === "b" || e.key === "s") && this.ladderSel != null) {
+      e.preventDefault();        // the key must not land in the quantity, focused next
       this.drawForm({ symbol: book.symbol, side: e.key === "b" ? "buy" : "sell", type: "limit",
                       price: fmtTicks(this.ladderSel) });
     }

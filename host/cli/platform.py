@@ -201,6 +201,9 @@ def _default_line(line) -> str:
 @click.option("--smtp", default="localhost:25", show_default=True, metavar="HOST:PORT",
               help="SMTP server for e-mail notifications.")
 @click.option("--mail-from", default="tick2trade@localhost", show_default=True)
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
+              help="Let pages from ORIGIN (e.g. https://desk.example.com) call the API; "
+                   "repeatable. By default only the API's own pages (the client at /) may.")
 @click.option("--webhook-allow", multiple=True, metavar="NETWORK",
               help="Let webhooks reach this non-public network (e.g. 10.1.2.0/24); "
                    "repeatable. By default they may only go to public addresses.")
@@ -208,11 +211,12 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
         retransmit, venue_user: str, venue_password: str, venue_rate: float,
         local_ports: str, var_dir: Path, history_path: Path | None, no_history: bool,
         history_raw_days: int, history_retention_days: int, smtp: str, mail_from: str,
-        webhook_allow: tuple[str, ...]) -> None:
-    """Serve the HTTP/WebSocket API (OpenAPI at /docs) with a live market: by default a
-    venue simulator started here, its ITCH feed read into a full-depth book per symbol,
-    and orders sent to it over OUCH. No FPGA device is attached, so device endpoints
-    answer 503 (`t2t run --api` serves the API with the virtual FPGA in the path)."""
+        cors_origins: tuple[str, ...], webhook_allow: tuple[str, ...]) -> None:
+    """Serve the HTTP/WebSocket API (the web client at /, OpenAPI at /docs) with a live
+    market: by default a venue simulator started here, its ITCH feed read into a
+    full-depth book per symbol, and orders sent to it over OUCH. No FPGA device is
+    attached, so device endpoints answer 503 (`t2t run --api` serves the API with the
+    virtual FPGA in the path)."""
     import uvicorn
 
     from tick2trade.protocol.moldudp64 import DEFAULT_LINE_A, DEFAULT_LINE_B
@@ -295,7 +299,7 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
             highlight=False)
     platform.start_background()
     try:
-        uvicorn.run(create_app(platform), host=host, port=port)
+        uvicorn.run(create_app(platform, cors_origins), host=host, port=port)
     finally:
         live.close()      # no more callbacks or prints, then the stores
         platform.close()

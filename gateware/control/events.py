@@ -167,7 +167,7 @@ class TradeTap(wiring.Component):
         from tick2trade.gateware.registers import RegisterBlock
 
         regs = RegisterBlock("trade_stream", "The prints of the executions the receive "
-                             "path sees (ITCH E, C, P) as event records (EV_TRADE).")
+                             "path sees (ITCH E, C, P, Q) as event records (EV_TRADE).")
         regs.rw("enable", self.enable, "1: every print is queued as an event record "
                 "(needs ctl.event_enable)")
         regs.ro("seq", self.seq, "sequence number the next print gets (every print counts, "

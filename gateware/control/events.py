@@ -22,10 +22,11 @@ from tick2trade.gateware.models.control.events import (BOOK_STREAM_COUNTERS,
 
 def queue_records(m: Module, tap, src, layout: data.StructLayout, to_record,
                   depth: int) -> dict:
-    """What both taps do with their input stream ``src`` (always ready): number every item (``tap.seq``), queue it with ``tap.enable`` into a FIFO of ``depth``
-    entries of ``layout`` (lost when full: ``overflow``), send the FIFO's head as
-    ``to_record(entry)`` on ``tap.records`` while ``tap.channel`` is on, and drop it
-    (``channel_off``) while it is off. Returns the counter strobes."""
+    """What both taps do with their input stream ``src`` (always ready): number every
+    item (``tap.seq``), queue it with ``tap.enable`` into a FIFO of ``depth`` entries of
+    ``layout`` (lost when full: ``overflow``), send the FIFO's head as ``to_record(entry)``
+    on ``tap.records`` while ``tap.channel`` is on, and drop it (``channel_off``) while it
+    is off. Returns the counter strobes."""
     count = counter_bank(m, tap.counter_names, tap.counters)
     m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=layout.size, depth=depth)
     entry = Signal(layout)
@@ -119,7 +120,7 @@ class TradeTap(wiring.Component):
     """The prints of the receive path's executions, as event records.
 
     ``prints`` is the book's (``Book.prints``: an E at the resting order's price, which
-    only the book's order table knows, a C at its own, a P with its own), registered
+    only the book's order table knows, a C at its own, a P or Q with its own), registered
     there, so the tap sits beside the path to the strategy and adds nothing to it; it
     never stalls the book (always ready). Each print gets the next ``seq`` (every
     print counts, queued or not); with ``enable`` set it goes into a FIFO of ``depth``

@@ -206,12 +206,14 @@ def test_run_serves_the_api_and_its_orders_go_through_the_fpga(tmp_path):
         book = api.get("/market/BTC-USD/book", headers=h).json()
         assert book["source"] == "fpga" and book["depth_tracked"] == 8 and book["seq"] > 0
         assert 0 < len(book["asks"]) <= 8 and 0 < len(book["bids"]) <= 8
-        for _ in range(100):  # trade prints (ours among them) give the last price
+        for _ in range(100):  # the FPGA's prints (ours among them) give the last price
             if api.get("/market/BTC-USD/quote", headers=h).json()["last"] is not None:
                 break
             time.sleep(0.1)
         else:
             raise AssertionError("no trade print reached the platform")
+        bars = api.get("/market/BTC-USD/history", headers=h)  # 404 before any print
+        assert bars.status_code == 200, bars.text
         # a stop waits in the OMS on the FPGA's book and goes through the gate as a
         # market order once the offer reaches it (at once: its level is the bid)
         bid = api.get("/market/BTC-USD/quote", headers=h).json()["bid"]
@@ -246,6 +248,10 @@ def test_run_serves_the_api_and_its_orders_go_through_the_fpga(tmp_path):
     a = summary["api"]
     assert a["refused_by_gate"] == refusals + 1 and a["injected"] == a["submitted"] >= 2
     assert a["fills"] >= 1 and a["in_flight"] == 0
+    # the prints came on the event channel as trade records, each given to the market
+    prints = summary["fpga_market"]["prints"]
+    assert prints["traded"] > 0 and prints["unwatched"] == 0, prints
+    assert prints["records"] == prints["traded"] + prints["stale"], prints
 
 
 def test_realtime_pace_moves_the_market_with_the_wall_clock():

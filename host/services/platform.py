@@ -37,7 +37,8 @@ class Limits:
     """Request rates of the API and of failed logins (``limits`` notation)."""
     requests: str = "100/second;2000/minute"
     anonymous: str = "20/second;300/minute"
-    login_failures: str = "5/5 minutes"
+    login_failures: str = "5/5 minutes"         # per client address and account
+    login_failures_address: str = "30/5 minutes"  # per client address, any accounts
 
 
 @dataclass
@@ -63,7 +64,8 @@ class Platform:
         self.sessions = session_factory(self.engine)
         self.hub = Hub()
         notify.install_push(self.sessions, self.hub.to_user)
-        self.users = Users(self.sessions, self.secret, login_failures=self.limits.login_failures)
+        self.users = Users(self.sessions, self.secret, login_failures=self.limits.login_failures,
+                           address_failures=self.limits.login_failures_address)
         self.broker = self.broker or PaperBroker(self.market)
         self.reader = (make_engine(self.url, reads_only=True)
                        if self.engine.dialect.name == "sqlite" else self.engine)

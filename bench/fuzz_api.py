@@ -29,8 +29,8 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-import uvicorn
 import hypothesis
+import uvicorn
 from hypothesis import HealthCheck, given, settings
 from rich.console import Console
 from rich.table import Table
@@ -127,7 +127,8 @@ def _operation_fuzz(op, mode: GenerationMode, examples: int, seed: int, base: st
         except requests.RequestException as exc:
             tally.record(what, None, repr(exc))
             return
-        tally.record(what, r.status_code, r.text)
+        # bytes, not .text: a PDF answer is not text
+        tally.record(what, r.status_code, r.content.decode("utf-8", "replace"))
 
     return run
 
@@ -212,8 +213,8 @@ def hostile_cases(base: str, platform: Platform, tally: Tally) -> None:
                 ("ws bad token", f"{ws_base}/ws", [BEARER, "nope"], []),
                 ("ws big + deep messages", f"{ws_base}/ws", [BEARER, token],
                  ["x" * 200_000, "[" * 5000 + "]" * 5000, '{"op": NaN}',
-                  '{"op": "place", "ref": 1, "order": {"symbol": "AAPL", "side": "buy", '
-                  '"type": "market", "qty": true}}', '"\\ud800"'])):
+                  ('{"op": "place", "ref": 1, "order": {"symbol": "AAPL", "side": "buy", '
+                   '"type": "market", "qty": true}}'), '"\\ud800"'])):
             try:
                 with connect(url, subprotocols=protocols, open_timeout=10,
                              max_size=None) as ws:
@@ -232,16 +233,10 @@ def hostile_cases(base: str, platform: Platform, tally: Tally) -> None:
                 tally.record(what, None, repr(exc))
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--examples", type=int, default=100,
-                        help="requests per operation and generation mode")
-    parser.add_argument("--db", help="database URL (default: a fresh SQLite file)")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--json", action="store_true", help="the figures as JSON")
-    args = parser.parse_args(argv)
-
-    url = args.db or f"sqlite:///{Path(tempfile.mkdtemp(prefix='t2t-fuzz-')) / 'fuzz.db'}"
+def fuzz(examples: int, url: str | None = None, seed: int = 1) -> tuple[dict, list[str]]:
+    """Serve the API, fuzz it and send the hostile cases; the figures and the server
+    errors found (each with its request)."""
+    url = url or f"sqlite:///{Path(tempfile.mkdtemp(prefix='t2t-fuzz-')) / 'fuzz.db'}"
     platform = _platform(url)
     server, thread, port = _serve(create_app(platform))
     base = f"http://127.0.0.1:{port}"
@@ -249,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     try:
         token = platform.users.login("fuzzer", PASSWORD, "fuzz").access_token
-        operations = schema_fuzz(base, token, args.examples, tally, args.seed)
+        operations = schema_fuzz(base, token, examples, tally, seed)
         fuzzed = tally.cases
         hostile_cases(base, platform, tally)
     finally:
@@ -260,10 +255,22 @@ def main(argv: list[str] | None = None) -> None:
                "hostile_cases": tally.cases - fuzzed, "cases": tally.cases,
                "server_errors": len(tally.errors), "no_device_503": tally.no_device,
                "status": dict(sorted(tally.status.items())),
-               "seconds": round(time.monotonic() - started, 1), "examples": args.examples,
+               "seconds": round(time.monotonic() - started, 1), "examples": examples,
                "database": url.split(":")[0]}
+    return figures, tally.errors
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--examples", type=int, default=100,
+                        help="requests per operation and generation mode")
+    parser.add_argument("--db", help="database URL (default: a fresh SQLite file)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="the figures as JSON")
+    args = parser.parse_args(argv)
+    figures, errors = fuzz(args.examples, args.db, args.seed)
     if args.json:
-        print(json.dumps({**figures, "errors": tally.errors[:20]}, indent=1))
+        print(json.dumps({**figures, "errors": errors[:20]}, indent=1))
         return
     console = Console()
     table = Table(title="API fuzz (schemathesis + hostile cases)")
@@ -273,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     table.add_row("answers by status", ", ".join(f"{k}: {v}" for k, v in
                                                  figures["status"].items()))
     console.print(table)
-    for line in tally.errors[:20]:
+    for line in errors[:20]:
         console.print(f"[red]{line}[/red]", highlight=False, markup=False)
 
 

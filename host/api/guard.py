@@ -116,10 +116,10 @@ class BodyGuard:
         too_big = JSONResponse({"detail": f"request body too large: at most "
                                           f"{self.max_body} bytes"}, status_code=413)
         for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_body:
-                    await too_big(scope, receive, send)
-                    return
+            if name == b"content-length" and (not value.isdigit()
+                                              or int(value) > self.max_body):
+                await too_big(scope, receive, send)
+                return
         chunks, size, more = [], 0, True
         while more:
             message = await receive()

@@ -11,8 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, EmailStr, Field, HttpUrl, StrictInt,
-                      field_validator)
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, StrictInt, field_validator
 
 from tick2trade.host.services.auth import normal_username
 from tick2trade.host.services.money import MAX_PRICE, to_ticks

@@ -16,13 +16,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, select
 
+from tests.host.conftest import SEED, register_login
 from tick2trade.host.api import create_app
 from tick2trade.host.api.ws import BEARER
 from tick2trade.host.services import audit, csvcells, reports
 from tick2trade.host.services.db import AuditRecord, RefreshToken, User
 from tick2trade.host.services.notify import WebhookPolicy, WebhookRefused
-
-from tests.host.conftest import SEED, register_login
 
 PW = "correct horse battery"
 ORDER = {"symbol": "AAPL", "side": "buy", "type": "limit", "qty": 1, "price": "99.5"}
@@ -328,7 +327,7 @@ def test_transactions_csv_neutralises_formula_cells():
     row = dict.fromkeys(reports.COLUMNS, "=cmd|' /C calc'!A0")
     row["realized_pnl"] = "-12.5000"
     text = reports.as_csv([row])
-    assert "-12.5000" in text and ",=cmd" not in text and not text.splitlines()[1][0] == "="
+    assert "-12.5000" in text and ",=cmd" not in text and text.splitlines()[1][0] != "="
 
 
 # --- item 12: the webhook guard looks inside NAT64 and 6to4 -------------------------------
@@ -381,7 +380,7 @@ def test_the_served_apis_log_never_holds_a_token(platform, caplog):
     ``?token=`` form is refused, and neither uvicorn's log lines nor ours hold the
     token."""
     import uvicorn
-    from websockets.exceptions import InvalidStatus
+    from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
     from tick2trade.host.api import serving
@@ -400,11 +399,10 @@ def test_the_served_apis_log_never_holds_a_token(platform, caplog):
             time.sleep(0.02)
         port = server.servers[0].sockets[0].getsockname()[1]
         try:
-            try:
-                with connect(f"ws://127.0.0.1:{port}/ws?token={token}", open_timeout=10) as ws:
-                    ws.recv(timeout=10)
-            except (InvalidStatus, Exception):     # refused: closed with 1008 or 403
-                pass
+            with connect(f"ws://127.0.0.1:{port}/ws?token={token}", open_timeout=10) as ws, \
+                    pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=10)
+            assert closed.value.rcvd.code == 1008 and "subprotocol" in closed.value.rcvd.reason
             with connect(f"ws://127.0.0.1:{port}/ws", subprotocols=[BEARER, token],
                          open_timeout=10) as ws:
                 assert json.loads(ws.recv(timeout=10))["type"] == "hello"

@@ -73,6 +73,31 @@ def test_a_deleted_users_token_is_refused_and_others_orders_all_succeed(client, 
     assert r.status_code == 401, r.text
 
 
+def test_a_user_deleted_with_the_sqlite_shell_cannot_refresh(tmp_path):
+    """sqlite3's shell leaves foreign keys off: deleting a user there keeps the refresh
+    tokens' rows, which then name nobody. Refreshing one is 401, not a 500."""
+    import sqlite3
+
+    from tick2trade.host.services.auth import AuthError
+    from tick2trade.host.services.platform import Platform
+
+    from tests.host.conftest import SECRET, fresh_limits
+    path = tmp_path / "t2t.db"
+    p = Platform(f"sqlite:///{path}", SECRET, limits=fresh_limits())
+    try:
+        p.users.register("gone", "gone@example.com", PW)
+        pair = p.users.login("gone", PW, "addr")
+        with sqlite3.connect(path) as shell:
+            shell.execute("DELETE FROM users WHERE username = 'gone'")
+        with pytest.raises(AuthError, match="no longer exists"):
+            p.users.refresh(pair.refresh_token)
+        p.users.forget(1)
+        with pytest.raises(AuthError, match="no longer exists"):
+            p.users.authenticate(pair.access_token)
+    finally:
+        p.close()
+
+
 # --- item 7: sizes are bounded before anything is parsed ----------------------------------
 
 def test_a_huge_body_is_refused_before_it_is_parsed(client):

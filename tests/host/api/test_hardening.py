@@ -78,20 +78,19 @@ def test_a_user_deleted_with_the_sqlite_shell_cannot_refresh(tmp_path):
     tokens' rows, which then name nobody. Refreshing one is 401, not a 500."""
     import sqlite3
 
+    from tests.host.conftest import SECRET, fresh_limits
     from tick2trade.host.services.auth import AuthError
     from tick2trade.host.services.platform import Platform
-
-    from tests.host.conftest import SECRET, fresh_limits
     path = tmp_path / "t2t.db"
     p = Platform(f"sqlite:///{path}", SECRET, limits=fresh_limits())
     try:
-        p.users.register("gone", "gone@example.com", PW)
+        uid = p.users.register("gone", "gone@example.com", PW).id
         pair = p.users.login("gone", PW, "addr")
         with sqlite3.connect(path) as shell:
             shell.execute("DELETE FROM users WHERE username = 'gone'")
         with pytest.raises(AuthError, match="no longer exists"):
             p.users.refresh(pair.refresh_token)
-        p.users.forget(1)
+        p.users.forget(uid)     # as a change would; the shell's change is not seen
         with pytest.raises(AuthError, match="no longer exists"):
             p.users.authenticate(pair.access_token)
     finally:

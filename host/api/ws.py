@@ -31,7 +31,7 @@ AUTH_TIMEOUT = 10.0   # seconds a connection may take to send its token
 BEARER = "bearer"     # the subprotocol that carries the token: ["bearer", <token>]
 OLD_FORM = ("no token in the URL (URLs are logged): send subprotocols bearer, <token> "
             "or first {\"op\": \"auth\", \"token\": ...}")
-NO_AUTH = 'expected {"op": "auth", "token": <access token>} first'[:123]
+NO_AUTH = 'expected {"op": "auth", "token": <access token>} first'
 MAX_SYMBOLS = 100     # symbols one message may name, and one channel of a connection hold
 MAX_DEPTH = 1000      # the deepest book stream (levels per side) one may ask for
 USAGE = ('expected {"op": "subscribe" or "unsubscribe", "channels": [...], "symbols": '
@@ -132,7 +132,14 @@ async def ws(socket: WebSocket):
     try:
         await session.send({"type": "hello", "user": who.username})
         while True:
-            await session.receive(await socket.receive_text())
+            message = await socket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            if message.get("text") is None:
+                session.conn.put({"type": "error", "detail": "binary messages are not "
+                                  "accepted: send JSON text"})
+                continue
+            await session.receive(message["text"])
     except (WebSocketDisconnect, RuntimeError):
         pass     # RuntimeError: receiving after we closed a slow client's socket
     finally:
@@ -143,7 +150,10 @@ async def ws(socket: WebSocket):
 
 
 async def _first_message_auth(socket: WebSocket, platform: Platform) -> tuple[str, Principal]:
-    text = await socket.receive_text()
+    try:
+        text = await socket.receive_text()
+    except KeyError:        # a binary message
+        raise _Refused(NO_AUTH) from None
     try:
         msg = guard.loads(text) if len(text) <= MAX_MESSAGE else None
         token = msg["token"] if msg.get("op") == "auth" else None

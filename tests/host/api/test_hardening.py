@@ -130,6 +130,9 @@ def test_websocket_messages_are_bounded_in_size_and_nesting(client, platform):
         ws.send_text("[" * 5000 + "]" * 5000)
         answer = ws.receive_json()
         assert answer["type"] == "error" and "nest" in answer["detail"]
+        ws.send_bytes(b"\x00\xff")
+        answer = ws.receive_json()
+        assert answer["type"] == "error" and "binary" in answer["detail"]
         ws.send_text(json.dumps({"op": "notifications", "enabled": False}))
         assert ws.receive_json() == {"type": "notifications", "enabled": False}
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 from websockets.sync.client import connect
 
+from tick2trade.host.api.ws import BEARER
 from tick2trade.host.services.status import TERMINAL, OrderStatus
 from tick2trade.sim.cli.run import percentile
 
@@ -57,7 +58,7 @@ def _trade(port: int, orders: int) -> dict:
     while api.get("/market/BTC-USD/quote", headers=h).json().get("ask") is None:
         time.sleep(0.1)  # no quote until the run's first status refresh
     stored, filled, outcome = [], [], {}
-    with connect(f"ws://127.0.0.1:{port}/ws?token={token}") as ws:
+    with connect(f"ws://127.0.0.1:{port}/ws", subprotocols=[BEARER, token]) as ws:
         ws.recv()  # hello
         for ref in range(orders):
             q = api.get("/market/BTC-USD/quote", headers=h).json()

@@ -61,7 +61,8 @@ async def _http(host: str, port: int, token: str, mine: range, due, lat: list) -
 async def _ws(host: str, port: int, token: str, mine: range, due, lat: list) -> float:
     import websockets
 
-    async with websockets.connect(f"ws://{host}:{port}/ws?token={token}",
+    # "bearer" is host.api.ws.BEARER, not imported: this client stays free of the app
+    async with websockets.connect(f"ws://{host}:{port}/ws", subprotocols=["bearer", token],
                                   compression=None) as ws:
         json.loads(await ws.recv())                       # hello
         # an order-entry connection: the user's notifications are not wanted here

@@ -110,13 +110,13 @@ def _quote(p: Platform) -> None:
 def serve(url: str, port: int) -> None:
     """The API over ``url`` under uvicorn (one worker), as ``t2t api`` serves it; the
     benchmark runs this in a process of its own (``--serve``)."""
-    import uvicorn
+    from tick2trade.host.api import serving
 
     p = Platform(url, SECRET, limits=UNLIMITED, migrate=False)
     _quote(p)
     try:
-        uvicorn.run(create_app(p), host="127.0.0.1", port=port, log_level="warning",
-                    access_log=False)
+        serving.serve(create_app(p), "127.0.0.1", port, log_level="warning",
+                      access_log=False)
     finally:
         p.close()
 

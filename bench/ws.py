@@ -45,6 +45,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tick2trade.host.api import create_app
+from tick2trade.host.api.ws import BEARER
 from tick2trade.host.services.platform import Limits, Platform
 
 SECRET = "bench-" + "s" * 32
@@ -284,7 +285,7 @@ async def _client(port: int, token: str, depth: int | None, last_seq: int,
                   latencies: list[float], stats: dict) -> None:
     import websockets
 
-    async with websockets.connect(f"ws://127.0.0.1:{port}/ws?token={token}",
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws", subprotocols=[BEARER, token],
                                   max_size=None) as ws:
         await ws.send(json.dumps({"op": "subscribe", "channels": ["book"],
                                   "symbols": [SYMBOL], "depth": depth}))

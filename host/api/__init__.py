@@ -8,6 +8,8 @@ Design decisions:
 - Rate limits per user (per client address for anonymous calls) in a moving window
   (``limits``), answered with 429 and ``Retry-After``. Failed logins have their own,
   stricter throttle (``auth.Users``).
+- Bodies are bounded (1 MiB) and strict JSON before a route parses them (``guard``);
+  an unhandled error answers 500 "internal error", never its text or a stack trace.
 - Requests are validated by pydantic models with bounds (``schemas``: a quantity fits
   64-bit arithmetic, text has no control characters), so bad input is a 4xx saying
   which field and why; service errors map to 401/403/404/409/422/503 in one table
@@ -23,12 +25,15 @@ Design decisions:
   router per OpenAPI tag under ``routes``; the WebSocket is ``ws``.
 """
 
+import logging
 from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tick2trade.host.api import errors, web, ws
+from tick2trade.host.api.guard import BodyGuard
 from tick2trade.host.api.deps import RateLimits
 from tick2trade.host.api.routes import (market, notifications, operator, orders, portfolio,
                                         risk, users, watchlists)
@@ -39,10 +44,16 @@ ROUTERS = (users.router, market.router, orders.router, portfolio.router, risk.ro
            notifications.router, operator.router, watchlists.router, ws.router)
 
 
-def create_app(platform: Platform, cors_origins: Sequence[str] = ()) -> FastAPI:
+log = logging.getLogger(__name__)
+
+
+def create_app(platform: Platform, cors_origins: Sequence[str] = (),
+               trusted_proxies: tuple[str, ...] = ()) -> FastAPI:
     """The API over ``platform``; serving it does not start background work (``t2t api``
     does, tests call the passes themselves). ``cors_origins``: the other origins whose
-    pages may call it (none: same origin only)."""
+    pages may call it (none: same origin only). ``trusted_proxies``: addresses or
+    networks whose ``X-Forwarded-For`` names the client (from any other peer it is
+    ignored)."""
     app = FastAPI(title="tick2trade host API", version="0.1.0",
                   description="Users, market data, orders, portfolio, risk, notifications "
                               "and operator controls of the tick2trade host. Prices are "
@@ -64,7 +75,19 @@ def create_app(platform: Platform, cors_origins: Sequence[str] = ()) -> FastAPI:
         return JSONResponse({"detail": "too many failed logins; try again later"},
                             status_code=429, headers={"Retry-After": str(exc.retry_after)})
 
+    @app.exception_handler(Exception)
+    def internal(request: Request, exc: Exception) -> JSONResponse:
+        # the log has the stack; the client gets no trace, SQL or message of it
+        log.error("unhandled error on %s %s", request.method, request.url.path,
+                  exc_info=exc)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
     for router in ROUTERS:
         app.include_router(router)
+    app.add_middleware(BodyGuard)
+    if trusted_proxies:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(trusted_proxies))
+    # after the routers (the client's files are mounted at /) and outermost (CORS
+    # headers on every answer, a refused body's 413 included)
     web.install(app, cors_origins)
     return app

@@ -3,15 +3,17 @@
 ``CurrentUser`` is the bearer token's principal (401 without a valid one) and counts the
 request against the user's rate limit; ``Operator`` and ``Admin`` add a role check (403);
 ``Anonymous`` rate-limits the token-issuing routes by client address; ``PlatformDep`` is
-the ``Platform`` the app serves. They are ``async`` though they never wait: a sync
-dependency costs a trip through the thread pool on every request, and a token check or
-a rate-limit hit is a few microseconds of CPU.
+the ``Platform`` the app serves. They are ``async``: a sync dependency costs a trip
+through the thread pool on every request, and a token seen in the last seconds or a
+rate-limit hit is a few microseconds of CPU; only a token whose standing must be read
+from the database (``Users.authenticate``) goes to the pool.
 """
 
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from limits import parse_many
 from limits.storage import MemoryStorage
@@ -73,7 +75,10 @@ async def _current(platform: PlatformDep, rate: RateLimitsDep,
                    ) -> Principal:
     if creds is None:
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    who = platform.users.authenticate(creds.credentials)
+    # a token seen in the last seconds is answered from memory; otherwise its standing
+    # is read from the database, on the thread pool
+    who = (platform.users.cached(creds.credentials)
+           or await run_in_threadpool(platform.users.authenticate, creds.credentials))
     rate.user(who.user_id)
     return who
 

@@ -1,16 +1,20 @@
 """The API's request and response models.
 
-Requests forbid unknown fields and bound every value: a quantity fits 64-bit
-arithmetic, a price has at most four decimal places, text has no control characters.
+Requests forbid unknown fields and bound every value: a quantity is a JSON integer
+(strictly: not ``true``, ``1.0`` or ``"1"``) that fits 64-bit arithmetic, a price has at
+most four decimal places, text has no control, format (bidi overrides, zero-width) or
+surrogate characters, and a username is taken in its one spelling (``auth``).
 """
 
+import unicodedata
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator,
-                      model_validator)
+from pydantic import (BaseModel, ConfigDict, EmailStr, Field, HttpUrl, StrictInt,
+                      field_validator, model_validator)
 
+from tick2trade.host.services.auth import normal_username
 from tick2trade.host.services.money import MAX_PRICE, to_ticks
 from tick2trade.host.services import ordertypes
 from tick2trade.host.services.orders import NewOrder
@@ -26,9 +30,18 @@ Price = Annotated[Decimal, Field(gt=0, le=MAX_PRICE, decimal_places=4,
 
 
 def _plain_text(value: str | None) -> str | None:
-    if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError("control characters are not allowed")
+    """Refuse control (Cc), format (Cf: bidi overrides, zero-width), surrogate (Cs) and
+    private-use (Co) characters: text that would show as other than it is."""
+    for c in value or "":
+        kind = unicodedata.category(c)
+        if kind in ("Cc", "Cf", "Cs", "Co"):
+            name = unicodedata.name(c, "a control or surrogate character")
+            raise ValueError(f"U+{ord(c):04X} ({name}) is not allowed")
     return value
+
+
+def _username(value: str) -> str:
+    return normal_username(value) if isinstance(value, str) else value
 
 
 def _ticks(value: Decimal | None) -> int | None:
@@ -40,11 +53,14 @@ class Strict(BaseModel):
 
 
 class RegisterIn(Strict):
-    username: str = Field(pattern=USERNAME)
+    username: str = Field(min_length=3, max_length=64,
+                          description="3-32 of a-z 0-9 _ . - once NFKC-normalised and "
+                                      "case-folded (Bob and bob are one name)")
     email: EmailStr
     password: str = Field(min_length=8, max_length=128)
     display_name: str = Field("", max_length=100)
     _text = field_validator("display_name", "password")(_plain_text)
+    _name = field_validator("username")(_username)
 
 
 class LoginIn(Strict):
@@ -97,7 +113,7 @@ class OrderIn(Strict):
     side: Literal["buy", "sell"]
     type: OrderType
     tif: Literal["day", "gtc", "ioc", "fok"] = "day"
-    qty: int = Field(gt=0, le=MAX_QTY)
+    qty: StrictInt = Field(gt=0, le=MAX_QTY)
     price: Price | None = None
     stop_price: Price | None = None
     trail_amount: Price | None = Field(None, description="trailing_stop: distance in price")
@@ -199,9 +215,9 @@ class OrderPage(Page):
 
 
 class LimitsIn(Strict):
-    max_order_qty: int | None = Field(None, gt=0, le=MAX_QTY)
+    max_order_qty: StrictInt | None = Field(None, gt=0, le=MAX_QTY)
     max_notional: Price | None = Field(None, description="Quote currency, at most 4 places")
-    max_position: int | None = Field(None, gt=0, le=MAX_QTY)
+    max_position: StrictInt | None = Field(None, gt=0, le=MAX_QTY)
 
 
 class PreferenceIn(Strict):

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
-from tick2trade.host.api import errors
+from tick2trade.host.api import errors, guard
 from tick2trade.host.api.deps import RateLimits
 from tick2trade.host.api.schemas import SYMBOL, OrderIn, OrderOut
 from tick2trade.host.services import watchlists
@@ -26,6 +26,12 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 IN_FLIGHT = 64        # orders one WebSocket may have being placed at once
+MAX_MESSAGE = 64 << 10  # characters of one client message
+AUTH_TIMEOUT = 10.0   # seconds a connection may take to send its token
+BEARER = "bearer"     # the subprotocol that carries the token: ["bearer", <token>]
+OLD_FORM = ("no token in the URL (URLs are logged): send subprotocols bearer, <token> "
+            "or first {\"op\": \"auth\", \"token\": ...}")
+NO_AUTH = 'expected {"op": "auth", "token": <access token>} first'
 MAX_SYMBOLS = 100     # symbols one message may name, and one channel of a connection hold
 MAX_DEPTH = 1000      # the deepest book stream (levels per side) one may ask for
 USAGE = ('expected {"op": "subscribe" or "unsubscribe", "channels": [...], "symbols": '
@@ -40,8 +46,16 @@ class _Refused(Exception):
 
 
 @router.websocket("/ws")
-async def ws(socket: WebSocket, token: str = ""):
-    """``/ws?token=<access token>``: market-data streams, notifications, order entry.
+async def ws(socket: WebSocket):
+    """``/ws``: market-data streams, notifications, order entry.
+
+    Authentication (the access token never goes in the URL, which proxies and servers
+    log): either the subprotocols ``bearer, <access token>`` (browsers:
+    ``new WebSocket(url, ["bearer", token])``; the server answers with ``bearer``), or
+    a first message ``{"op": "auth", "token": <access token>}`` within 10 s. A refused
+    token closes the connection with 1008 and the reason; so does ``?token=`` (the old
+    form), naming these two. A token that stops being valid (logout, password change)
+    fails the next placement with 401 and closes the connection.
 
     Client messages:
 
@@ -85,20 +99,47 @@ async def ws(socket: WebSocket, token: str = ""):
     work; up to ``IN_FLIGHT`` orders of a connection are placed at once, and
     answers come as they are stored, not necessarily in the order sent."""
     platform: Platform = socket.app.state.platform
-    try:
-        who = platform.users.authenticate(token)
-    except AuthError as exc:
-        await socket.close(code=1008, reason=str(exc))
+    # a refusal is a close after the accept: closing before it is an HTTP 403, which
+    # loses the reason
+    if "token" in socket.query_params:
+        await socket.accept()
+        await socket.close(code=1008, reason=OLD_FORM)
         return
-    await socket.accept()
-    session = _Session(socket, platform, socket.app.state.rate_limits, who)
+    offered = socket.scope.get("subprotocols") or []
+    if len(offered) >= 2 and offered[0] == BEARER:
+        token = offered[1]
+        await socket.accept(subprotocol=BEARER)
+        try:
+            who = await run_in_threadpool(platform.users.authenticate, token)
+        except AuthError as exc:
+            await socket.close(code=1008, reason=str(exc)[:123])
+            return
+    else:
+        await socket.accept()
+        try:
+            token, who = await asyncio.wait_for(_first_message_auth(socket, platform),
+                                                AUTH_TIMEOUT)
+        except (TimeoutError, _Refused) as exc:
+            with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+                await socket.close(code=1008, reason=(str(exc) or NO_AUTH)[:123])
+            return
+        except WebSocketDisconnect:
+            return
+    session = _Session(socket, platform, socket.app.state.rate_limits, who, token)
     platform.hub.add(session.conn)
     sender = asyncio.create_task(session.forward())
     watcher = asyncio.create_task(session.drop_when_slow(sender))
     try:
         await session.send({"type": "hello", "user": who.username})
         while True:
-            await session.receive(await socket.receive_text())
+            message = await socket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            if message.get("text") is None:
+                session.conn.put({"type": "error", "detail": "binary messages are not "
+                                  "accepted: send JSON text"})
+                continue
+            await session.receive(message["text"])
     except (WebSocketDisconnect, RuntimeError):
         pass     # RuntimeError: receiving after we closed a slow client's socket
     finally:
@@ -108,12 +149,32 @@ async def ws(socket: WebSocket, token: str = ""):
         watcher.cancel()
 
 
+async def _first_message_auth(socket: WebSocket, platform: Platform) -> tuple[str, Principal]:
+    try:
+        text = await socket.receive_text()
+    except KeyError:        # a binary message
+        raise _Refused(NO_AUTH) from None
+    try:
+        msg = guard.loads(text) if len(text) <= MAX_MESSAGE else None
+        token = msg["token"] if msg.get("op") == "auth" else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        token = None
+    if not isinstance(token, str):
+        raise _Refused(NO_AUTH)
+    try:
+        return token, await run_in_threadpool(platform.users.authenticate, token)
+    except AuthError as exc:
+        raise _Refused(str(exc)) from None
+
+
 class _Session:
     """One connection's state: its hub subscription and the placements under way."""
 
     def __init__(self, socket: WebSocket, platform: Platform, rate: RateLimits,
-                 who: Principal) -> None:
+                 who: Principal, token: str) -> None:
         self.socket, self.platform, self.rate, self.who = socket, platform, rate, who
+        self.token = token
+        self.ended: str | None = None     # why the token stopped being valid
         self.conn = Connection(who.user_id, asyncio.get_running_loop(),
                                max_bytes=platform.hub.max_bytes)
         self.sending = asyncio.Lock()         # one message on the wire at a time
@@ -149,9 +210,14 @@ class _Session:
     async def receive(self, text: str) -> None:
         conn = self.conn
         try:
+            if len(text) > MAX_MESSAGE:
+                raise _Refused(f"message too large: at most {MAX_MESSAGE} characters "
+                               f"(got {len(text)})")
             try:
-                msg = json.loads(text)
+                msg = guard.loads(text)
                 op = msg["op"]
+            except guard.NotStrictJSON as exc:
+                raise _Refused(str(exc)) from None
             except (ValueError, KeyError, TypeError):
                 raise _Refused(USAGE) from None
             if op == "place":
@@ -252,6 +318,9 @@ class _Session:
     async def place(self, ref, body: dict) -> None:
         who = self.who
         try:
+            users = self.platform.users
+            if users.cached(self.token) is None:
+                await run_in_threadpool(users.authenticate, self.token)
             order = OrderIn.model_validate(body)
             self.rate.user(who.user_id)
             stored = await run_in_threadpool(self.platform.orders.place, who.user_id,
@@ -261,6 +330,8 @@ class _Session:
         except (HTTPException, ValidationError, *errors.STATUS) as exc:
             status, detail = errors.failure(exc)
             answer = {"type": "error", "ref": ref, "status": status, "detail": detail}
+            if isinstance(exc, AuthError):
+                self.ended = str(exc)
         except Exception:
             log.exception("WebSocket placement failed")
             answer = {"type": "error", "ref": ref, "status": 500, "detail": "internal error"}
@@ -270,6 +341,8 @@ class _Session:
         # overflows, and the answer to an order it placed must still reach it
         try:
             await self.send(answer)
+            if self.ended:
+                await self.socket.close(code=1008, reason=self.ended[:123])
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass     # the client left; what it placed is stored all the same
 

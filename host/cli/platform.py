@@ -207,20 +207,23 @@ def _default_line(line) -> str:
 @click.option("--webhook-allow", multiple=True, metavar="NETWORK",
               help="Let webhooks reach this non-public network (e.g. 10.1.2.0/24); "
                    "repeatable. By default they may only go to public addresses.")
+@click.option("--trusted-proxy", multiple=True, metavar="ADDRESS|NETWORK",
+              help="A reverse proxy whose X-Forwarded-For names the client (login "
+                   "throttling and rate limits count that address); repeatable. By "
+                   "default no peer is trusted and the peer's own address counts.")
 def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_b,
         retransmit, venue_user: str, venue_password: str, venue_rate: float,
         local_ports: str, var_dir: Path, history_path: Path | None, no_history: bool,
         history_raw_days: int, history_retention_days: int, smtp: str, mail_from: str,
-        cors_origins: tuple[str, ...], webhook_allow: tuple[str, ...]) -> None:
+        cors_origins: tuple[str, ...], webhook_allow: tuple[str, ...],
+        trusted_proxy: tuple[str, ...]) -> None:
     """Serve the HTTP/WebSocket API (the web client at /, OpenAPI at /docs) with a live
     market: by default a venue simulator started here, its ITCH feed read into a
     full-depth book per symbol, and orders sent to it over OUCH. No FPGA device is
     attached, so device endpoints answer 503 (`t2t run --api` serves the API with the
     virtual FPGA in the path)."""
-    import uvicorn
-
     from tick2trade.protocol.moldudp64 import DEFAULT_LINE_A, DEFAULT_LINE_B
-    from tick2trade.host.api import create_app
+    from tick2trade.host.api import create_app, serving
     from tick2trade.host.services.live import open_live
     from tick2trade.host.services.localvenue import VenuePorts
     from tick2trade.host.services.notify import SmtpConfig, WebhookPolicy
@@ -235,6 +238,13 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
         except ValueError:
             raise click.BadParameter(f"{net!r} is not a network (e.g. 10.1.2.0/24)",
                                      param_hint="--webhook-allow") from None
+    for net in trusted_proxy:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise click.BadParameter(f"{net!r} is not an address or network (e.g. "
+                                     f"10.1.2.3 or 10.1.2.0/24)",
+                                     param_hint="--trusted-proxy") from None
     if not (0 < len(venue_user) <= 6 and venue_user.isascii()) or \
             not (len(venue_password) <= 10 and venue_password.isascii()):
         raise click.BadParameter("a SoupBinTCP username is 1-6 ASCII characters, a "
@@ -299,7 +309,8 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
             highlight=False)
     platform.start_background()
     try:
-        uvicorn.run(create_app(platform, cors_origins), host=host, port=port)
+        serving.serve(create_app(platform, cors_origins, trusted_proxies=trusted_proxy),
+                      host, port)
     finally:
         live.close()      # no more callbacks or prints, then the stores
         platform.close()

@@ -21,7 +21,6 @@ hashes (``t2t audit verify`` prints it) are what pins history against that.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from typing import IO, Any
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.orm import Session
 
+from tick2trade.host.services import csvcells
 from tick2trade.host.services.db import AuditHead, AuditRecord, utcnow
 
 GENESIS = "0" * 64
@@ -199,7 +199,7 @@ def export_csv(session: Session, out: IO[str], start: datetime | None = None,
                end: datetime | None = None) -> int:
     """Write the records with ``start <= ts < end`` as CSV, hashes included so a reader
     can check the chain over the exported range; returns the number written."""
-    writer = csv.writer(out)
+    writer = csvcells.writer(out)
     writer.writerow(EXPORT_COLUMNS)
     n = 0
     for rec in records_between(session, start, end):

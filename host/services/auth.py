@@ -2,20 +2,37 @@
 
 - Passwords: argon2id (argon2-cffi's defaults, RFC 9106's second recommended setting).
   A password never reaches a log, an audit record or an error message.
-- Tokens: JWT (PyJWT, HS256) with the user id, role, expiry and a type claim. Access
-  tokens are short-lived and not stored; refresh tokens are stored by their ``jti`` and
-  rotated on use (a refresh token works once), so logout and theft can be answered by
-  revoking rows. A role change takes effect at the next access token.
+- Tokens: JWT (PyJWT, HS256) with the user id, expiry, a type claim, the user's token
+  version (``ver``) and the login's family (``fam``). Refresh tokens are stored by their
+  ``jti`` and rotated on use (a refresh token works once); every token of one login is
+  one family. What a token may do is read from the database, not from the token: the
+  user's role, that the user exists, that ``ver`` is the user's current token version
+  and that the family still has a live refresh token (``authenticate``; the answer is
+  cached per token and dropped at once when this process changes any of them, and
+  re-read after ``recheck`` seconds for changes made by another process). Logout burns
+  the family, a password change bumps the version (every session ends), and a refresh
+  token presented a second time burns its family: whoever holds the token it was
+  rotated into, thief or owner, must log in again.
 - Roles: ``trader`` < ``operator`` < ``admin``. Only operators and admins touch FPGA
   config, risk limits and the kill switch; only admins change roles.
-- Throttling: failed logins are counted per account and per client address in a moving
-  window (the ``limits`` library); past the limit, login answers 429 before the
-  password is even checked, so a throttled attacker learns nothing.
+- Throttling: failed logins are counted per client address and account pair (5 in 5
+  minutes by default) and per client address (30 in 5 minutes) in a moving window (the
+  ``limits`` library); past either, login from that address answers 429 before the
+  password is even checked, so a throttled attacker learns nothing. An account is never
+  throttled from everywhere: that would let anyone lock its owner out.
+- Usernames are stored in one spelling, NFKC-normalised and case-folded (``Bob``,
+  ``BOB`` and fullwidth ``Ｂｏｂ`` are one account), and after that must be ASCII
+  letters, digits, ``_ . -``: a bidi override (U+202E), a zero-width character, a
+  combining mark or a Cyrillic look-alike is refused, not kept.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
+import threading
+import time
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -25,7 +42,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
-from sqlalchemy import select
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from tick2trade.host.services import audit
@@ -34,6 +51,8 @@ from tick2trade.host.services.db import RefreshToken, User, utcnow
 
 ROLES = ("trader", "operator", "admin")
 VERIFIED_TOKENS = 10_000     # access tokens remembered as verified, at most
+RECHECK = 2.0                # seconds a token's standing is cached before it is re-read
+_USERNAME = re.compile(r"^[a-z0-9_.\-]{1,32}$")   # the API asks for 3 at least
 _hasher = PasswordHasher()
 # verified against when the user does not exist, so a wrong username costs the same time
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
@@ -53,6 +72,30 @@ class Throttled(Exception):
 
 class Conflict(Exception):
     """The request clashes with stored state (409), e.g. a taken username."""
+
+
+class BadUsername(ValueError):
+    """A username that is not one of the accepted spellings (422)."""
+
+
+def normal_username(name: str) -> str:
+    """The one spelling of ``name`` (NFKC, case-folded, NFKC again: case folding can
+    undo the normal form); ``BadUsername`` says why one is refused."""
+    norm = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    if _USERNAME.match(norm):
+        return norm
+    odd = next((c for c in norm if not (c.isascii() and (c.isalnum() or c in "_.-"))), None)
+    if odd is not None:
+        what = unicodedata.name(odd, "a control character")
+        raise BadUsername(f"letters a-z, digits, _ . - only (U+{ord(odd):04X} {what} is "
+                          f"not allowed)")
+    raise BadUsername("1-32 letters a-z, digits, _ . -")
+
+
+def _login_key(name: str) -> str:
+    """The spelling a login looks up: as ``normal_username``, but anything is looked up
+    (and fails like a wrong password) rather than refused."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
 
 
 def role_at_least(role: str, needed: str) -> bool:
@@ -79,28 +122,37 @@ class Users:
 
     def __init__(self, sessions, secret: str, access_ttl: timedelta = timedelta(minutes=15),
                  refresh_ttl: timedelta = timedelta(days=7),
-                 login_failures: str = "5/5 minutes") -> None:
+                 login_failures: str = "5/5 minutes",
+                 address_failures: str = "30/5 minutes", recheck: float = RECHECK) -> None:
         self.sessions = sessions
         self.secret = secret
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
-        self._limit = parse(login_failures)
+        self.recheck = recheck
+        self.pair_limit = parse(login_failures)
+        self.address_limit = parse(address_failures)
         self._failures = MovingWindowRateLimiter(MemoryStorage())
-        # access tokens already verified → (who, expiry): a client sends the same token
-        # with every request, and checking its signature was a tenth of an order's CPU
-        self._verified: dict[str, tuple[Principal, float]] = {}
+        # access tokens already verified → (who, expiry, when its standing was read): a
+        # client sends the same token with every request, and checking its signature
+        # and standing each time was a tenth of an order's CPU
+        self._verified: dict[str, tuple[Principal, float, float]] = {}
+        self._lock = threading.Lock()
 
     # --- passwords and throttling -----------------------------------------------------
 
+    def _throttle_keys(self, username: str, address: str):
+        return ((self.pair_limit, f"pair:{address}|{_login_key(username)}"),
+                (self.address_limit, f"addr:{address}"))
+
     def _throttle_check(self, username: str, address: str) -> None:
-        for key in (f"user:{username.lower()}", f"addr:{address}"):
-            if not self._failures.test(self._limit, "login", key):
-                reset = self._failures.get_window_stats(self._limit, "login", key).reset_time
+        for limit, key in self._throttle_keys(username, address):
+            if not self._failures.test(limit, "login", key):
+                reset = self._failures.get_window_stats(limit, "login", key).reset_time
                 raise Throttled(max(1, int(reset - utcnow().timestamp()) + 1))
 
     def _throttle_fail(self, username: str, address: str) -> None:
-        for key in (f"user:{username.lower()}", f"addr:{address}"):
-            self._failures.hit(self._limit, "login", key)
+        for limit, key in self._throttle_keys(username, address):
+            self._failures.hit(limit, "login", key)
 
     # --- users --------------------------------------------------------------------------
 
@@ -108,6 +160,7 @@ class Users:
                  display_name: str = "", role: str = "trader", actor: str | None = None) -> User:
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        username = normal_username(username)
         with self.sessions.begin() as s:
             taken = s.execute(select(User.id).where(User.username == username)).first()
             if taken:
@@ -123,7 +176,8 @@ class Users:
     def login(self, username: str, password: str, address: str) -> TokenPair:
         with self.sessions.begin() as s:
             user = self._check_password(s, username, password, address)
-            audit.append(s, username, "auth.login", f"user:{user.id}", {"address": address})
+            audit.append(s, user.username, "auth.login", f"user:{user.id}",
+                         {"address": address})
             return self._issue(s, user)
 
     def confirm_password(self, username: str, password: str, address: str) -> None:
@@ -133,7 +187,8 @@ class Users:
 
     def _check_password(self, s: Session, username: str, password: str, address: str) -> User:
         self._throttle_check(username, address)
-        user = s.execute(select(User).where(User.username == username)).scalar_one_or_none()
+        user = s.execute(select(User).where(User.username == _login_key(username))
+                         ).scalar_one_or_none()
         try:
             _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
             if user is None:
@@ -152,26 +207,56 @@ class Users:
         claims = self._decode(refresh_token, "refresh")
         with self.sessions.begin() as s:
             row = s.get(RefreshToken, claims["jti"], with_for_update=True)
-            if row is None or row.revoked or as_utc(row.expires_at) <= utcnow():
+            if row is not None and row.revoked:
+                # used before: a copy is in someone else's hands, so the whole login ends
+                self._burn(s, row.family or row.jti)
+                audit.append(s, str(claims.get("name", "?"))[:64], "auth.refresh_reused",
+                             f"user:{row.user_id}")
+                s.commit()
+                self.forget(row.user_id)
+                raise AuthError("refresh token already used (or logged out): this login "
+                                "is ended everywhere; log in again")
+            if row is None or as_utc(row.expires_at) <= utcnow():
                 raise AuthError("refresh token revoked or expired")
-            row.revoked = True
             user = s.get(User, row.user_id)
+            if user is None:
+                raise AuthError("user no longer exists")
+            row.revoked = True
             audit.append(s, user.username, "auth.refresh", f"user:{user.id}")
-            return self._issue(s, user)
+            return self._issue(s, user, row.family or row.jti)
 
     def logout(self, refresh_token: str) -> None:
+        """End the login the refresh token belongs to: its refresh and access tokens."""
         claims = self._decode(refresh_token, "refresh")
         with self.sessions.begin() as s:
             row = s.get(RefreshToken, claims["jti"])
-            if row is not None and not row.revoked:
-                row.revoked = True
-                audit.append(s, str(claims["name"]), "auth.logout", f"user:{row.user_id}")
+            if row is None:
+                return
+            user_id = row.user_id
+            self._burn(s, row.family or row.jti)
+            audit.append(s, str(claims["name"]), "auth.logout", f"user:{user_id}")
+        self.forget(user_id)
 
-    def _issue(self, s: Session, user: User) -> TokenPair:
+    def _burn(self, s: Session, family: str) -> None:
+        s.execute(update(RefreshToken).where(
+            (RefreshToken.family == family) | (RefreshToken.jti == family))
+            .values(revoked=True))
+
+    def forget(self, user_id: int) -> None:
+        """Drop what is cached of the user's tokens (their standing changed)."""
+        with self._lock:
+            for token in [t for t, (who, *_x) in self._verified.items()
+                          if who.user_id == user_id]:
+                del self._verified[token]
+
+    def _issue(self, s: Session, user: User, family: str | None = None) -> TokenPair:
         now = utcnow()
         jti = secrets.token_hex(16)
-        s.add(RefreshToken(jti=jti, user_id=user.id, expires_at=now + self.refresh_ttl))
-        base = {"sub": str(user.id), "name": user.username, "role": user.role, "iat": now}
+        family = family or jti
+        s.add(RefreshToken(jti=jti, user_id=user.id, family=family,
+                           expires_at=now + self.refresh_ttl))
+        base = {"sub": str(user.id), "name": user.username, "ver": user.token_version,
+                "fam": family, "iat": now}
         access = jwt.encode({**base, "typ": "access", "exp": now + self.access_ttl},
                             self.secret, algorithm="HS256")
         refresh = jwt.encode({**base, "typ": "refresh", "jti": jti,
@@ -190,22 +275,48 @@ class Users:
             raise AuthError(f"not an {typ} token" if typ == "access" else f"not a {typ} token")
         return claims
 
-    def authenticate(self, access_token: str) -> Principal:
-        """Who the token speaks for. A token seen before is not verified again until it
-        expires: access tokens are never revoked (they are not stored), so the answer
-        cannot change before then."""
+    def cached(self, access_token: str) -> Principal | None:
+        """Who the token speaks for, if that was read less than ``recheck`` seconds ago
+        and nothing has changed since (no database access: the event loop may call it)."""
         known = self._verified.get(access_token)
-        if known is not None and utcnow().timestamp() < known[1]:
-            return known[0]
+        if known is None:
+            return None
+        who, expires, checked = known
+        now = time.time()
+        if now >= expires or now - checked >= self.recheck:
+            return None
+        return who
+
+    def authenticate(self, access_token: str) -> Principal:
+        """Who the token speaks for, with the role the database holds now; ``AuthError``
+        when it is forged or expired, its user gone, its version old or its login
+        ended (see the module's docstring)."""
+        who = self.cached(access_token)
+        if who is not None:
+            return who
         claims = self._decode(access_token, "access")
         try:
-            who = Principal(int(claims["sub"]), str(claims["name"]), str(claims["role"]))
-            expires = float(claims["exp"])
+            user_id, version = int(claims["sub"]), int(claims["ver"])
+            family, expires = str(claims["fam"]), float(claims["exp"])
         except (KeyError, ValueError, TypeError):
             raise AuthError("token not valid") from None
-        if len(self._verified) >= VERIFIED_TOKENS:
-            self._verified.clear()
-        self._verified[access_token] = (who, expires)
+        live = (exists().where(RefreshToken.family == family, RefreshToken.revoked.is_(False),
+                               RefreshToken.expires_at > utcnow())
+                .correlate(None))
+        with self.sessions() as s:
+            row = s.execute(select(User.username, User.role, User.token_version,
+                                   live.label("live")).where(User.id == user_id)).one_or_none()
+        if row is None:
+            raise AuthError("user no longer exists")
+        if row.token_version != version:
+            raise AuthError("token revoked (the password was changed); log in again")
+        if not row.live:
+            raise AuthError("token revoked (logged out); log in again")
+        who = Principal(user_id, row.username, row.role)
+        with self._lock:
+            if len(self._verified) >= VERIFIED_TOKENS:
+                self._verified.clear()
+            self._verified[access_token] = (who, expires, time.time())
         return who
 
     # --- profiles and roles -------------------------------------------------------------
@@ -227,19 +338,26 @@ class Users:
             for key, value in changes.items():
                 if key == "password":
                     user.password_hash = _hasher.hash(value)
+                    # every session of the user ends, this one included
+                    user.token_version += 1
+                    s.execute(update(RefreshToken).where(RefreshToken.user_id == user.id)
+                              .values(revoked=True))
                 else:
                     setattr(user, key, value)
             audit.append(s, user.username, "user.update", f"user:{user.id}",
                          {"fields": sorted(changes)})
+        self.forget(user_id)
         return user
 
     def set_role(self, username: str, role: str, actor: str) -> User:
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         with self.sessions.begin() as s:
-            user = s.execute(select(User).where(User.username == username)).scalar_one_or_none()
+            user = s.execute(select(User).where(User.username == _login_key(username))
+                             ).scalar_one_or_none()
             if user is None:
                 raise LookupError(f"no user {username!r}")
             old, user.role = user.role, role
             audit.append(s, actor, "user.role", f"user:{user.id}", {"from": old, "to": role})
+        self.forget(user.id)
         return user

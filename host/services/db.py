@@ -63,14 +63,19 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(100), default="")
     webhook_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # in every token issued; bumped (so every token refused) when the password changes
+    token_version: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class RefreshToken(Base):
     """A refresh token's identity (its JWT ``jti``); access tokens are not stored.
-    Refreshing revokes the presented token and issues a new one (rotation)."""
+    Refreshing revokes the presented token and issues a new one (rotation) of the same
+    ``family`` (one login; the first token's ``jti``): a family with no live token left
+    is ended, its access tokens with it (``auth``)."""
     __tablename__ = "refresh_tokens"
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    family: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -228,7 +228,8 @@ class WebhookPolicy:
     behalf, so a URL naming the server itself, its LAN or a cloud metadata service
     (169.254.169.254) would let a user reach what only the server can. The host name is
     resolved and *every* address it gives must be public (``ipaddress``'s
-    ``is_global``, and not multicast) or inside a network of ``allow`` — e.g. a receiver
+    ``is_global``, and not multicast; for NAT64, 6to4 and Teredo addresses the IPv4
+    address inside as well) or inside a network of ``allow`` — e.g. a receiver
     on the LAN, or loopback in tests. Checked before each delivery, not only when the
     URL is saved, because a name can be pointed elsewhere later.
 
@@ -254,11 +255,37 @@ class WebhookPolicy:
                 ip = ip.ipv4_mapped
             if any(ip.version == net.version and ip in net for net in allowed):
                 continue
-            if not ip.is_global or ip.is_multicast:
+            inner = _embedded_ipv4(ip)
+            if inner is not None and any(inner in net for net in allowed if net.version == 4):
+                continue
+            if not ip.is_global or ip.is_multicast or (
+                    inner is not None and (not inner.is_global or inner.is_multicast)):
+                ip = inner if inner is not None and not inner.is_global else ip
                 raise WebhookRefused(
                     f"webhook host {parts.hostname!r} resolves to {ip}, a {_kind(ip)} "
                     f"address; webhooks go to public addresses only (an operator can "
                     f"allow a network: t2t api --webhook-allow)")
+
+
+NAT64 = ipaddress.ip_network("64:ff9b::/96")     # RFC 6052's well-known prefix
+NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")   # RFC 8215
+
+
+def _embedded_ipv4(ip) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address leads to, where one is written inside it: NAT64
+    (the last 32 bits), 6to4 (2002::/16, bits 16-47) and Teredo (the client's, and its
+    server's when the client's is public). A translator or relay would deliver to it,
+    so it is checked like the address itself."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return None
+    if ip in NAT64 or ip in NAT64_LOCAL:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        server, client = ip.teredo
+        return client if not client.is_global else server
+    return None
 
 
 def _kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:

@@ -39,7 +39,8 @@ class Limits:
     """Request rates of the API and of failed logins (``limits`` notation)."""
     requests: str = "100/second;2000/minute"
     anonymous: str = "20/second;300/minute"
-    login_failures: str = "5/5 minutes"
+    login_failures: str = "5/5 minutes"         # per client address and account
+    login_failures_address: str = "30/5 minutes"  # per client address, any accounts
 
 
 @dataclass
@@ -65,7 +66,8 @@ class Platform:
         self.sessions = session_factory(self.engine)
         self.hub = Hub()
         notify.install_push(self.sessions, self.hub.to_user)
-        self.users = Users(self.sessions, self.secret, login_failures=self.limits.login_failures)
+        self.users = Users(self.sessions, self.secret, login_failures=self.limits.login_failures,
+                           address_failures=self.limits.login_failures_address)
         # the OMS's own order types (stops, trailing stops, icebergs) are worked in front
         # of whichever broker executes
         self.broker = SyntheticBroker(self.broker or PaperBroker(self.market), self.market)

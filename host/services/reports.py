@@ -7,13 +7,13 @@ the same order, so a download says what the JSON says.
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tick2trade.host.services import csvcells
 from tick2trade.host.services.audit import as_utc
 from tick2trade.host.services.db import Execution
 from tick2trade.host.services.money import px
@@ -39,9 +39,9 @@ def transactions(s: Session, user_id: int, limit: int, offset: int) -> tuple[int
 
 def as_csv(rows: list[dict]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(COLUMNS))
-    writer.writeheader()
-    writer.writerows(rows)
+    writer = csvcells.writer(out)
+    writer.writerow(COLUMNS)
+    writer.writerows([row[c] for c in COLUMNS] for row in rows)
     return out.getvalue()
 
 

@@ -16,9 +16,15 @@ Guarantees:
 - ``run`` returns only after the transaction holding the job's writes has committed
   (with SQLite's ``synchronous=FULL`` and PostgreSQL's ``fsync=on``, after it reached
   the disk). Nothing is acknowledged earlier.
-- A batch commits whole or not at all. A job that raises, or a commit that fails, rolls
-  back the batch and every caller of that batch gets ``WriteFailed`` naming the cause;
-  earlier batches stay committed, later ones are not affected.
+- A batch commits whole or not at all, and one failing job fails alone. A job that
+  raises rolls back the batch; its caller gets ``WriteFailed`` naming the cause (by
+  kind only for a database error: its text quotes SQL) and the other jobs are run again
+  without it. When the database refuses the batch after its jobs ran (a constraint of
+  an audit record or a notification), the batch is retried in halves until the job
+  behind it fails alone. A fault of the database itself (a lost connection, a full
+  disk) fails every caller of the batch: retrying would only fail again. Earlier
+  batches stay committed; a job runs again only after its earlier run was rolled back
+  (and its ``after_rollback`` hooks ran).
 - The audit head is taken first in each batch (``audit.Chain``), so a batch is one step
   of the single chain that every other writer extends, and the records of its jobs
   follow each other in the order the jobs ran.
@@ -55,6 +61,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 
 from tick2trade.host.services.audit import Chain
 
@@ -170,6 +177,32 @@ class Writer:
                 log.exception("closing the writer's connection failed")
 
     def _commit(self, jobs: list[tuple[Job, Future]]) -> None:
+        """Commit ``jobs`` as one batch; when that fails, answer the job that failed and
+        commit the others without it (see ``_attempt``)."""
+        while jobs:
+            failed_at, exc = self._attempt(jobs)
+            if failed_at is None:
+                return
+            if len(jobs) == 1 or not _data_error(exc, failed_at):
+                # a lone job, or a fault of the database itself (a lost connection, a
+                # full disk): retrying would fail again, so every caller is answered
+                for _, fut in jobs:
+                    fut.set_exception(_failed(exc, len(jobs)))
+                return
+            if failed_at >= 0:
+                jobs[failed_at][1].set_exception(_failed(exc, 1))
+                jobs = jobs[:failed_at] + jobs[failed_at + 1:]
+            else:
+                # refused at the end of the batch (an audit record, a notification, the
+                # commit): no job to blame yet, so each half is tried on its own
+                half = len(jobs) // 2
+                self._commit(jobs[:half])
+                jobs = jobs[half:]
+
+    def _attempt(self, jobs: list[tuple[Job, Future]]) -> tuple[int | None, BaseException | None]:
+        """Run ``jobs`` in one transaction and commit it; answers their callers and returns
+        ``(None, _)`` on success. Rolled back, returns which job raised (-1: none, the
+        batch failed after its jobs ran) and what; the callers are left to ``_commit``."""
         results = []
         batch = None
         try:
@@ -195,15 +228,11 @@ class Writer:
                     hook()
                 except Exception:
                     log.exception("after-rollback hook failed")
-            failed = WriteFailed(f"not stored: the write batch of {len(jobs)} request(s) "
-                                 f"this one was in was rolled back "
-                                 f"({type(exc).__name__}: {exc})"[:500])
-            failed.__cause__ = exc
-            for _, fut in jobs:
-                fut.set_exception(failed)
             if not isinstance(exc, Exception):
+                for _, fut in jobs:
+                    fut.set_exception(_failed(exc, len(jobs)))
                 raise
-            return
+            return (len(results) if len(results) < len(jobs) else -1), exc
         self._batch = None
         self._cache_seq = batch.chain.seq
         self._conn_used = time.monotonic()
@@ -217,3 +246,27 @@ class Writer:
                 log.exception("after-commit hook failed")
         for (_, fut), result in zip(jobs, results, strict=True):
             fut.set_result(result)
+        return None, None
+
+
+def _data_error(exc: BaseException, failed_at: int) -> bool:
+    """Whether the batch without the culprit may well commit: a job raised something
+    that is not the database failing, or the database refused the data (a constraint, a
+    value out of range) rather than failed to store it."""
+    if isinstance(exc, DBAPIError):
+        return isinstance(exc, IntegrityError | DataError) and not exc.connection_invalidated
+    return failed_at >= 0 and isinstance(exc, Exception)
+
+
+def _failed(exc: BaseException, jobs: int) -> WriteFailed:
+    """What a caller is told: the cause by its kind, never a database error's text
+    (it quotes the statement and its parameters; the log has them)."""
+    if isinstance(exc, SQLAlchemyError):
+        cause = f"the database refused it ({type(exc).__name__})"
+    else:
+        cause = f"{type(exc).__name__}: {exc}"
+    where = ("the write batch of this request" if jobs == 1 else
+             f"the write batch of {jobs} request(s) this one was in")
+    failed = WriteFailed(f"not stored: {where} was rolled back ({cause})"[:500])
+    failed.__cause__ = exc
+    return failed

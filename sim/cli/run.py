@@ -65,10 +65,10 @@ def serve_api(platform, port: int):
     ``should_exit`` to stop it) and its thread once it listens."""
     import uvicorn
 
-    from tick2trade.host.api import create_app
+    from tick2trade.host.api import create_app, serving
 
-    server = uvicorn.Server(uvicorn.Config(create_app(platform), host="127.0.0.1",
-                                           port=port, log_level="warning"))
+    server = uvicorn.Server(serving.config(create_app(platform), "127.0.0.1", port,
+                                           log_level="warning"))
     thread = threading.Thread(target=server.run, name="t2t-api", daemon=True)
     thread.start()
     while not server.started and thread.is_alive():

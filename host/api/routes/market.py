@@ -27,9 +27,15 @@ def _quote(market: MarketData, symbol: str) -> Quote:
 
 
 def _utc(ts: datetime | None) -> datetime | None:
-    """A query's time in UTC; one without a zone is taken to be UTC already."""
-    return None if ts is None else (ts.replace(tzinfo=UTC) if ts.tzinfo is None
-                                    else ts.astimezone(UTC))
+    """A query's time in UTC; one without a zone is taken to be UTC already. One whose
+    offset carries it past year 1 or 9999 in UTC is 422."""
+    if ts is None or ts.tzinfo is None:
+        return None if ts is None else ts.replace(tzinfo=UTC)
+    try:
+        return ts.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise HTTPException(422, f"{ts.isoformat()} is out of range in UTC (years "
+                                 f"1-9999)") from None
 
 
 def _stale(platform, source: str) -> bool:
@@ -92,7 +98,7 @@ def _range(start: datetime | None, end: datetime | None,
     end = _utc(end) or datetime.now(UTC)
     try:
         start = _utc(start) or end - default
-    except OverflowError:
+    except (OverflowError, ValueError):
         raise HTTPException(422, f"to ({end.isoformat()}) is too early for the default "
                                  f"from; give from") from None
     if start >= end:

@@ -77,3 +77,15 @@ def test_no_server_errors(case, fuzzed):
     assert response.status_code < 500, (
         f"{case.method} {case.formatted_path} → {response.status_code}: {response.text[:500]}")
     case.validate_response(response, checks=[not_a_server_error])
+
+
+def test_the_fuzz_figure_in_a_sample():
+    """``bench/fuzz_api.py`` (the "Reliability" figure of bench/README.md) at one example
+    per operation and mode, and every hostile case: served by uvicorn on loopback, no
+    server error, and every kind of answer it counts is there."""
+    from tick2trade.bench import fuzz_api
+
+    figures, errors = fuzz_api.fuzz(examples=1)
+    assert errors == [] and figures["server_errors"] == 0
+    assert figures["operations"] >= 30 and figures["hostile_cases"] >= 60
+    assert {401, 413, 422}.issubset(figures["status"])

@@ -63,8 +63,11 @@ def level(platform, side: str, price: int) -> int:
 
 
 def far_below(platform, rng) -> int:
-    """A bid price no one else uses: well under the market, whole cents."""
-    return (platform.market.quote(SYMBOL).bid // 2 // 100 - rng.randrange(1, 500)) * 100
+    """A bid price no one else uses: well under the market, whole cents (the venue's
+    flow may empty the bid side for a moment: the next bid it shows)."""
+    bids = []
+    assert wait_for(lambda: bids.append(platform.market.quote(SYMBOL).bid) or bids[-1])
+    return (bids[-1] // 2 // 100 - rng.randrange(1, 500)) * 100
 
 
 def test_an_iceberg_shows_one_slice_and_a_replace_keeps_or_loses_priority(rig):

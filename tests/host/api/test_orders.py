@@ -11,6 +11,7 @@ from collections import defaultdict
 import pytest
 from sqlalchemy import select
 
+from tick2trade.host.api.ws import BEARER
 from tick2trade.host.services import audit
 from tick2trade.host.services.db import Execution, Notification, Order
 from tick2trade.host.services.portfolio import PositionState, apply_fill
@@ -402,7 +403,7 @@ def test_websocket_order_entry_answers_as_post_does(client, platform, trader):
     the same audit chain."""
     quote(platform)
     token = trader["Authorization"][7:]
-    with client.websocket_connect(f"/ws?token={token}") as ws:
+    with client.websocket_connect("/ws", subprotocols=[BEARER, token]) as ws:
         assert ws.receive_json()["type"] == "hello"
         ws.send_json({"op": "place", "ref": "a", "order": {
             "symbol": "AAPL", "side": "buy", "type": "market", "qty": 30}})
@@ -450,7 +451,7 @@ def test_websocket_order_entry_is_rate_limited(platform):
     platform.users.register("wsrl", "wsrl@example.com", "correct horse battery")
     token = platform.users.login("wsrl", "correct horse battery", "here").access_token
     with TestClient(create_app(platform)) as c, \
-            c.websocket_connect(f"/ws?token={token}") as ws:
+            c.websocket_connect("/ws", subprotocols=[BEARER, token]) as ws:
         assert ws.receive_json()["type"] == "hello"
         answers = []
         for ref in range(5):

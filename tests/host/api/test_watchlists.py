@@ -8,6 +8,7 @@ import json
 import pytest
 from sqlalchemy import select
 
+from tick2trade.host.api.ws import BEARER
 from tick2trade.host.services import audit
 from tick2trade.host.services.db import AuditRecord
 
@@ -92,7 +93,7 @@ def test_a_subscription_without_symbols_streams_the_watchlist(client, platform):
     market.apply("MSFT", bids=[(3_000_000, 10)], asks=[(3_001_000, 10)])
     client.put("/watchlists", headers=h, json={"symbols": ["MSFT", "AAPL", "NEWCO"]})
     client.put("/watchlists", headers=h, json={"name": "one", "symbols": ["AAPL"]})
-    with client.websocket_connect(f"/ws?token={h['Authorization'][7:]}") as ws:
+    with client.websocket_connect("/ws", subprotocols=[BEARER, h["Authorization"][7:]]) as ws:
         assert ws.receive_json()["type"] == "hello"
         ws.send_json({"op": "subscribe"})
         quotes = [ws.receive_json(), ws.receive_json()]

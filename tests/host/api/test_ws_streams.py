@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import pytest
 
+from tick2trade.host.api.ws import BEARER
 from tick2trade.host.services.hub import Connection
 from tick2trade.host.services.marketdata import Level
 
@@ -100,7 +101,7 @@ def test_snapshot_then_deltas_rebuild_the_book(client, platform, depth):
     rng = random.Random(SEED)
     market = platform.market
     _seed_book(market)
-    with client.websocket_connect(f"/ws?token={_token(client, 'ana')}") as ws:
+    with client.websocket_connect("/ws", subprotocols=[BEARER, _token(client, 'ana')]) as ws:
         assert ws.receive_json()["type"] == "hello"
         ws.send_json({"op": "subscribe", "channels": ["book"], "symbols": ["AAPL"],
                       "depth": depth})
@@ -136,7 +137,7 @@ def test_a_client_that_misses_a_delta_asks_for_a_snapshot(client, platform):
     rng = random.Random(SEED)
     market = platform.market
     _seed_book(market)
-    with client.websocket_connect(f"/ws?token={_token(client, 'bea')}") as ws:
+    with client.websocket_connect("/ws", subprotocols=[BEARER, _token(client, 'bea')]) as ws:
         assert ws.receive_json()["type"] == "hello"
         ws.send_json({"op": "subscribe", "channels": ["book"], "symbols": ["AAPL"]})
         book = ClientBook()
@@ -165,7 +166,7 @@ def test_trades_bars_and_quotes_channels(client, platform):
     market = platform.market
     _seed_book(market)
     market.trade("AAPL", 100 * T, 10)
-    with client.websocket_connect(f"/ws?token={_token(client, 'cat')}") as ws:
+    with client.websocket_connect("/ws", subprotocols=[BEARER, _token(client, 'cat')]) as ws:
         assert ws.receive_json()["type"] == "hello"
         ws.send_json({"op": "subscribe", "channels": ["trades", "bars", "quotes"],
                       "symbols": ["AAPL"]})
@@ -212,7 +213,7 @@ def test_a_refused_message_says_what_is_accepted_and_the_socket_stays(client, pl
                                                                       message, words):
     _seed_book(platform.market)
     platform.market.update("MSFT", bid=1, bid_size=1, ask=2, ask_size=1)
-    with client.websocket_connect(f"/ws?token={_token(client, 'dan')}") as ws:
+    with client.websocket_connect("/ws", subprotocols=[BEARER, _token(client, 'dan')]) as ws:
         assert ws.receive_json()["type"] == "hello"
         if isinstance(message, str):
             ws.send_text(message)
@@ -230,7 +231,7 @@ def test_a_refused_message_says_what_is_accepted_and_the_socket_stays(client, pl
 def test_a_connection_holds_at_most_100_symbols_per_channel(client, platform):
     for i in range(150):
         platform.market.update(f"S{i}", bid=1, bid_size=1, ask=2, ask_size=1)
-    with client.websocket_connect(f"/ws?token={_token(client, 'eve')}") as ws:
+    with client.websocket_connect("/ws", subprotocols=[BEARER, _token(client, 'eve')]) as ws:
         assert ws.receive_json()["type"] == "hello"
         ws.send_json({"op": "subscribe", "channels": ["trades"],
                       "symbols": [f"S{i}" for i in range(80)]})
@@ -298,7 +299,7 @@ def _connect(port: int, token: str, rcvbuf: int | None = None):
     if rcvbuf:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.connect(("127.0.0.1", port))
-    return connect(f"ws://127.0.0.1:{port}/ws?token={token}", sock=sock,
+    return connect(f"ws://127.0.0.1:{port}/ws", subprotocols=[BEARER, token], sock=sock,
                    max_size=None, open_timeout=10)
 
 

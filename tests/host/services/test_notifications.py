@@ -13,6 +13,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
+from tick2trade.host.api.ws import BEARER
 from tick2trade.host.services.db import OutboxEntry, utcnow
 from tick2trade.host.services.notify import Dispatcher, SmtpConfig, WebhookPolicy, WebhookRefused
 
@@ -229,7 +230,7 @@ def test_websocket_quotes_and_notifications(client, platform):
     h = register_login(client, "ian")
     token = h["Authorization"][7:]
     _quote(platform)
-    with client.websocket_connect(f"/ws?token={token}") as ws:
+    with client.websocket_connect("/ws", subprotocols=[BEARER, token]) as ws:
         assert ws.receive_json()["type"] == "hello"
         ws.send_json({"op": "subscribe", "symbols": ["AAPL"]})
         first = ws.receive_json()

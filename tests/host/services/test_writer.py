@@ -115,24 +115,59 @@ def test_jobs_waiting_together_share_one_commit(platform):
     assert _verdict(platform).ok
 
 
-def test_a_job_that_raises_fails_exactly_its_batch(platform):
+def test_a_job_that_raises_fails_alone(platform):
+    """One job of a batch raises: it fails, and the rest of its batch is committed
+    (retried without it), in their order, as one chain."""
     def boom(b):
         b.chain.append("test", "test.write", "boom")
         raise RuntimeError("disk on fire")
 
     first, release, queue = _held_batch(platform.writer)
-    batch = queue(_setting("a"), boom, _setting("c"))
+    a, bad, c = queue(_setting("a"), boom, _setting("c"))
     release.set()
     assert first.result() == "blocker"
-    for caller in batch:
-        with pytest.raises(WriteFailed) as err:
-            caller.result()
-        assert "disk on fire" in str(err.value) and "3 request(s)" in str(err.value)
+    with pytest.raises(WriteFailed) as err:
+        bad.result()
+    assert "disk on fire" in str(err.value)
+    assert (a.result(), c.result()) == ("a", "c")
     assert platform.writer.run(_setting("after")) == "after"
-    assert _keys(platform) == {"blocker", "after"}
+    assert _keys(platform) == {"blocker", "a", "c", "after"}
     v = _verdict(platform)
     assert v.ok, v.problems
-    assert v.records == v.head_seq == 2
+    assert v.records == v.head_seq == 4
+
+
+def test_a_database_error_fails_only_its_job_and_names_no_sql(platform):
+    """A job whose statement the database refuses (a foreign key to a user who is gone,
+    as a deleted user's placement was) fails alone; the reason names no SQL."""
+    rng = random.Random(SEED)
+
+    def orphan(b):
+        b.conn.execute(insert(Order).values(
+            user_id=10_000 + rng.randrange(1000), symbol="AAPL", side="buy", type="market",
+            tif="day", qty=1, status="pending"))
+        b.chain.append("ghost", "order.place", "order:?")
+
+    first, release, queue = _held_batch(platform.writer)
+    jobs = [_setting(f"k{i}") for i in range(8)]
+    bad_at = sorted(rng.sample(range(len(jobs) + 3), 3))
+    for i in bad_at:
+        jobs.insert(i, orphan)
+    callers = queue(*jobs)
+    release.set()
+    first.result()
+    for job, caller in zip(jobs, callers, strict=True):
+        if job is orphan:
+            with pytest.raises(WriteFailed) as err:
+                caller.result()
+            text = str(err.value)
+            assert "INSERT" not in text and "orders" not in text and "[SQL" not in text
+            assert "IntegrityError" in text
+        else:
+            assert caller.result().startswith("k")
+    assert _keys(platform) == {"blocker"} | {f"k{i}" for i in range(8)}
+    v = _verdict(platform)
+    assert v.ok, v.problems
 
 
 def test_a_job_that_waits_for_the_writer_fails_instead_of_hanging(platform):
@@ -144,9 +179,10 @@ def test_a_job_that_waits_for_the_writer_fails_instead_of_hanging(platform):
     assert _keys(platform) == set()
 
 
-def test_a_batch_whose_audit_write_fails_stores_nothing(platform):
+def test_a_batch_whose_audit_write_fails_is_split_until_the_culprit_fails_alone(platform):
     """Every job runs fine, then writing the batch's audit records fails (a record was
-    slipped in under the chain's next number): the whole batch rolls back."""
+    slipped in under the chain's next number): nothing of that attempt is stored, the
+    batch is retried in parts, and only the job that slipped the record in fails."""
     def squatter(b):
         b.conn.execute(insert(AuditRecord).values(
             seq=b.chain.seq + 1, ts=audit.utcnow(), actor="x", action="x", subject="x",
@@ -154,13 +190,13 @@ def test_a_batch_whose_audit_write_fails_stores_nothing(platform):
         return _setting("squatter")(b)
 
     first, release, queue = _held_batch(platform.writer)
-    batch = queue(_setting("a"), squatter)
+    good, bad = queue(_setting("a"), squatter)
     release.set()
     first.result()
-    for caller in batch:
-        with pytest.raises(WriteFailed, match="rolled back"):
-            caller.result()
-    assert _keys(platform) == {"blocker"}
+    assert good.result() == "a"
+    with pytest.raises(WriteFailed, match="rolled back"):
+        bad.result()
+    assert _keys(platform) == {"blocker", "a"}
     assert _verdict(platform).ok
 
 
@@ -309,32 +345,33 @@ def test_a_placement_the_paper_broker_answers_is_one_commit(platform):
 
 
 def test_a_rolled_back_placement_is_withdrawn_from_the_paper_broker(platform):
-    """The paper broker saw the order inside a batch that then rolled back: the caller
-    gets WriteFailed, nothing is stored, and the broker no longer holds the order (a
-    later quote that would have filled it reports nothing)."""
+    """The paper broker saw the order inside a job that then failed: its caller gets
+    WriteFailed, nothing of it is stored, the broker no longer holds the order (a later
+    quote that would have filled it reports nothing), and the batch's other placement,
+    run again without it, rests at the broker once."""
     user = platform.users.register("back", "back@example.com", "correct horse battery")
     platform.market.update("AAPL", bid=1_000_000, bid_size=100, ask=1_001_000, ask_size=100)
 
-    def boom(b):
+    def place(b, qty):
+        return platform.orders._place_in_batch(
+            b, user.id, "back", NewOrder("AAPL", "buy", "limit", qty, "gtc", 990_000), 990_000)
+
+    def place_then_fail(b):
+        place(b, 5)
         raise RuntimeError("disk on fire")
 
     first, release, queue = _held_batch(platform.writer)
-    placing = Caller(platform.writer, lambda b: platform.orders._place_in_batch(
-        b, user.id, "back", NewOrder("AAPL", "buy", "limit", 5, "gtc", 990_000), 990_000))
-    deadline = time.monotonic() + 30
-    while platform.writer.waiting < 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    failing = queue(boom)
+    good, bad = queue(lambda b: place(b, 7), place_then_fail)
     release.set()
     first.result()
-    for caller in (placing, *failing):
-        with pytest.raises(WriteFailed, match="disk on fire"):
-            caller.result()
-    assert platform.broker.resting() == []
+    with pytest.raises(WriteFailed, match="disk on fire"):
+        bad.result()
+    kept = good.result()
+    assert platform.broker.resting() == [kept.id]
     platform.market.update("AAPL", bid=980_000, bid_size=100, ask=985_000, ask_size=100)
     with platform.sessions() as s:
-        assert s.execute(select(Order)).first() is None
+        orders = s.execute(select(Order)).scalars().all()
+    assert [(o.id, o.qty, o.filled_qty) for o in orders] == [(kept.id, 7, 7)]
     assert _keys(platform) == {"blocker"}
     assert _verdict(platform).ok
 

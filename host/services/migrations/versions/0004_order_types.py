@@ -2,15 +2,15 @@
 orders, a synthetic order's trigger state, a modify's priority, and the execution
 report's id, venue, liquidity flag and fee.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-02 21:00:00
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0003'
-down_revision = '0002'
+revision = '0004'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 

@@ -64,6 +64,30 @@ def test_trader_ladder_order_blotter_fill_download_and_session(page, server):
     expect(page.locator(f".ladder-table tr[data-price='{price}'] td.mine").first).to_have_text("30")
     shot(page, "trader-working-order")
 
+    # modify from the blotter: mistakes are named before any request; a new price moves
+    # the order on the ladder and a toast says what became of its queue priority
+    page.click(f"button[aria-label='Modify order {order_id}']")
+    edit = page.locator(f"form[aria-label='Modify order {order_id}']")
+    expect(edit.locator("input[name=qty]")).to_have_value("30")
+    expect(edit.locator("input[name=stop_price]")).to_have_count(0)     # a limit has none
+    edit.locator("input[name=qty]").fill("0")
+    edit.locator("button[type=submit]").click()
+    expect(edit.locator(".error[data-for=qty]")).to_contain_text("whole number")
+    edit.locator("input[name=qty]").fill("30")
+    edit.locator("button[type=submit]").click()
+    expect(edit.locator(".error[data-for=form]")).to_have_text("nothing to change")
+    moved = page.locator(".ladder-table tbody tr").nth(-2).get_attribute("data-price")
+    edit.locator("input[name=price]").fill(moved)
+    shot(page, "trader-modify")
+    edit.locator("button[type=submit]").click()
+    expect(page.locator(".toast", has_text=f"order {order_id} modified")).to_contain_text(
+        "back of the queue")                 # a new price at the venue: priority lost
+    expect(edit).to_have_count(0)
+    expect(working_row(page, order_id)).to_contain_text(moved)
+    mine = ".ladder-table tr[data-price='{}'] td.mine"
+    expect(page.locator(mine.format(moved)).first).to_have_text("30")
+    expect(page.locator(mine.format(price)).first).to_have_text("")
+
     # client-side checks name the field before any request
     form.locator("select[name=type]").select_option("limit")
     form.locator("input[name=price]").fill("1.23456")

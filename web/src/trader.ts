@@ -2,13 +2,12 @@
 // notifications and price alerts. Market data comes from the stream; orders, positions
 // and lists from the REST API, read again when a notification says they changed.
 
-import type { Api } from "./api";
+import { type Api, ApiError } from "./api";
 import { Book, type BookMessage, inferTick, ladderRows } from "./book";
 import { Candles, type Fill } from "./chart";
 import { fmtPrice, fmtQty, fmtTicks, toTicks } from "./num";
 import { checkModify, checkOrder, fieldsFor, label, modifyFields, type OrderDraft, orderSchema,
          type OrderSchema, priorityText } from "./orderform";
-import { ApiError } from "./api";
 import type { Message, Stream } from "./stream";
 import { fill, h, table, time, toast } from "./ui";
 

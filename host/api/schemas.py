@@ -108,7 +108,12 @@ OrderType = Literal[tuple(ordertypes.TYPES)]
 
 class OrderIn(Strict):
     """One order; which fields each ``type`` takes is ``ordertypes``' table (a wrong
-    combination is a 422 saying which)."""
+    combination is a 422 saying which); the document publishes that table as
+    ``x-type-fields`` (type → required and allowed fields) for the web client's form."""
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"x-type-fields": {
+        name: {"required": sorted(rule.required), "allowed": sorted(rule.allowed)}
+        for name, rule in ordertypes.TYPES.items()}})
+
     symbol: str = Field(pattern=SYMBOL)
     side: Literal["buy", "sell"]
     type: OrderType

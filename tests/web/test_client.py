@@ -64,6 +64,62 @@ def test_trader_ladder_order_blotter_fill_download_and_session(page, server):
     expect(page.locator(f".ladder-table tr[data-price='{price}'] td.mine").first).to_have_text("30")
     shot(page, "trader-working-order")
 
+    # modify from the blotter: mistakes are named before any request; a new price moves
+    # the order on the ladder and a toast says what became of its queue priority
+    page.click(f"button[aria-label='Modify order {order_id}']")
+    edit = page.locator(f"form[aria-label='Modify order {order_id}']")
+    expect(edit.locator("input[name=qty]")).to_have_value("30")
+    expect(edit.locator("input[name=stop_price]")).to_have_count(0)     # a limit has none
+    edit.locator("input[name=qty]").fill("0")
+    edit.locator("button[type=submit]").click()
+    expect(edit.locator(".error[data-for=qty]")).to_contain_text("whole number")
+    edit.locator("input[name=qty]").fill("30")
+    edit.locator("button[type=submit]").click()
+    expect(edit.locator(".error[data-for=form]")).to_have_text("nothing to change")
+    moved = page.locator(".ladder-table tbody tr").nth(-2).get_attribute("data-price")
+    edit.locator("input[name=price]").fill(moved)
+    shot(page, "trader-modify")
+    edit.locator("button[type=submit]").click()
+    expect(page.locator(".toast", has_text=f"order {order_id} modified")).to_contain_text(
+        "back of the queue")                 # a new price at the venue: priority lost
+    expect(edit).to_have_count(0)
+    expect(working_row(page, order_id)).to_contain_text(moved)
+    mine = ".ladder-table tr[data-price='{}'] td.mine"
+    expect(page.locator(mine.format(moved)).first).to_have_text("30")
+    expect(page.locator(mine.format(price)).first).to_have_text("")
+
+    # the newer types show their own fields; a bracket goes in from the form, and a
+    # modify the server refuses (its entry above its take profit) shows the server's reason
+    form.locator("select[name=type]").select_option("trailing_stop")
+    for name in ("trail_amount", "trail_bps"):
+        expect(form.locator(f"input[name={name}]")).to_be_visible()
+    expect(form.locator("select[name=trail_ref]")).to_be_visible()
+    expect(form.locator("input[name=stop_price]")).to_have_count(0)
+    form.locator("select[name=type]").select_option("iceberg")
+    expect(form.locator("input[name=price]")).to_be_visible()
+    expect(form.locator("input[name=display_qty]")).to_be_visible()
+    form.locator("select[name=type]").select_option("limit")
+    entry = Decimal(price)
+    bracket = {"price": price, "take_profit": str(entry + Decimal("0.05")),
+               "stop_loss": str((entry / 2).quantize(Decimal("0.0001")))}
+    for name, value in bracket.items():
+        form.locator(f"input[name={name}]").fill(value)
+    form.locator("button[type=submit]").click()
+    top = page.locator(".blotter tbody tr").first
+    expect(top.locator("td").first).not_to_have_text(order_id)
+    expect(top).to_contain_text(re.compile("accepted|pending"))
+    bracket_id = top.locator("td").first.inner_text()
+    for name in ("take_profit", "stop_loss"):
+        form.locator(f"input[name={name}]").fill("")
+    page.click(f"button[aria-label='Modify order {bracket_id}']")
+    edit = page.locator(f"form[aria-label='Modify order {bracket_id}']")
+    edit.locator("input[name=price]").fill(str(entry + Decimal("0.10")))
+    edit.locator("button[type=submit]").click()
+    expect(edit.locator(".error[data-for=form]")).to_contain_text("refused (422)")
+    expect(edit.locator(".error[data-for=form]")).to_contain_text("take_profit")
+    page.click(f"button[aria-label='Cancel order {bracket_id}']")
+    expect(working_row(page, bracket_id)).to_have_count(0)
+
     # client-side checks name the field before any request
     form.locator("select[name=type]").select_option("limit")
     form.locator("input[name=price]").fill("1.23456")

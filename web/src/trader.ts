@@ -2,11 +2,12 @@
 // notifications and price alerts. Market data comes from the stream; orders, positions
 // and lists from the REST API, read again when a notification says they changed.
 
-import type { Api } from "./api";
+import { type Api, ApiError } from "./api";
 import { Book, type BookMessage, inferTick, ladderRows } from "./book";
 import { Candles, type Fill } from "./chart";
 import { fmtPrice, fmtQty, fmtTicks, toTicks } from "./num";
-import { checkOrder, type OrderDraft, orderSchema, type OrderSchema, priceFields } from "./orderform";
+import { checkModify, checkOrder, fieldsFor, label, modifyFields, type OrderDraft, orderSchema,
+         type OrderSchema, priorityText } from "./orderform";
 import type { Message, Stream } from "./stream";
 import { fill, h, table, time, toast } from "./ui";
 
@@ -18,6 +19,7 @@ interface Order {
   id: number; symbol: string; side: string; type: string; tif: string; qty: number;
   price: string | null; stop_price: string | null; filled_qty: number;
   avg_fill_price: string | null; status: string; reason: string | null; created_at: string;
+  triggered?: boolean; priority?: string | null;
 }
 interface Quote { symbol: string; bid?: string | null; ask?: string | null; last?: string | null }
 interface Notification { id: number; kind: string; payload: any; created_at: string; read: boolean }
@@ -46,6 +48,8 @@ export class TraderScreen {
   private perf: any = null;
   private watchRows = new Map<string, { row: HTMLElement; cells: HTMLElement[] }>();
   private seen = { orders: "", positions: "" };
+  /** The working order whose modify form is open, and that form (kept across redraws). */
+  private modifying: { id: number; form: HTMLFormElement } | null = null;
 
   private watchEl = h("section", { class: "panel watch", "aria-label": "Watchlist" });
   private ladderEl = h("div", { class: "ladder-body", tabIndex: 0 });
@@ -343,14 +347,20 @@ export class TraderScreen {
     const choice = (name: keyof OrderDraft, values: string[]) =>
       h("label", {}, name, h("select", { name, onchange: () => this.drawForm({}) },
         ...values.map((v) => h("option", { value: v, selected: v === d[name] }, v))));
-    const wants = priceFields(d.type);
-    const field = (name: keyof OrderDraft, label: string, show = true) => show && h("label", {}, label,
-      h("input", { name, value: d[name], inputMode: "decimal", autocomplete: "off" }),
-      h("span", { class: "error", "data-for": name }));
+    const field = (name: string) => {
+      const spec = this.schema.specs[name];
+      const input = spec?.kind === "choice"
+        ? h("select", { name }, h("option", { value: "" }, "—"),
+            ...spec.values.map((v) => h("option", { value: v, selected: v === d[name] }, v)))
+        : h("input", { name, value: d[name] ?? "", autocomplete: "off",
+                       inputMode: spec?.kind === "whole" ? "numeric" : "decimal" });
+      return h("label", { title: spec?.description ?? "" }, label(name), input,
+               h("span", { class: "error", "data-for": name }));
+    };
     fill(this.formEl, h("h2", {}, "Order"),
       h("label", {}, "symbol", h("input", { name: "symbol", value: d.symbol, readOnly: true })),
       choice("side", this.schema.sides), choice("type", this.schema.types), choice("tif", this.schema.tifs),
-      field("qty", "qty"), field("price", "limit price", wants.price), field("stop_price", "stop price", wants.stop_price),
+      field("qty"), ...fieldsFor(this.schema, d.type).map(field),
       h("button", { type: "submit", class: `place ${d.side}` }, `${d.side} ${d.symbol}`),
       h("span", { class: "error", "data-for": "form" }));
     this.formEl.onsubmit = (e) => {
@@ -370,14 +380,8 @@ export class TraderScreen {
 
   private async place(): Promise<void> {
     const checked = checkOrder(this.schema, { ...this.draft() } as OrderDraft);
-    for (const el of this.formEl.querySelectorAll(".error")) el.textContent = "";
-    if ("errors" in checked) {
-      for (const [k, v] of Object.entries(checked.errors)) {
-        const el = this.formEl.querySelector(`.error[data-for=${k}]`) ?? this.formEl.querySelector(".error[data-for=form]");
-        if (el) el.textContent = v;
-      }
-      return;
-    }
+    showErrors(this.formEl, "errors" in checked ? checked.errors : {});
+    if ("errors" in checked) return;
     try {
       await this.api.call("POST", "/orders", checked.body);   // its notifications follow
       await this.loadOrders();
@@ -423,7 +427,10 @@ export class TraderScreen {
       String(o.id), time(o.created_at), o.symbol, o.side, o.type, o.tif, fmtQty(o.qty),
       fmtPrice(o.price ?? o.stop_price), fmtQty(o.filled_qty), fmtPrice(o.avg_fill_price),
       h("span", { class: `status ${o.status}`, title: o.reason ?? "" }, o.status),
-      cancel ? h("button", { onclick: () => void this.cancel(o.id), "aria-label": `Cancel order ${o.id}` }, "Cancel")
+      cancel ? h("span", { class: "actions" },
+                 h("button", { onclick: () => this.openModify(o), "aria-label": `Modify order ${o.id}`,
+                               "aria-expanded": String(this.modifying?.id === o.id) }, "Modify"), " ",
+                 h("button", { onclick: () => void this.cancel(o.id), "aria-label": `Cancel order ${o.id}` }, "Cancel"))
              : (o.reason ?? "")]);
     const head = ["id", "time", "symbol", "side", "type", "tif", "qty", "price", "filled", "avg", "status", ""];
     const num = new Set([0, 6, 7, 8, 9]);
@@ -439,6 +446,7 @@ export class TraderScreen {
           fmtQty(f.qty), fmtPrice(f.price), fmtPrice(f.notional), fmtPrice(f.realized_pnl)]), new Set([1, 4, 5, 6, 7]));
     } else {
       body = table(head, orderRows(this.blotterTab === "working" ? working : done, this.blotterTab === "working"), num);
+      if (this.blotterTab === "working") this.placeModify(body as HTMLTableElement, working, head.length);
     }
     fill(this.blotterEl, h("div", { class: "tabs", role: "tablist" },
       tab("working", `Working (${working.length})`), tab("done", `Done (${done.length})`),
@@ -450,6 +458,63 @@ export class TraderScreen {
         h("button", { onclick: () => void this.api.download("/portfolio/transactions?format=csv", "transactions.csv") }, "CSV"),
         " ", h("button", { onclick: () => void this.api.download("/portfolio/transactions?format=pdf", "transactions.pdf") }, "PDF"))),
       h("div", { class: "scroll" }, body));
+  }
+
+  /** Open (or close again) the inline modify form under a working order's row. */
+  private openModify(o: Order): void {
+    if (this.modifying?.id === o.id) {
+      this.modifying = null;
+    } else {
+      const form = h("form", { class: "inline modify", "aria-label": `Modify order ${o.id}` },
+        ...modifyFields(this.schema, o).map((name) => h("label", {}, name === "qty" ? "total qty" : label(name),
+          h("input", { name, size: 10, autocomplete: "off", inputMode: name === "qty" ? "numeric" : "decimal",
+                       value: name === "qty" ? String(o.qty) : (o[name as "price" | "stop_price"] ?? "") }),
+          h("span", { class: "error", "data-for": name }))),
+        h("button", { type: "submit" }, "Send"),
+        h("button", { type: "button", onclick: () => this.openModify(o) }, "Close"),
+        h("span", { class: "error", "data-for": "form" }));
+      form.onsubmit = (e) => {
+        e.preventDefault();
+        void this.modify(o.id, form);
+      };
+      this.modifying = { id: o.id, form };
+    }
+    this.drawBlotter();
+    this.modifying?.form.querySelector<HTMLInputElement>("input")?.focus();
+  }
+
+  /** The open modify form goes under its order's row (the same element each redraw, so
+   * what is typed stays); it closes once the order is no longer working. */
+  private placeModify(body: HTMLTableElement, working: Order[], columns: number): void {
+    if (!this.modifying) return;
+    const { id, form } = this.modifying;
+    const i = working.findIndex((o) => o.id === id);
+    if (i < 0) {
+      this.modifying = null;
+      return;
+    }
+    const focused = form.contains(document.activeElement) ? document.activeElement as HTMLElement : null;
+    body.tBodies[0].rows[i].after(h("tr", { class: "modify-row" }, h("td", { colSpan: columns }, form)));
+    focused?.focus();
+  }
+
+  private async modify(id: number, form: HTMLFormElement): Promise<void> {
+    const order = this.orders.find((o) => o.id === id);
+    if (!order) return;
+    const draft = Object.fromEntries([...new FormData(form)].map(([k, v]) => [k, String(v)]));
+    const checked = checkModify(this.schema, order, draft);
+    showErrors(form, "errors" in checked ? checked.errors : {});
+    if ("errors" in checked) return;
+    try {
+      const out: Order = await this.api.call("PATCH", `/orders/${id}`, checked.body);
+      toast(priorityText(id, out.priority));
+      if (this.modifying?.id === id) this.modifying = null;
+      this.drawBlotter();
+    } catch (e) {
+      const why = (e as Error).message;
+      showErrors(form, { form: e instanceof ApiError ? `refused (${e.status}): ${why}` : why });
+    }
+    await this.loadOrders();
   }
 
   private async cancel(id: number): Promise<void> {
@@ -546,6 +611,16 @@ export class TraderScreen {
           await this.api.call("DELETE", `/alerts/${a.id}`);
           await this.loadAlerts();
         } }, "Delete")]), new Set([2])));
+  }
+}
+
+/** Write each message beside its field (``form`` or an unknown field: the form's own
+ * line), clearing the others. */
+function showErrors(form: HTMLElement, errors: Record<string, string>): void {
+  for (const el of form.querySelectorAll(".error")) el.textContent = "";
+  for (const [k, v] of Object.entries(errors)) {
+    const el = form.querySelector(`.error[data-for=${k}]`) ?? form.querySelector(".error[data-for=form]");
+    if (el) el.textContent = v;
   }
 }
 

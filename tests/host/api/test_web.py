@@ -6,6 +6,7 @@ import re
 from fastapi.testclient import TestClient
 
 from tick2trade.host.api import create_app, web
+from tick2trade.host.services import ordertypes
 
 from tests.host.conftest import register_login
 
@@ -85,3 +86,21 @@ def test_the_order_schema_has_what_the_order_form_reads(client):
     assert re.compile(p["symbol"]["pattern"]).match("BTC-USD")
     price = p["price"]["anyOf"][0]["anyOf"][0]
     assert price["maximum"] > 0 and price["type"] == "number"
+
+
+def test_the_document_publishes_which_fields_each_order_type_takes(client):
+    """The form shows a type's fields and the blotter's modify form its prices from
+    ``x-type-fields`` and ModifyIn (the unit tests' copy of the document has the same
+    shapes): the server's own table, so a new type or field needs no change there."""
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    table = schemas["OrderIn"]["x-type-fields"]
+    p = schemas["OrderIn"]["properties"]
+    assert set(table) == set(ordertypes.TYPES) == set(p["type"]["enum"])
+    for name, rule in ordertypes.TYPES.items():
+        assert set(table[name]["required"]) == rule.required
+        assert set(table[name]["allowed"]) == rule.allowed
+        assert rule.allowed <= set(p)
+    assert set(schemas["ModifyIn"]["properties"]) == {"qty", "price", "stop_price"}
+    assert p["trail_ref"]["anyOf"][0]["enum"] == list(ordertypes.TRAIL_REFS)
+    assert p["trail_bps"]["anyOf"][0]["maximum"] == ordertypes.MAX_TRAIL_BPS
+    assert p["display_jitter"]["anyOf"][0]["minimum"] == 0

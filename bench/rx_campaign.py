@@ -170,8 +170,9 @@ def run(width: int, n_frames: int, messages: int, forged: float, seed: int,
         sim.ctl.clear()
         model.ctl.clear()
         if progress:
-            print(f"{res.malformed:,} frames, {time.perf_counter() - start:.0f} s",
-                  file=sys.stderr, flush=True)
+            print(f"{res.malformed:,} frames, {time.perf_counter() - start:.0f} s, "
+                  f"wedges {res.wedges}, miscounted {res.miscounted_batches}, "
+                  f"session {model.mold.session}", file=sys.stderr, flush=True)
 
     clean = clean_feed(rng, cfg, messages)
     mixed = []

@@ -107,10 +107,12 @@ class MoldUdp(wiring.Component):
         ended = Signal()
         # the candidate: the last packet that jumped too far, waiting for confirmation
         cand_valid = Signal()
+        provisional = Signal()
         cand_session = Signal(80)
         cand_seq = Signal(64)
         with m.If(self.reset_session):
-            m.d.sync += [have_session.eq(0), ended.eq(0), cand_valid.eq(0)]
+            m.d.sync += [have_session.eq(0), ended.eq(0), cand_valid.eq(0),
+                         provisional.eq(0)]
 
         # bounds of the plausibility checks, registered from their sources
         window = Signal(WINDOW_BITS)
@@ -136,7 +138,10 @@ class MoldUdp(wiring.Component):
         whole = Mux(beat.first, 0, whole_q)
 
         header_now = valid & ~header_seen & cur.have(moldudp64.HEADER - 1)
-        adopt = ~have_session | (ended & (session != cur_session))
+        other = have_session & (session != cur_session)
+        # the session was adopted on one packet's word: another may replace it, confirmed
+        switch = other & provisional & ~ended
+        adopt = ~have_session | (ended & other) | switch
         exp_now = Mux(adopt, 1, expected)
         heartbeat = msg_count == moldudp64.HEARTBEAT
         end_of_session = msg_count == moldudp64.END_OF_SESSION
@@ -161,19 +166,19 @@ class MoldUdp(wiring.Component):
         control = heartbeat | end_of_session
         past_end = ~control & (seq[16:] == (1 << 48) - 1) & (seq[:16] + msg_count > 0x10000)
         # both plausibility bounds compared, the adopted one selected last
-        plausible = Mux(adopt, seq <= start_limit, seq <= exp_limit)
+        plausible = Mux(adopt, ~switch & (seq <= start_limit), seq <= exp_limit)
         confirms = cand_valid & (session == cand_session) & (seq >= cand_seq) & \
             (seq <= cand_limit)
         with m.If(header_now):
             with m.If(past_end):
                 m.d.comb += count["bad_header"].eq(1)
-            with m.Elif(~adopt & (session != cur_session)):
+            with m.Elif(other & ~adopt):
                 m.d.comb += count["wrong_session"].eq(1)
             with m.Elif(~plausible & ~confirms):
                 m.d.comb += count["unconfirmed"].eq(1)
                 m.d.sync += [cand_valid.eq(1), cand_session.eq(session), cand_seq.eq(seq)]
             with m.Else():
-                m.d.sync += cand_valid.eq(0)
+                m.d.sync += [cand_valid.eq(0), provisional.eq(adopt & plausible)]
                 with m.If(adopt):
                     m.d.sync += [cur_session.eq(session), have_session.eq(1), ended.eq(0),
                                  expected.eq(1)]

@@ -52,7 +52,12 @@ class MoldUdpModel:
       (``S + N > 2**64``, N not a heartbeat or end-of-session mark): dropped
       (``bad_header``) — sequence numbers never wrap;
     * another session while the current one runs is dropped (``wrong_session``) — a
-      stale line cannot reset us;
+      stale line cannot reset us — except while the current one is *provisional*:
+      adopted on the word of one packet (below), no second packet of it taken yet. Then
+      the other session may replace it, but only confirmed (as a far jump is), so a
+      junk datagram that happened to look like a session start is replaced by the real
+      session's first two packets, and a real session cannot be replaced by one junk
+      datagram;
     * plausibility: the packet's start ``S`` must be within ``window`` of where it would
       put us (``S <= expected + window``, or ``S <= 1 + window`` for a session not yet
       adopted). A packet beyond it is dropped (``unconfirmed``) and becomes the
@@ -64,8 +69,10 @@ class MoldUdpModel:
       datagram on the feed port, never moves ``expected`` nor fixes the session; a real
       jump costs one packet, reported in the gap (two consistent forgeries in a row do
       confirm each other: the source filter of ``eth_rx`` is the defence there);
-    * no session yet, or the current one has ended (end-of-session seen): ``s`` is
-      adopted and ``expected`` restarts at 1 (``sessions``);
+    * no session yet, or the current one has ended (end-of-session seen), or it is
+      provisional and ``s`` confirmed: ``s`` is adopted and ``expected`` restarts at 1
+      (``sessions``); adopted by a plausible start rather than a confirmation, it is
+      provisional until the next packet taken;
     * ``S > expected``: a gap event (line, session, first=expected, count=S-expected);
     * heartbeat (N=0) and end-of-session (N=0xFFFF) carry the next sequence number;
     * ``S + N <= expected``: every message was already seen: dropped (``dup_a``/``dup_b``);
@@ -86,10 +93,12 @@ class MoldUdpModel:
         self.ended = False
         self.expected = 1
         self.candidate: tuple[bytes, int] | None = None
+        self.provisional = False
 
     def reset_session(self) -> None:
         """Forget the session and the candidate (the ``reset_session`` strobe)."""
         self.session, self.ended, self.candidate = None, False, None
+        self.provisional = False
 
     def process(self, line: int, payload: bytes) -> tuple[list[MoldMessage], list[Gap]]:
         c = self.counters
@@ -106,17 +115,22 @@ class MoldUdpModel:
         if not control and seq + count > SEQ_END:
             c["bad_header"] += 1
             return out, gaps
-        adopt = self.session is None or (self.ended and session != self.session)
-        if not adopt and session != self.session:
+        other = self.session is not None and session != self.session
+        switch = other and self.provisional and not self.ended
+        adopt = self.session is None or (self.ended and other) or switch
+        if other and not adopt:
             c["wrong_session"] += 1
             return out, gaps
-        if seq > (1 if adopt else self.expected) + self.window:
+        plausible = not switch and seq <= (1 if adopt else self.expected) + self.window
+        if not plausible:
             cand = self.candidate
             if cand is None or cand[0] != session or not cand[1] <= seq <= cand[1] + self.window:
                 self.candidate = (session, seq)
                 c["unconfirmed"] += 1
                 return out, gaps
         self.candidate = None
+        # a session adopted on one packet's word stays provisional until a second one
+        self.provisional = adopt and plausible
         if adopt:
             self.session, self.ended, self.expected = session, False, 1
             c["sessions"] += 1

@@ -152,6 +152,7 @@ def test_session_change_only_after_end_of_session():
     rng = rng_for("sess")
     m = [random_message(rng) for _ in range(4)]
     pk = [(0, moldudp64.encode_packet("S1", 1, m[:2]), 2),
+          (1, moldudp64.encode_packet("S1", 1, m[:2]), 6),  # S1 no longer provisional
           (1, moldudp64.encode_packet("STALE", 9, m[2:]), 6),  # dropped: S1 still runs
           (0, moldudp64.encode_end_of_session("S1", 3), 2),
           (0, moldudp64.encode_packet("S2", 1, m[2:]), 2)]
@@ -354,3 +355,20 @@ def test_random_forgeries_among_a_lossy_feed_change_nothing_real(width):
     got = MoldUdpModel()
     assert [m for line, p, _ in mixed for m in got.process(line, p)[0]] == want
     assert model.counters["unconfirmed"] > 0
+
+
+@pytest.mark.parametrize("width", [64, 8])
+def test_a_junk_datagram_that_looks_like_a_session_start_is_replaced(width):
+    """A corrupted datagram whose sequence number happens to be plausible (here 0) is
+    adopted, but only provisionally: the real session's first two packets replace it.
+    Once a second packet of a session is taken, one junk datagram is a wrong session."""
+    rng = rng_for(f"provisional{width}")
+    lanes = width // 8
+    junk = rng.randbytes(10) + bytes(8) + (2).to_bytes(2, "big") + rng.randbytes(30)
+    feed, seq = real_session(rng, lanes, 1, 5)
+    late = rng.randbytes(10) + (seq + 1).to_bytes(8, "big") + bytes(2)
+    model = check(width, [(0, junk, lane0s(rng, lanes))] + feed + [(1, late, 0)],
+                  name=f"provisional{width}")
+    c = model.counters
+    assert model.session == moldudp64.session_bytes("S1") and c["sessions"] == 2
+    assert c["unconfirmed"] == 1 and c["wrong_session"] == 1 and not model.provisional

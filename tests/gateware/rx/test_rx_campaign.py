@@ -17,8 +17,10 @@ def test_malformed_frames_neither_wedge_the_path_nor_blind_the_feed(rx_build, wi
     msg = f"seed {SEED}: {res.as_dict()}"
     assert res.malformed == frames and set(res.kinds) == set(rx_campaign.MALFORMED), msg
     assert res.wedges == 0 and res.miscounted_batches == 0, msg
-    assert res.matches_model, msg
-    assert res.decoded == res.clean_messages > 1000, msg
+    assert res.matches_model and res.events_match, msg
+    # every message of the clean feed decoded, but for a first packet held aside (at
+    # most one packet's worth, reported in the gap) when junk left a session provisional
+    assert res.decoded + res.held == res.clean_messages > 1000 and res.held <= 20, msg
     eth, mold = res.counters["eth_rx"], res.counters["moldudp"]
     # the campaign reached what it is meant to
     assert eth["bad_udp_checksum"] and eth["wrong_source"] and mold["unconfirmed"], msg

@@ -11,13 +11,24 @@ PYTEST_ARGS ?=
 
 .PHONY: setup test test-all run sim bench verilog bitstream clean
 
-setup: $(VENV)/.installed
+# the web client (web/): npm packages from the lock file, built by Vite into host/api/static
+WEB_BUILT := host/api/static/index.html
+WEB_SRC   := $(wildcard web/src/*) web/index.html web/vite.config.ts web/tsconfig.json
+
+setup: $(VENV)/.installed $(WEB_BUILT)
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
+
+web/node_modules/.installed: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(WEB_BUILT): web/node_modules/.installed $(WEB_SRC)
+	cd web && npm run --silent build
 
 test: setup
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
@@ -39,6 +50,7 @@ bench: setup
 	$(BIN)/python -m tick2trade.bench.feed
 	$(BIN)/python -m tick2trade.bench.ws
 	$(BIN)/python -m tick2trade.bench.history
+	$(BIN)/python -m tick2trade.bench.web
 
 verilog: setup
 	$(BIN)/t2t verilog --out build/

@@ -163,7 +163,8 @@ def main() -> None:
                         help="frames of minimum-size messages for (a)")
     parser.add_argument("--messages", type=int, default=1_000_000,
                         help="messages in the replay capture for (b)")
-    parser.add_argument("--section", choices=("all", "rx", "book", "top", "trade", "run", "venue"),
+    parser.add_argument("--section", choices=("all", "rx", "book", "top", "trade", "stream", "run",
+                                                "venue"),
                         default="all", help="run one group of figures only")
     parser.add_argument("--run-cycles", type=int, default=10_000_000,
                         help="loop cycles of the end-to-end run (t)")
@@ -181,6 +182,8 @@ def main() -> None:
         top_section(console)
     if args.section in ("all", "trade"):
         trade_section(console)
+    if args.section in ("all", "stream"):
+        stream_section(console)
     if args.section in ("all", "run"):
         run_section(args, console)
     if args.section in ("all", "venue"):
@@ -212,6 +215,28 @@ def trade_section(console: Console) -> None:
                       f"{r['register_min']} / {r['register_max']}",
                       _values(r["field_to_event"]), _values(r["event_to_decide"]),
                       _values(r["field_to_decide"]), _values(r["decide_to_out"]))
+    console.print(table)
+
+
+def stream_section(console: Console) -> None:
+    """The book stream: a book update from the feed frame's last beat to the event
+    frame toward the host, and how many a burst keeps; W=64 and 8, in cycles."""
+    from tick2trade.bench import stream
+
+    table = Table(title="book stream: feed frame's last beat → event frame (cycles), and a "
+                        "burst of back-to-back new levels")
+    for col in ("W", "records", "→ first beat min / median / max",
+                "→ last beat min / median / max", "burst: updates", "received", "overflow",
+                "cycles / record"):
+        table.add_column(col, justify="right")
+    for width in (64, 8):
+        r = stream.measure(width)
+        b = r["burst"]
+        table.add_row(str(width), f"{r['records']} of {r['of']}",
+                      " / ".join(f"{x:g}" for x in r["first_beat"]),
+                      " / ".join(f"{x:g}" for x in r["last_beat"]),
+                      f"{b['updates']:,}", f"{b['received']:,}", f"{b['overflow']:,}",
+                      f"{b['cycles_per_record']:.1f}")
     console.print(table)
 
 

@@ -85,6 +85,7 @@ class _MacSide(wiring.Component):
 def _blocks(width: int, profile: BuildProfile) -> dict:
     from tick2trade.gateware.book import Book
     from tick2trade.gateware.control.control import ControlEndpoint
+    from tick2trade.gateware.control.events import BookTap, TradeTap
     from tick2trade.gateware.trade.ouch_rx import OuchRx
     from tick2trade.gateware.trade.ouch_tx import OuchTx
     from tick2trade.gateware.trade.risk import Risk
@@ -103,6 +104,8 @@ def _blocks(width: int, profile: BuildProfile) -> dict:
         "ouch_rx": lambda: OuchRx(width, s),
         "telemetry": lambda: Telemetry(s),
         "control": lambda: ControlEndpoint(width, frame_verdict=True),
+        "book_tap": lambda: BookTap(s, profile.book.n),
+        "trade_tap": lambda: TradeTap(s),
         "mac_rx": lambda: _MacSide("rx", width),
         "mac_tx": lambda: _MacSide("tx", width),
         # every block above, wired as the board wires them (not in the default list:

@@ -16,6 +16,10 @@ as a MoldUDP64 packet (one ITCH Add, or a Delete of a resting order) to the
 ``FeedHandler``'s line A on loopback, stamping the message with the wall clock's
 nanoseconds after midnight; the handler applies it with that ITCH time as ``ts``, so
 the figure runs from the packet leaving the sender to the delta decoded by the client.
+
+``source="fpga"`` puts the FPGA's book records in front (``_FpgaDriver``): event frames
+of the golden models' tap, sent over UDP on loopback to the server's ``FpgaBook``,
+from the record's event frame leaving the "board" to the delta decoded by the client.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
@@ -138,12 +142,122 @@ class _FeedDriver:
                               rng.randrange(1, 20) * 100)])
 
 
+class _FpgaDriver:
+    """Book records of the FPGA's tap into an ``FpgaBook`` over UDP on loopback
+    (``source="fpga"``). The golden models stand in for the board (``ModelFpga``: the
+    same event frames as the RTL, byte for byte, as tests/sim's top-level test checks):
+    the book is built and the ``FpgaBook`` started on it first, then every update's
+    event frame is made ahead (the models' time stays off the measured path) and the
+    schedule sends one event frame an update from a socket standing for the board. A
+    thread in the server receives them as a host does a board's (``recvfrom``), decodes
+    them and calls ``on_record`` with the send time as ``ts``: the figure runs from the
+    event frame leaving the board to the delta decoded by the client."""
+
+    def __init__(self, p: Platform, updates: int) -> None:
+        from tick2trade.gateware.models.rx.eth_rx import RxConfig
+        from tick2trade.host.config import load
+        from tick2trade.host.services.fpgabook import FpgaBook
+        from tick2trade.sim.modelfpga import ModelFpga
+        from tick2trade.sim.topsim import top_map
+
+        demo = Path(__file__).resolve().parents[1] / "docs" / "demo.toml"
+        cfg = load(demo, symbols=8)
+        self.dev = ModelFpga(cfg, top_map(64, 8, 64), 8)
+        self.dev.write_many({"ctl.event_enable": 1, "ctl.event_ip": 0x0A00_0001,
+                             "ctl.event_port": 40002, "book_stream.enable": 1})
+        self.rx = RxConfig.default(watch=cfg.watch)
+        self.locate, self.seq, self.ref, self.live = 1, 1, 0, []
+        from tick2trade.protocol import itch
+
+        self._mold([itch.encode("R", locate=1 + i, stock=s, market_category="Q")
+                    for i, s in enumerate(cfg.watch)])
+        self.locate = 1 + cfg.watch.index(SYMBOL)
+        for k in range(16):  # eight levels a side, two orders each
+            self._mold([self._add("B", MID - (k // 2 + 1) * 100)])
+            self._mold([self._add("S", MID + (k // 2) * 100)])
+        self.book = FpgaBook(p.market, self.dev, dict(enumerate(cfg.watch)))
+        self.book.start()
+        rng = random.Random(2)
+        self.payloads: list[bytes] = []
+        while len(self.payloads) < WARMUP + updates:
+            self.payloads += self._mold([self._change(rng)])
+        self.next = 0
+        self.sent: dict[int, float] = {}
+        self.rx_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.rx_sock.bind(("127.0.0.1", 0))
+        self.tx_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        threading.Thread(target=self._receive, daemon=True).start()
+
+    def _add(self, side: str, price: int) -> bytes:
+        from tick2trade.protocol import itch
+
+        self.ref += 7_919  # sparse, as a venue's day-wide sequence gives a symbol
+        self.live.append(self.ref)
+        return itch.encode("A", locate=self.locate, order_ref=self.ref, side=side,
+                           shares=100 * random.Random(self.ref).randrange(1, 20),
+                           stock=SYMBOL, price=price)
+
+    def _change(self, rng: random.Random) -> bytes:
+        """An Add or a Delete inside the FPGA's top levels (each makes a record)."""
+        from tick2trade.protocol import itch
+
+        if len(self.live) > 24 and rng.random() < 0.5:
+            ref = self.live.pop(rng.randrange(len(self.live)))
+            return itch.encode("D", locate=self.locate, order_ref=ref)
+        side = rng.choice("BS")
+        offset = rng.randrange(0, 4) * 100
+        return self._add(side, MID - 100 - offset if side == "B" else MID + offset)
+
+    def _mold(self, messages: list[bytes]) -> list[bytes]:
+        """Messages through the models as one MoldUDP64 packet: the event frames' UDP
+        payloads that hold book records."""
+        from tick2trade.gateware.models.rx.eth_rx import feed_frame
+        from tick2trade.protocol import control, frames, moldudp64
+
+        out = self.dev.run([feed_frame(self.rx, 0, moldudp64.encode_packet(
+            "BENCHWSFPG", self.seq, messages))])
+        self.seq += len(messages)
+        payloads = []
+        for f in out:
+            dg = frames.parse_udp_frame(f)
+            if isinstance(dg, str) or control.frame_kind(dg.payload) != control.KIND_EVENT:
+                continue
+            if any(isinstance(e, control.BookEvent)
+                   for e in control.check(dg.payload, control.KIND_EVENT).events):
+                payloads.append(dg.payload)
+        return payloads
+
+    def _receive(self) -> None:
+        from tick2trade.protocol import control
+
+        while True:
+            payload, _src = self.rx_sock.recvfrom(65536)
+            for ev in control.check(payload, control.KIND_EVENT).events:
+                if isinstance(ev, control.BookEvent):
+                    sent = self.sent.pop(ev.seq, None)
+                    self.book.on_record(ev, None if sent is None else
+                                        datetime.fromtimestamp(sent, timezone.utc))
+
+    def update(self, _rng: random.Random) -> None:
+        from tick2trade.protocol import control
+
+        payload = self.payloads[self.next]
+        self.next += 1
+        for ev in control.check(payload, control.KIND_EVENT).events:
+            if isinstance(ev, control.BookEvent):
+                self.sent[ev.seq] = time.time()
+        self.tx_sock.sendto(payload, self.rx_sock.getsockname())
+
+
 def serve(url: str, port: int, clients: int, updates: int, rate: float,
           source: str = "apply") -> None:
     import uvicorn
 
     p = Platform(url, SECRET, limits=UNLIMITED, migrate=False)
-    if source == "feed":
+    if source == "fpga":
+        driver = _FpgaDriver(p, updates)
+        args = (p, clients, updates, rate, driver.update)
+    elif source == "feed":
         driver = _FeedDriver(p)
         while p.market.book_view(SYMBOL) is None or len(p.market.book_view(SYMBOL).asks) < 40:
             time.sleep(0.01)
@@ -247,6 +361,8 @@ SCENARIOS = (  # source, clients, updates/s, depth (None: every level)
     ("apply", 1, 10000, None),
     ("feed", 1, 1000, None),
     ("feed", 1, 1000, 10),
+    ("fpga", 1, 1000, None),
+    ("fpga", 1, 1000, 10),
 )
 
 

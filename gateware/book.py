@@ -37,6 +37,14 @@ one, read ports are transparent to the writes of that cycle)
 Updates go through a FIFO; an event is only taken while it has room for two (a replace
 makes two), so the consumer may stall the book, and the book stalls the event stream.
 
+Prints (``prints``, for the trade tap; ``models.book`` "Prints")
+    An E or C that finds its order in the lookup cycle is a print at the order's price
+    (E) or its own (C), the order's symbol and side; a P or a Q is one as it is taken
+    (they do not touch the book). Both are registered: ``prints`` is valid the cycle after, never
+    twice in a cycle (a lookup that finds its order leads to the level cycle, in which
+    no event is taken), and the schedule above does not change. ``print_misses``
+    strobes, likewise a cycle late, the executions that are no print.
+
 Clearing (``clear.stb`` with ``all`` or a symbol) waits for the current event, then
 sweeps the order table one bucket per cycle (dropping the entries of the symbol, or all)
 and the level rows, and publishes one ``CLEAR`` update; events wait meanwhile (``busy``).
@@ -48,8 +56,8 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 
 from tick2trade.gateware.bytefield import counter_bank
-from tick2trade.gateware.interfaces import (BookAction, ItchType, event_layout, sym_bits,
-                                            update_layout)
+from tick2trade.gateware.interfaces import (PRINT_MISSES, BookAction, ItchType, event_layout,
+                                            print_layout, sym_bits, update_layout)
 from tick2trade.gateware.models.book import BOOK_COUNTERS
 
 LEVEL = data.StructLayout({"price": 32, "shares": 32, "orders": 16})
@@ -103,6 +111,11 @@ class Book(wiring.Component):
         Normalized ITCH events (the receive path's output).
     updates : Out(stream.Signature(update_layout(symbols, n)))
         Book updates, in event order.
+    prints : Out(stream.Signature(print_layout(symbols), always ready))
+        Every print of the events, in event order, valid for one cycle.
+    print_misses : Out(PRINT_MISSES)
+        One-cycle strobes: an E or C on an unknown reference (``unpriced``), a C whose
+        printable byte is not 'Y' (``non_printable``).
     clear : In(clear_layout(symbols))
         Host clear request.
     busy : Out(1)
@@ -129,6 +142,8 @@ class Book(wiring.Component):
         super().__init__({
             "events": In(stream.Signature(event_layout(symbols))),
             "updates": Out(stream.Signature(update_layout(symbols, n))),
+            "prints": Out(stream.Signature(print_layout(symbols), always_ready=True)),
+            "print_misses": Out(PRINT_MISSES),
             "clear": In(clear_layout(symbols)),
             "busy": Out(1),
             "occupancy": Out(bits_for(capacity)),
@@ -210,6 +225,10 @@ class Book(wiring.Component):
         op_new_ref = Signal(64)
         op_new_price = Signal(32)
         op_new_shares = Signal(32)
+        op_exec = Signal()  # E or C: a print when the order is found
+        op_with_price = Signal()  # C: at op_price
+        op_printable = Signal()
+        op_match = Signal(64)
         # latched by a reduce's lookup for its level cycle
         r_sym = Signal(sb)
         r_side = Signal()
@@ -262,7 +281,13 @@ class Book(wiring.Component):
                          op_shares.eq(ev.shares),
                          op_all.eq((t == T.ORDER_DELETE) | (t == T.ORDER_REPLACE)),
                          op_chain.eq(t == T.ORDER_REPLACE), op_new_ref.eq(ev.new_ref),
-                         op_new_price.eq(ev.price), op_new_shares.eq(ev.shares)]
+                         op_new_price.eq(ev.price), op_new_shares.eq(ev.shares),
+                         op_exec.eq((t == T.ORDER_EXECUTED)
+                                    | (t == T.ORDER_EXECUTED_WITH_PRICE)),
+                         op_with_price.eq(t == T.ORDER_EXECUTED_WITH_PRICE),
+                         op_printable.eq((t != T.ORDER_EXECUTED_WITH_PRICE)
+                                         | (ev.code == ord("Y"))),
+                         op_match.eq(ev.match)]
         with m.If(iss):
             m.d.comb += [t_rd.addr.eq(fold(iss_ref, k)), s_rd.addr.eq(Cat(iss_side, iss_sym)),
                          s_rd_used.eq(1)]
@@ -292,6 +317,27 @@ class Book(wiring.Component):
         new_row = Signal.like(row)
         m.d.comb += [t_wr.addr.eq(fold(op_ref, k)), t_wr.data.eq(new_row),
                      new_row.eq(row)]
+
+        # --- prints: a found E/C in its lookup cycle, a P/Q as it is taken; a cycle late -
+        looked_up = (state == LOOKUP) & ~op_add & op_exec
+        found_print = looked_up & op_printable & match.any()
+        trade = take_event & ((t == T.TRADE) | (t == T.CROSS_TRADE))
+        pr = self.prints.payload
+        m.d.sync += [
+            self.prints.valid.eq(found_print | trade),
+            self.print_misses.unpriced.eq(looked_up & op_printable & ~match.any()),
+            self.print_misses.non_printable.eq(looked_up & ~op_printable),
+        ]
+        with m.If(found_print):
+            m.d.sync += [pr.sym.eq(hit.sym), pr.side.eq(hit.side),
+                         pr.kind.eq(Mux(op_with_price, T.ORDER_EXECUTED_WITH_PRICE.value,
+                                        T.ORDER_EXECUTED.value)),
+                         pr.price.eq(Mux(op_with_price, op_price, hit.price)),
+                         pr.shares.eq(op_shares), pr.match.eq(op_match)]
+        with m.Else():
+            m.d.sync += [pr.sym.eq(ev.sym), pr.side.eq(ev.side == ord("S")),
+                         pr.kind.eq(t), pr.price.eq(ev.price), pr.shares.eq(ev.shares),
+                         pr.match.eq(ev.match)]
 
         # --- the level computation (lookup of an add, level cycle of a reduce) ------
         lc_go = Signal()

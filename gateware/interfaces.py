@@ -170,6 +170,19 @@ def update_layout(symbols: int, n: int) -> data.StructLayout:
     })
 
 
+def print_layout(symbols: int) -> data.StructLayout:
+    """A print the book saw (``models.book.Print``): ``kind`` the ITCH type byte (E, C,
+    P, Q), ``side`` the resting order's, ``price`` the order's (E) or the message's (C,
+    P, Q), ``shares`` and ``match`` the message's."""
+    return data.StructLayout({"sym": sym_bits(symbols), "kind": 8, "side": 1, "price": 32,
+                              "shares": 32, "match": 64})
+
+
+PRINT_MISSES = data.StructLayout({"unpriced": 1, "non_printable": 1})
+"""The book's strobes for executions that are no print: an E or C on a reference the
+order table does not hold (no price, no side), a C not marked printable ('Y')."""
+
+
 def intent_layout(symbols: int) -> data.StructLayout:
     """An order intent (``models.trade.Intent``) with its timestamps: ``t_in`` the cycle
     its frame's first byte arrived (event path; else the cycle its input arrived) and
@@ -251,6 +264,23 @@ def book_record(entry) -> Value:
                         be_bytes(entry.seq, 4) + be_bytes(entry.price, 4) +
                         be_bytes(entry.shares, 4) +
                         be_bytes(Cat(entry.bbo, entry.all_syms), 1) + const_bytes(0, 11))
+
+
+def trade_entry_layout(symbols: int) -> data.StructLayout:
+    """A print (``print_layout``) and its sequence number: one entry of the trade tap's
+    FIFO, one trade record."""
+    return data.StructLayout({**print_layout(symbols).members, "seq": 32})
+
+
+def trade_record(entry) -> Value:
+    """A print (``trade_entry_layout``) as event record type 4
+    (``protocol.control.TRADE_RECORD``)."""
+    return record_value(const_bytes(proto.EV_TRADE, 1) + be_bytes(entry.kind, 1) +
+                        be_bytes(entry.side, 1) + const_bytes(0, 1) +
+                        be_bytes(entry.sym, 2) + const_bytes(0, 2) +
+                        be_bytes(entry.seq, 4) + be_bytes(entry.price, 4) +
+                        be_bytes(entry.shares, 4) + be_bytes(entry.match, 8) +
+                        const_bytes(0, 4))
 
 
 # ---------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from amaranth.lib.wiring import In, Out
 from tick2trade.gateware.book import Book
 from tick2trade.gateware.control.control import ControlEndpoint
 from tick2trade.gateware.control.csr import CsrBank
-from tick2trade.gateware.control.events import BookTap, EventArbiter
+from tick2trade.gateware.control.events import BookTap, EventArbiter, TradeTap
 from tick2trade.gateware.interfaces import GAP_LAYOUT, RECORD_BITS
 from tick2trade.gateware.registers import RegisterBlock
 from tick2trade.gateware.trade.eth_tx import TxArbiter
@@ -32,7 +32,8 @@ from tick2trade.gateware.trade.telemetry import Telemetry
 DEFAULT_MAC = 0x02_00_00_00_00_02
 # Transmit arbiter inputs, highest priority first (orders, then control replies).
 TX_ORDERS, TX_CONTROL = 0, 1
-ALARMS = ("gap_overflow", "event_overflow", "control_drop", "kill", "book_overflow")
+ALARMS = ("gap_overflow", "event_overflow", "control_drop", "kill", "book_overflow",
+          "trade_overflow")
 
 
 class Top(wiring.Component):
@@ -41,8 +42,9 @@ class Top(wiring.Component):
     Blocks are added in pipeline order and each declares its registers next to itself
     (``RxPath.registers``, ``ControlEndpoint.registers``); ``__init__`` collects them in
     address order — ``sys``, ``ctl``, ``rx``, ``book``, ``strategy``, ``risk``,
-    ``ouch_tx``, ``telemetry``, ``mac``, ``ouch_rx``, ``book_stream`` — into ``self.map``; a block added
-    later appends its ``RegisterBlock`` at the end (no address moves).
+    ``ouch_tx``, ``telemetry``, ``mac``, ``ouch_rx``, ``book_stream``, ``trade_stream`` —
+    into ``self.map``; a block added later appends its ``RegisterBlock`` at the end (no
+    address moves).
 
     The trade path: the decoder's events (before the receive FIFO), its early events and
     open message's symbol (the fast path) and the book's updates feed ``Strategy``; its intents pass ``Risk``; passed orders become frames in
@@ -54,15 +56,17 @@ class Top(wiring.Component):
     sends one record per answer on the event channel, taking turns with the gap
     reports (each has a FIFO register, ``rx.gaps`` and ``ouch_rx.answers``, for when
     the channel is off). ``BookTap`` copies the updates the strategy takes into book
-    records (with ``book_stream.enable``), which go when neither of the others waits
-    (``EventArbiter``).
+    records (with ``book_stream.enable``), which go when none of the others waits
+    (``EventArbiter``); ``TradeTap`` makes a trade record of each print the book sees
+    (``Book.prints``: E at the order's price, C, P; with ``trade_stream.enable``), which
+    go before the book records.
 
     ``sys`` registers: ``id`` (``models.control.DEVICE_ID``), ``map_hash`` (the map's
     hash, so the host can tell whether it holds this bitstream's map), ``cycles`` (free-
     running, 64-bit: read the low word, then the high word, and read again if the low word
     wrapped), ``scratch`` (rw, for link tests) and ``alarms`` (w1c: a gap report or an
     event was lost to a full FIFO, a control frame was dropped, the risk gate's kill
-    switch went on or off, a book record was lost to the tap's full FIFO).
+    switch went on or off, a book record or a print was lost to its tap's full FIFO).
 
     Parameters
     ----------
@@ -114,6 +118,7 @@ class Top(wiring.Component):
         self.tx_arbiter = TxArbiter(data_width, inputs=2)
         self.gap_register = stream.Signature(GAP_LAYOUT).create()
         self.book_tap = BookTap(symbols, self.book.n)
+        self.trade_tap = TradeTap(symbols)
         self.event_arbiter = EventArbiter()
         self.cycles = Signal(64)
         self.map_hash = Signal(32)
@@ -138,6 +143,7 @@ class Top(wiring.Component):
             self._mac_registers(),
             self.ouch_rx.registers(self.answer_register),
             self.book_tap.registers(),
+            self.trade_tap.registers(),
         ])
         self.map = self.bank.map
 
@@ -211,14 +217,18 @@ class Top(wiring.Component):
                      self.map_hash.eq(self.map.hash)]
         m.d.sync += self.cycles.eq(self.cycles + 1)
 
-        # The event channel: gap reports, answers and a copy of the book's updates
+        # The event channel: gap reports, answers, prints and a copy of the book's updates
         m.submodules.book_tap = tap = self.book_tap
+        m.submodules.trade_tap = trades = self.trade_tap
         m.submodules.event_arbiter = evs = self.event_arbiter
         m.d.comb += [tap.updates.valid.eq(book.updates.valid & strat.updates.ready),
                      tap.updates.payload.eq(book.updates.payload),
                      tap.channel.eq(ep.event_enable), evs.enable.eq(ep.event_enable)]
         wiring.connect(m, rx.gaps, evs.gaps)
         wiring.connect(m, orx.records, evs.answers)
+        wiring.connect(m, book.prints, trades.prints)
+        m.d.comb += [trades.misses.eq(book.print_misses), trades.channel.eq(ep.event_enable)]
+        wiring.connect(m, trades.records, evs.trades)
         wiring.connect(m, tap.records, evs.book)
         wiring.connect(m, evs.events, ep.events)
         wiring.connect(m, evs.gap_register, wiring.flipped(self.gap_register))
@@ -233,7 +243,8 @@ class Top(wiring.Component):
                    "control_drop": [getattr(ep.counters, k)
                                     for k in (*proto.DROP_REASONS, "busy")],
                    "kill": [risk.status.killed],
-                   "book_overflow": [tap.counters.overflow]}
+                   "book_overflow": [tap.counters.overflow],
+                   "trade_overflow": [trades.counters.overflow]}
         for bit, name in enumerate(ALARMS):
             for value in watched[name]:
                 last = Signal(32, name=f"last_{name}")
@@ -250,6 +261,6 @@ def register_map(**params) -> RegisterMap:
     top = Top(**params)
     for part in (top, top.rx, top.control, top.bank, top.tx_arbiter, top.book, top.strategy,
                  top.risk, top.ouch_tx, top.telemetry, top.ouch_rx, top.book_tap,
-                 top.event_arbiter):
+                 top.trade_tap, top.event_arbiter):
         part._MustUse__silence = True
     return top.map

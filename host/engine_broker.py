@@ -15,9 +15,10 @@ gateware puts that tag in the Enter's ClOrdID (``T`` + tag + UserRefNum). From t
   Safe, because an order the gate passed leaves within a few hundred cycles.
 
 What the gate cannot express is refused at ``submit``, before it reaches the FPGA: a
-symbol off the build's watch list, a stop order (the gate takes priced orders; stops
-are trigger-table entries, ``t2t config push``), a price or quantity wider than the
-gate's 32 bits. A market order is sent as an IOC (or FOK) limit at the opposite touch
+symbol off the build's watch list, any type but market and limit (the gate takes priced
+orders: the platform's ``synthetic.SyntheticBroker`` works stops, trailing stops and
+icebergs in front of this broker and releases them through the gate as market or
+limit orders when they trigger), a price or quantity wider than the gate's 32 bits. A market order is sent as an IOC (or FOK) limit at the opposite touch
 as the engine last saw it, so it takes at most that level; without an opposite quote
 it is rejected. Time in force maps to OUCH's codes as ``host.config.TIFS`` (day ``0``
 and IOC ``3`` as OUCH 5.0; GTC ``1`` and FOK ``4``, this venue's additions). A cancel
@@ -98,6 +99,7 @@ class EngineBroker:
     order) goes through the gate too, and the store records its end."""
 
     in_process = False
+    venue = "T2TV"   # the venue behind the gate, as execution reports name it
 
     def __init__(self, engine: HostEngine, limits, timeout: int = TIMEOUT,
                  fpga_orders: Callable[[int], int | None] = lambda order_id: None) -> None:
@@ -156,9 +158,9 @@ class EngineBroker:
         if t.symbol not in self.engine.sym_of:
             return (f"{t.symbol} is not traded by this FPGA build (its watch list: "
                     f"{', '.join(watch)})")
-        if t.type == "stop":
-            return ("stop orders do not go through the FPGA's gate (it takes priced "
-                    "orders); a stop is a trigger of the device config, or use a limit")
+        if t.type not in ("market", "limit"):
+            return (f"{t.type} orders do not go through the FPGA's gate (it takes priced "
+                    f"orders); the platform's OMS releases them as market or limit orders")
         if t.qty > MAX_FIELD:
             return f"qty above {MAX_FIELD}, the gate's largest quantity"
         if t.price is not None and t.price > MAX_FIELD:
@@ -268,7 +270,8 @@ class EngineBroker:
             self._call("on_accepted", order_id)
         elif kind == "E":
             self.counts["fills"] += 1
-            self._call("on_executed", order_id, msg["quantity"], msg["price"])
+            self._call("on_executed", order_id, msg["quantity"], msg["price"],
+                       msg.get("liquidity") or None)
         elif kind == "C" and order.state == OrderStatus.CANCELED:
             reason = ouch.CANCEL_REASONS.get(msg.get("reason"), "no reason given")
             self._call("on_canceled", order_id, f"canceled by the venue: {reason}")

@@ -37,6 +37,9 @@ Design decisions
 * Book records (``EV_BOOK``) also number the book's updates (32 bits, every update counts,
   sent or not): the host sees a lost update even when no event frame was lost (the
   tap's FIFO was full) and rereads the book (``host.services.fpgabook``).
+* Trade records (``EV_TRADE``) number the prints the same way (32 bits, every print
+  counts, sent or not). A lost print cannot be read back from the FPGA: the host counts
+  it and goes on.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ STATUS_NAMES = {OK: "ok", NO_REGISTER: "no such register", READ_ONLY: "read-only
                 BAD_OP: "unknown op"}
 
 EVENT_RECORD = 32
-EV_GAP, EV_ANSWER, EV_BOOK = 1, 2, 3
+EV_GAP, EV_ANSWER, EV_BOOK, EV_TRADE = 1, 2, 3, 4
 GAP_RECORD = struct.Struct("!BBHQQ10s2x")  # type, line, 0, first, count, session, pad
 # type, OUCH type, flags, code, UserRefNum, quantity, price, ref, lag, tif, pad
 ANSWER_RECORD = struct.Struct("!BcBBIIqQHBx")
@@ -68,6 +71,8 @@ ANSWER_GATE, ANSWER_CLOSED = 1, 2  # flag bits
 BOOK_RECORD = struct.Struct("!BBBBHHIIIB11x")
 BOOK_BBO, BOOK_ALL_SYMS = 1, 2  # flag bits
 BOOK_ACTIONS = ("modify", "insert", "delete", "clear")  # the update's action code: index
+# type, ITCH type (E, C, P, Q), side, 0, symbol index, 0, seq, price, shares, match, pad
+TRADE_RECORD = struct.Struct("!BcBxHxxIIIQ4x")
 
 DROP_REASONS = ("bad_length", "bad_magic", "bad_version", "bad_kind", "bad_frame")
 COUNTERS = ("requests", "replies", *DROP_REASONS, "busy", "bad_ops", "events")
@@ -162,6 +167,25 @@ class BookEvent:
 
 
 @dataclass(frozen=True)
+class TradeEvent:
+    """One print the FPGA's receive path saw on a watched symbol, as the trade tap sends
+    it: ``kind`` the ITCH message (``E`` executed, at the resting order's price from
+    the book's order table; ``C`` executed at the message's price; ``P`` a trade against
+    a non-displayed order; ``Q`` a cross), ``side`` the resting order's (0 buy, 1 sell;
+    0 for a Q), ``shares`` as the message says (low 32 bits), ``match`` its match
+    number. ``seq`` counts every print since reset (32 bits, wrapping), sent or not: a
+    jump is a lost print."""
+
+    seq: int
+    sym: int
+    kind: str
+    side: int
+    price: int
+    shares: int
+    match: int
+
+
+@dataclass(frozen=True)
 class Frame:
     kind: int
     seq: int
@@ -197,6 +221,9 @@ def encode_event_record(ev) -> bytes:
         return BOOK_RECORD.pack(EV_BOOK, BOOK_ACTIONS.index(ev.action), ev.side, ev.level,
                                 ev.sym, ev.orders, ev.seq, ev.price, ev.shares,
                                 ev.bbo * BOOK_BBO | ev.all_syms * BOOK_ALL_SYMS)
+    if isinstance(ev, TradeEvent):
+        return TRADE_RECORD.pack(EV_TRADE, ev.kind.encode("ascii"), ev.side, ev.sym, ev.seq,
+                                 ev.price, ev.shares, ev.match)
     raise TypeError(f"no event record for {type(ev).__name__}")
 
 
@@ -220,6 +247,9 @@ def decode_event_record(raw: bytes):
         if action < len(BOOK_ACTIONS):
             return BookEvent(seq, sym, side, BOOK_ACTIONS[action], level, price, shares,
                              orders, flags & BOOK_BBO, flags >> 1 & 1)
+    if raw[0] == EV_TRADE:
+        _t, kind, side, sym, seq, price, shares, match = TRADE_RECORD.unpack(raw)
+        return TradeEvent(seq, sym, kind.decode("latin-1"), side, price, shares, match)
     return ("unknown", raw[0], raw)  # newer gateware: kept, not misread
 
 

@@ -16,7 +16,8 @@ One iteration covers ``quantum`` cycles of *loop time*:
 3. the frames it sent are split: order frames (to the venue's address) are stripped of
    Ethernet/IPv4/UDP and handed to the venue's OUCH-over-UDP order entry
    (``Gateway.udp_datagram``), event frames (gap reports, answers) are kept, the rest
-   counted (book records go to ``fpga_book`` when there is one);
+   counted (book records go to ``fpga_book`` and trade records to ``fpga_prints`` when
+   there are);
 4. the host engine gets a copy of each order message as it left (pending) and the
    answer records of the event channel once they are ``report_delay`` FPGA cycles
    old; for answers the gateware did not apply to the gate (their record says so) it
@@ -155,6 +156,8 @@ class Loop:
         # the platform's copy of the FPGA's book (host.services.fpgabook.FpgaBook): its
         # records as they arrive, a poll after each iteration
         self.fpga_book = None
+        # and of its prints (host.services.fpgabook.FpgaPrints), record by record
+        self.fpga_prints = None
         self.resyncs: list[tuple[int, int]] = []  # (FPGA cycle at start, at end)
         self.lost: list[tuple[int, int]] = []  # (first seq, count) of packets lost on both
         self._next_heartbeat = 0
@@ -325,6 +328,10 @@ class Loop:
                 self.counters["book_events"] += 1
                 if self.fpga_book is not None:
                     self.fpga_book.on_record(ev)
+            elif isinstance(ev, control.TradeEvent):
+                self.counters["trade_events"] += 1
+                if self.fpga_prints is not None:
+                    self.fpga_prints.on_record(ev)
             else:
                 self.counters["unknown_events"] += 1
 

@@ -1,7 +1,8 @@
 """The golden models of the trade path chained into a stand-in for ``TopSim``: frames in,
 order frames out, and the few registers the host engine writes.
 
-Receive path (``models.rx.rx_path.RxPathModel``) → book (``models.book.BookModel``) → strategy
+Receive path (``models.rx.rx_path.RxPathModel``) → book (``models.book.BookModel``, its
+prints into ``models.control.events.TradeTapModel``) → strategy
 and risk (``models.trade.strategy`` and ``models.trade.risk``) → order entry (``models.trade.ouch_tx.OuchTxModel``), in the
 order the gateware applies them: an event first, then the book updates it caused. The
 venue's answers (datagrams to the order port) go through ``models.ouch_rx.OuchRxModel``:
@@ -29,7 +30,7 @@ from tick2trade.gateware.models.trade.risk import REASONS, Risk
 from tick2trade.protocol import frames
 from tick2trade.gateware.models.trade import ouch_tx as order_tx
 from tick2trade.gateware.models.book import BUY, SELL, BookModel
-from tick2trade.gateware.models.control.events import BookTapModel
+from tick2trade.gateware.models.control.events import BookTapModel, TradeTapModel
 from tick2trade.gateware.models.trade.ouch_rx import OuchRxModel
 from tick2trade.protocol.regmap import RegisterMap
 from tick2trade.gateware.models.rx.eth_rx import RxConfig
@@ -49,7 +50,7 @@ class ModelFpga:
                 "strategy.inject_stb", "ouch_tx.cancel_floor", "risk.limits.kill",
                 "risk.kill_reset", "ouch_rx.to_gate", "ctl.event_enable", "ctl.event_mac",
                 "ctl.event_ip", "ctl.event_port", "book_stream.enable",
-                "book.peek_select")
+                "trade_stream.enable", "book.peek_select")
 
     def __init__(self, cfg: Config, regmap: RegisterMap, symbols: int, data_width: int = 64,
                  src_mac: bytes = bytes.fromhex("020000000002"), src_port: int = 40001):
@@ -66,9 +67,10 @@ class ModelFpga:
         self.events = {f"ctl.event_{k}": int(x) for k, x in ev.items()}
         self._event_seq = 0
         self.book = BookModel(BOOK_TOP, depth=BOOK_DEPTH, capacity=BOOK_CAPACITY,
-                              ways=BOOK_WAYS)
+                              ways=BOOK_WAYS, keep_prints=True)
         self.book_tap = BookTapModel()
-        self.book_tap.channel = bool(self.events["ctl.event_enable"])
+        self.trade_tap = TradeTapModel()
+        self.book_tap.channel = self.trade_tap.channel = bool(self.events["ctl.event_enable"])
         self.peek_select = 0
         self.strategy = trade.Strategy(symbols)
         for sym, entry in cfg.triggers.items():
@@ -95,8 +97,10 @@ class ModelFpga:
                 out += self._answers(dg)
             for ev in self.rx.events[before:]:
                 intents = self.strategy.cycle(event=ev)
-                records = []
-                for up in self.book.apply(ev):
+                updates = self.book.apply(ev)
+                # a print leaves the book before the update of the same event
+                records = [self.trade_tap.tap(p) for p in self.book.take_prints()]
+                for up in updates:
                     intents += self.strategy.cycle(update=up)
                     records.append(self.book_tap.tap(up))
                 out += [f for it in intents if (f := self._decide(it)) is not None]
@@ -180,9 +184,12 @@ class ModelFpga:
                 self.answers.to_gate = bool(value)
             elif name.startswith("ctl.event_"):
                 self.events[name] = value
-                self.book_tap.channel = bool(self.events["ctl.event_enable"])
+                self.book_tap.channel = self.trade_tap.channel = \
+                    bool(self.events["ctl.event_enable"])
             elif name == "book_stream.enable":
                 self.book_tap.enable = bool(value)
+            elif name == "trade_stream.enable":
+                self.trade_tap.enable = bool(value)
             elif name == "book.peek_select":
                 self.peek_select = value
             else:
@@ -222,6 +229,11 @@ class ModelFpga:
                 out[name] = self.book_tap.seq
             elif name.startswith("book_stream.counters."):
                 out[name] = self.book_tap.counters[name.removeprefix("book_stream.counters.")]
+            elif name == "trade_stream.seq":
+                out[name] = self.trade_tap.seq
+            elif name.startswith("trade_stream.counters."):
+                out[name] = self.trade_tap.counters[
+                    name.removeprefix("trade_stream.counters.")]
             elif name.startswith("book.peek."):
                 out[name] = self._peek()[name.removeprefix("book.peek.")]
             else:
@@ -236,7 +248,9 @@ class ModelFpga:
         return {**{f"risk.counters.{k}": v for k, v in self.risk.counters.items()},
                 **{f"strategy.counters.{k}": v for k, v in self.strategy.counters.items()},
                 **{f"ouch_rx.counters.{k}": v for k, v in self.answers.counters.items()},
-                **{f"book_stream.counters.{k}": v for k, v in self.book_tap.counters.items()}}
+                **{f"book_stream.counters.{k}": v for k, v in self.book_tap.counters.items()},
+                **{f"trade_stream.counters.{k}": v
+                   for k, v in self.trade_tap.counters.items()}}
 
     def _peek(self) -> dict[str, int]:
         """``book.peek``: the level row of the selected (symbol, side), as the book's

@@ -1,8 +1,10 @@
 """Replaying a capture through the receive path's Verilator model (``t2t replay``).
 
-The capture is read with scapy's ``RawPcapReader`` (pcap or pcapng, Ethernet link type
-only), cut into batches of frames and fed to :class:`sim.rxsim.RxSim`; the events each
-batch yields are handed to a callback, so a capture of any length runs in bounded memory.
+A capture is read with scapy's ``RawPcapReader`` (pcap or pcapng, Ethernet link type
+only, plain or gzip); a NASDAQ BinaryFILE (``protocol.itchfile``, plain or gzip) is
+streamed and packed into MoldUDP64 frames on lines A and B. The frames are cut into
+batches and fed to :class:`sim.rxsim.RxSim`; the events each batch yields are handed to
+a callback, so an input of any length runs in bounded memory.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tick2trade.protocol import itch
+from tick2trade.protocol import itch, itchfile
 from tick2trade.gateware.models.book import BUY, SELL, apply_update
 from tick2trade.protocol.moldudp64 import DEFAULT_LINE_A, DEFAULT_LINE_B
 from tick2trade.gateware.models.rx.eth_rx import RxConfig
@@ -60,9 +62,62 @@ def replay_config(line_a: tuple[str, int] = DEFAULT_LINE_A,
     return cfg
 
 
-def read_frames(path: str | Path) -> Iterator[tuple[bytes, int]]:
-    """(frame, bytes of the capture consumed so far) per record. The file is opened and
-    its link type checked before this returns (pcapng: per record, as they come)."""
+PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
+               b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a")
+FILE_SESSION = "ITCHFILE01"
+
+
+def input_kind(path: str | Path) -> str:
+    """``"pcap"`` (pcap or pcapng, plain or gzip) or ``"itch"`` (a NASDAQ BinaryFILE,
+    plain or gzip), from the file's first bytes; CaptureError for anything else."""
+    try:
+        head = itchfile.Reader(Path(path)).head(8)
+    except itchfile.FileError as exc:
+        raise CaptureError(f"{path}: {exc}") from None
+    if head[:4] in PCAP_MAGICS:
+        return "pcap"
+    if itchfile.looks_like(head):
+        return "itch"
+    raise CaptureError(f"{path}: not a pcap or pcapng capture nor a NASDAQ ITCH 5.0 "
+                       f"BinaryFILE (plain or .gz)")
+
+
+def read_frames(path: str | Path, config: RxConfig | None = None, *,
+                session: str = FILE_SESSION, max_payload: int = itchfile.DEFAULT_MAX_PAYLOAD,
+                window_ns: int = 0, lines: str = "AB") -> Iterator[tuple[bytes, int]]:
+    """(frame, bytes of the file consumed so far) per frame. A capture's frames are its
+    records; a BinaryFILE's messages are packed into MoldUDP64 packets
+    (``protocol.itchfile.Packer``: ``max_payload``, ``window_ns``) and each packet sent
+    as a frame to every line of ``lines`` (``config``'s groups), A before B, as the venue
+    simulator publishes. The file is opened and checked before this returns."""
+    if input_kind(path) == "itch":
+        return _file_frames(Path(path), config or RxConfig.default(), session,
+                            max_payload, window_ns, lines)
+    return _capture_frames(path)
+
+
+def _file_frames(path: Path, config: RxConfig, session: str, max_payload: int,
+                 window_ns: int, lines: str) -> Iterator[tuple[bytes, int]]:
+    from tick2trade.gateware.models.rx.eth_rx import feed_frame
+
+    if not lines or set(lines) - set("AB"):
+        raise ValueError(f"lines {lines!r}: A, B or AB")
+    reader = itchfile.Reader(path)
+    line_numbers = ["AB".index(x) for x in lines]
+
+    def frames() -> Iterator[tuple[bytes, int]]:
+        try:
+            for packet in itchfile.packets(iter(reader), session, max_payload=max_payload,
+                                           window_ns=window_ns):
+                for line in line_numbers:
+                    yield feed_frame(config, line, packet), reader.consumed
+        except itchfile.FileError as exc:
+            raise CaptureError(str(exc)) from None
+
+    return frames()
+
+
+def _capture_frames(path: str | Path) -> Iterator[tuple[bytes, int]]:
     from scapy.error import Scapy_Exception
     from scapy.utils import RawPcapReader
 

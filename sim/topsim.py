@@ -98,6 +98,22 @@ class TopSim(verilator.ModelOwner):
             self._timed(lambda n: self._model.step(n) or n, cycles)
         return self._collect()
 
+    def until_frame(self, limit: int) -> tuple[int | None, int | None, list[bytes]]:
+        """Step a cycle at a time until a frame has left whole, at most ``limit``
+        cycles: (cycles to its first beat, cycles to its last beat, the frames), the
+        cycle counts None when nothing or only part of a frame came. For latency
+        figures; slow (a call into the model per cycle)."""
+        first = None
+        for t in range(1, limit + 1):
+            self._timed(lambda: self._model.step(1) or 1)
+            had = len(self._beats)
+            ended = self._take_beats()
+            if first is None and len(self._beats) > had:
+                first = t
+            if ended:
+                return first, t, self._collect()
+        return first, None, self._collect()
+
     def request(self, payload: bytes, host: Endpoint = HOST) -> list[bytes]:
         """Send one control payload; the UDP payloads of the frames sent back to ``host``
         (its reply, unless the request was dropped). Frames to anyone else (events) are
@@ -120,12 +136,19 @@ class TopSim(verilator.ModelOwner):
                     self.pending.append(frame)
         return replies
 
-    def _collect(self) -> list[bytes]:
+    def _take_beats(self) -> bool:
+        """Move the MAC TX beats the model captured into ``_beats``; True if one of them
+        ended a frame."""
         beats = self._model.take("mac_tx")
-        if len(beats):
-            cols = verilator.decode_columns(self._layouts["mac_tx"], beats)
-            self._beats += zip(cols["data"].tolist(), cols["be"].tolist(),
-                               cols["first"].tolist(), cols["last"].tolist())
+        if not len(beats):
+            return False
+        cols = verilator.decode_columns(self._layouts["mac_tx"], beats)
+        self._beats += zip(cols["data"].tolist(), cols["be"].tolist(),
+                           cols["first"].tolist(), cols["last"].tolist())
+        return any(cols["last"].tolist())
+
+    def _collect(self) -> list[bytes]:
+        self._take_beats()
         # a frame cut by the end of a step() stays here until its last beat
         ends = [i for i, b in enumerate(self._beats) if b[3]]
         if not ends:

@@ -1,9 +1,10 @@
-"""The event channel's sources: the book's tap and the arbiter in front of the control
-endpoint.
+"""The event channel's sources: the book's tap, the trade tap and the arbiter in front of
+the control endpoint.
 
-Golden model: :class:`gateware.models.control.events.BookTapModel` (the records and their
-sequence numbers; which of them a full FIFO loses depends on time, which the model does
-not have: the lost ones are the gaps in ``seq``, and ``overflow`` counts them).
+Golden models: :class:`gateware.models.control.events.BookTapModel` and
+:class:`~gateware.models.control.events.TradeTapModel` (the records and their sequence
+numbers; which of them a full FIFO loses depends on time, which the models do not have:
+the lost ones are the gaps in ``seq``, and ``overflow`` counts them).
 """
 
 from amaranth import Module, Mux, Signal
@@ -11,9 +12,44 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from tick2trade.gateware.bytefield import counter_bank
-from tick2trade.gateware.interfaces import (GAP_LAYOUT, RECORD_BITS, book_entry_layout,
-                                            book_record, gap_record, update_layout)
-from tick2trade.gateware.models.control.events import BOOK_STREAM_COUNTERS
+from tick2trade.gateware.interfaces import (GAP_LAYOUT, PRINT_MISSES, RECORD_BITS,
+                                            book_entry_layout, book_record, gap_record,
+                                            print_layout, trade_entry_layout, trade_record,
+                                            update_layout)
+from tick2trade.gateware.models.control.events import (BOOK_STREAM_COUNTERS,
+                                                       TRADE_STREAM_COUNTERS)
+
+
+def queue_records(m: Module, tap, src, layout: data.StructLayout, to_record,
+                  depth: int) -> dict:
+    """What both taps do with their input stream ``src`` (always ready): number every
+    item (``tap.seq``), queue it with ``tap.enable`` into a FIFO of ``depth`` entries of
+    ``layout`` (lost when full: ``overflow``), send the FIFO's head as ``to_record(entry)``
+    on ``tap.records`` while ``tap.channel`` is on, and drop it (``channel_off``) while it
+    is off. Returns the counter strobes."""
+    count = counter_bank(m, tap.counter_names, tap.counters)
+    m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=layout.size, depth=depth)
+    entry = Signal(layout)
+    m.d.comb += [getattr(entry, k).eq(getattr(src.payload, k)) for k, _f in layout
+                 if k != "seq"]
+    m.d.comb += entry.seq.eq(tap.seq)
+    seq = Signal(32)
+    m.d.comb += tap.seq.eq(seq)
+    take = src.valid & tap.enable
+    with m.If(src.valid):
+        m.d.sync += seq.eq(seq + 1)
+    m.d.comb += [q.w_data.eq(entry), q.w_en.eq(take & q.w_rdy),
+                 count["records"].eq(take & q.w_rdy),
+                 count["overflow"].eq(take & ~q.w_rdy)]
+    head = layout(q.r_data)
+    channel = tap.channel
+    m.d.comb += [
+        tap.records.payload.eq(to_record(head)),
+        tap.records.valid.eq(q.r_rdy & channel),
+        q.r_en.eq(Mux(channel, tap.records.ready, 1)),
+        count["channel_off"].eq(q.r_rdy & ~channel),
+    ]
+    return count
 
 
 class BookTap(wiring.Component):
@@ -46,6 +82,8 @@ class BookTap(wiring.Component):
     counters : Out(StructLayout) — ``models.control.events.BOOK_STREAM_COUNTERS``.
     """
 
+    counter_names = BOOK_STREAM_COUNTERS
+
     def __init__(self, symbols: int, n: int, depth: int = 16):
         self.symbols, self.n, self.depth = symbols, n, depth
         super().__init__({
@@ -73,52 +111,99 @@ class BookTap(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        count = counter_bank(m, BOOK_STREAM_COUNTERS, self.counters)
-        layout = book_entry_layout(self.symbols, self.n)
-        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=layout.size, depth=self.depth)
+        queue_records(m, self, self.updates, book_entry_layout(self.symbols, self.n), book_record,
+                      self.depth)
+        return m
 
-        up = self.updates.payload
-        entry = Signal(layout)
-        m.d.comb += [getattr(entry, k).eq(getattr(up, k)) for k, _f in layout if k != "seq"]
-        m.d.comb += entry.seq.eq(self.seq)
-        seq = Signal(32)
-        m.d.comb += self.seq.eq(seq)
-        take = self.updates.valid & self.enable
-        with m.If(self.updates.valid):
-            m.d.sync += seq.eq(seq + 1)
-        m.d.comb += [q.w_data.eq(entry), q.w_en.eq(take & q.w_rdy),
-                     count["records"].eq(take & q.w_rdy),
-                     count["overflow"].eq(take & ~q.w_rdy)]
 
-        head = layout(q.r_data)
-        channel = self.channel
-        m.d.comb += [
-            self.records.payload.eq(book_record(head)),
-            self.records.valid.eq(q.r_rdy & channel),
-            q.r_en.eq(Mux(channel, self.records.ready, 1)),
-            count["channel_off"].eq(q.r_rdy & ~channel),
-        ]
+class TradeTap(wiring.Component):
+    """The prints of the receive path's executions, as event records.
+
+    ``prints`` is the book's (``Book.prints``: an E at the resting order's price, which
+    only the book's order table knows, a C at its own, a P or Q with its own), registered
+    there, so the tap sits beside the path to the strategy and adds nothing to it; it
+    never stalls the book (always ready). Each print gets the next ``seq`` (every
+    print counts, queued or not); with ``enable`` set it goes into a FIFO of ``depth``
+    entries, lost and counted in ``overflow`` when that is full, and dropped
+    (``channel_off``) at the FIFO's head while the channel is off, as in
+    :class:`BookTap`. A lost print cannot be read back: the host counts the hole in
+    ``seq``. ``misses`` (the book's ``print_misses``) are counted only: ``unpriced``
+    (an execution of an order the book does not hold), ``non_printable``.
+
+    Parameters
+    ----------
+    symbols : int
+        As for ``Book``.
+    depth : int
+        FIFO entries.
+
+    Members
+    -------
+    prints : In(stream(print_layout), always ready).
+    misses : In(PRINT_MISSES).
+    enable : In(1) — queue prints (``trade_stream.enable``).
+    channel : In(1) — the event channel is on.
+    records : Out(stream(RECORD_BITS)) — trade records (``protocol.control.TRADE_RECORD``).
+    seq : Out(32) — the ``seq`` the next print will get.
+    counters : Out(StructLayout) — ``models.control.events.TRADE_STREAM_COUNTERS``.
+    """
+
+    counter_names = TRADE_STREAM_COUNTERS
+
+    def __init__(self, symbols: int, depth: int = 16):
+        self.symbols, self.depth = symbols, depth
+        super().__init__({
+            "prints": In(stream.Signature(print_layout(symbols), always_ready=True)),
+            "misses": In(PRINT_MISSES),
+            "enable": In(1),
+            "channel": In(1),
+            "records": Out(stream.Signature(RECORD_BITS)),
+            "seq": Out(32),
+            "counters": Out(data.StructLayout({c: 32 for c in TRADE_STREAM_COUNTERS})),
+        })
+
+    def registers(self):
+        """``enable`` (reset 0, like ``book_stream``: the host turns both on), ``seq`` and
+        the counters."""
+        from tick2trade.gateware.registers import RegisterBlock
+
+        regs = RegisterBlock("trade_stream", "The prints of the executions the receive "
+                             "path sees (ITCH E, C, P, Q) as event records (EV_TRADE).")
+        regs.rw("enable", self.enable, "1: every print is queued as an event record "
+                "(needs ctl.event_enable)")
+        regs.ro("seq", self.seq, "sequence number the next print gets (every print counts, "
+                "sent or not)")
+        regs.struct("counters", self.counters, "ro", "32-bit wrapping counter")
+        return regs
+
+    def elaborate(self, platform):
+        m = Module()
+        count = queue_records(m, self, self.prints, trade_entry_layout(self.symbols),
+                              trade_record, self.depth)
+        m.d.comb += [count["unpriced"].eq(self.misses.unpriced),
+                     count["non_printable"].eq(self.misses.non_printable)]
         return m
 
 
 class EventArbiter(wiring.Component):
-    """The three sources of the event channel in front of the control endpoint.
+    """The four sources of the event channel in front of the control endpoint.
 
     Gap reports and the venue's answers take turns when both wait (as they did alone);
-    book records go only when neither waits: they are the flood, and a lost one costs the
-    host a read of the book, while a gap report or an answer has nowhere else to go. The
+    trade records go when neither waits, and book records only when none of the three
+    waits: they are the flood, and a lost one costs the host a read of the book, while a
+    lost print cannot be read back and a gap report or an answer has nowhere else to go. The
     winner is registered in ``events`` (one record held), so no combinational path runs
     from the sources' FIFOs into the endpoint, nor from the endpoint's ``ready`` back to
     them; the endpoint needs tens of cycles per record, so the held slot costs nothing.
 
     With ``enable`` (the endpoint's ``event_enable``) low, gap reports and answers go to
     their FIFO registers (``gap_register``, ``answer_register``) as before, and book
-    records are not taken (``BookTap`` drops them itself). A record already held waits
+    and trade records are not taken (the taps drop them themselves). A record already held waits
     for the channel to come back.
 
     Members
     -------
-    gaps : In(stream(GAP_LAYOUT)); answers, book : In(stream(RECORD_BITS)).
+    gaps : In(stream(GAP_LAYOUT)); answers, trades, book : In(stream(RECORD_BITS)).
     enable : In(1).
     events : Out(stream(RECORD_BITS)) — to ``ControlEndpoint.events``.
     gap_register : Out(stream(GAP_LAYOUT)); answer_register : Out(stream(RECORD_BITS)).
@@ -128,6 +213,7 @@ class EventArbiter(wiring.Component):
         super().__init__({
             "gaps": In(stream.Signature(GAP_LAYOUT)),
             "answers": In(stream.Signature(RECORD_BITS)),
+            "trades": In(stream.Signature(RECORD_BITS)),
             "book": In(stream.Signature(RECORD_BITS)),
             "enable": In(1),
             "events": Out(stream.Signature(RECORD_BITS)),
@@ -138,19 +224,21 @@ class EventArbiter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         en = self.enable
-        gaps, answers, book = self.gaps, self.answers, self.book
+        gaps, answers, trades, book = self.gaps, self.answers, self.trades, self.book
         held = Signal()
         free = en & ~held
         gap_turn = Signal()  # the gap stream goes first when both wait
         pick_gap = gaps.valid & (gap_turn | ~answers.valid)
         pick_answer = answers.valid & ~pick_gap
-        pick_book = book.valid & ~gaps.valid & ~answers.valid
+        pick_trade = trades.valid & ~gaps.valid & ~answers.valid
+        pick_book = book.valid & ~gaps.valid & ~answers.valid & ~trades.valid
         with m.If(self.events.ready):
             m.d.sync += held.eq(0)
-        with m.If(free & (gaps.valid | answers.valid | book.valid)):
+        with m.If(free & (gaps.valid | answers.valid | trades.valid | book.valid)):
             m.d.sync += [held.eq(1), self.events.payload.eq(
                 Mux(pick_gap, gap_record(gaps.payload),
-                    Mux(pick_answer, answers.payload, book.payload)))]
+                    Mux(pick_answer, answers.payload,
+                        Mux(pick_trade, trades.payload, book.payload))))]
         with m.If(free & (gaps.valid | answers.valid)):
             m.d.sync += gap_turn.eq(~pick_gap)
         m.d.comb += [
@@ -161,6 +249,7 @@ class EventArbiter(wiring.Component):
             self.answer_register.valid.eq(answers.valid & ~en),
             gaps.ready.eq(Mux(en, free & pick_gap, self.gap_register.ready)),
             answers.ready.eq(Mux(en, free & pick_answer, self.answer_register.ready)),
+            trades.ready.eq(free & pick_trade),
             book.ready.eq(free & pick_book),
         ]
         return m

@@ -34,6 +34,21 @@ when the last untracked order of a side is gone, the limit is lifted and the sid
 exact again. While a side has a limit and fewer than ``n`` levels, its published top may
 lack levels that exist deeper; every update published in that state is counted in
 ``short_side`` (the host resyncs that symbol, e.g. by clearing it and replaying).
+
+Prints
+------
+The book is where an Executed ('E') learns its price: the order table holds it. With
+``keep_prints`` every execution of a traded symbol is kept in ``prints`` (a
+:class:`Print`, in event order, for the trade tap,
+``models.control.events.TradeTapModel``): an E at the resting order's price, a C at its
+own price, a P (a trade against a non-displayed order) with its price and side, a Q
+(a cross) with its price (side 0); P and Q never touch the book. An E or C whose
+reference the table does not hold has no price nor side: it is kept with
+``miss="unpriced"``; a C whose printable byte is not 'Y' (NASDAQ's 'N': the execution
+is reported elsewhere, e.g. in a cross's Q, and is not a print) with
+``miss="non_printable"``, as the software feed handler (``host.services.feed``) treats
+it. Shares are the message's, low 32 bits (only a Q can carry more), even when more
+than the order had (``overfill``): that is what the venue traded.
 """
 
 from __future__ import annotations
@@ -48,6 +63,7 @@ BUY, SELL = Side.BUY.value, Side.SELL.value
 ACTIONS = names(BookAction)  # an update's action: its code in the gateware is the index
 assert ACTIONS == ("modify", "insert", "delete", "clear"), ACTIONS
 MODIFY, INSERT, DELETE, CLEAR = ACTIONS
+SHARES_MASK = 0xFFFF_FFFF  # a print's shares: 32 bits (every message but Q has no more)
 BOOK_COUNTERS = ("adds", "executes", "cancels", "deletes", "replaces", "duplicate_ref",
                  "unknown_ref", "overfill", "updates", "table_full", "levels_dropped",
                  "untracked", "short_side", "level_missing", "clears")
@@ -90,6 +106,17 @@ class Update:
     best_shares: int = 0
 
 
+@dataclass(frozen=True)
+class Print:
+    sym: int
+    kind: str  # "E", "C", "P", "Q"
+    side: int
+    price: int
+    shares: int
+    match: int
+    miss: str | None = None  # "unpriced", "non_printable": no print
+
+
 Level = tuple[int, int, int]  # price, shares, orders
 
 
@@ -122,7 +149,7 @@ class BookModel:
     """
 
     def __init__(self, n: int = 8, *, depth: int | None = None, capacity: int | None = None,
-                 ways: int = 4):
+                 ways: int = 4, keep_prints: bool = False):
         if depth is not None and depth < n:
             raise ValueError(f"depth {depth} < n {n}: the store must hold the published top")
         if capacity is not None:
@@ -136,6 +163,15 @@ class BookModel:
         self.buckets: dict[int, int] = Counter()  # bucket -> live orders in it
         self.sides: dict[tuple[int, int], Side] = {}
         self.counters = Counter({k: 0 for k in BOOK_COUNTERS})
+        # every execution seen, for the trade tap (None: not kept)
+        self.prints: list[Print] | None = [] if keep_prints else None
+
+    def take_prints(self) -> list[Print]:
+        """The prints since the last call, in event order."""
+        out = self.prints or []
+        if self.prints is not None:
+            self.prints = []
+        return out
 
     # --- queries
     def top(self, sym: int, side: int) -> list[Level]:
@@ -167,9 +203,14 @@ class BookModel:
             c["adds"] += 1
             return self._add(ev.order_ref, ev.sym, SELL if ev.side == ord("S") else BUY,
                              ev.price, ev.shares)
+        if t in "PQ" and self.prints is not None:
+            self.prints.append(Print(ev.sym, t, SELL if ev.side == ord("S") else BUY,
+                                     ev.price, ev.shares & SHARES_MASK, ev.match))
         if t not in "ECXDU":
             return []
         order = self.orders.get(ev.order_ref)
+        if t in "EC" and self.prints is not None:
+            self._print(ev, order)
         c[{"E": "executes", "C": "executes", "X": "cancels", "D": "deletes",
            "U": "replaces"}[t]] += 1
         if order is None:
@@ -185,6 +226,17 @@ class BookModel:
         if t == "U":
             out += self._add(ev.new_ref, order.sym, order.side, ev.price, ev.shares)
         return out
+
+    def _print(self, ev: Event, order: Order | None) -> None:
+        shares = ev.shares & SHARES_MASK
+        if ev.type == "C" and ev.code != ord("Y"):
+            self.prints.append(Print(ev.sym, "C", 0, 0, shares, ev.match, "non_printable"))
+        elif order is None:
+            self.prints.append(Print(ev.sym, ev.type, 0, 0, shares, ev.match, "unpriced"))
+        else:
+            self.prints.append(Print(order.sym, ev.type, order.side,
+                                     ev.price if ev.type == "C" else order.price, shares,
+                                     ev.match))
 
     def clear(self, sym: int | None = None) -> list[Update]:
         """The host clears one symbol, or all: its orders and levels are forgotten."""

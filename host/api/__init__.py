@@ -1,4 +1,5 @@
-"""The HTTP/WebSocket API (FastAPI; OpenAPI at ``/docs`` and ``/openapi.json``).
+"""The HTTP/WebSocket API (FastAPI; OpenAPI at ``/docs`` and ``/openapi.json``; the web
+client at ``/``, ``web``).
 
 Design decisions:
 - Every route but register/login/refresh needs a bearer access token; roles are checked
@@ -22,10 +23,12 @@ Design decisions:
   router per OpenAPI tag under ``routes``; the WebSocket is ``ws``.
 """
 
+from collections.abc import Sequence
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from tick2trade.host.api import errors, ws
+from tick2trade.host.api import errors, web, ws
 from tick2trade.host.api.deps import RateLimits
 from tick2trade.host.api.routes import (market, notifications, operator, orders, portfolio,
                                         risk, users, watchlists)
@@ -36,13 +39,17 @@ ROUTERS = (users.router, market.router, orders.router, portfolio.router, risk.ro
            notifications.router, operator.router, watchlists.router, ws.router)
 
 
-def create_app(platform: Platform) -> FastAPI:
+def create_app(platform: Platform, cors_origins: Sequence[str] = ()) -> FastAPI:
     """The API over ``platform``; serving it does not start background work (``t2t api``
-    does, tests call the passes themselves)."""
+    does, tests call the passes themselves). ``cors_origins``: the other origins whose
+    pages may call it (none: same origin only)."""
     app = FastAPI(title="tick2trade host API", version="0.1.0",
                   description="Users, market data, orders, portfolio, risk, notifications "
                               "and operator controls of the tick2trade host. Prices are "
-                              "decimal strings with 4 places; quantities are integers.")
+                              "decimal strings with 4 places; quantities are integers.",
+                  # the docs page is ours (``web``): Swagger UI from local files;
+                  # ReDoc would load from a CDN, so there is none
+                  docs_url=None, redoc_url=None)
     app.state.platform = platform
     app.state.rate_limits = RateLimits(platform.limits)
 
@@ -59,4 +66,5 @@ def create_app(platform: Platform) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router)
+    web.install(app, cors_origins)
     return app

@@ -8,9 +8,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator
+from pydantic import (BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator,
+                      model_validator)
 
 from tick2trade.host.services.money import MAX_PRICE, to_ticks
+from tick2trade.host.services import ordertypes
 from tick2trade.host.services.orders import NewOrder
 from tick2trade.host.services.watchlists import DEFAULT as DEFAULT_WATCHLIST
 from tick2trade.host.services.watchlists import MAX_SYMBOLS as WATCHLIST_SYMBOLS
@@ -85,27 +87,70 @@ class RoleIn(Strict):
     role: Literal["trader", "operator", "admin"]
 
 
+OrderType = Literal[tuple(ordertypes.TYPES)]
+
+
 class OrderIn(Strict):
+    """One order; which fields each ``type`` takes is ``ordertypes``' table (a wrong
+    combination is a 422 saying which)."""
     symbol: str = Field(pattern=SYMBOL)
     side: Literal["buy", "sell"]
-    type: Literal["market", "limit", "stop"]
+    type: OrderType
     tif: Literal["day", "gtc", "ioc", "fok"] = "day"
     qty: int = Field(gt=0, le=MAX_QTY)
     price: Price | None = None
     stop_price: Price | None = None
+    trail_amount: Price | None = Field(None, description="trailing_stop: distance in price")
+    trail_bps: int | None = Field(None, gt=0, le=ordertypes.MAX_TRAIL_BPS,
+                                  description="trailing_stop: distance in basis points")
+    trail_ref: Literal[tuple(ordertypes.TRAIL_REFS)] | None = Field(
+        None, description="trailing_stop: follow the touch (quote, the default) or the "
+                          "last trade")
+    display_qty: int | None = Field(None, gt=0, le=MAX_QTY, description="iceberg: shown")
+    display_jitter: int | None = Field(None, ge=0, le=MAX_QTY,
+                                       description="iceberg: slice size ± at random")
+    take_profit: Price | None = Field(None, description="bracket: the exit limit")
+    stop_loss: Price | None = Field(None, description="bracket: the exit stop")
 
     def to_new_order(self) -> NewOrder:
         """The order service's request: prices in ticks."""
         return NewOrder(symbol=self.symbol, side=self.side, type=self.type, tif=self.tif,
                         qty=self.qty, price=_ticks(self.price),
-                        stop_price=_ticks(self.stop_price))
+                        stop_price=_ticks(self.stop_price),
+                        trail_amount=_ticks(self.trail_amount), trail_bps=self.trail_bps,
+                        trail_ref=self.trail_ref, display_qty=self.display_qty,
+                        display_jitter=self.display_jitter,
+                        take_profit=_ticks(self.take_profit),
+                        stop_loss=_ticks(self.stop_loss))
+
+
+class OcoIn(Strict):
+    legs: list[OrderIn] = Field(min_length=2, max_length=4)
+
+
+class ModifyIn(Strict):
+    """What to change: ``qty`` is the order's new total (executed shares included)."""
+    qty: int | None = Field(None, gt=0, le=MAX_QTY)
+    price: Price | None = None
+    stop_price: Price | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> "ModifyIn":
+        if self.qty is None and self.price is None and self.stop_price is None:
+            raise ValueError("give qty, price or stop_price")
+        return self
+
+    def changes(self) -> dict:
+        """The order service's ``modify`` arguments: prices in ticks."""
+        return {"qty": self.qty, "price": _ticks(self.price),
+                "stop_price": _ticks(self.stop_price)}
 
 
 class OrderOut(BaseModel):
     id: int
     symbol: str
     side: str
-    type: str
+    type: OrderType
     tif: str
     qty: int
     price: str | None
@@ -114,8 +159,32 @@ class OrderOut(BaseModel):
     avg_fill_price: str | None
     status: str
     reason: str | None
+    trail_amount: str | None = None
+    trail_bps: int | None = None
+    trail_ref: str | None = None
+    display_qty: int | None = None
+    display_jitter: int | None = None
+    take_profit: str | None = None
+    stop_loss: str | None = None
+    group_id: int | None = None
+    parent_id: int | None = None
+    triggered: bool = False
+    priority: Literal["kept", "lost", "none"] | None = None
     created_at: datetime
     updated_at: datetime
+
+
+class ExecutionOut(BaseModel):
+    exec_id: str
+    order_id: int
+    symbol: str
+    side: str
+    qty: int
+    price: str
+    venue: str | None
+    liquidity: Literal["added", "removed"] | None
+    fee: str | None
+    ts: datetime
 
 
 class Page(BaseModel):

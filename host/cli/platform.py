@@ -40,21 +40,35 @@ def audit() -> None:
 @click.option("--db", "url", help=DB_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 def verify(url: str | None, as_json: bool) -> None:
-    """Check every record's hash and link; exit 1 and say where if anything was edited,
-    deleted or reordered."""
+    """Check every record's hash and link, and the orders, executions and positions
+    against the chain; exit 1 and say where if anything was edited, deleted or
+    reordered."""
     from tick2trade.host.services import audit as log
+
+    from tick2trade.host.services import ledger
 
     engine, sessions = _engine(url)
     with sessions() as s:
         verdict = log.verify(s)
+        rows = ledger.problems(s)
     engine.dispose()
     if as_json:
-        click.echo(json.dumps({"ok": verdict.ok, "records": verdict.records,
+        click.echo(json.dumps({"ok": verdict.ok and not rows, "records": verdict.records,
                                "head_seq": verdict.head_seq, "head_hash": verdict.head_hash,
                                "problems": [{"seq": p.seq, "what": p.what}
-                                            for p in verdict.problems]}))
+                                            for p in verdict.problems],
+                               "row_problems": [{"seq": p.seq, "what": p.what}
+                                                for p in rows]}))
     else:
         console = Console()
+        if rows:
+            console.print(f"[red]orders, executions or positions differ from the audit "
+                          f"chain[/red] ({len(rows)} problem(s)):", highlight=False)
+            for p in rows:
+                console.print(f"  {p}", highlight=False)
+        else:
+            console.print("[green]orders, executions and positions agree with the "
+                          "chain[/green]", highlight=False)
         if verdict.ok:
             console.print(f"[green]audit chain intact[/green]: {verdict.records:,} records, "
                           f"head seq {verdict.head_seq} hash {verdict.head_hash}",
@@ -64,7 +78,7 @@ def verify(url: str | None, as_json: bool) -> None:
                           f"problem(s) in {verdict.records:,} records):", highlight=False)
             for p in verdict.problems:
                 console.print(f"  {p}", highlight=False)
-    sys.exit(0 if verdict.ok else 1)
+    sys.exit(0 if verdict.ok and not rows else 1)
 
 
 @audit.command()
@@ -187,6 +201,9 @@ def _default_line(line) -> str:
 @click.option("--smtp", default="localhost:25", show_default=True, metavar="HOST:PORT",
               help="SMTP server for e-mail notifications.")
 @click.option("--mail-from", default="tick2trade@localhost", show_default=True)
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
+              help="Let pages from ORIGIN (e.g. https://desk.example.com) call the API; "
+                   "repeatable. By default only the API's own pages (the client at /) may.")
 @click.option("--webhook-allow", multiple=True, metavar="NETWORK",
               help="Let webhooks reach this non-public network (e.g. 10.1.2.0/24); "
                    "repeatable. By default they may only go to public addresses.")
@@ -194,11 +211,12 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
         retransmit, venue_user: str, venue_password: str, venue_rate: float,
         local_ports: str, var_dir: Path, history_path: Path | None, no_history: bool,
         history_raw_days: int, history_retention_days: int, smtp: str, mail_from: str,
-        webhook_allow: tuple[str, ...]) -> None:
-    """Serve the HTTP/WebSocket API (OpenAPI at /docs) with a live market: by default a
-    venue simulator started here, its ITCH feed read into a full-depth book per symbol,
-    and orders sent to it over OUCH. No FPGA device is attached, so device endpoints
-    answer 503 (`t2t run --api` serves the API with the virtual FPGA in the path)."""
+        cors_origins: tuple[str, ...], webhook_allow: tuple[str, ...]) -> None:
+    """Serve the HTTP/WebSocket API (the web client at /, OpenAPI at /docs) with a live
+    market: by default a venue simulator started here, its ITCH feed read into a
+    full-depth book per symbol, and orders sent to it over OUCH. No FPGA device is
+    attached, so device endpoints answer 503 (`t2t run --api` serves the API with the
+    virtual FPGA in the path)."""
     import uvicorn
 
     from tick2trade.protocol.moldudp64 import DEFAULT_LINE_A, DEFAULT_LINE_B
@@ -269,19 +287,19 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
     console.print("t2t api: market data and orders from", highlight=False)
     for note in live.notes:
         console.print(f"  {note}", highlight=False)
-    if venue == "local" or paper or venue == "off":
-        # their brokers start empty: what was open before this start is not working
-        gone = platform.orders.expire_open("not working after a restart: the venue "
-                                           "simulator or paper broker it was at is gone")
-        if gone:
-            console.print(f"  {gone} order(s) open before this start marked canceled",
-                          highlight=False)
     if live.broker is not None and not live.broker.wait_connected(10):
         console.print("[yellow]the venue's order entry did not answer yet; orders are "
                       "refused until it does (retrying)[/yellow]")
+    # a local venue or the paper broker starts empty: what was open before this start
+    # goes to it again; a venue somebody else runs still has its orders
+    resumed = platform.orders.resume(resubmit=venue == "local" or paper or venue == "off")
+    if resumed:
+        console.print("  orders open before this start: " + ", ".join(
+            f"{n} {what.replace('_', ' ')}" for what, n in sorted(resumed.items())),
+            highlight=False)
     platform.start_background()
     try:
-        uvicorn.run(create_app(platform), host=host, port=port)
+        uvicorn.run(create_app(platform, cors_origins), host=host, port=port)
     finally:
         live.close()      # no more callbacks or prints, then the stores
         platform.close()

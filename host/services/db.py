@@ -82,7 +82,7 @@ class Order(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     symbol: Mapped[str] = mapped_column(String(8))
     side: Mapped[str] = mapped_column(String(4))
-    type: Mapped[str] = mapped_column(String(8))
+    type: Mapped[str] = mapped_column(String(16))
     tif: Mapped[str] = mapped_column(String(4))
     qty: Mapped[int] = mapped_column(BigInteger)
     price: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
@@ -93,8 +93,26 @@ class Order(Base):
     reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # the order types' own parameters (``ordertypes``); None where a type has none
+    trail_amount: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    trail_bps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    trail_ref: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    display_qty: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    display_jitter: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    take_profit: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    stop_loss: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # OCO: the first leg's id on every leg; a bracket's exits: the entry's id, and
+    # ``parent_id`` the entry too
+    group_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    parent_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # a synthetic order (stop, stop-limit, trailing stop) released to the market
+    triggered: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the venue's answer to the last modify: "kept" / "lost" time priority, "none" (a
+    # synthetic order held here has no place in a queue)
+    priority: Mapped[str | None] = mapped_column(String(8), nullable=True)
     __table_args__ = (Index("ix_orders_user_id_id", "user_id", "id"),
-                      Index("ix_orders_status", "status"))
+                      Index("ix_orders_status", "status"),
+                      Index("ix_orders_group_id", "group_id"))
 
 
 class Execution(Base):
@@ -108,7 +126,14 @@ class Execution(Base):
     price: Mapped[int] = mapped_column(BigInteger)
     realized_pnl: Mapped[int] = mapped_column(BigInteger, default=0)
     ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    __table_args__ = (Index("ix_executions_user_id_id", "user_id", "id"),)
+    # ``executions`` (the service): who executed it, which side of the trade we were,
+    # what it cost; None on rows written before these existed
+    exec_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    venue: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    liquidity: Mapped[str | None] = mapped_column(String(1), nullable=True)
+    fee: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    __table_args__ = (Index("ix_executions_user_id_id", "user_id", "id"),
+                      Index("uq_executions_exec_id", "exec_id", unique=True))
 
 
 class Position(Base):

@@ -1,5 +1,6 @@
 """``FpgaBook``: the FPGA's book in the platform's market data, from the book records of
-the event channel (``EV_BOOK``, ``protocol.control.BookEvent``).
+the event channel (``EV_BOOK``, ``protocol.control.BookEvent``); ``FpgaPrints``: its
+trade prints, from the trade records (``EV_TRADE``, ``protocol.control.TradeEvent``).
 
 The gateware's book publishes one update per change of its top N levels per side
 (``models.book``: modify, insert or delete at a level index; clear). The tap sends each
@@ -29,14 +30,17 @@ index not in ``symbols``: kept, not published).
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 
 from tick2trade.gateware.models.book import CLEAR, apply_update
 from tick2trade.host.device.book import read_book
 from tick2trade.host.services.marketdata import MarketData
-from tick2trade.protocol.control import BookEvent
+from tick2trade.protocol.control import BookEvent, TradeEvent
 
 SEQ = "book_stream.seq"
 LOSSES = ("book_stream.counters.overflow", "book_stream.counters.channel_off")
+TRADE_SEQ = "trade_stream.seq"
+SIDES = ("buy", "sell")
 MASK = 0xFFFF_FFFF
 Level = tuple[int, int, int]  # price, shares, orders
 
@@ -86,7 +90,9 @@ class FpgaBook:
 
     # -- records ---------------------------------------------------------------------------
 
-    def on_record(self, ev: BookEvent) -> None:
+    def on_record(self, ev: BookEvent, ts: datetime | None = None) -> None:
+        """Take one book record; ``ts`` (default: now) is when its frame reached the host,
+        the time the platform's update carries."""
         self.counters["records"] += 1
         if self.expected is None:  # waiting for a resync: it will hold this one
             self.counters["stale"] += 1
@@ -119,7 +125,7 @@ class FpgaBook:
             return
         diff = changes(before, after)
         if diff:
-            self.market.apply(symbol, **{"asks" if ev.side else "bids": diff},
+            self.market.apply(symbol, **{"asks" if ev.side else "bids": diff}, ts=ts,
                               source="fpga", depth=self.depth)
 
     def _clear(self, sym: int) -> None:
@@ -169,3 +175,54 @@ class FpgaBook:
         return {"bids": list(self.tops.get((sym, 0), [])),
                 "asks": list(self.tops.get((sym, 1), []))}
 
+
+
+class FpgaPrints:
+    """The prints the FPGA's receive path saw into ``market``: one ``MarketData.trade``
+    per trade record (``last``, bars, alerts and history follow from it), stamped as it
+    is taken. The gateware makes them (``gateware/control/events.py`` ``TradeTap``): an
+    ITCH E at the resting order's price from the book's order table, a C printable
+    ('Y') at its own price, a P and a Q with theirs; the side is the resting order's
+    (none for a Q).
+
+    Losses. Each record's ``seq`` counts every print since reset, sent or not. A jump
+    means prints were lost on the way (the tap's FIFO was full, the stream or the channel
+    was off, an event frame was lost): they cannot be read back, since the FPGA keeps no
+    tape, so they are counted in ``lost`` (how many) and ``gaps`` (how many jumps), and
+    the platform's last and bars go on without them. A loss shows with the next record.
+    Counters: ``records`` (taken), ``traded`` (given to the market), ``lost``, ``gaps``,
+    ``stale`` (numbered before :meth:`start`), ``unwatched`` (a symbol index not in
+    ``symbols``).
+    """
+
+    def __init__(self, market: MarketData, device, symbols: dict[int, str]):
+        if not device.map.has_block("trade_stream"):
+            raise ValueError("this bitstream has no trade stream (trade_stream registers): "
+                             "the FPGA's prints cannot reach the platform")
+        self.market, self.device, self.symbols = market, device, dict(symbols)
+        self.expected: int | None = None  # the next record's seq
+        self.counters: Counter = Counter({k: 0 for k in (
+            "records", "traded", "lost", "gaps", "stale", "unwatched")})
+
+    def start(self) -> None:
+        """Turn the stream on; the prints numbered from here on are the platform's."""
+        self.device.write("trade_stream.enable", 1)
+        self.expected = self.device.read(TRADE_SEQ)
+
+    def on_record(self, ev: TradeEvent) -> None:
+        self.counters["records"] += 1
+        ahead = 0 if self.expected is None else seq_after(ev.seq, self.expected)
+        if ahead < 0:
+            self.counters["stale"] += 1
+            return
+        if ahead > 0:
+            self.counters["gaps"] += 1
+            self.counters["lost"] += ahead
+        self.expected = (ev.seq + 1) & MASK
+        symbol = self.symbols.get(ev.sym)
+        if symbol is None:
+            self.counters["unwatched"] += 1
+            return
+        self.market.trade(symbol, ev.price, ev.shares,
+                          side=None if ev.kind == "Q" else SIDES[ev.side], match=ev.match)
+        self.counters["traded"] += 1

@@ -390,6 +390,12 @@ class PriceAlerts:
             self._active.setdefault(symbol, {})[alert.id] = (user_id, field, op, threshold)
         return alert
 
+    def mine(self, user_id: int) -> list[PriceAlert]:
+        """The user's alerts, oldest first (a fired one stays, inactive, until deleted)."""
+        with self.sessions() as s:
+            return list(s.execute(select(PriceAlert).where(PriceAlert.user_id == user_id)
+                                  .order_by(PriceAlert.id)).scalars())
+
     def delete(self, user_id: int, alert_id: int, actor: str) -> bool:
         with self.sessions.begin() as s:
             alert = s.get(PriceAlert, alert_id)

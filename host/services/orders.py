@@ -35,11 +35,13 @@ and each runs alone on the writer's thread, where its cost is every waiting requ
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import threading
+from collections import Counter
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine, Row, bindparam, case, func, insert, select, update
 
-from tick2trade.host.services import audit, notify, risk
+from tick2trade.host.services import audit, executions, notify, ordertypes, risk
 from tick2trade.host.services.broker import Broker, OrderTicket
 from tick2trade.host.services.db import Execution, Order, Position, utcnow
 from tick2trade.host.services.money import px
@@ -49,9 +51,12 @@ from tick2trade.host.services.writer import Batch, Writer
 
 log = logging.getLogger(__name__)
 
-TYPES = ("market", "limit", "stop")
-TIFS = ("day", "gtc", "ioc", "fok")
-SIDES = ("buy", "sell")
+TYPES = tuple(ordertypes.TYPES)
+TIFS = ordertypes.TIFS
+SIDES = ordertypes.SIDES
+MODIFY_TIMEOUT = 5.0   # seconds a modify waits for the venue's answer
+NOT_AT_BROKER = ("not working at the broker (its state was lost, e.g. by a restart): "
+                 "closed on the cancel request")
 
 
 class OrderError(ValueError):
@@ -79,28 +84,38 @@ class NewOrder:
     tif: str = "day"
     price: int | None = None
     stop_price: int | None = None
+    trail_amount: int | None = None
+    trail_bps: int | None = None
+    trail_ref: str | None = None
+    display_qty: int | None = None
+    display_jitter: int | None = None
+    take_profit: int | None = None
+    stop_loss: int | None = None
 
-    def validate(self) -> None:
-        if self.side not in SIDES:
-            raise OrderError(f"side must be one of {', '.join(SIDES)}")
-        if self.type not in TYPES:
-            raise OrderError(f"type must be one of {', '.join(TYPES)}")
-        if self.tif not in TIFS:
-            raise OrderError(f"tif must be one of {', '.join(TIFS)}")
-        if self.qty <= 0:
-            raise OrderError("qty must be positive")
-        if self.type == "limit" and self.price is None:
-            raise OrderError("a limit order needs a price")
-        if self.type != "limit" and self.price is not None:
-            raise OrderError(f"a {self.type} order takes no price")
-        if self.type == "stop" and self.stop_price is None:
-            raise OrderError("a stop order needs a stop_price")
-        if self.type != "stop" and self.stop_price is not None:
-            raise OrderError("only a stop order takes a stop_price")
-        for name in ("price", "stop_price"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise OrderError(f"{name} must be positive")
+    def validate(self, reference: int | None = None) -> None:
+        """The type's rules (``ordertypes.validate``), as ``OrderError``."""
+        try:
+            ordertypes.validate(self, reference)
+        except ordertypes.Invalid as exc:
+            raise OrderError(str(exc)) from None
+
+    def columns(self) -> dict:
+        """The order's own columns of its row."""
+        return {"symbol": self.symbol, "side": self.side, "type": self.type,
+                "tif": self.tif, "qty": self.qty,
+                **{f: getattr(self, f) for f in ordertypes.OPTIONAL_FIELDS}}
+
+    def ticket(self, order_id: int, qty: int | None = None) -> OrderTicket:
+        return OrderTicket(order_id, self.symbol, self.side, self.type, self.tif,
+                           self.qty if qty is None else qty, self.price, self.stop_price,
+                           self.trail_amount, self.trail_bps, self.trail_ref,
+                           self.display_qty, self.display_jitter)
+
+    @classmethod
+    def of(cls, row) -> NewOrder:
+        """The request an order row was placed with (its current parameters)."""
+        return cls(**{f: getattr(row, f) for f in ("symbol", "side", "type", "tif", "qty",
+                                                  *ordertypes.OPTIONAL_FIELDS)})
 
 
 def order_json(o: Order) -> dict:
@@ -109,6 +124,11 @@ def order_json(o: Order) -> dict:
             "filled_qty": o.filled_qty,
             "avg_fill_price": px(o.filled_notional // o.filled_qty) if o.filled_qty else None,
             "status": o.status, "reason": o.reason,
+            "trail_amount": px(o.trail_amount), "trail_bps": o.trail_bps,
+            "trail_ref": o.trail_ref, "display_qty": o.display_qty,
+            "display_jitter": o.display_jitter, "take_profit": px(o.take_profit),
+            "stop_loss": px(o.stop_loss), "group_id": o.group_id, "parent_id": o.parent_id,
+            "triggered": bool(o.triggered), "priority": o.priority,
             "created_at": audit.as_utc(o.created_at).isoformat(),
             "updated_at": audit.as_utc(o.updated_at).isoformat()}
 
@@ -129,14 +149,20 @@ class Orders:
         self.broker = broker
         self.mark = mark
         self.push = push
+        # called after the commit of each change of an order's status, with the row as
+        # stored (a mapping): OCO and bracket orders follow their legs (``contingent``)
+        self.status_hooks: list = []
+        self._modifies: dict[int, dict] = {}   # order id → the modify waiting for its answer
+        self._lock = threading.Lock()
         broker.attach(self)
 
     # --- requests -----------------------------------------------------------------------
 
     def place(self, user_id: int, username: str, new: NewOrder) -> Row:
         """The order as stored once the broker's immediate answer (if any) is stored."""
-        new.validate()
-        reference = new.price or new.stop_price or self.mark(new.symbol)
+        mark = self.mark(new.symbol)
+        new.validate(mark)
+        reference = new.price or new.stop_price or mark
         if getattr(self.broker, "in_process", False):
             return self.writer.run(lambda b: self._place_in_batch(b, user_id, username,
                                                                   new, reference))
@@ -158,11 +184,14 @@ class Orders:
             self._submit(order_id, new)
         return b.scratch[("order", order_id)]
 
-    def _submit(self, order_id: int, new: NewOrder) -> None:
-        ticket = OrderTicket(order_id, new.symbol, new.side, new.type, new.tif,
-                             new.qty, new.price, new.stop_price)
+    def _submit(self, order_id: int, new: NewOrder, qty: int | None = None,
+                again: bool = False) -> None:
+        """``again``: an order accepted before a restart, sent to a broker that started
+        empty (``resume``)."""
+        submit = getattr(self.broker, "submit_again", self.broker.submit) if again \
+            else self.broker.submit
         try:
-            self.broker.submit(ticket)
+            submit(new.ticket(order_id, qty))
         except Exception as exc:
             # the order is stored; say it did not reach the market rather than leave
             # it pending forever or answer 500
@@ -170,7 +199,8 @@ class Orders:
             self.on_rejected(order_id, f"broker unavailable: {type(exc).__name__}")
 
     def _store(self, b: Batch, user_id: int, username: str, new: NewOrder,
-               reference: int | None) -> tuple[int, str]:
+               reference: int | None, group_id: int | None = None,
+               parent_id: int | None = None) -> tuple[int, str]:
         """The writer's job for one placement: risk checks against the batch's view of
         the database, the order row, its audit record and any notifications."""
         status, reason, check = OrderStatus.PENDING, None, risk.Check()
@@ -185,13 +215,13 @@ class Orders:
                 status, reason = OrderStatus.REJECTED, f"risk: {check.reason}"
         now = utcnow()
         order_id = _written(b, b.conn.execute(_INSERT_ORDER, {
-            "user_id": user_id, "symbol": new.symbol, "side": new.side, "type": new.type,
-            "tif": new.tif, "qty": new.qty, "price": new.price, "stop_price": new.stop_price,
+            "user_id": user_id, **new.columns(), "group_id": group_id,
+            "parent_id": parent_id, "triggered": False,
             "filled_qty": 0, "filled_notional": 0, "status": status, "reason": reason,
             "created_at": now, "updated_at": now}).one()).id
         b.chain.append(username, "order.place", f"order:{order_id}", {
-            "symbol": new.symbol, "side": new.side, "type": new.type, "tif": new.tif,
-            "qty": new.qty, "price": new.price, "stop_price": new.stop_price,
+            **{k: v for k, v in new.columns().items() if v is not None},
+            "group_id": group_id, "parent_id": parent_id,
             "status": status, "reason": reason})
         if status == OrderStatus.REJECTED:
             self._notify(b, user_id, "order_status", _status_payload({
@@ -227,12 +257,16 @@ class Orders:
                 raise Conflict(f"order {order_id} is already {order.status}")
             audit.append(s, username, "order.cancel_request", f"order:{order_id}")
         try:
-            self.broker.cancel(order_id)
+            known = self.broker.cancel(order_id)
         except Exception as exc:
             log.exception("broker refused to cancel order %s", order_id)
             raise BrokerUnavailable(f"the cancel of order {order_id} did not reach the broker "
                                     f"({type(exc).__name__}); the order may still be live, "
                                     f"retry") from None
+        if known is False and getattr(self.broker, "in_process", False):
+            # the store has it open, the broker (in this process) does not: nothing
+            # works it, so say so rather than answer as if a cancel were on its way
+            self.on_canceled(order_id, NOT_AT_BROKER)
         return self.get(user_id, order_id, any_user=True)
 
     def get(self, user_id: int, order_id: int, any_user: bool = False) -> Order:
@@ -251,23 +285,225 @@ class Orders:
             rows = s.execute(q.order_by(Order.id.desc()).limit(limit).offset(offset)).scalars()
             return total, list(rows)
 
-    def cancel_all(self) -> int:
-        """Cancel every open order (the kill switch); returns how many were asked."""
+    def cancel_all(self) -> dict[str, int]:
+        """Cancel every open order (the kill switch). Returns what happened, read back
+        from the store: ``canceled`` (closed by now), ``pending`` (still open: the
+        broker's answer is on its way, e.g. from a venue), ``failed`` (the broker
+        refused the request; still open)."""
         with self.sessions() as s:
             ids = list(s.execute(select(Order.id).where(Order.status.in_(OPEN))).scalars())
+        failed = 0
         for order_id in ids:
-            self.broker.cancel(order_id)
-        return len(ids)
+            try:
+                known = self.broker.cancel(order_id)
+            except Exception:
+                log.exception("broker refused to cancel order %s", order_id)
+                failed += 1
+                continue
+            if known is False and getattr(self.broker, "in_process", False):
+                self.on_canceled(order_id, NOT_AT_BROKER)
+        with self.reader.connect() as conn:
+            still = set(conn.execute(select(Order.id).where(
+                Order.id.in_(ids), Order.status.in_(OPEN))).scalars()) if ids else set()
+        return {"canceled": len(ids) - len(still), "pending": len(still) - failed,
+                "failed": failed}
 
     def expire_open(self, reason: str) -> int:
-        """Cancel, in the store only, every order still open: for a start whose broker
-        cannot know them (a paper broker, a venue simulator started afresh), so that no
+        """Cancel, in the store only, every order still open: for a start whose venue is
+        a new one that cannot know them (each ``t2t run`` simulates its own), so that no
         order shows as working where nothing works it. Returns how many."""
         with self.sessions() as s:
             ids = list(s.execute(select(Order.id).where(Order.status.in_(OPEN))).scalars())
         for order_id in ids:
             self.on_canceled(order_id, reason)
         return len(ids)
+
+    def place_group(self, user_id: int, username: str, legs: list[NewOrder],
+                    parent_id: int | None = None) -> list[Row]:
+        """Place ``legs`` as one group, one-cancels-other (``contingent``), in one
+        transaction: an OCO (``group_id`` is the first leg's id), or a bracket's exits
+        (``parent_id`` and ``group_id`` the entry's)."""
+        for leg in legs:
+            leg.validate(self.mark(leg.symbol))
+        if parent_id is None:
+            try:
+                ordertypes.validate_oco(legs)
+            except ordertypes.Invalid as exc:
+                raise OrderError(str(exc)) from None
+        in_process = getattr(self.broker, "in_process", False)
+
+        def job(b: Batch) -> list[tuple[int, str]]:
+            placed, group = [], parent_id
+            for leg in legs:
+                reference = leg.price or leg.stop_price or self.mark(leg.symbol)
+                order_id, status = self._store(b, user_id, username, leg, reference,
+                                               group, parent_id)
+                if group is None:
+                    group = order_id
+                    b.conn.execute(update(Order).where(Order.id == order_id)
+                                   .values(group_id=group))
+                placed.append((order_id, status))
+            if in_process:
+                for (order_id, status), leg in zip(placed, legs, strict=True):
+                    if status == OrderStatus.PENDING:
+                        b.after_rollback.append(lambda i=order_id: self.broker.withdraw(i))
+                        self._submit(order_id, leg)
+            return placed
+
+        placed = self.writer.run(job)
+        if not in_process:
+            for (order_id, status), leg in zip(placed, legs, strict=True):
+                if status == OrderStatus.PENDING:
+                    self._submit(order_id, leg)
+        with self.reader.connect() as conn:
+            return [conn.execute(_READ_ORDER, {"order_id": i}).one() for i, _ in placed]
+
+    def modify(self, user_id: int, order_id: int, username: str, *, qty: int | None = None,
+               price: int | None = None, stop_price: int | None = None) -> Row:
+        """Change an open order's quantity (the total, filled shares included) and
+        prices: an OUCH Replace for an order at the venue (``priority`` says whether it
+        kept its place), new parameters for a synthetic one held here. Answers once the
+        broker has answered and the change is stored."""
+        order = self.get(user_id, order_id)
+        if order.status not in OPEN:
+            raise Conflict(f"order {order_id} is already {order.status}")
+        if order.status == OrderStatus.PENDING:
+            raise Conflict(f"order {order_id} is not accepted yet; retry")
+        current = NewOrder.of(order)
+        if order.type == "trailing_stop":
+            # its stop_price is where the trail has got to, not a parameter
+            current = replace(current, stop_price=None)
+        changed = replace(current, qty=current.qty if qty is None else qty,
+                          price=current.price if price is None else price,
+                          stop_price=current.stop_price if stop_price is None else stop_price)
+        if changed == current:
+            raise OrderError("nothing to change: give a different qty, price or stop_price")
+        if order.triggered and stop_price is not None:
+            raise OrderError(f"order {order_id} has triggered: its stop_price is spent")
+        changed.validate(self.mark(order.symbol))
+        if changed.qty <= order.filled_qty:
+            raise OrderError(f"qty must be above the {order.filled_qty} shares already "
+                             f"executed")
+        modify = getattr(self.broker, "modify", None)
+        if modify is None:
+            raise Conflict("this broker cannot modify orders: cancel and place again")
+        waiting = {"new": changed, "filled": order.filled_qty, "done": threading.Event(),
+                   "refused": None}
+        with self._lock:
+            if order_id in self._modifies:
+                raise Conflict(f"a modify of order {order_id} is under way; retry")
+            self._modifies[order_id] = waiting
+        try:
+            with self.sessions.begin() as s:
+                audit.append(s, username, "order.modify_request", f"order:{order_id}",
+                             {"qty": changed.qty, "price": changed.price,
+                              "stop_price": changed.stop_price})
+            try:
+                modify(order_id, changed.qty - order.filled_qty, changed.price,
+                       changed.stop_price)
+            except Exception as exc:
+                log.exception("broker refused to modify order %s", order_id)
+                raise BrokerUnavailable(f"the modify of order {order_id} did not reach the "
+                                        f"broker ({type(exc).__name__}); retry") from None
+            if not waiting["done"].wait(MODIFY_TIMEOUT):
+                raise BrokerUnavailable(f"no answer to the modify of order {order_id} within "
+                                        f"{MODIFY_TIMEOUT:g} s; it may still take effect")
+        finally:
+            with self._lock:
+                self._modifies.pop(order_id, None)
+        if waiting["refused"] is not None:
+            raise Conflict(f"modify refused: {waiting['refused']}")
+        with self.reader.connect() as conn:
+            return conn.execute(_READ_ORDER, {"order_id": order_id}).one()
+
+    def note(self, order_id: int, **values) -> None:
+        """Store a synthetic order's working state (``synthetic``): a trailing stop's
+        new level (``stop_price``), its release (``triggered``)."""
+        def job(b: Batch) -> None:
+            row = b.conn.execute(update(Order).where(Order.id == order_id,
+                                                     Order.status.in_(OPEN))
+                                 .values(**values, updated_at=utcnow())
+                                 .returning(*_ORDER_COLUMNS)).one_or_none()
+            if row is not None:
+                _written(b, row)      # a placement's answer shows it (a trail's level)
+            if values.get("triggered"):
+                b.chain.append("oms", "order.triggered", f"order:{order_id}",
+                               {k: v for k, v in values.items() if k != "triggered"} or None)
+        self.writer.join(job)
+
+    def resume(self, resubmit: bool) -> dict[str, int]:
+        """After a start: put every open order back to work. A day order placed on an
+        earlier (UTC) day is canceled, its session is over; a synthetic order held here
+        is armed again (``broker.resume``); with ``resubmit`` (the broker started empty:
+        the paper broker, a venue simulator started afresh) an order that was at the
+        market goes to it again for what is left of it, except a released stop, whose
+        market order's fate at the old venue is unknown (canceled, saying so). Without
+        ``resubmit`` orders at the venue are left to it. Returns counts by outcome."""
+        with self.sessions() as s:
+            rows = list(s.execute(select(Order).where(Order.status.in_(OPEN))
+                                  .order_by(Order.id)).scalars())
+        today, counts = utcnow().date(), Counter()
+        resume_held = getattr(self.broker, "resume", None)
+        for row in rows:
+            left, new = row.qty - row.filled_qty, NewOrder.of(row)
+            if row.tif == "day" and audit.as_utc(row.created_at).date() < today:
+                self.on_canceled(row.id, "day order of an earlier session")
+                counts["expired"] += 1
+            elif row.status == OrderStatus.PENDING:
+                self.on_canceled(row.id, "never answered before the restart")
+                counts["expired"] += 1
+            elif row.type in ordertypes.TRIGGERED and not row.triggered and resume_held:
+                resume_held(new.ticket(row.id, left))
+                counts["armed"] += 1
+            elif not resubmit:
+                counts["left_at_venue"] += 1
+            elif row.type == "iceberg" and resume_held:
+                resume_held(new.ticket(row.id, left))
+                counts["armed"] += 1
+            elif row.type in ordertypes.TRIGGERED and \
+                    ordertypes.TYPES[row.type].releases_as == "market":
+                self.on_canceled(row.id, "released as a market order before the restart; "
+                                         "its outcome at the old venue is unknown")
+                counts["expired"] += 1
+            else:
+                kind = ordertypes.TYPES[row.type].releases_as
+                self._submit(row.id, replace(new, type=kind, stop_price=None), left, again=True)
+                counts["resubmitted"] += 1
+        return dict(counts)
+
+    def on_replaced(self, order_id: int, priority: str) -> None:
+        with self._lock:
+            waiting = self._modifies.get(order_id)
+        if waiting is None:
+            log.info("order %s: a replace nobody waits for (timed out?)", order_id)
+            return
+        new = waiting["new"]
+
+        def job(b: Batch) -> None:
+            row = b.conn.execute(_TRANSITION_READ, {"order_id": order_id}).one_or_none()
+            if row is None or row.status not in OPEN:
+                _ignored(b, order_id)
+                return
+            # the venue's quantity is what stays open: shares executed while the
+            # replace was on its way come on top
+            qty = new.qty + (row.filled_qty - waiting["filled"])
+            values = {"qty": qty, "price": new.price, "priority": priority}
+            if new.type != "trailing_stop":
+                values["stop_price"] = new.stop_price
+            _written(b, b.conn.execute(_UPDATE_ORDER, {
+                "order_id": order_id, **values, "updated_at": utcnow()}).one())
+            b.chain.append("broker", "order.modified", f"order:{order_id}", values)
+        try:
+            self.writer.join(job)
+        finally:
+            waiting["done"].set()
+
+    def on_modify_rejected(self, order_id: int, reason: str) -> None:
+        with self._lock:
+            waiting = self._modifies.get(order_id)
+        if waiting is not None:
+            waiting["refused"] = reason
+            waiting["done"].set()
 
     # --- broker callbacks ---------------------------------------------------------------
 
@@ -285,10 +521,11 @@ class Orders:
             changed = {k: v for k, v in order.items() if v != row[k]}
             if not changed:
                 return
-            _written(b, b.conn.execute(_UPDATE_ORDER, {**changed, "order_id": order_id,
-                                                       "updated_at": utcnow()}).one())
+            stored = _written(b, b.conn.execute(_UPDATE_ORDER, {
+                **changed, "order_id": order_id, "updated_at": utcnow()}).one())
             if order["status"] != row["status"]:
                 self._notify(b, order["user_id"], "order_status", _status_payload(order))
+                self._status_changed(b, stored._mapping)
         self.writer.join(job)
 
     def _move(self, order_id: int, allowed: tuple[str, ...], status: str,
@@ -307,7 +544,12 @@ class Orders:
             b.chain.append("broker", f"order.{status}", f"order:{order_id}",
                            None if reason is None else {"reason": reason})
             self._notify(b, row["user_id"], "order_status", _status_payload(row))
+            self._status_changed(b, row)
         self.writer.join(job)
+
+    def _status_changed(self, b: Batch, row) -> None:
+        for hook in self.status_hooks:
+            b.after_commit.append(lambda hook=hook: hook(row))
 
     def on_accepted(self, order_id: int) -> None:
         self._move(order_id, (OrderStatus.PENDING,), OrderStatus.ACCEPTED)
@@ -318,7 +560,10 @@ class Orders:
     def on_canceled(self, order_id: int, reason: str) -> None:
         self._move(order_id, OPEN, OrderStatus.CANCELED, reason)
 
-    def on_executed(self, order_id: int, qty: int, price: int) -> None:
+    def on_executed(self, order_id: int, qty: int, price: int,
+                    liquidity: str | None = None) -> None:
+        venue = getattr(self.broker, "venue", "PAPER")
+
         def apply(b, order):
             qty_now = min(qty, order["qty"] - order["filled_qty"])
             if qty_now <= 0:
@@ -337,7 +582,10 @@ class Orders:
                 b.conn.execute(_UPDATE_POSITION, {**key, **values})
             b.conn.execute(insert(Execution), {
                 "order_id": order_id, "user_id": user_id, "symbol": symbol, "side": side,
-                "qty": qty_now, "price": price, "realized_pnl": gained, "ts": utcnow()})
+                "qty": qty_now, "price": price, "realized_pnl": gained, "ts": utcnow(),
+                "exec_id": executions.exec_id(venue, order_id, order["filled_qty"]),
+                "venue": venue, "liquidity": liquidity,
+                "fee": executions.fee(venue, liquidity, qty_now)})
             order["filled_qty"] += qty_now
             order["filled_notional"] += qty_now * price
             order["status"] = (OrderStatus.FILLED if order["filled_qty"] == order["qty"]

@@ -26,6 +26,12 @@ Rules
   back (the OMS saw them before).
 - An order submitted while the session is down is rejected at once, saying so: an order
   entry that waits for a link nobody knows will return is worse than a clear no.
+- A modify is a Replace Order (``U``) with the session's next UserRefNum for the order's
+  live one; the venue's Order Replaced says whether the order kept its time priority
+  (the same venue order reference: quantity down at the same price) or lost it (a new
+  reference: a price change or more shares), which goes back as ``on_replaced``; a
+  Rejected of the replace is ``on_modify_rejected`` and leaves the order as it was.
+- Executions carry the venue's liquidity flag (``A`` added, ``R`` removed).
 
 Threads: ``submit`` and ``cancel`` come from the API's threads and write to the socket
 under a lock; one reader thread handles the venue's answers in order, so the OMS sees an
@@ -44,6 +50,7 @@ from collections import Counter
 from pathlib import Path
 
 from tick2trade.protocol import ouch, soupbintcp
+from tick2trade.host.services import ordertypes
 from tick2trade.host.services.broker import BrokerEvents, OrderTicket
 from tick2trade.host.services.marketdata import MarketData, Quote
 
@@ -74,8 +81,10 @@ class OuchBroker:
 
     def __init__(self, address: tuple[str, int], market: MarketData, *,
                  username: str = "T2T", password: str = "",
-                 state: Path | None = None, connect_timeout: float = 5.0) -> None:
+                 state: Path | None = None, connect_timeout: float = 5.0,
+                 venue: str = "T2TV") -> None:
         self.address, self.market = address, market
+        self.venue = venue          # the name execution reports give (``executions``)
         self.username, self.password = username, password
         self.state_file = state
         self.connect_timeout = connect_timeout
@@ -93,6 +102,10 @@ class OuchBroker:
         self._refs: dict[int, int] = {}         # order id → its live UserRefNum
         self._left: dict[int, int] = {}         # order id → shares still open at the venue
         self._stops: dict[int, OrderTicket] = {}
+        self._venue_refs: dict[int, int] = {}   # order id → the venue's order reference
+        # UserRefNum of a Replace → (order id, shares it asked to leave open, the
+        # UserRefNum it replaced)
+        self._replacing: dict[int, tuple[int, int, int]] = {}
         self._last_sent = 0.0
         self._load_state()
         market.subscribe(self._on_quote)
@@ -138,6 +151,34 @@ class OuchBroker:
         if not self._send(ouch.encode_inbound("X", user_ref=ref, quantity=0)):
             self.counters["cancel_not_sent"] += 1
             raise ConnectionError("the venue session is down: cancel not sent, try again")
+
+    def modify(self, order_id: int, qty_left: int, price: int | None,
+               stop_price: int | None) -> None:
+        with self._lock:
+            ref = self._refs.get(order_id)
+            if ref is None:
+                reason = "not working at the venue (finished, or still on its way)"
+            elif price is None:
+                reason = "a market order cannot be replaced"
+            else:
+                reason = None
+                new_ref = self._next_user_ref
+                self._next_user_ref += 1
+                self._by_ref[new_ref] = order_id
+                self._replacing[new_ref] = (order_id, qty_left, ref)
+                sent = self._send(ouch.encode_inbound(
+                    "U", orig_user_ref=ref, user_ref=new_ref, quantity=qty_left,
+                    price=price, tif=" ", display=ouch.DISPLAY_VISIBLE, iso="N",
+                    clordid=f"{CLORDID_PREFIX}{order_id}"))
+                if not sent:
+                    self._by_ref.pop(new_ref, None)
+                    self._replacing.pop(new_ref, None)
+                    raise ConnectionError("the venue session is down: replace not sent")
+                # what follows (a cancel, another replace) names the order by the
+                # UserRefNum it will have; a refused replace puts the old one back
+                self._refs[order_id] = new_ref
+        if reason is not None:
+            self._events.on_modify_rejected(order_id, reason)
 
     def close(self) -> None:
         self._stop.set()
@@ -319,20 +360,40 @@ class OuchBroker:
                 if order_id is None:
                     return
                 self._by_ref[ref] = order_id
+                asked = self._replacing.pop(ref, None)
+                before = self._venue_refs.get(order_id)
+                self._venue_refs[order_id] = m["order_ref"]
                 if m["order_state"] == ouch.STATE_LIVE:
                     self._refs[order_id] = ref
-                    self._left[order_id] = m["quantity"]
-            if kind == "A" and not replay:
+                    # a Replace's answer shows what rests after it matched, and its
+                    # executions follow it: count them down from what was asked
+                    self._left[order_id] = m["quantity"] if asked is None else asked[1]
+                else:
+                    self._refs.pop(order_id, None)
+                    self._venue_refs.pop(order_id, None)
+            if replay:
+                return
+            if kind == "A":
                 self.counters["accepted"] += 1
                 self._events.on_accepted(order_id)
+            else:
+                self.counters["replaced"] += 1
+                self._events.on_replaced(order_id, "kept" if before == m["order_ref"]
+                                         else "lost")
             return
         if kind == "S":
             return
         ref = m["user_ref"]
         with self._lock:
             self._next_user_ref = max(self._next_user_ref, ref + 1)
+            replaced = self._replacing.pop(ref, None) if kind == "J" else None
             order_id = self._by_ref.get(ref)
-            if order_id is not None:
+            if replaced is not None:
+                # a refused Replace: the order stands as it was, under its old UserRefNum
+                self._by_ref.pop(ref, None)
+                if self._refs.get(order_id) == ref:
+                    self._refs[order_id] = replaced[2]
+            elif order_id is not None:
                 if kind == "E":
                     self._left[order_id] = self._left.get(order_id, 0) - m["quantity"]
                 if kind in ("C", "J") or self._left.get(order_id, 0) <= 0:
@@ -343,9 +404,14 @@ class OuchBroker:
             return
         if replay:
             return
-        if kind == "E":
+        if replaced is not None:
+            self.counters["replace_rejected"] += 1
+            self._events.on_modify_rejected(order_id, ouch.REJECT_REASONS.get(
+                m["reason"], f"venue reason {m['reason']}"))
+        elif kind == "E":
             self.counters["executions"] += 1
-            self._events.on_executed(order_id, m["quantity"], m["price"])
+            self._events.on_executed(order_id, m["quantity"], m["price"],
+                                     m["liquidity"] or None)
         elif kind == "C":
             self.counters["canceled"] += 1
             self._events.on_canceled(order_id, ouch.CANCEL_REASONS.get(
@@ -389,6 +455,4 @@ def _order_id(clordid: str) -> int | None:
 
 
 def _stop_hit(t: OrderTicket, bid: int | None, ask: int | None, last: int | None) -> bool:
-    if t.side == "sell":
-        return any(v is not None and v <= t.stop_price for v in (bid, last))
-    return any(v is not None and v >= t.stop_price for v in (ask, last))
+    return ordertypes.stop_hit(t.side, t.stop_price, bid, ask, last)

@@ -7,7 +7,11 @@ and IOC orders fill what they can and cancel the rest; FOK fills completely or c
 limit orders that do not fill rest (day and GTC alike, there is no session end in paper
 mode) and are re-checked on every quote; a stop order rests until the bid (sell) or
 offer (buy) — or the last trade — reaches its stop price, then executes as a market
-order. A market order with no opposite quote is rejected.
+order. A market order with no opposite quote is rejected. A fill on arrival removed
+liquidity (OUCH's ``R``), a fill of a resting order on a later quote added it (``A``).
+A modify (``modify``) of a resting order keeps its priority when only its quantity goes
+down, loses it otherwise (as the venue's Replace), and is checked against the quote at
+once. Paper fills are venue ``PAPER`` (no fees, ``executions``).
 
 Callbacks run on the caller's thread (``submit`` from the API, re-checks from the feed),
 outside the broker's lock, so the OMS may call back into it.
@@ -16,13 +20,16 @@ outside the broker's lock, so the OMS may call back into it.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
+from tick2trade.host.services import ordertypes
 from tick2trade.host.services.broker import BrokerEvents, OrderTicket
 from tick2trade.host.services.marketdata import MarketData, Quote
 
 
 class PaperBroker:
     in_process = True      # see ``broker.Broker``
+    venue = "PAPER"
 
     def __init__(self, market: MarketData) -> None:
         self.market = market
@@ -50,11 +57,36 @@ class PaperBroker:
                 calls += self._work(entry, quote, first=True)
         self._run(calls)
 
-    def cancel(self, order_id: int) -> None:
+    def cancel(self, order_id: int) -> bool:
+        """True when the order was resting here (it is canceled now); False when this
+        broker does not know it (finished, or never here)."""
         with self._lock:
             entry = self._resting.pop(order_id, None)
         if entry is not None:
             self._events.on_canceled(order_id, "canceled by request")
+        return entry is not None
+
+    def modify(self, order_id: int, qty_left: int, price: int | None,
+               stop_price: int | None) -> None:
+        calls: list = []
+        with self._lock:
+            entry = self._resting.get(order_id)
+            if entry is None:
+                calls.append(("on_modify_rejected", order_id,
+                              "not working at the paper broker (finished?)"))
+            else:
+                ticket, remaining, triggered = entry
+                kept = price == ticket.price and qty_left <= remaining
+                entry[0] = replace(ticket, price=price, stop_price=stop_price)
+                entry[1] = qty_left
+                calls.append(("on_replaced", order_id, "kept" if kept else "lost"))
+                quote = self.market.quote(ticket.symbol)
+                if quote is not None:
+                    if not triggered and self._stop_hit(entry[0], quote):
+                        entry[2] = True
+                    # a new price that crosses takes liquidity, as an order arriving
+                    calls += self._work(entry, quote, first=True)
+        self._run(calls)
 
     def withdraw(self, order_id: int) -> None:
         """Forget an order whose storing rolled back, without a callback. Displayed size
@@ -81,9 +113,7 @@ class PaperBroker:
 
     @staticmethod
     def _stop_hit(t: OrderTicket, q: Quote) -> bool:
-        if t.side == "sell":
-            return any(v is not None and v <= t.stop_price for v in (q.bid, q.last))
-        return any(v is not None and v >= t.stop_price for v in (q.ask, q.last))
+        return ordertypes.stop_hit(t.side, t.stop_price, q.bid, q.ask, q.last)
 
     def _work(self, entry: list, quote: Quote, first: bool) -> list:
         """Fill what the quote allows; returns the callbacks to make."""
@@ -104,7 +134,7 @@ class PaperBroker:
         if fill:
             self._take(quote, ticket.side, fill)
             remaining -= fill
-            calls.append(("on_executed", ticket.order_id, fill, price))
+            calls.append(("on_executed", ticket.order_id, fill, price, "R" if first else "A"))
         entry[1] = remaining
         if remaining == 0:
             self._resting.pop(ticket.order_id, None)

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from tick2trade.host.services import notify
 from tick2trade.host.services.auth import Users
 from tick2trade.host.services.broker import Broker
+from tick2trade.host.services.contingent import Contingent
 from tick2trade.host.services.db import Position, default_url, make_engine, session_factory, upgrade
 from tick2trade.host.services.device import Device
 from tick2trade.host.services.hub import Hub
@@ -27,6 +28,7 @@ from tick2trade.host.services.orders import Orders
 from tick2trade.host.services.paper import PaperBroker
 from tick2trade.host.services.portfolio import PositionState, performance
 from tick2trade.host.services.streams import Streams
+from tick2trade.host.services.synthetic import SyntheticBroker
 from tick2trade.host.services.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -64,13 +66,17 @@ class Platform:
         self.hub = Hub()
         notify.install_push(self.sessions, self.hub.to_user)
         self.users = Users(self.sessions, self.secret, login_failures=self.limits.login_failures)
-        self.broker = self.broker or PaperBroker(self.market)
+        # the OMS's own order types (stops, trailing stops, icebergs) are worked in front
+        # of whichever broker executes
+        self.broker = SyntheticBroker(self.broker or PaperBroker(self.market), self.market)
         self.reader = (make_engine(self.url, reads_only=True)
                        if self.engine.dialect.name == "sqlite" else self.engine)
         self.writer = Writer(self.engine)
         self.orders = Orders(self.sessions, self.writer, self.broker, self.market.mark,
                              self.hub.to_user, self.reader,
                              on_fill=self.history.record_fill if self.history else None)
+        self.broker.persist = self.orders.note
+        self.contingent = Contingent(self.orders)
         if self.history is not None:
             self.history.attach(self.market)
         self.alerts = notify.PriceAlerts(self.sessions)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import click
@@ -13,7 +14,9 @@ from rich.table import Table
 
 from tick2trade.gateware.models.book import BOOK_COUNTERS
 from tick2trade.host.cli.options import WIDTHS, GroupPort, parse_stocks
+from tick2trade.protocol import itch, itchfile, moldudp64
 from tick2trade.protocol.moldudp64 import DEFAULT_LINE_A, DEFAULT_LINE_B
+from tick2trade.sim.replay import FILE_SESSION
 
 
 @click.command()
@@ -50,11 +53,31 @@ from tick2trade.protocol.moldudp64 import DEFAULT_LINE_A, DEFAULT_LINE_B
 @click.option("--locates", type=click.IntRange(2, 65536), default=16384, show_default=True,
               help="Locate table depth of the simulated build; higher locates never "
                    "trade.")
+@click.option("--max-payload", type=click.IntRange(moldudp64.HEADER + 2 + itch.MAX_LENGTH,
+                                                   65_507),
+              default=itchfile.DEFAULT_MAX_PAYLOAD, show_default=True,
+              help="BinaryFILE input: largest MoldUDP64 packet (UDP payload bytes).")
+@click.option("--pack-window-ns", type=click.IntRange(0), default=0, show_default=True,
+              help="BinaryFILE input: a packet holds messages up to this many ns after "
+                   "its first one's timestamp (0: one timestamp a packet).")
+@click.option("--lines", "feed_lines", type=click.Choice(["AB", "A", "B"]), default="AB",
+              show_default=True,
+              help="BinaryFILE input: the lines each packet is sent on (AB: both, as a "
+                   "venue publishes; the receive path keeps the first copy).")
+@click.option("--session", default=FILE_SESSION, show_default=True,
+              help="BinaryFILE input: the MoldUDP64 session its packets carry.")
 def replay(capture: Path, events_path: Path | None, book_path: Path | None,
            orders_path: Path | None, config_path: Path | None, line_a, line_b,
            width: str, summary_path: Path | None, watch: tuple[str, ...], all_symbols: bool | None,
-           symbols: int, locates: int) -> None:
-    """Replay CAPTURE (pcap or pcapng, Ethernet) through the receive path in Verilator.
+           symbols: int, locates: int, max_payload: int, pack_window_ns: int,
+           feed_lines: str, session: str) -> None:
+    """Replay CAPTURE through the receive path in Verilator: a pcap or pcapng capture
+    (Ethernet), or a NASDAQ TotalView-ITCH 5.0 BinaryFILE, either plain or gzip (.gz).
+
+    A BinaryFILE (2-byte length + message, as NASDAQ publishes its days) is streamed,
+    never loaded whole, and packed into MoldUDP64 packets as a venue publishes them: in
+    file order, a new packet when the timestamp moves past --pack-window-ns or the next
+    message would pass --max-payload; each packet goes to LINE-A and LINE-B (--lines).
 
     Frames to LINE-A/LINE-B carrying MoldUDP64 are arbitrated (first copy wins), the
     ITCH messages decoded; every event of a traded instrument is written to --events
@@ -82,13 +105,16 @@ def replay(capture: Path, events_path: Path | None, book_path: Path | None,
     from tick2trade.sim.replay import BookReplay, CaptureError, read_frames, replay_config
     from tick2trade.sim.replay import replay as run_replay
 
+    file_args = {"session": session, "max_payload": max_payload,
+                 "window_ns": pack_window_ns, "lines": feed_lines}
     if orders_path or config_path:
         if not (orders_path and config_path):
             raise click.UsageError("--orders and --config go together")
         if events_path or book_path:
             raise click.UsageError("--orders runs the whole top level: give --events and "
                                    "--book in a separate run")
-        return _replay_orders(capture, orders_path, config_path, width, summary_path)
+        return _replay_orders(capture, orders_path, config_path, width, summary_path,
+                              file_args)
     if events_path is None and book_path is None:
         raise click.UsageError("nothing to write: give --events, --book, or --orders with "
                                "--config")
@@ -100,17 +126,19 @@ def replay(capture: Path, events_path: Path | None, book_path: Path | None,
     out = err if str(events_path) == "-" else Console()
     book = None
     progress = Progress("[progress.description]{task.description}", BarColumn(),
-                        DownloadColumn(), TimeRemainingColumn(), console=err,
+                        DownloadColumn(), "{task.fields[frames]:,} frames",
+                        "{task.fields[rate]:,.0f}/s", TimeRemainingColumn(), console=err,
                         transient=True, disable=not err.is_terminal)
     try:
-        frames = read_frames(capture)
+        frames = _counted(read_frames(capture, config, **file_args), progress)
         err.print(f"[dim]rx_path W={width}, {symbols} symbols, {locates} locates: "
                   f"preparing the Verilator model…[/dim]")
         if book_path:
             book = BookReplay(symbols)
         sink_name = str(events_path) if events_path else os.devnull
         with click.open_file(sink_name, "w") as sink, progress:
-            task = progress.add_task(capture.name, total=capture.stat().st_size)
+            task = progress.add_task(capture.name, total=capture.stat().st_size,
+                                     frames=0, rate=0.0)
 
             def write_events(events) -> None:
                 if events_path:
@@ -157,15 +185,40 @@ def replay(capture: Path, events_path: Path | None, book_path: Path | None,
         summary_path.write_text(json.dumps(summary, indent=2) + "\n")
 
 
+def _counted(frames, progress):
+    """``frames`` passed through, their count and rate kept in ``progress``'s first task
+    (shown with the bytes read and the time left)."""
+    start, n = time.monotonic(), 0
+    for item in frames:
+        n += 1
+        if n % 4096 == 0 and progress.tasks:
+            progress.update(progress.tasks[0].id, frames=n,
+                            rate=n / max(1e-9, time.monotonic() - start))
+        yield item
+
+
+def _feed_lines(config_path: Path):
+    """The receive path's lines as the configuration's [feed] sets them (where a
+    BinaryFILE's packets are sent)."""
+    from tick2trade.gateware.models.rx.eth_rx import RxConfig
+    from tick2trade.host.config import parse
+    from tick2trade.protocol.frames import int_to_ip
+
+    cfg = parse(config_path.read_text(), str(config_path), symbols=64)
+    lines = {line: (int_to_ip(group), port) for group, port, line in cfg.feeds}
+    return RxConfig.default(line_a=lines.get(0, DEFAULT_LINE_A),
+                            line_b=lines.get(1, DEFAULT_LINE_B))
+
+
 def _replay_orders(capture: Path, orders_path: Path, config_path: Path, width: str,
-                   summary_path: Path | None) -> None:
+                   summary_path: Path | None, file_args: dict) -> None:
     from tick2trade.host.config import ConfigError
     from tick2trade.protocol.pcap import write_pcap
     from tick2trade.sim.replay import CaptureError, read_frames, trade_replay
 
     err = Console(stderr=True)
     try:
-        frames = read_frames(capture)
+        frames = read_frames(capture, _feed_lines(config_path), **file_args)
         err.print(f"[dim]top level W={width}: preparing the Verilator model…[/dim]")
         with err.status("replaying through the trade path…", spinner="dots"):
             result = trade_replay(frames, config_path.read_text(),

@@ -8,9 +8,9 @@ With ``--api`` the platform's HTTP/WebSocket API is served on loopback from a th
 this process, over the same database; its orders go through the FPGA
 (``host.engine_broker.EngineBroker``, pumped between the loop's iterations), its
 operator endpoints reach the FPGA (``host.engine_device.EngineDevice``: status,
-counters, the kill switch), and the platform's market data is the FPGA's own book (its
-update stream on the event channel, ``host.services.fpgabook``) with the venue's trade
-prints, handed over at each status refresh.
+counters, the kill switch), and the platform's market data is the FPGA's own: its
+book (the update stream on the event channel, ``host.services.fpgabook.FpgaBook``) and
+its trade prints (the trade records, ``FpgaPrints``: last, bars, alerts, history).
 """
 
 from __future__ import annotations
@@ -78,43 +78,6 @@ def serve_api(platform, port: int):
     return server, thread
 
 
-class TradePrints:
-    """The venue's trade prints (ITCH E, C, P) into the platform's market data.
-
-    The event channel carries the FPGA's book, not executions, so the prints come from
-    the venue's published messages, read by the software feed handler with a scratch
-    market of its own (its book is not the platform's: that is the FPGA's top N). Prints
-    are stamped when they are read: the loop's ITCH timestamps count from the run's
-    start, not from midnight."""
-
-    def __init__(self, loop, market) -> None:
-        from tick2trade.host.services.feed import FeedHandler
-        from tick2trade.host.services.marketdata import MarketData
-
-        self.loop, self.market, self.read = loop, market, 0
-        scratch = MarketData(max_bars=1)
-        scratch.listen("trade", self._print)
-        self.handler = FeedHandler(scratch, lines=[], retransmit=None,
-                                   session=loop.publisher.session)
-
-    def _print(self, t) -> None:
-        self.market.trade(t.symbol, t.price, t.size, side=t.side, match=t.match)
-
-    def pump(self) -> int:
-        """Hand over what the venue published since the last call; returns how many
-        messages."""
-        from tick2trade.protocol import moldudp64
-
-        log = self.loop.publisher.log
-        new = len(log) - self.read
-        for start in range(self.read, len(log), 64):
-            chunk = log[start:start + 64]
-            self.handler.process(moldudp64.encode_packet(self.loop.publisher.session,
-                                                         start + 1, chunk), "A")
-        self.read = len(log)
-        return new
-
-
 def percentile(values: list[int], q: float) -> int | None:
     """Nearest-rank percentile (exact: every sample is kept)."""
     if not values:
@@ -143,7 +106,7 @@ def summary(loop) -> dict:
     host_us = [n / 1000 for n in eng.latencies_ns]
     enters = [s for s in loop.sent if s.msg["type"] == "O"]
     market_s = loop.flow.now if loop.realtime else sim_s
-    return {
+    out = {
         "seed": loop.lc.seed, "pace": loop.lc.pace, "rate": loop.lc.rate,
         "market_s": round(market_s, 3),
         "cycles": cycles, "simulated_ms": round(sim_s * 1e3, 3),
@@ -180,6 +143,10 @@ def summary(loop) -> dict:
         "anomalies": {k: v for k, v in {**loop.counters, **eng.counters}.items()
                       if v and k.startswith(("bad_", "unknown_", "telemetry_missing"))},
     }
+    if loop.fpga_book is not None:  # --api: the platform's market data from the FPGA
+        out["fpga_market"] = {"book": dict(loop.fpga_book.counters),
+                              "prints": dict(loop.fpga_prints.counters)}
+    return out
 
 
 def _spread(t: dict, what: str) -> str:
@@ -247,7 +214,9 @@ def render(s: dict, title: str) -> Group:
     if "database" in s:
         d = s["database"]
         rows.append(("database", (f"{d['orders']:,} orders, {d['executions']:,} executions "
-                                 f"of user {d['account']} in {d['url']}")))
+                                 f"of user {d['account']} in {d['url']}; "
+                                 f"{d['closed_at_end']} left open marked canceled "
+                                 f"(the run's venue is gone)")))
     if s["anomalies"]:
         rows.append(("anomalies", ", ".join(f"{k} {v}" for k, v in s["anomalies"].items())))
     for k, v in rows:
@@ -331,6 +300,9 @@ def run(duration: float, cycles: int | None, config_path: Path, seed: int, pace:
         broker = EngineBroker(loop.engine, loop.cfg.limits())
         platform = Platform.open(db_url, broker=broker,
                                  device=EngineDevice(broker, loop))
+        # each run's venue is its own: an order a killed run left open works nowhere
+        left = platform.orders.expire_open("not working: t2t run ended without closing "
+                                           "it (killed?), its venue and FPGA are gone")
         store = EngineStore(platform.engine)
         broker.fpga_orders = store.user_ref  # the kill switch cancels them too
         platform.start_background()
@@ -341,16 +313,22 @@ def run(duration: float, cycles: int | None, config_path: Path, seed: int, pace:
             raise
         console.print(f"API on http://127.0.0.1:{api_port} (docs at /docs); its "
                       f"orders go through the FPGA", highlight=False)
-        from tick2trade.host.services.fpgabook import FpgaBook
+        from tick2trade.host.services.fpgabook import FpgaBook, FpgaPrints
 
-        # the platform shows the book the gateware trades on: its update stream on the
-        # event channel, resynced through book.peek after a loss; trade prints from the
-        # venue's feed
-        loop.fpga_book = FpgaBook(platform.market, loop.dev, dict(enumerate(loop.cfg.watch)))
+        # the platform shows the book the gateware trades on (its update stream on the
+        # event channel, resynced through book.peek after a loss) and the prints its
+        # receive path saw (the trade records; a lost one is counted, not recovered)
+        symbols = dict(enumerate(loop.cfg.watch))
+        loop.fpga_book = FpgaBook(platform.market, loop.dev, symbols)
+        loop.fpga_prints = FpgaPrints(platform.market, loop.dev, symbols)
         loop.fpga_book.start()
-        prints = TradePrints(loop, platform.market)
+        loop.fpga_prints.start()
     else:
+        left = 0
         store = None if no_db else EngineStore.open(db_url)
+    if store is not None and left + store.reconciled:
+        console.print(f"{left + store.reconciled} order(s) a previous run left open marked "
+                      f"canceled (nothing works them)", highlight=False)
     stop = {"asked": False}
 
     def interrupted(_sig, _frame) -> None:
@@ -387,8 +365,6 @@ def run(duration: float, cycles: int | None, config_path: Path, seed: int, pace:
                         broker.pump(loop.now)
                 if store is not None:
                     store.sync(loop.engine)
-                if platform is not None:
-                    prints.pump()
                 live.update(render(status(), "t2t run (Ctrl-C stops)"))
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -400,10 +376,12 @@ def run(duration: float, cycles: int | None, config_path: Path, seed: int, pace:
     result["stopped_by"] = "ctrl-c" if stop["asked"] else \
         "cycles" if cycles is not None else "duration"
     if store is not None:
-        store.sync(loop.engine)
+        closed = store.close(loop.engine)
         result["database"] = {"url": store.sql.url.render_as_string(hide_password=True),
                               "account": "fpga", "orders": len(store.ids),
-                              "executions": store.fills_written}
+                              "executions": store.fills_written,
+                              "closed_at_end": closed,
+                              "closed_at_start": left + store.reconciled}
     if platform is not None:
         platform.close()
     if as_json:

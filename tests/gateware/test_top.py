@@ -296,3 +296,79 @@ def test_book_records_on_the_event_channel_match_the_models(top, idle):
         assert lost > 0, "back-to-back frames did not overflow the tap"
     print(f"idle {idle}: {len(got_records)} of {len(want_records)} book records sent, "
           f"{lost} lost to the full FIFO")
+
+
+@pytest.mark.parametrize("idle", [200, 0])
+def test_trade_records_on_the_event_channel_match_the_models(top, idle):
+    """Both taps on in the RTL (a fresh instance of the build), a flow rich in
+    executions (sparse references, E and C on unknown ones, C not printable, P and Q,
+    P on a stock the venue lists but we do not watch and on a locate never listed):
+    the trade records are ``ModelFpga``'s — all of them when the frames are far apart,
+    else the ones that left, each the model's of its ``seq``, the missing ones counted
+    in ``trade_stream.counters.overflow`` — and the counters of what is no print agree."""
+    from tick2trade.protocol import control, frames as wire
+    from tick2trade.sim.modelfpga import ModelFpga
+    from tick2trade.testing.bookflow import trade_flow
+
+    _built, _dev, cfg = top
+    sim = TopSim(64)
+    dev = LocalDevice(sim)
+    assert cfg.push(dev) == []
+    model = ModelFpga(cfg, sim.map, 64)
+    setup = {"ctl.event_enable": 1, "ctl.event_ip": wire.ip_to_int("10.0.0.1"),
+             "ctl.event_port": 40002, "book_stream.enable": 1, "trade_stream.enable": 1}
+    dev.write_many(setup)
+    model.write_many(setup)
+    rng = rng_for(f"trade-top-prints-{idle}")
+    rx = RxConfig.default()
+    session = "TRADEPRNT1"
+    unwatched, unlisted = LOCATE0 + 10, LOCATE0 + 11
+    msgs = [itch.encode("R", locate=LOCATE0 + i, stock=s, market_category="Q")
+            for i, s in enumerate(WATCH)]
+    msgs.append(itch.encode("R", locate=unwatched, stock="ZZZZ", market_category="Q"))
+    for e in trade_flow(rng, 1500, symbols=len(WATCH), trades=0.3 if idle else 0.6):
+        e.locate = LOCATE0 + e.sym
+        if e.type in "AFPQ":
+            e.stock = itch.stock_int(WATCH[e.sym])
+        msgs.append(itch.encode_event(uncrossed(e)))
+        if rng.random() < 0.05:
+            msgs.append(itch.encode("P", locate=rng.choice([unwatched, unlisted]),
+                                    side="S", shares=7, stock="ZZZZ", price=1_000_000,
+                                    match=rng.getrandbits(64)))
+    frames_in = [feed_frame(rx, 0, moldudp64.encode_packet(session, 1 + i, [m]))
+                 for i, m in enumerate(msgs)]
+
+    def trade_records(out):
+        got = []
+        for f in out:
+            dg = wire.parse_udp_frame(f)
+            if not isinstance(dg, str) and control.frame_kind(dg.payload) == \
+                    control.KIND_EVENT:
+                got += [r for r in control.check(dg.payload, control.KIND_EVENT).events
+                        if isinstance(r, control.TradeEvent)]
+        return got
+
+    got, want = [], []
+    for start in range(0, len(frames_in), 100):
+        batch = frames_in[start:start + 100]
+        got += trade_records(sim.run(batch, idle=idle, quiet=64) + sim.step(3000))
+        want += trade_records(model.run(batch))
+    names = ["trade_stream.seq", *(f"trade_stream.counters.{k}" for k in
+                                   ("records", "overflow", "unpriced", "non_printable"))]
+    counters = dev.read_many(names)
+    tap = model.trade_tap.counters
+    assert counters["trade_stream.seq"] == model.trade_tap.seq == len(want) > 300, SEED
+    assert {r.kind for r in want} == set("ECPQ")
+    for k in ("unpriced", "non_printable"):
+        assert counters[f"trade_stream.counters.{k}"] == tap[k] > 0, (k, SEED)
+    by_seq = {r.seq: r for r in want}
+    assert [r.seq for r in got] == sorted({r.seq for r in got})
+    assert all(r == by_seq[r.seq] for r in got), SEED
+    lost = len(want) - len(got)
+    assert counters["trade_stream.counters.overflow"] == lost, SEED
+    assert counters["trade_stream.counters.records"] == len(got)
+    if idle >= 200:
+        assert got == want, SEED
+    else:
+        assert lost > 0, "back-to-back frames did not overflow the trade tap"
+    print(f"idle {idle}: {len(got)} of {len(want)} trade records sent, {lost} lost")

@@ -245,3 +245,51 @@ def test_decision_records_are_matched_to_injections_in_order(model):
     assert refused == [big] and not eng.awaiting
     assert (eng.counters["decisions"], eng.counters["decision_missing"],
             eng.counters["host_refused_max_shares"]) == (3, 1, 1)
+
+
+def test_store_positions_are_the_executions_across_runs_and_a_crash(regmap, db_url):
+    """Issue 25, items 14 and 15: each run adds to the account's positions (they were
+    replaced by the last run's); a run that ends closes what it left open with a reason;
+    a store opened after a run that was killed (never closed) closes that run's."""
+    from sqlalchemy import func, select
+
+    from tick2trade.host.engine_db import ENDED, LEFT_OPEN, EngineStore
+    from tick2trade.host.services import audit, db, ledger
+    from tick2trade.host.services.status import OPEN
+
+    cfg = load(DEMO, symbols=SYMBOLS)
+    seeds = [11, 12, 13]
+    totals: dict[str, int] = defaultdict(int)
+    for i, seed in enumerate(seeds):
+        fpga = ModelFpga(cfg, regmap, SYMBOLS)
+        loop = Loop(fpga, fpga, cfg, LoopConfig(seed=seed, one_message_per_packet=True,
+                                                idle=40, telemetry=False, flatten_at=500))
+        store = EngineStore.open(db_url)
+        if i == 2:  # after the killed run: its open orders are closed, with the reason
+            assert store.reconciled == left_open > 0
+        loop.run(500_000)
+        store.sync(loop.engine)
+        loop.run(500_000)
+        for f in loop.engine.fills:
+            totals[f.symbol] += f.qty if f.side == "B" else -f.qty
+        if i == 1:  # killed: the last sync is all the database has
+            store.sync(loop.engine)
+            left_open = sum(o.state in OPEN for o in loop.engine.orders.values()
+                            if not o.client)
+        else:
+            closed = store.close(loop.engine)
+            assert closed == sum(o.state in OPEN for o in loop.engine.orders.values())
+        with store.sessions() as s:
+            stored = {p.symbol: p.qty for p in s.scalars(
+                select(db.Position).where(db.Position.user_id == store.user_id))}
+            assert {k: v for k, v in stored.items() if v} == \
+                {k: v for k, v in totals.items() if v}
+            assert ledger.problems(s) == [] and audit.verify(s).ok
+            still = s.scalar(select(func.count()).select_from(db.Order).where(
+                db.Order.status.in_(OPEN)))
+            assert still == (left_open if i == 1 else 0)
+            if i != 1:
+                assert s.scalar(select(func.count()).select_from(db.Order).where(
+                    db.Order.reason.in_((ENDED, LEFT_OPEN)))) > 0
+        store.sql.dispose()
+    assert len([v for v in totals.values() if v]) > 0

@@ -1,6 +1,7 @@
 """``t2t replay``: a capture written by scapy (its own Ether/IP/UDP layers, our MoldUDP64
 and ITCH encoders for the payload) through the Verilator model, compared with the model."""
 
+import gzip
 import json
 import random
 
@@ -291,3 +292,59 @@ def test_replay_orders_writes_the_frames_and_latencies_the_models_predict(tmp_pa
         {99 // 8 + EARLY_TAP_LATENCY + trade.FAST_LATENCY + RISK_LATENCY}
     assert {o["decision_cycles"] for o in s["orders"]} == \
         {trade.FAST_LATENCY + RISK_LATENCY - 1}
+
+
+@pytest.mark.parametrize("name", ["day.itch", "day.itch.gz"])
+def test_a_binaryfile_replays_as_the_same_packets_in_a_capture(rx_build, tmp_path, name):
+    """A NASDAQ BinaryFILE (plain and gzip) gives the events the model gives for the
+    frames it is packed into, and a pcap of those same frames replays to the same."""
+    from tick2trade.protocol import itchfile
+    from tick2trade.sim.replay import read_frames
+
+    rng = random.Random(SEED + 7)
+    msgs, ts = [itch.encode("R", locate=1 + i, stock=s) for i, s in enumerate(SYMBOLS)], 1
+    for _ in range(2_500):
+        ts += rng.choice((0, 0, 1, 250))
+        raw = bytearray(random_message(rng, locates=rx_build["locates"]))
+        raw[itchfile.TIMESTAMP] = ts.to_bytes(6, "big")
+        msgs.append(bytes(raw))
+    path = tmp_path / name
+    itchfile.write(path, msgs)
+    size = ["--symbols", str(rx_build["symbols"]), "--locates", str(rx_build["locates"])]
+    out, summary = tmp_path / "events.jsonl", tmp_path / "summary.json"
+    result = run_cli(["replay", str(path), "--events", str(out), "--summary", str(summary),
+                      "--max-payload", "300", "--pack-window-ns", "100", *size])
+    assert result.exit_code == 0, result.output
+
+    config = replay_config(symbols=rx_build["symbols"], locates=rx_build["locates"])
+    packed = [f for f, _ in read_frames(path, config, max_payload=300, window_ns=100)]
+    assert len(packed) % 2 == 0 and len(packed) > 2 * len(msgs) / 20  # A and B copies
+    want, _ = model_events(packed, config, rx_build["locates"])
+    got = [json.loads(line) for line in out.read_text().splitlines()]
+    assert got == want and len(got) > 1000
+    counters = json.loads(summary.read_text())["counters"]
+    assert counters["moldudp"]["messages"] == len(msgs)
+    assert counters["moldudp"]["dup_b"] == len(packed) // 2 and counters["moldudp"]["gaps"] == 0
+
+    capture = tmp_path / "same.pcap"
+    wrpcap(str(capture), [Ether(f) for f in packed])
+    again = tmp_path / "again.jsonl"
+    result = run_cli(["replay", str(capture), "--events", str(again), *size])
+    assert result.exit_code == 0, result.output
+    assert again.read_text() == out.read_text()
+
+
+def test_a_cut_binaryfile_is_refused_with_where(rx_build, tmp_path):
+    from tick2trade.protocol import itchfile
+
+    path = tmp_path / "cut.itch.gz"
+    msgs = [itch.encode("A", order_ref=k, side="B", shares=1, stock="X", price=1)
+            for k in range(1, 50)]
+    itchfile.write(path, msgs)
+    raw = gzip.decompress(path.read_bytes())[:-3]
+    path.write_bytes(gzip.compress(raw))
+    result = CliRunner().invoke(main, ["replay", str(path), "--events",
+                                       str(tmp_path / "e.jsonl"), "--symbols",
+                                       str(rx_build["symbols"]), "--locates",
+                                       str(rx_build["locates"])])
+    assert result.exit_code == 2 and "cut short at byte" in result.output

@@ -74,3 +74,38 @@ def colliding_refs(rng: random.Random, index_bits: int, buckets: int = 2):
         ref |= low
         assert bucket_of(ref, index_bits) == want
         yield ref
+
+
+def sparse_refs(rng: random.Random, mean_gap: int = 8000):
+    """References as one symbol's orders see them on NASDAQ: a day-wide sequence shared
+    by ~8,000 instruments, so consecutive orders of ours are thousands apart."""
+    ref = rng.getrandbits(20)
+    while True:
+        ref += rng.randint(1, 2 * mean_gap)
+        yield ref
+
+
+def trade_flow(rng: random.Random, n_events: int, symbols: int = 3, *, spread: int = 6,
+               trades: float = 0.1, non_printable: float = 0.2, unknown: float = 0.03,
+               refs=None):
+    """``random_flow`` with what the trade tap must tell apart: sparse references (default),
+    C marked printable ('Y') or not ('N', share ``non_printable``), E and C on references
+    never added (share ``unknown`` of the executions, on top of random_flow's), and P and
+    Q (share ``trades`` of the events, one in four a Q) with a side (a P's), a price and a
+    64-bit match number."""
+    refs = refs if refs is not None else sparse_refs(rng)
+    for e in random_flow(rng, n_events, symbols=symbols, spread=spread, refs=refs):
+        if e.type in "EC":
+            e.match = rng.getrandbits(64)
+            if rng.random() < unknown:
+                e.order_ref = rng.getrandbits(64)
+            if e.type == "C":
+                e.code = ord("N" if rng.random() < non_printable else "Y")
+        yield e
+        if rng.random() < trades:
+            kind = rng.choice("PPPQ")
+            yield ev(kind, sym=rng.randrange(symbols), order_ref=0,
+                     side=ord(rng.choice("BS")) if kind == "P" else 0,
+                     shares=rng.randint(1, 1000),
+                     price=10_000 * (100 + rng.randint(-spread, spread)),
+                     match=rng.getrandbits(64))

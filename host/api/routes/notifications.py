@@ -55,12 +55,22 @@ def put_prefs(body: PreferencesIn, who: CurrentUser, platform: PlatformDep):
         return _prefs_json(notify.preferences(s, who.user_id))
 
 
+def _alert_json(a) -> dict:
+    return {"id": a.id, "symbol": a.symbol, "field": a.field, "op": a.op,
+            "threshold": px(a.threshold), "active": a.active}
+
+
+@router.get("/alerts")
+def list_alerts(who: CurrentUser, platform: PlatformDep):
+    """The caller's price alerts, oldest first; one that fired reads ``active`` false."""
+    return {"items": [_alert_json(a) for a in platform.alerts.mine(who.user_id)]}
+
+
 @router.post("/alerts", status_code=201)
 def create_alert(body: AlertIn, who: CurrentUser, platform: PlatformDep):
     a = platform.alerts.create(who.user_id, body.symbol, body.field, body.op,
                                to_ticks(body.threshold), who.username)
-    return {"id": a.id, "symbol": a.symbol, "field": a.field, "op": a.op,
-            "threshold": px(a.threshold), "active": True}
+    return _alert_json(a)
 
 
 @router.delete("/alerts/{alert_id}", status_code=204)

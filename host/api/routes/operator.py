@@ -70,7 +70,9 @@ def get_kill(who: Operator, platform: PlatformDep):
 @router.put("/operator/kill-switch")
 def put_kill(body: KillSwitchIn, who: Operator, platform: PlatformDep):
     """Engaged: new orders are rejected, open orders are canceled, the device (if
-    attached) stops sending; every user gets a risk alert."""
+    attached) stops sending; every user gets a risk alert. The answer counts the orders
+    closed by the time it is sent, those whose cancel is on its way (a venue answers
+    later) and those whose cancel the broker refused."""
     with platform.sessions.begin() as s:
         risk.set_kill_switch(s, body.engaged)
         audit.append(s, who.username, "risk.kill_switch", "platform",
@@ -78,9 +80,12 @@ def put_kill(body: KillSwitchIn, who: Operator, platform: PlatformDep):
         notify.emit_to_all(s, "risk_alert", {
             "level": "kill_switch", "engaged": body.engaged, "by": who.username,
             "reason": body.reason})
-    canceled = platform.orders.cancel_all() if body.engaged else 0
+    done = platform.orders.cancel_all() if body.engaged else {}
     device = "not attached"
     if platform.device is not None:
         platform.device.set_kill_switch(body.engaged)
         device = "set"
-    return {"engaged": body.engaged, "orders_canceled": canceled, "device": device}
+    # what the store says once the cancels were made, not how many were asked
+    return {"engaged": body.engaged, "orders_canceled": done.get("canceled", 0),
+            "orders_cancel_pending": done.get("pending", 0),
+            "orders_cancel_failed": done.get("failed", 0), "device": device}

@@ -27,9 +27,10 @@ def test_document_lists_the_issue_paths(client):
             "/orders/{order_id}", "/portfolio/positions", "/portfolio/performance",
             "/portfolio/transactions", "/risk/limits", "/notifications",
             "/notifications/preferences", "/watchlists", "/market",
-            "/market/{symbol}/trades", "/operator/market"} <= set(paths)
+            "/market/{symbol}/trades", "/operator/market", "/orders/oco",
+            "/orders/{order_id}/executions"} <= set(paths)
     assert set(paths["/orders"]) == {"get", "post"}
-    assert set(paths["/orders/{order_id}"]) == {"get", "delete"}
+    assert set(paths["/orders/{order_id}"]) == {"get", "patch", "delete"}
     assert client.get("/docs").status_code == 200
 
 

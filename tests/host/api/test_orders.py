@@ -170,7 +170,8 @@ def test_kill_switch_cancels_and_blocks(client, platform, trader):
     resting = place(client, trader, side="buy", type="limit", price="90", tif="gtc")
     r = client.put("/operator/kill-switch", headers=op, json={"engaged": True,
                                                               "reason": "drill"})
-    assert r.json() == {"engaged": True, "orders_canceled": 1, "device": "not attached"}
+    assert r.json() == {"engaged": True, "orders_canceled": 1, "orders_cancel_pending": 0,
+                        "orders_cancel_failed": 0, "device": "not attached"}
     assert client.get(f"/orders/{resting['id']}", headers=trader).json()["status"] == "canceled"
     blocked = place(client, trader, side="buy", type="market")
     assert blocked["status"] == "rejected" and "kill switch" in blocked["reason"]

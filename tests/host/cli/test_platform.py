@@ -38,10 +38,11 @@ def test_db_upgrade_and_set_role(tmp_path):
     engine.dispose()
 
 
-def start_api(tmp_path, *args) -> tuple[subprocess.Popen, str]:
-    """`t2t api` in a child process on free loopback ports (its local venue's too);
-    returns it and its base URL once /openapi.json answers."""
-    port = free_port()
+def start_api(tmp_path, *args, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """`t2t api` in a child process on free loopback ports (its local venue's too; the
+    API's may be given, to restart a server where its clients expect it); returns it and
+    its base URL once /openapi.json answers."""
+    port = port or free_port()
     local = ":".join(str(free_port(kind)) for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM,
                                                       socket.SOCK_DGRAM, socket.SOCK_DGRAM))
     # the checkout under test, not whatever copy the venv has installed

@@ -1,10 +1,13 @@
 """The FPGA's book in the platform's market data (host/services/fpgabook.py): book
 records from the golden models standing in for the FPGA (``ModelFpga``: receive path →
 book → tap → event frames), some of them dropped on the way; after each gap the host
-reads the book back through ``book.peek`` and must show exactly the models' top N."""
+reads the book back through ``book.peek`` and must show exactly the models' top N. Its
+prints (``FpgaPrints``): every trade record one ``MarketData.trade``, a lost one
+counted."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -12,13 +15,13 @@ import pytest
 from tick2trade.gateware.models.rx.eth_rx import RxConfig, feed_frame
 from tick2trade.host.config import load
 from tick2trade.host.device.book import read_book
-from tick2trade.host.services.fpgabook import FpgaBook, changes
+from tick2trade.host.services.fpgabook import FpgaBook, FpgaPrints, changes
 from tick2trade.host.services.marketdata import Level, MarketData
 from tick2trade.protocol import control, frames, itch, moldudp64
 from tick2trade.sim.loop import Loop, LoopConfig
 from tick2trade.sim.modelfpga import BOOK_TOP, ModelFpga
 from tick2trade.sim.topsim import top_map
-from tick2trade.testing.bookflow import random_flow
+from tick2trade.testing.bookflow import random_flow, trade_flow
 from tick2trade.testing.simtools import SEED, rng_for
 
 DEMO = Path(__file__).resolve().parents[3] / "docs" / "demo.toml"
@@ -55,15 +58,53 @@ def feed(cfg, rng, n_events: int) -> list[bytes]:
             for i, m in enumerate(msgs)]
 
 
-def book_records(out: list[bytes]) -> list[control.BookEvent]:
+def records_of(out: list[bytes], kind: type) -> list:
     got = []
     for f in out:
         dg = frames.parse_udp_frame(f)
         if isinstance(dg, str) or control.frame_kind(dg.payload) != control.KIND_EVENT:
             continue
         got += [e for e in control.check(dg.payload, control.KIND_EVENT).events
-                if isinstance(e, control.BookEvent)]
+                if isinstance(e, kind)]
     return got
+
+
+def book_records(out: list[bytes]) -> list[control.BookEvent]:
+    return records_of(out, control.BookEvent)
+
+
+UNWATCHED = ("ZZZZ", 60)  # in the venue's directory, not on the watch list
+NOT_LISTED = 61  # a locate the directory never named
+
+
+def trade_feed(cfg, rng, n_events: int) -> list[bytes]:
+    """The directory (with one stock we do not watch), then ``trade_flow`` on the watch
+    list, with P's on the unwatched stock and on a locate no directory named."""
+    rx = RxConfig.default(watch=cfg.watch)
+    msgs = [itch.encode("R", locate=1 + i, stock=s, market_category="Q")
+            for i, s in enumerate(cfg.watch)]
+    msgs.append(itch.encode("R", locate=UNWATCHED[1], stock=UNWATCHED[0],
+                            market_category="Q"))
+    for e in trade_flow(rng, n_events, symbols=len(cfg.watch)):
+        e.locate = 1 + e.sym
+        if e.type in "AFPQ":
+            e.stock = itch.stock_int(cfg.watch[e.sym])
+        msgs.append(itch.encode_event(e))
+        if rng.random() < 0.05:
+            msgs.append(itch.encode("P", locate=rng.choice([UNWATCHED[1], NOT_LISTED]),
+                                    order_ref=0, side="B", shares=100, stock=UNWATCHED[0],
+                                    price=1_000_000, match=rng.getrandbits(64)))
+    return [feed_frame(rx, 0, moldudp64.encode_packet(SESSION, 1 + i, [m]))
+            for i, m in enumerate(msgs)]
+
+
+def prints_setup(cfg, dev):
+    market = MarketData()
+    seen = []
+    market.listen("trade", seen.append)
+    prints = FpgaPrints(market, dev, dict(enumerate(cfg.watch)))
+    prints.start()
+    return market, prints, seen
 
 
 def shown(market: MarketData, symbol: str) -> dict[str, list[list[int]]]:
@@ -153,6 +194,21 @@ def test_losses_with_no_record_after_them_are_caught_by_poll(fpga):
     assert not book.poll()
 
 
+def test_a_record_carries_the_time_its_frame_reached_the_host(fpga):
+    """``on_record``'s ``ts`` is the time on the platform's update (what the WebSocket
+    clients see), not the time the host got round to applying it."""
+    cfg, dev = fpga
+    market = MarketData()
+    book = FpgaBook(market, dev, dict(enumerate(cfg.watch)), depth=BOOK_TOP)
+    book.start()
+    seen = []
+    market.listen("book", seen.append)
+    arrived = datetime(2026, 12, 2, 9, 30, 0, 123456, tzinfo=timezone.utc)
+    for r in book_records(dev.run(feed(cfg, rng_for("fpgabook-ts"), 200))):
+        book.on_record(r, arrived)
+    assert seen and all(u.ts == arrived for u in seen)
+
+
 def test_changes_name_the_levels_that_moved():
     before = [(100, 5, 1), (99, 7, 2), (98, 1, 1)]
     after = [(100, 5, 1), (99, 9, 3), (97, 4, 1)]
@@ -168,7 +224,9 @@ def test_the_model_loop_shows_the_fpgas_book_in_the_platform(regmap):
     loop = Loop(dev, dev, cfg, LoopConfig(seed=3))
     market = MarketData()
     loop.fpga_book = FpgaBook(market, dev, dict(enumerate(cfg.watch)), depth=BOOK_TOP)
+    loop.fpga_prints = FpgaPrints(market, dev, dict(enumerate(cfg.watch)))
     loop.fpga_book.start()
+    loop.fpga_prints.start()
     loop.run(300_000)
     assert loop.settle()
     for sym, symbol in enumerate(cfg.watch):
@@ -176,6 +234,11 @@ def test_the_model_loop_shows_the_fpgas_book_in_the_platform(regmap):
         assert shown(market, symbol) == {k: v["levels"][:BOOK_TOP] for k, v in device.items()}
     assert loop.counters["book_events"] > 200
     assert loop.fpga_book.counters["gaps"] == 0
+    # the venue's executions came back as the FPGA's prints: last and bars from them
+    p = loop.fpga_prints.counters
+    assert p["traded"] == loop.counters["trade_events"] == dev.trade_tap.seq > 20, dict(p)
+    assert p["lost"] == 0 and any(market.quote(s) and market.quote(s).last is not None
+                                  for s in cfg.watch)
     assert market.book_view(cfg.watch[0]).bids[0] == Level(*dev.book.top(0, 0)[0])
 
 
@@ -219,3 +282,50 @@ def test_a_book_that_moves_while_it_is_read_is_read_again(fpga):
     assert book.counters["unsettled"] == book.counters["gaps"] == 0
     assert book.counters["stale"] > 0
     assert_same_books(market, dev, cfg)
+
+
+def test_every_print_reaches_the_market_as_the_fpga_sent_it(fpga):
+    """Each trade record is one print of its symbol (price, shares, the resting order's
+    side, none for a cross, the match number); nothing of the unwatched stock or of a
+    locate no directory named; last and the bars' volume follow."""
+    cfg, dev = fpga
+    market, prints, seen = prints_setup(cfg, dev)
+    records = records_of(dev.run(trade_feed(cfg, rng_for("fpgaprints-all"), 1500)),
+                         control.TradeEvent)
+    assert len(records) > 200 and {r.kind for r in records} == set("ECPQ")
+    for r in records:
+        prints.on_record(r)
+    want = [(cfg.watch[r.sym], r.price, r.shares,
+             None if r.kind == "Q" else ("buy", "sell")[r.side], r.match) for r in records]
+    assert [(t.symbol, t.price, t.size, t.side, t.match) for t in seen] == want, SEED
+    assert prints.counters["traded"] == len(records) and prints.counters["lost"] == 0
+    assert prints.counters["unwatched"] == 0 and UNWATCHED[0] not in {t.symbol for t in seen}
+    for symbol in {w[0] for w in want}:
+        mine = [w for w in want if w[0] == symbol]
+        assert market.quote(symbol).last == mine[-1][1]
+        assert sum(b.volume for b in market.bars(symbol)) == sum(w[2] for w in mine)
+    tap = dev.trade_tap.counters
+    assert tap["unpriced"] > 0 and tap["non_printable"] > 0, dict(tap)
+    assert dev.read("trade_stream.seq") == len(records)
+
+
+def test_a_lost_print_is_counted_and_the_tape_goes_on(fpga):
+    """Records dropped on the way (a full FIFO, a lost frame) leave holes in ``seq``: the
+    host counts each lost print (a snapshot cannot bring it back) and gives the market
+    the rest; records numbered before ``start`` are stale."""
+    cfg, dev = fpga
+    rng = rng_for("fpgaprints-lost")
+    dev.write("trade_stream.enable", 1)
+    early = records_of(dev.run(trade_feed(cfg, rng, 200)), control.TradeEvent)
+    market, prints, seen = prints_setup(cfg, dev)
+    records = records_of(dev.run(trade_feed(cfg, rng, 1500)), control.TradeEvent)
+    dropped = set(rng.sample(range(len(records) - 1), 30))  # the last one shows the holes
+    for r in early[-5:]:  # late, from before the start
+        prints.on_record(r)
+    kept = [r for i, r in enumerate(records) if i not in dropped]
+    for r in kept:
+        prints.on_record(r)
+    runs = sum(1 for i in dropped if i - 1 not in dropped)
+    c = prints.counters
+    assert (c["lost"], c["gaps"], c["stale"]) == (len(dropped), runs, 5), (dict(c), SEED)
+    assert [t.match for t in seen] == [r.match for r in kept]

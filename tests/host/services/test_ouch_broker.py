@@ -20,6 +20,7 @@ class Events:
 
     def __init__(self) -> None:
         self.calls: list[tuple] = []
+        self.liquidity: list[str | None] = []
         self.changed = threading.Condition()
 
     def _add(self, *call) -> None:
@@ -30,8 +31,15 @@ class Events:
     def on_accepted(self, order_id):
         self._add("accepted", order_id)
 
-    def on_executed(self, order_id, qty, price):
+    def on_executed(self, order_id, qty, price, liquidity=None):
         self._add("executed", order_id, qty, price)
+        self.liquidity.append(liquidity)
+
+    def on_replaced(self, order_id, priority):
+        self._add("replaced", order_id, priority)
+
+    def on_modify_rejected(self, order_id, reason):
+        self._add("modify_rejected", order_id, reason)
 
     def on_canceled(self, order_id, reason):
         self._add("canceled", order_id, reason)
@@ -82,6 +90,7 @@ def test_market_order_fills_and_limit_rests_until_canceled(venue):
             time.sleep(0.1)
         filled = sum(c[2] for c in events.of(order_id) if c[0] == "executed")
         assert events.of(order_id)[0] == ("accepted", order_id) and 0 < filled <= 100
+        assert events.liquidity and set(events.liquidity) == {"R"}   # it took liquidity
         broker.submit(ticket(2))
         events.wait(lambda e: e.of(2) == [("accepted", 2)])
         time.sleep(0.3)
@@ -105,6 +114,31 @@ def test_the_venues_reasons_reach_the_oms(venue):
         assert events.of(3)[0][0] == "rejected" and "price" in events.of(3)[0][2]
         broker.cancel(99)          # never sent: answered here, nothing goes to the venue
         assert events.of(99) == [("canceled", 99, "not working at the venue")]
+    finally:
+        broker.close()
+
+
+def test_a_replace_reports_whether_the_order_kept_its_priority(venue):
+    events, broker = connect(venue, "U6")
+    try:
+        broker.submit(ticket(1, qty=300))
+        events.wait(lambda e: e.of(1) == [("accepted", 1)])
+        broker.modify(1, 200, FAR_BELOW, None)          # fewer shares, same price
+        events.wait(lambda e: len(e.of(1)) == 2)
+        assert events.of(1)[1] == ("replaced", 1, "kept")
+        broker.modify(1, 250, FAR_BELOW, None)          # more shares: to the back
+        broker.modify(1, 250, FAR_BELOW - 100, None)    # a new price: to the back
+        events.wait(lambda e: len(e.of(1)) == 4)
+        assert events.of(1)[2:] == [("replaced", 1, "lost"), ("replaced", 1, "lost")]
+        broker.modify(1, 250, FAR_BELOW + 1, None)      # off the tick: the venue refuses
+        events.wait(lambda e: len(e.of(1)) == 5)
+        assert events.of(1)[4][0] == "modify_rejected" and "price" in events.of(1)[4][2]
+        broker.modify(7, 10, FAR_BELOW, None)           # never sent: answered here
+        assert events.of(7)[0][0] == "modify_rejected"
+        broker.cancel(1)        # the order stands under its last UserRefNum
+        events.wait(lambda e: len(e.of(1)) == 6)
+        assert events.of(1)[5] == ("canceled", 1, "user requested")
+        assert broker.counters["replaced"] == 3 and broker.counters["replace_rejected"] == 1
     finally:
         broker.close()
 

@@ -65,6 +65,23 @@ def test_run_summary_equals_the_loop(tmp_path):
     assert f"{want['orders']['enters']:,} enters" in text
     assert got["database"]["orders"] == got["orders"]["enters"]
     assert got["database"]["executions"] == got["fills"]["count"]
+    # the run's end leaves no order open (issue 25, item 14): its venue is gone, each one
+    # still open there is canceled with the reason; the rows agree with the audit chain
+    # and the positions with the executions
+    from sqlalchemy import select
+
+    from tick2trade.host.engine_db import ENDED
+    from tick2trade.host.services import db, ledger
+    from tick2trade.host.services.status import OPEN
+
+    left = sum(n for state, n in got["orders"]["states"].items() if state in OPEN)
+    assert got["database"]["closed_at_end"] == left > 0
+    engine = db.make_engine(url)
+    with db.session_factory(engine)() as s:
+        assert s.scalars(select(db.Order.reason).where(db.Order.status.in_(OPEN))).all() == []
+        assert len(s.scalars(select(db.Order.id).where(db.Order.reason == ENDED)).all()) == left
+        assert ledger.problems(s) == []
+    engine.dispose()
 
 
 def test_run_refuses_a_bad_config(tmp_path):
@@ -189,12 +206,23 @@ def test_run_serves_the_api_and_its_orders_go_through_the_fpga(tmp_path):
         book = api.get("/market/BTC-USD/book", headers=h).json()
         assert book["source"] == "fpga" and book["depth_tracked"] == 8 and book["seq"] > 0
         assert 0 < len(book["asks"]) <= 8 and 0 < len(book["bids"]) <= 8
-        for _ in range(100):  # trade prints (ours among them) give the last price
+        for _ in range(100):  # the FPGA's prints (ours among them) give the last price
             if api.get("/market/BTC-USD/quote", headers=h).json()["last"] is not None:
                 break
             time.sleep(0.1)
         else:
             raise AssertionError("no trade print reached the platform")
+        bars = api.get("/market/BTC-USD/history", headers=h)  # 404 before any print
+        assert bars.status_code == 200, bars.text
+        # a stop waits in the OMS on the FPGA's book and goes through the gate as a
+        # market order once the offer reaches it (at once: its level is the bid)
+        bid = api.get("/market/BTC-USD/quote", headers=h).json()["bid"]
+        stop = api.post("/orders", headers=h, json={
+            "symbol": "BTC-USD", "side": "buy", "type": "stop", "qty": 1,
+            "stop_price": bid}).json()
+        stop = wait(stop["id"], ("filled", "canceled"))
+        assert stop["triggered"], stop
+        refusals += "FPGA risk gate" in (stop["reason"] or "")
         big = api.post("/orders", headers=h, json={
             "symbol": "BTC-USD", "side": "buy", "type": "limit", "qty": 600,
             "price": f"{limit / 10_000:.4f}"}).json()
@@ -220,6 +248,10 @@ def test_run_serves_the_api_and_its_orders_go_through_the_fpga(tmp_path):
     a = summary["api"]
     assert a["refused_by_gate"] == refusals + 1 and a["injected"] == a["submitted"] >= 2
     assert a["fills"] >= 1 and a["in_flight"] == 0
+    # the prints came on the event channel as trade records, each given to the market
+    prints = summary["fpga_market"]["prints"]
+    assert prints["traded"] > 0 and prints["unwatched"] == 0, prints
+    assert prints["records"] == prints["traded"] + prints["stale"], prints
 
 
 def test_realtime_pace_moves_the_market_with_the_wall_clock():

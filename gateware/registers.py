@@ -78,12 +78,15 @@ class RegisterBlock:
         self._add(Register(name, len(Value.cast(stream_port.payload)), "fifo", 0, doc, fields),
                   stream_port)
 
-    def struct(self, prefix: str, view, access: str, doc: str, resets=None) -> None:
+    def struct(self, prefix: str, view, access: str, doc: str, resets=None,
+               docs=None) -> None:
         """One register per leaf field of a struct/array port (counters, filter tables).
-        ``resets`` gives the reset value of ``rw`` leaves by name."""
+        ``resets`` gives the reset value of ``rw`` leaves by name, ``docs`` the leaves
+        whose description is not ``doc``'s."""
         resets = resets or {}
+        docs = docs or {}
         for name, value in _leaves(prefix, view):
-            leaf_doc = f"{doc}: {name.removeprefix(prefix).lstrip('.') or name}"
+            leaf_doc = f"{docs.get(name, doc)}: {name.removeprefix(prefix).lstrip('.') or name}"
             if access == "ro":
                 self.ro(name, value, leaf_doc)
             elif access == "rw":

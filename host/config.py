@@ -12,6 +12,8 @@ by name.
     [feed]                   # MoldUDP64 lines, GROUP:PORT
     line_a = "233.54.12.111:26477"
     line_b = "233.49.196.111:26477"
+    source_a = "10.1.0.5"    # optional: line A's datagrams only from this source
+    seq_window = 1048576     # optional: a jump further ahead must be confirmed
 
     [symbols]
     watch = ["AAPL", "MSFT"] # symbol i of the gateware is watch[i]
@@ -79,7 +81,7 @@ from tick2trade.host.engine import CLIENT_TAGS, HOST_TAG
 
 SECTIONS = {
     "device": {"mac", "ip", "port", "clock_hz"},
-    "feed": {"line_a", "line_b"},
+    "feed": {"line_a", "line_b", "source_a", "source_b", "seq_window"},
     "symbols": {"watch"},
     "events": {"enable", "mac", "ip", "port"},
     "venue": {"ip", "port", "mac", "src_port"},
@@ -114,6 +116,8 @@ class Config:
     device_ip: str | None = None
     device_port: int | None = None
     feeds: list[tuple[int, int, int]] = field(default_factory=list)  # (group, port, line)
+    feed_src: dict[int, int] = field(default_factory=dict)  # line -> source (0: any)
+    seq_window: int | None = None
     watch: list[str] = field(default_factory=list)
     events: dict | None = None  # enable, mac, ip, port
     clock_hz: int = DEFAULT_CLOCK_HZ
@@ -173,6 +177,9 @@ class Config:
                 values.update({f"rx.feeds[{i}].enable": int(i < len(self.feeds)),
                                f"rx.feeds[{i}].line": line, f"rx.feeds[{i}].group": group,
                                f"rx.feeds[{i}].port": port})
+        values.update({f"rx.feed_src[{line}]": src for line, src in self.feed_src.items()})
+        if self.seq_window is not None:
+            values["rx.seq_window"] = self.seq_window
         i = 0
         while f"rx.watch[{i}].enable" in regmap:
             stock = self.watch[i] if i < len(self.watch) else ""
@@ -292,6 +299,15 @@ def parse(text: str, path: str = "<config>", symbols: int | None = None) -> Conf
             got = _address(feed[key], f"feed.{key}", problems, multicast=True)
             if got:
                 cfg.feeds.append((got[0], got[1], line))
+    for line, key in enumerate(("source_a", "source_b")):
+        if key in feed and (src := _ip(feed[key], f"feed.{key}", problems)) is not None:
+            cfg.feed_src[line] = src
+    if "seq_window" in feed:
+        w = feed["seq_window"]
+        if not isinstance(w, int) or isinstance(w, bool) or not 0 <= w < 1 << 32:
+            problems.append(f"feed.seq_window: {w!r} is not a message count (0 to 2**32 - 1)")
+        else:
+            cfg.seq_window = w
 
     watch = (tables["symbols"][0] if tables["symbols"] else {}).get("watch", [])
     if not isinstance(watch, list):

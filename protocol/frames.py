@@ -111,6 +111,7 @@ class UdpDatagram:
     dst_port: int
     payload: bytes
     truncated: bool  # the frame ended before the UDP length said it would
+    checksum_ok: bool = True  # UDP checksum 0 (none, RFC 768) or right over the datagram
 
 
 # Drop reasons, in the order the receive path can know them while a frame streams in.
@@ -128,8 +129,10 @@ DROP_REASONS = (
 def parse_udp_frame(frame: bytes) -> UdpDatagram | str:
     """Parse a frame the way ``eth_rx`` does; return the datagram or a drop reason.
 
-    The UDP checksum is not verified (as in the gateware): the Ethernet FCS already
-    covers the bytes on the wire, and the checksum is optional in IPv4.
+    The UDP checksum does not decide a drop here (it is known only at the datagram's
+    end, after ``eth_rx`` has passed the first bytes on): ``checksum_ok`` says whether
+    it holds — a zero checksum field means none was sent (RFC 768, IPv4), and a
+    datagram cut short cannot be verified, so it fails unless its field is zero.
     """
     n = len(frame)
     if n < ETH_HEADER:
@@ -168,6 +171,14 @@ def parse_udp_frame(frame: bytes) -> UdpDatagram | str:
     if udp_len < UDP_HEADER or udp_len > total_len - ihl * 4:
         return "bad_udp_length"
     end = l4 + udp_len
+    field = int.from_bytes(frame[l4 + 6:l4 + 8], "big")
+    if field == 0:
+        checksum_ok = True
+    elif n < end:
+        checksum_ok = False
+    else:
+        pseudo = ip[12:20] + struct.pack("!BBH", 0, IP_PROTO_UDP, udp_len)
+        checksum_ok = ones_complement_sum(pseudo + frame[l4:end]) == 0xFFFF
     return UdpDatagram(
         src_mac=frame[6:12],
         src_ip=int.from_bytes(ip[12:16], "big"),
@@ -176,4 +187,5 @@ def parse_udp_frame(frame: bytes) -> UdpDatagram | str:
         dst_port=dst_port,
         payload=frame[l4 + UDP_HEADER:end],
         truncated=n < end,
+        checksum_ok=checksum_ok,
     )

@@ -23,7 +23,6 @@ from tick2trade.gateware.models.rx.moldudp import Gap
 from tick2trade.sim import verilator
 
 TOP = "rx_path"
-COUNTER_BITS = 32
 
 
 @functools.cache
@@ -69,8 +68,9 @@ class RxSim(verilator.ModelOwner):
 
     Events, gaps and control datagrams accumulate in ``events``, ``gaps`` and ``ctl``
     (``take_events()`` hands them over and forgets them, for long replays). Counters
-    are 32 bits in the gateware; ``counters()`` extends them across wrap-around, as long
-    as one call of ``feed`` does not count 2**32 of anything.
+    are 32 bits in the gateware (``moldudp.gap_messages``: 64, saturating);
+    ``counters()`` extends them across wrap-around, as long as one call of ``feed``
+    does not count 2**32 of anything.
     """
 
     def __init__(self, data_width: int = 64, symbols: int = 64, locates: int = 16384,
@@ -80,7 +80,7 @@ class RxSim(verilator.ModelOwner):
         self.config = config if config is not None else RxConfig.default()
         rx = _rx_path(data_width, symbols, locates, event_depth, gap_depth)
         self._layouts = {name: member_layout(rx, name) for name in (
-            "mac", "feeds", "watch", "loc_wr", "events", "gaps", "ctl", "counters")}
+            "mac", "feeds", "feed_src", "watch", "loc_wr", "events", "gaps", "ctl", "counters")}
         self.build = build_rx_path(data_width, symbols, locates, event_depth, gap_depth)
         self._model = verilator.Model(self.build)
         self._model.bind_input("mac", self._layouts["mac"])
@@ -111,6 +111,8 @@ class RxSim(verilator.ModelOwner):
         feeds = [{"enable": 1, "line": f.line, "group": f.group, "port": f.port}
                  for f in cfg.feeds]
         m["feeds"] = _bits(lay["feeds"], feeds + [{}] * (max_feeds - len(feeds)))
+        m["feed_src"] = _bits(lay["feed_src"], list(cfg.feed_src))
+        m["seq_window"] = cfg.seq_window
         m["ctl_ip"] = cfg.ctl_ip
         m["ctl_port"] = cfg.ctl_port
         watch = [{"enable": 1, "stock": itch.stock_int(s)} for s in cfg.watch]
@@ -192,10 +194,10 @@ class RxSim(verilator.ModelOwner):
 
     def _read_counters(self) -> None:
         raw = self._model["counters"]
-        mask = (1 << COUNTER_BITS) - 1
         for path, (offset, width) in verilator.field_offsets(self._layouts["counters"]).items():
             key = tuple(path.split("."))
-            value = (raw >> offset) & ((1 << width) - 1)
+            mask = (1 << width) - 1
+            value = (raw >> offset) & mask
             delta = (value - self._counter_raw.get(key, 0)) & mask
             self._counter_raw[key] = value
             self._counter_total[key] = self._counter_total.get(key, 0) + delta

@@ -32,9 +32,17 @@ class EthRx(wiring.Component):
     (``bad_ip_checksum``), total length >= IHL*4 + 8 (``bad_ip_header``), not a fragment
     (``fragment``), protocol UDP (``not_udp``); at the end of the UDP header: UDP length
     within the IP payload (``bad_udp_length``), non-empty payload (``empty_payload``),
-    destination match (``feed_a``/``feed_b``/``ctl``/``ouch``, else ``filtered``). A frame that
-    ends inside its headers is ``truncated``. The UDP checksum is not verified: the
-    Ethernet FCS already protects the bytes, and IPv4 makes the checksum optional.
+    destination match (``feed_a``/``feed_b``/``ctl``/``ouch``, else ``filtered``), and for
+    the feed the source address of its line (``feed_src``, 0 = any; else
+    ``wrong_source``). A frame that ends inside its headers is ``truncated``.
+
+    The UDP checksum of feed datagrams is verified as the bytes stream in (pseudo-header
+    addresses and the UDP bytes added into one accumulator per beat, the UDP length and
+    protocol added at the end) and judged the cycle after the datagram's last byte, from
+    registers: a failure (or a nonzero checksum on a datagram cut short) is counted in
+    ``bad_udp_checksum``; a zero checksum field means none was sent (RFC 768). The
+    datagram has been passed on by then (cut-through: the first messages of a packet
+    leave before its last byte arrives), so a failure is counted, not undone.
 
     Parameters
     ----------
@@ -55,6 +63,8 @@ class EthRx(wiring.Component):
         when the two are equal.
     feeds : In(ArrayLayout(FEED_FILTER, 8))
         (group, port) -> line; the lowest matching enabled entry wins.
+    feed_src : In(ArrayLayout(32, 2))
+        The IPv4 source each line's datagrams must come from (line A first; 0: any).
     counters : Out(StructLayout)
         ``models.rx.ETH_COUNTERS``, 32-bit wrapping.
 
@@ -69,6 +79,7 @@ class EthRx(wiring.Component):
             "ctl": Out(stream.Signature(beat_layout(data_width, src_mac=48, src_ip=32,
                                                     src_port=16), always_ready=True)),
             "feeds": In(data.ArrayLayout(FEED_FILTER, MAX_FEEDS)),
+            "feed_src": In(data.ArrayLayout(32, 2)),
             "ctl_ip": In(32),
             "ctl_port": In(16),
             "ouch": Out(stream.Signature(beat_layout(data_width, src_mac=48, src_ip=32,
@@ -137,6 +148,25 @@ class EthRx(wiring.Component):
         pl_end = Signal(17)
         m.d.comb += [pl_start.eq(l4 + frames.UDP_HEADER), pl_end.eq(l4 + udp_len)]
 
+        # --- UDP checksum: pseudo-header addresses and every UDP byte (header, payload;
+        # not the Ethernet padding) in one accumulator; the protocol starts it, the UDP
+        # length is added at the verdict. l3 and l4 are even, as for the IP checksum.
+        udp_sum_q = Signal(32)
+        udp_sum = Signal(32)
+        udp_terms = []
+        for i in range(n):
+            off = cur.offset(i)
+            in_addr = (off >= l3 + 12) & (off < l3 + 20)
+            # pl_end is known from the UDP length field on: the header's own 8 bytes are in
+            in_udp = (off >= l4) & ((off < pl_start) | (off < pl_end))
+            byte = beat.data.word_select(i, 8)
+            udp_terms.append(Mux((in_addr | in_udp) & beat.be[i],
+                                 Mux(~off[0], byte << 8, byte), 0))
+        m.d.comb += udp_sum.eq(Mux(beat.first, frames.IP_PROTO_UDP, udp_sum_q) + sum(udp_terms))
+        with m.If(valid):
+            m.d.sync += udp_sum_q.eq(udp_sum)
+        udp_field = field(l4 + 6, 2, "udp_checksum")
+
         # --- destination
         feed_hit = Signal()
         feed_line = Signal()
@@ -146,6 +176,9 @@ class EthRx(wiring.Component):
         ctl_hit = (self.ctl_port != 0) & (dst_ip == self.ctl_ip) & (dst_port == self.ctl_port)
         ouch_hit = (self.ouch_port != 0) & (dst_ip == self.ctl_ip) & \
             (dst_port == self.ouch_port)
+        # each line's source check beside the filter walk, the line selects last
+        src_ok = [(self.feed_src[k] == 0) | (src_ip == self.feed_src[k]) for k in range(2)]
+        feed_src_ok = Mux(feed_line, src_ok[1], src_ok[0])
 
         # --- per-frame decision, taken once (decided), in byte order
         decided_q = Signal()
@@ -184,6 +217,8 @@ class EthRx(wiring.Component):
                 with m.Elif((udp_len == frames.UDP_HEADER) |
                             (beat.last & (cur.end == pl_start))):
                     m.d.comb += count["empty_payload"].eq(1)
+                with m.Elif(feed_hit & ~feed_src_ok):
+                    m.d.comb += count["wrong_source"].eq(1)
                 with m.Elif(feed_hit):
                     m.d.comb += [to_feed.eq(1), line.eq(feed_line),
                                  count["feed_b"].eq(feed_line), count["feed_a"].eq(~feed_line)]
@@ -214,6 +249,24 @@ class EthRx(wiring.Component):
             m.d.sync += started_q.eq(0)
         with m.If(passing & beat.last & ~ends):
             m.d.comb += count["short_payload"].eq(1)
+
+        # the checksum verdict, a cycle after the feed datagram's last byte, from registers
+        udp_judge = Signal()
+        udp_cut = Signal()
+        udp_unchecked = Signal()
+        udp_len_q = Signal(16)
+        m.d.sync += udp_judge.eq(passing & to_feed & (ends | beat.last))
+        with m.If(passing & to_feed & (ends | beat.last)):
+            m.d.sync += [udp_cut.eq(~ends), udp_unchecked.eq(udp_field == 0),
+                         udp_len_q.eq(udp_len)]
+        total = Signal(33)
+        fold1 = Signal(18)
+        fold2 = Signal(17)
+        fold3 = Signal(16)
+        m.d.comb += [total.eq(udp_sum_q + udp_len_q), fold1.eq(total[:16] + total[16:]),
+                     fold2.eq(fold1[:16] + fold1[16:]), fold3.eq(fold2[:16] + fold2[16:])]
+        with m.If(udp_judge & ~udp_unchecked & (udp_cut | (fold3 != 0xFFFF))):
+            m.d.comb += count["bad_udp_checksum"].eq(1)
 
         out = {"data": beat.data, "be": be_out, "first": ~started,
                "last": beat.last | ends}

@@ -9,11 +9,17 @@ from amaranth.lib.wiring import In, Out
 
 from tick2trade.gateware.bytefield import BeatCursor, counter_bank
 from tick2trade.protocol import itch, moldudp64
-from tick2trade.gateware.models.rx.moldudp import MOLD_COUNTERS
+from tick2trade.gateware.models.rx.moldudp import COUNTER_BITS, DEFAULT_WINDOW, MOLD_COUNTERS
 from tick2trade.gateware.interfaces import GAP_LAYOUT
 from tick2trade.gateware.stream import beat_layout, lanes, msg_beat_layout
 
 PKT_BITS = 17  # byte offsets inside a UDP payload (< 64 KiB), one spare bit
+WINDOW_BITS = 32
+
+
+def counters_layout() -> data.StructLayout:
+    """``MOLD_COUNTERS``, 32-bit wrapping but for the wider ones of ``COUNTER_BITS``."""
+    return data.StructLayout({n: COUNTER_BITS.get(n, 32) for n in MOLD_COUNTERS})
 
 
 class MoldUdp(wiring.Component):
@@ -21,7 +27,11 @@ class MoldUdp(wiring.Component):
 
     The header decision (adopt session, gap, duplicate, how many leading messages an
     overlapping packet repeats) is taken in the beat that completes the 20-byte header,
-    so the first message block can start in that same beat. Message blocks are found
+    so the first message block can start in that same beat. The plausibility checks
+    (see the model) compare ``seq`` with bounds registered the cycle after ``expected``
+    or the candidate last moved (``expected + window``, ``candidate + window``), so they
+    sit beside the ``seq - expected`` subtraction, not after it: a packet's header never
+    completes in the cycle after the previous packet's end or header. Message blocks are found
     from their length prefixes: a block of at least 12 bytes (the shortest ITCH message)
     puts at most one prefix in any beat up to 64 bits, which keeps the block walk one
     adder deep; a shorter block ends the packet (``runt_block``).
@@ -40,9 +50,12 @@ class MoldUdp(wiring.Component):
     gaps : Out(stream.Signature(GAP_LAYOUT, always_ready=True))
         One beat per detected gap.
     reset_session : In(1)
-        Forget the session: the next packet's session is adopted, sequence restarts at 1.
-    counters : Out(StructLayout)
-        ``models.rx.MOLD_COUNTERS``, 32-bit wrapping.
+        Forget the session and the candidate: the next plausible packet's session is
+        adopted, sequence restarts at 1.
+    seq_window : In(32)
+        How far ahead a packet may start before it needs confirming (at most 2**32 - 1).
+    counters : Out(counters_layout())
+        ``models.rx.MOLD_COUNTERS``, 32-bit wrapping; ``gap_messages`` 64-bit saturating.
 
     Latency: 1 cycle from a payload beat in to its message bytes out.
     """
@@ -54,7 +67,8 @@ class MoldUdp(wiring.Component):
             "msgs": Out(stream.Signature(msg_beat_layout(data_width), always_ready=True)),
             "gaps": Out(stream.Signature(GAP_LAYOUT, always_ready=True)),
             "reset_session": In(1),
-            "counters": Out(data.StructLayout({n: 32 for n in MOLD_COUNTERS})),
+            "seq_window": In(WINDOW_BITS, init=DEFAULT_WINDOW),
+            "counters": Out(counters_layout()),
         })
 
     def elaborate(self, platform):
@@ -78,7 +92,7 @@ class MoldUdp(wiring.Component):
 
         count = counter_bank(m, [c for c in MOLD_COUNTERS if c != "gap_messages"],
                              self.counters)
-        gap_messages = Signal(32)
+        gap_messages = Signal(64)
         m.d.comb += self.counters.gap_messages.eq(gap_messages)
         m.d.comb += count["packets"].eq(first)
 
@@ -87,12 +101,26 @@ class MoldUdp(wiring.Component):
         msg_count = cur.capture(beat.data, 18, 2, "msg_count")
 
         # --- arbitration state, shared by both lines
-        expected = Signal(64, init=1)
+        expected = Signal(65, init=1)  # reaches 2**64 after message 2**64 - 1, no wrap
         cur_session = Signal(80)
         have_session = Signal()
         ended = Signal()
+        # the candidate: the last packet that jumped too far, waiting for confirmation
+        cand_valid = Signal()
+        provisional = Signal()
+        cand_session = Signal(80)
+        cand_seq = Signal(64)
         with m.If(self.reset_session):
-            m.d.sync += [have_session.eq(0), ended.eq(0)]
+            m.d.sync += [have_session.eq(0), ended.eq(0), cand_valid.eq(0),
+                         provisional.eq(0)]
+
+        # bounds of the plausibility checks, registered from their sources
+        window = Signal(WINDOW_BITS)
+        exp_limit = Signal(66)  # expected + window
+        start_limit = Signal(WINDOW_BITS + 1)  # 1 + window, for a session not yet adopted
+        cand_limit = Signal(65)  # candidate + window
+        m.d.sync += [window.eq(self.seq_window), exp_limit.eq(expected + window),
+                     start_limit.eq(window + 1), cand_limit.eq(cand_seq + window)]
 
         # --- per-packet state
         header_seen_q = Signal()
@@ -110,7 +138,10 @@ class MoldUdp(wiring.Component):
         whole = Mux(beat.first, 0, whole_q)
 
         header_now = valid & ~header_seen & cur.have(moldudp64.HEADER - 1)
-        adopt = ~have_session | (ended & (session != cur_session))
+        other = have_session & (session != cur_session)
+        # the session was adopted on one packet's word: another may replace it, confirmed
+        switch = other & provisional & ~ended
+        adopt = ~have_session | (ended & other) | switch
         exp_now = Mux(adopt, 1, expected)
         heartbeat = msg_count == moldudp64.HEARTBEAT
         end_of_session = msg_count == moldudp64.END_OF_SESSION
@@ -130,14 +161,28 @@ class MoldUdp(wiring.Component):
         behind = d[-1]  # seq < exp_now
         # seq + msg_count <= exp_now: far behind, or d + msg_count <= 0 in 19 bits
         seen_all = behind & (~small | (d_small + msg_count <= 0))
+
+        # the packet's messages would run past 2**64 - 1: seq + msg_count > 2**64
+        control = heartbeat | end_of_session
+        past_end = ~control & (seq[16:] == (1 << 48) - 1) & (seq[:16] + msg_count > 0x10000)
+        # both plausibility bounds compared, the adopted one selected last
+        plausible = Mux(adopt, ~switch & (seq <= start_limit), seq <= exp_limit)
+        confirms = cand_valid & (session == cand_session) & (seq >= cand_seq) & \
+            (seq <= cand_limit)
         with m.If(header_now):
-            with m.If(adopt):
-                m.d.sync += [cur_session.eq(session), have_session.eq(1), ended.eq(0),
-                             expected.eq(1)]
-                m.d.comb += count["sessions"].eq(1)
-            with m.If(~adopt & (session != cur_session)):
+            with m.If(past_end):
+                m.d.comb += count["bad_header"].eq(1)
+            with m.Elif(other & ~adopt):
                 m.d.comb += count["wrong_session"].eq(1)
+            with m.Elif(~plausible & ~confirms):
+                m.d.comb += count["unconfirmed"].eq(1)
+                m.d.sync += [cand_valid.eq(1), cand_session.eq(session), cand_seq.eq(seq)]
             with m.Else():
+                m.d.sync += [cand_valid.eq(0), provisional.eq(adopt & plausible)]
+                with m.If(adopt):
+                    m.d.sync += [cur_session.eq(session), have_session.eq(1), ended.eq(0),
+                                 expected.eq(1)]
+                    m.d.comb += count["sessions"].eq(1)
                 m.d.comb += gap.eq(ahead)
                 with m.If(heartbeat | end_of_session):
                     m.d.comb += [count["heartbeats"].eq(heartbeat),
@@ -156,7 +201,12 @@ class MoldUdp(wiring.Component):
 
         with m.If(gap):
             m.d.comb += count["gaps"].eq(1)
-            m.d.sync += gap_messages.eq(gap_messages + d[:32])
+        # added up from the registered report, a cycle after the gap: not behind d's
+        # carry chain; saturating, so a huge gap never reads as a small one
+        gap_sum = Signal(65)
+        m.d.comb += gap_sum.eq(gap_messages + self.gaps.payload.count)
+        with m.If(self.gaps.valid):
+            m.d.sync += gap_messages.eq(Mux(gap_sum[64], (1 << 64) - 1, gap_sum[:64]))
         m.d.sync += self.gaps.valid.eq(gap)
         with m.If(gap):
             m.d.sync += [self.gaps.payload.line.eq(beat.line),

@@ -15,8 +15,9 @@ from tick2trade.gateware.interfaces import (GAP_LAYOUT, event_layout, locate_wri
 from tick2trade.gateware.rx.itch import ItchDecoder
 from tick2trade.gateware.models.rx import eth_rx as model
 from tick2trade.gateware.models.rx.itch import ITCH_COUNTERS
-from tick2trade.gateware.models.rx.moldudp import MOLD_COUNTERS
-from tick2trade.gateware.rx.moldudp import MoldUdp
+from tick2trade.gateware.models.rx.moldudp import DEFAULT_WINDOW
+from tick2trade.gateware.rx.moldudp import WINDOW_BITS, MoldUdp
+from tick2trade.gateware.rx.moldudp import counters_layout as mold_counters_layout
 from tick2trade.gateware.stream import beat_layout
 
 FIFO_COUNTERS = ("event_overflow", "gap_overflow")
@@ -27,7 +28,7 @@ def counters_layout(symbols: int) -> data.StructLayout:
 
     return data.StructLayout({
         "eth_rx": data.StructLayout({n: 32 for n in model.ETH_COUNTERS}),
-        "moldudp": data.StructLayout({n: 32 for n in MOLD_COUNTERS}),
+        "moldudp": mold_counters_layout(),
         "itch": data.StructLayout({n: 32 for n in ITCH_COUNTERS}),
         "itch_by_type": data.StructLayout({m.name: 32 for m in MESSAGES.values()}),
         "fifo": data.StructLayout({n: 32 for n in FIFO_COUNTERS}),
@@ -61,8 +62,10 @@ class RxPath(wiring.Component):
     ctl : Out(stream) — control-port datagrams, always ready.
     ouch : Out(stream) — datagrams to ``ctl_ip``:``ouch_port`` (the venue's answers),
         always ready.
-    feeds, ctl_ip, ctl_port, ouch_port, watch, loc_wr, reset_session : configuration.
-    counters : Out — every counter of every stage (32-bit, wrapping).
+    feeds, feed_src, ctl_ip, ctl_port, ouch_port, watch, loc_wr, reset_session,
+    seq_window : configuration.
+    counters : Out — every counter of every stage (32-bit, wrapping; but
+        ``moldudp.gap_messages``: 64-bit, saturating).
     """
 
     def __init__(self, data_width: int = 64, symbols: int = 64, locates: int = 16384,
@@ -82,6 +85,7 @@ class RxPath(wiring.Component):
             "ctl": Out(stream.Signature(beat_layout(data_width, src_mac=48, src_ip=32,
                                                     src_port=16), always_ready=True)),
             "feeds": In(data.ArrayLayout(FEED_FILTER, MAX_FEEDS)),
+            "feed_src": In(data.ArrayLayout(32, 2)),
             "ctl_ip": In(32),
             "ctl_port": In(16),
             "ouch": Out(stream.Signature(beat_layout(data_width, src_mac=48, src_ip=32,
@@ -90,6 +94,7 @@ class RxPath(wiring.Component):
             "watch": In(watch_layout(symbols)),
             "loc_wr": In(locate_write_layout(symbols)),
             "reset_session": In(1),
+            "seq_window": In(WINDOW_BITS, init=DEFAULT_WINDOW),
             "counters": Out(counters_layout(symbols)),
         })
 
@@ -106,7 +111,8 @@ class RxPath(wiring.Component):
         wiring.connect(m, eth.ctl, wiring.flipped(self.ctl))
         wiring.connect(m, eth.ouch, wiring.flipped(self.ouch))
         m.d.comb += [
-            eth.feeds.eq(self.feeds), eth.ctl_ip.eq(self.ctl_ip),
+            eth.feeds.eq(self.feeds), eth.feed_src.eq(self.feed_src),
+            mold.seq_window.eq(self.seq_window), eth.ctl_ip.eq(self.ctl_ip),
             eth.ctl_port.eq(self.ctl_port), eth.ouch_port.eq(self.ouch_port), mold.reset_session.eq(self.reset_session),
             dec.watch.eq(self.watch), dec.loc_wr.eq(self.loc_wr),
             self.counters.eth_rx.eq(eth.counters), self.counters.moldudp.eq(mold.counters),
@@ -147,8 +153,15 @@ class RxPath(wiring.Component):
             resets.update({f"feeds[{i}].enable": 1, f"feeds[{i}].line": f.line,
                            f"feeds[{i}].group": f.group, f"feeds[{i}].port": f.port})
         regs = RegisterBlock("rx", "Market-data receive path: eth_rx → moldudp → itch.")
-        regs.struct("counters", self.counters, "ro", "32-bit wrapping counter")
+        regs.struct("counters", self.counters, "ro", "32-bit wrapping counter",
+                    docs={"counters.moldudp.gap_messages": "64-bit counter, saturating "
+                          "at 2**64 - 1"})
         regs.struct("feeds", self.feeds, "rw", "feed filter (group, port → line)", resets)
+        regs.struct("feed_src", self.feed_src, "rw", "IPv4 source of line A [0] / B [1] "
+                    "feed datagrams (0: any)",
+                    {f"feed_src[{k}]": cfg.feed_src[k] for k in range(2)})
+        regs.rw("seq_window", self.seq_window, "MoldUDP64: a packet starting further "
+                "ahead of the expected sequence needs confirming", cfg.seq_window)
         regs.rw("ctl_ip", self.ctl_ip, "IPv4 address of the control endpoint", cfg.ctl_ip)
         regs.rw("ctl_port", self.ctl_port, "UDP port of the control endpoint (0: none)",
                 cfg.ctl_port)

@@ -59,9 +59,14 @@ def status_of(dev) -> dict:
         "feeds": [{**f, "frames": c[f"eth_rx.feed_{f['line'].lower()}"],
                    "duplicates": c[f"moldudp.dup_{f['line'].lower()}"]}
                   for f in feeds_of(values)],
+        # feed datagrams refused before MoldUDP64: from another source, or counted with
+        # a failing UDP checksum (still passed on: the verdict comes with the last byte)
+        "rejected": {"wrong_source": c["eth_rx.wrong_source"],
+                     "bad_udp_checksum": c["eth_rx.bad_udp_checksum"]},
         "sequence": {"sessions": c["moldudp.sessions"], "packets": c["moldudp.packets"],
                      "messages": c["moldudp.messages"],
-                     "wrong_session": c["moldudp.wrong_session"]},
+                     "wrong_session": c["moldudp.wrong_session"],
+                     "unconfirmed": c["moldudp.unconfirmed"]},
         "gaps": {"reported": c["moldudp.gaps"], "messages_missing": c["moldudp.gap_messages"],
                  "lost_to_full_fifo": c["fifo.gap_overflow"]},
         "alarms": [name for i, name in enumerate(ALARMS) if alarms >> i & 1],
@@ -101,10 +106,18 @@ def status(endpoint, board, map_path, timeout, as_json: bool) -> None:
                       f"{f['frames']:,} frames, {f['duplicates']:,} duplicates")
     seq = st["sequence"]
     table.add_row("sequence", f"{seq['messages']:,} messages in {seq['packets']:,} packets, "
-                  f"{seq['sessions']} session(s), {seq['wrong_session']:,} wrong-session")
+                  f"{seq['sessions']} session(s), {seq['wrong_session']:,} wrong-session, "
+                  f"{seq['unconfirmed']:,} held aside unconfirmed (a far jump)")
+    rej = st["rejected"]
+    table.add_row("rejected", f"{rej['wrong_source']:,} from a wrong source, "
+                  f"{rej['bad_udp_checksum']:,} failing the UDP checksum")
     gaps = st["gaps"]
-    table.add_row("gaps", f"{gaps['reported']:,} reported ({gaps['messages_missing']:,} "
-                  f"messages), {gaps['lost_to_full_fifo']:,} lost to a full FIFO")
+    missing = gaps["messages_missing"]
+    from tick2trade.gateware.models.rx.moldudp import GAP_MESSAGES_MAX
+
+    table.add_row("gaps", f"{gaps['reported']:,} reported ("
+                  + ("at least 2**64 - 1" if missing == GAP_MESSAGES_MAX else f"{missing:,}")
+                  + f" messages), {gaps['lost_to_full_fifo']:,} lost to a full FIFO")
     table.add_row("alarms", ", ".join(st["alarms"]) or "none")
     for key, block in (("book", "book"), ("kill", "risk")):
         table.add_row(key, "not in this bitstream" if st[key] is None else st[key],
@@ -135,7 +148,7 @@ def counters(endpoint, board, map_path, timeout, as_json, interval, count, show_
     previous, then = None, None
     for n in itertools.count(1):
         values, now = dev.counters(), time.monotonic()
-        rates = {k: (v - previous[k]) % (1 << 32) / (now - then)
+        rates = {k: (v - previous[k]) % (1 << dev.map[k].width) / (now - then)
                  for k, v in values.items()} if previous else {}
         if as_json:
             record = {"counters": values, **({"per_second": rates} if rates else {})}

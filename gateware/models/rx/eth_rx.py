@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from tick2trade.protocol import frames
 from tick2trade.protocol.moldudp64 import DEFAULT_LINE_A, DEFAULT_LINE_B
 
+from .moldudp import DEFAULT_WINDOW
+
 LINE_A, LINE_B = 0, 1
 MAX_FEEDS = 8
 
@@ -35,6 +37,10 @@ class RxConfig:
     ouch_port: int = 0  # ouch_tx's source port: the venue's answers come to it (0: none)
     watch: list[str] = field(default_factory=list)  # stock names; entry i is symbol i
     locate_map: dict[int, int] = field(default_factory=dict)  # locate -> symbol, by host
+    # the source address each line's packets must come from (0: any), line A first
+    feed_src: tuple[int, int] = (0, 0)
+    # how far ahead of the expected sequence a packet may jump before it must be confirmed
+    seq_window: int = DEFAULT_WINDOW
 
     @classmethod
     def default(cls, line_a=DEFAULT_LINE_A, line_b=DEFAULT_LINE_B, ctl=DEFAULT_CTL,
@@ -45,9 +51,12 @@ class RxConfig:
                    watch=list(watch))
 
 
+# Every frame ends in exactly one of these but ``frames`` itself and the two flags
+# ``short_payload`` and ``bad_udp_checksum`` (counted besides the frame's outcome).
 ETH_COUNTERS = ("frames", "feed_a", "feed_b", "ctl", "ouch", "filtered", "short_payload",
-                "empty_payload") + \
+                "empty_payload", "wrong_source", "bad_udp_checksum") + \
     frames.DROP_REASONS
+ETH_FLAGS = ("frames", "short_payload", "bad_udp_checksum")
 
 
 @dataclass(frozen=True)
@@ -60,7 +69,13 @@ class CtlDatagram:
 
 class EthRxModel:
     """Frame → (line, UDP payload) for the feed; control datagrams and the venue's
-    answers (to the order port) split off."""
+    answers (to the order port) split off.
+
+    A feed datagram from another source than its line's ``feed_src`` (when not 0) is
+    dropped (``wrong_source``). A feed datagram whose UDP checksum fails is counted
+    (``bad_udp_checksum``) and still passed on: the verdict comes with its last byte,
+    after its first messages have gone downstream (see ``EthRx``).
+    """
 
     def __init__(self, config: RxConfig):
         self.config = config
@@ -82,7 +97,12 @@ class EthRxModel:
             return None
         for f in self.config.feeds[:MAX_FEEDS]:
             if dg.dst_ip == f.group and dg.dst_port == f.port:
+                src = self.config.feed_src[f.line]
+                if src and dg.src_ip != src:
+                    c["wrong_source"] += 1
+                    return None
                 c["feed_b" if f.line else "feed_a"] += 1
+                c["bad_udp_checksum"] += not dg.checksum_ok
                 c["short_payload"] += dg.truncated
                 return ("feed", f.line, dg.payload)
         cfg = self.config

@@ -19,7 +19,7 @@ class RxPathModel:
 
     def __init__(self, config: RxConfig, locates: int = 16384):
         self.eth = EthRxModel(config)
-        self.mold = MoldUdpModel()
+        self.mold = MoldUdpModel(config.seq_window)
         self.itch = ItchModel(config, locates)
         self.events: list[itch.Event] = []
         self.gaps: list[Gap] = []

@@ -5,7 +5,9 @@ import pytest
 
 from tick2trade.gateware.rx.eth_rx import EthRx
 from tick2trade.protocol import frames
-from tick2trade.gateware.models.rx.eth_rx import ETH_COUNTERS, EthRxModel, RxConfig
+import dataclasses
+
+from tick2trade.gateware.models.rx.eth_rx import ETH_COUNTERS, ETH_FLAGS, EthRxModel, RxConfig
 from tick2trade.testing.traffic import JUNK_KINDS, junk_frame
 from tick2trade.gateware.models.rx.eth_rx import feed_frame
 
@@ -19,6 +21,8 @@ CFG.ouch_port = 40001  # ouch_tx's source port: the venue's answers come to it
 def configure(ctx, dut, cfg: RxConfig):
     for i, f in enumerate(cfg.feeds):
         ctx.set(dut.feeds[i], {"enable": 1, "line": f.line, "group": f.group, "port": f.port})
+    for k, src in enumerate(cfg.feed_src):
+        ctx.set(dut.feed_src[k], src)
     ctx.set(dut.ctl_ip, cfg.ctl_ip)
     ctx.set(dut.ctl_port, cfg.ctl_port)
     ctx.set(dut.ouch_port, cfg.ouch_port)
@@ -43,11 +47,11 @@ def packets(beats, lanes, meta=()):
     return out
 
 
-def check(width, frame_list, idle=0.0, between=(0, 0), name="eth"):
+def check(width, frame_list, idle=0.0, between=(0, 0), name="eth", cfg=CFG):
     rng = rng_for(name)
     lanes = width // 8
     dut = EthRx(width)
-    model = EthRxModel(CFG)
+    model = EthRxModel(cfg)
     want_feed, want = [], {"ctl": [], "ouch": []}
     for fr in frame_list:
         got = model.process(fr)
@@ -64,7 +68,7 @@ def check(width, frame_list, idle=0.0, between=(0, 0), name="eth"):
                                           (dut.ouch, "ouch")))
 
     async def tb(ctx):
-        configure(ctx, dut, CFG)
+        configure(ctx, dut, cfg)
         await mac.send_frames(ctx, frame_list, lanes)
         await ctx.tick().repeat(4)
         for k in ETH_COUNTERS:
@@ -77,6 +81,21 @@ def check(width, frame_list, idle=0.0, between=(0, 0), name="eth"):
     assert packets(ctl, lanes, ("src_mac", "src_ip", "src_port")) == want["ctl"], msg
     assert packets(ouch, lanes, ("src_mac", "src_ip", "src_port")) == want["ouch"], msg
     assert counters == dict(model.counters), msg
+    # every frame ends in exactly one outcome counter
+    assert sum(v for k, v in counters.items() if k not in ETH_FLAGS) == counters["frames"]
+    return model
+
+
+def checksummed_feed_frame(rng, cfg, line, **kw):
+    """A feed frame with a UDP checksum half the time, a flipped bit one time in five
+    (anywhere past the Ethernet header), cut short one time in twenty."""
+    fr = bytearray(feed_frame(cfg, line, rng.randbytes(rng.randint(1, 300)), rng,
+                              udp_checksum=rng.random() < 0.5, **kw))
+    if rng.random() < 0.2:
+        fr[rng.randrange(14, len(fr))] ^= 1 << rng.randrange(8)
+    if rng.random() < 0.05:
+        fr = fr[:rng.randrange(42, len(fr) + 1)]
+    return bytes(fr)
 
 
 def random_frames(rng, n):
@@ -84,8 +103,7 @@ def random_frames(rng, n):
     for _ in range(n):
         r = rng.random()
         if r < 0.5:
-            out.append(feed_frame(CFG, rng.randrange(2), rng.randbytes(rng.randint(1, 300)),
-                                  rng))
+            out.append(checksummed_feed_frame(rng, CFG, rng.randrange(2)))
         elif r < 0.6:
             out.append(frames.build_udp_frame(CFG.ctl_ip, rng.choice([CFG.ctl_port,
                                                                      CFG.ouch_port]),
@@ -133,3 +151,36 @@ def test_padding_of_short_frames_is_not_payload():
     fr = feed_frame(CFG, 0, b"x")
     assert len(fr) == frames.MIN_FRAME
     check(64, [fr] * 3, name="pad")
+
+
+@pytest.mark.parametrize("width", [64, 8])
+def test_a_flipped_payload_bit_fails_the_udp_checksum(width):
+    """Checksummed feed datagrams with one bit flipped in the UDP header or payload
+    (odd and even lengths, VLAN tags and IP options moving the offsets), cut short, or
+    with no checksum (0: none sent, never judged)."""
+    rng = rng_for(f"csum{width}")
+    fr = []
+    for i in range(40 if width == 64 else 16):
+        payload = rng.randbytes(rng.randint(1, 120))
+        opts = bytes([1]) * (4 * rng.randint(0, 3))
+        vlan = rng.choice([None, 7])
+        good = bytearray(feed_frame(CFG, i % 2, payload, udp_checksum=i % 4 != 3,
+                                    ip_options=opts, vlan=vlan))
+        l4 = 14 + 4 * (vlan is not None) + 20 + len(opts)
+        bad = bytearray(good)
+        bad[rng.randrange(l4, l4 + 8 + len(payload))] ^= 1 << rng.randrange(8)
+        fr += [bytes(good), bytes(bad), bytes(good[:l4 + 8 + len(payload) - 1])]
+    model = check(width, fr, name=f"csum{width}")
+    assert model.counters["bad_udp_checksum"] >= len(fr) // 4
+
+
+@pytest.mark.parametrize("width", [64, 8])
+def test_feed_datagrams_from_another_source_are_dropped(width):
+    rng = rng_for(f"src{width}")
+    cfg = dataclasses.replace(CFG, feed_src=(frames.ip_to_int("10.9.0.1"), 0))
+    sources = ["10.9.0.1", "10.9.0.2", "10.0.0.1"]
+    fr = [feed_frame(cfg, rng.randrange(2), rng.randbytes(rng.randint(1, 40)),
+                     src_ip=rng.choice(sources)) for _ in range(30 if width == 64 else 12)]
+    model = check(width, fr, name=f"src{width}", cfg=cfg)
+    c = model.counters
+    assert c["wrong_source"] > 0 and c["feed_a"] > 0 and c["feed_b"] > 0

@@ -223,3 +223,20 @@ def test_latency_shows_ns_only_at_a_clock_the_user_gives(monkeypatch):
     timed = CliRunner().invoke(main, ["latency", "--clock-mhz", "100"])
     assert timed.exit_code == 0, timed.output
     assert "(190.0 / 400.0 ns at 100.0 MHz)" in timed.output and "200.0" in timed.output
+
+
+def test_feed_sources_and_the_sequence_window_reach_their_registers():
+    from tick2trade.gateware.top import register_map
+
+    regmap = register_map()
+    extra = 'source_b = "10.1.0.6"\nseq_window = 4096\n'
+    cfg = parse(GOOD.replace("[symbols]", extra + "\n[symbols]"), "feed.toml", symbols=8)
+    values, _ = cfg.registers(regmap)
+    assert values["rx.feed_src[1]"] == 0x0A010006 and "rx.feed_src[0]" not in values
+    assert values["rx.seq_window"] == 4096
+    with pytest.raises(ConfigError) as exc:
+        parse(GOOD.replace("[symbols]", 'source_a = "nowhere"\nseq_window = -1\n[symbols]'),
+              "bad.toml", symbols=8)
+    problems = "\n".join(exc.value.problems)
+    assert "feed.source_a: 'nowhere' is not an IPv4 address" in problems
+    assert "feed.seq_window: -1" in problems

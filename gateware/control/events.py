@@ -52,6 +52,20 @@ def queue_records(m: Module, tap, src, layout: data.StructLayout, to_record,
     return count
 
 
+def stream_registers(tap, name: str, doc: str, what: str):
+    """A tap's register block: ``enable`` (reset 0: off until the host asks), the ``seq``
+    the next ``what`` gets, and its counters."""
+    from tick2trade.gateware.registers import RegisterBlock
+
+    regs = RegisterBlock(name, doc)
+    regs.rw("enable", tap.enable, f"1: every {what} is queued as an event record "
+            "(needs ctl.event_enable)")
+    regs.ro("seq", tap.seq, f"sequence number the next {what} gets (every {what} counts, "
+            "sent or not)")
+    regs.struct("counters", tap.counters, "ro", "32-bit wrapping counter")
+    return regs
+
+
 class BookTap(wiring.Component):
     """A copy of the book's update stream for the host, as event records.
 
@@ -98,16 +112,8 @@ class BookTap(wiring.Component):
     def registers(self):
         """``enable`` (reset 0: the stream is off until the host asks for it), ``seq``
         and the counters."""
-        from tick2trade.gateware.registers import RegisterBlock
-
-        regs = RegisterBlock("book_stream", "The book's updates as event records "
-                             "(EV_BOOK) for the host's copy of the top N.")
-        regs.rw("enable", self.enable, "1: every book update is queued as an event record "
-                "(needs ctl.event_enable)")
-        regs.ro("seq", self.seq, "sequence number the next book update gets (every update "
-                "counts, sent or not)")
-        regs.struct("counters", self.counters, "ro", "32-bit wrapping counter")
-        return regs
+        return stream_registers(self, "book_stream", "The book's updates as event records "
+                                "(EV_BOOK) for the host's copy of the top N.", "book update")
 
     def elaborate(self, platform):
         m = Module()
@@ -165,16 +171,9 @@ class TradeTap(wiring.Component):
     def registers(self):
         """``enable`` (reset 0, like ``book_stream``: the host turns both on), ``seq`` and
         the counters."""
-        from tick2trade.gateware.registers import RegisterBlock
-
-        regs = RegisterBlock("trade_stream", "The prints of the executions the receive "
-                             "path sees (ITCH E, C, P, Q) as event records (EV_TRADE).")
-        regs.rw("enable", self.enable, "1: every print is queued as an event record "
-                "(needs ctl.event_enable)")
-        regs.ro("seq", self.seq, "sequence number the next print gets (every print counts, "
-                "sent or not)")
-        regs.struct("counters", self.counters, "ro", "32-bit wrapping counter")
-        return regs
+        return stream_registers(self, "trade_stream", "The prints of the executions the "
+                                "receive path sees (ITCH E, C, P, Q) as event records "
+                                "(EV_TRADE).", "print")
 
     def elaborate(self, platform):
         m = Module()

@@ -166,3 +166,25 @@ class FakeDevice:
     def push_config(self, config):
         self.configs.append(config)
         return {"written": len(config)}
+
+
+@pytest.fixture(scope="module")
+def venue(tmp_path_factory):
+    """A venue simulator (``t2t venue``) on loopback for the module's tests, at a light
+    flow; its clean exit is checked at the end."""
+    from tick2trade.host.services.localvenue import LocalVenue, VenuePorts
+
+    v = LocalVenue(tmp_path_factory.mktemp("venue"), VenuePorts.ephemeral(), rate=300)
+    v.start()
+    yield v
+    assert v.stop() == 0, v._log_tail()
+
+
+def wait_for(test, timeout: float = 15.0):
+    """``test()``'s first true value within ``timeout`` seconds, else None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := test():
+            return value
+        time.sleep(0.02)
+    return None

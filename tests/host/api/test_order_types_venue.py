@@ -5,37 +5,19 @@ is the venue's word, not the OMS's. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import random
-import time
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tick2trade.host.api import create_app
 from tick2trade.host.services.live import open_live
-from tick2trade.host.services.localvenue import LocalVenue, VenuePorts
 from tick2trade.host.services.money import px
 from tick2trade.host.services.platform import Platform
 
-from tests.host.conftest import LOOPBACK_WEBHOOKS, SECRET, SEED, fresh_limits, register_login
+from tests.host.conftest import (LOOPBACK_WEBHOOKS, SECRET, SEED, fresh_limits, register_login,
+                                 wait_for)
 
 SYMBOL = "MSFT"
-
-
-@pytest.fixture(scope="module")
-def venue(tmp_path_factory):
-    v = LocalVenue(tmp_path_factory.mktemp("venue"), VenuePorts.ephemeral(), rate=300)
-    v.start()
-    yield v
-    v.stop()
-
-
-def wait_for(test, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := test():
-            return value
-        time.sleep(0.02)
-    return None
 
 
 @pytest.fixture

@@ -1,33 +1,15 @@
 """``open_live``: what ``t2t api`` trades with — a running venue named by address, the
 paper broker on a live market, no venue at all."""
 
-import time
-
 import pytest
 
 from tick2trade.host.services.broker import OrderTicket
 from tick2trade.host.services.live import open_live
-from tick2trade.host.services.localvenue import LocalVenue, VenuePorts
+from tick2trade.host.services.localvenue import VenuePorts
 from tick2trade.host.services.paper import PaperBroker
 
+from tests.host.conftest import wait_for
 from tests.host.services.test_ouch_broker import Events
-
-
-@pytest.fixture(scope="module")
-def venue(tmp_path_factory):
-    v = LocalVenue(tmp_path_factory.mktemp("venue"), VenuePorts.ephemeral(), rate=300)
-    v.start()
-    yield v
-    v.stop()
-
-
-def wait_for(test, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if test():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_running_venue_by_address_gives_the_market_and_takes_the_orders(venue, tmp_path):

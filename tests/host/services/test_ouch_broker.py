@@ -8,7 +8,6 @@ import time
 import pytest
 
 from tick2trade.host.services.broker import OrderTicket
-from tick2trade.host.services.localvenue import LocalVenue, VenuePorts
 from tick2trade.host.services.marketdata import MarketData
 from tick2trade.host.services.ouch_broker import OuchBroker
 
@@ -54,14 +53,6 @@ class Events:
         with self.changed:
             assert self.changed.wait_for(lambda: test(self), timeout), self.calls
         return list(self.calls)
-
-
-@pytest.fixture(scope="module")
-def venue(tmp_path_factory):
-    v = LocalVenue(tmp_path_factory.mktemp("venue"), VenuePorts.ephemeral(), rate=300)
-    v.start()
-    yield v
-    assert v.stop() == 0, v._log_tail()
 
 
 def ticket(order_id, type_="limit", side="buy", qty=100, price=FAR_BELOW, tif="day",

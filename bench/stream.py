@@ -85,8 +85,7 @@ def latency(sim: TopSim, records: int = 200, limit: int = 1_000) -> dict:
     first, last, got = [], [], 0
     for k in range(records):
         frame = feed.add("B", 1_000_000 + 100 * k)  # a new best bid each time
-        # run_frames returns in the cycle of the frame's last beat: count from there
-        sim._timed(sim._model.run_frames, [frame], 0)
+        sim.push([frame])  # returns in the cycle of the frame's last beat: count from there
         t_first, t_last, out = sim.until_frame(limit)
         recs = _book_records(out)
         if t_last is None or len(recs) != 1:

@@ -86,11 +86,17 @@ class TopSim(verilator.ModelOwner):
         ``quiet`` cycles, and return the whole frames the MAC TX port sent. The default
         is long enough for every frame the gateware has started to build (replies and
         event frames are built a byte per cycle before their first beat leaves)."""
+        self.push(frames, idle)
+        self._timed(self._model.drain, quiet)
+        return self._collect()
+
+    def push(self, frames: list[bytes], idle: int = 0) -> None:
+        """Drive ``frames`` into the MAC RX port, ``idle`` cycles after each, and stop:
+        the model's last cycle is the last frame's last beat (or its idle). What comes
+        out stays for ``step``, ``until_frame`` or ``run``."""
         frames = [f for f in frames if f]
         if frames:
             self._timed(self._model.run_frames, frames, idle)
-        self._timed(self._model.drain, quiet)
-        return self._collect()
 
     def step(self, cycles: int) -> list[bytes]:
         """Let the clock run ``cycles`` with nothing arriving."""

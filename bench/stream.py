@@ -22,7 +22,7 @@ import statistics
 from tick2trade.gateware.models.rx.eth_rx import RxConfig, feed_frame
 from tick2trade.host.config import parse
 from tick2trade.protocol import control, frames, itch, moldudp64
-from tick2trade.sim.control_frames import udp_payload
+from tick2trade.sim.control_frames import event_records
 from tick2trade.sim.local_device import LocalDevice
 from tick2trade.sim.topsim import TopSim
 
@@ -36,16 +36,7 @@ watch = ["AAA"]
 
 
 def _book_records(out: list[bytes]) -> list[control.BookEvent]:
-    got = []
-    for frame in out:
-        dg, payload = udp_payload(frame)
-        if dg is None or dg.dst_port != HOST_PORT:
-            continue
-        if control.frame_kind(payload) != control.KIND_EVENT:
-            continue
-        got += [e for e in control.check(payload, control.KIND_EVENT).events
-                if isinstance(e, control.BookEvent)]
-    return got
+    return event_records(out, control.BookEvent)
 
 
 class _Feed:

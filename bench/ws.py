@@ -213,20 +213,15 @@ class _FpgaDriver:
         """Messages through the models as one MoldUDP64 packet: the event frames' UDP
         payloads that hold book records."""
         from tick2trade.gateware.models.rx.eth_rx import feed_frame
-        from tick2trade.protocol import control, frames, moldudp64
+        from tick2trade.protocol import control, moldudp64
+        from tick2trade.sim.control_frames import event_payloads
 
         out = self.dev.run([feed_frame(self.rx, 0, moldudp64.encode_packet(
             "BENCHWSFPG", self.seq, messages))])
         self.seq += len(messages)
-        payloads = []
-        for f in out:
-            dg = frames.parse_udp_frame(f)
-            if isinstance(dg, str) or control.frame_kind(dg.payload) != control.KIND_EVENT:
-                continue
-            if any(isinstance(e, control.BookEvent)
-                   for e in control.check(dg.payload, control.KIND_EVENT).events):
-                payloads.append(dg.payload)
-        return payloads
+        return [p for p in event_payloads(out)
+                if any(isinstance(e, control.BookEvent)
+                       for e in control.check(p, control.KIND_EVENT).events)]
 
     def _receive(self) -> None:
         from tick2trade.protocol import control

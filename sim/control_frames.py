@@ -42,3 +42,25 @@ def udp_payload(frame: bytes) -> tuple[frames.UdpDatagram | None, bytes]:
     if isinstance(dg, str):
         return None, b""
     return dg, dg.payload
+
+
+def event_payloads(out: list[bytes]) -> list[bytes]:
+    """The UDP payloads of the event-channel frames among the frames ``out`` of the
+    device (replies, orders and anything else left out)."""
+    from tick2trade.protocol import control
+
+    payloads = []
+    for frame in out:
+        dg, payload = udp_payload(frame)
+        if dg is not None and control.frame_kind(payload) == control.KIND_EVENT:
+            payloads.append(payload)
+    return payloads
+
+
+def event_records(out: list[bytes], kind: type | None = None) -> list:
+    """The event records those frames carry, in order; only those of class ``kind``
+    (``control.BookEvent``, ``TradeEvent``...) when given."""
+    from tick2trade.protocol import control
+
+    return [e for p in event_payloads(out) for e in control.check(p, control.KIND_EVENT).events
+            if kind is None or isinstance(e, kind)]

@@ -24,6 +24,7 @@ from tick2trade.gateware.models.rx.eth_rx import RxConfig
 from tick2trade.gateware.trade.telemetry import EARLY_TAP_LATENCY
 from tick2trade.host.config import parse
 from tick2trade.testing.bookflow import random_flow
+from tick2trade.sim.control_frames import event_records
 from tick2trade.sim.local_device import LocalDevice
 from tick2trade.sim.topsim import TopSim
 from tick2trade.gateware.models.rx.eth_rx import feed_frame
@@ -273,12 +274,7 @@ def test_book_records_on_the_event_channel_match_the_models(top, idle):
                         price=it.price, tif=chr(it.tif), tag=it.tag, sym=it.sym))[1])
         out = sim.run(frames, idle=idle, quiet=64) + sim.step(2000)
         got_frames += [f for f in out if f[:6] == txcfg.venue_mac]
-        for f in out:
-            dg = wire.parse_udp_frame(f)
-            if not isinstance(dg, str) and control.frame_kind(dg.payload) == \
-                    control.KIND_EVENT:
-                got_records += [r for r in control.check(dg.payload, control.KIND_EVENT).events
-                                if isinstance(r, control.BookEvent)]
+        got_records += event_records(out, control.BookEvent)
     assert got_frames == want_frames, SEED
     counters = dev.read_many(["book_stream.seq", "book_stream.counters.records",
                               "book_stream.counters.overflow", "strategy.counters.updates"])
@@ -339,14 +335,7 @@ def test_trade_records_on_the_event_channel_match_the_models(top, idle):
                  for i, m in enumerate(msgs)]
 
     def trade_records(out):
-        got = []
-        for f in out:
-            dg = wire.parse_udp_frame(f)
-            if not isinstance(dg, str) and control.frame_kind(dg.payload) == \
-                    control.KIND_EVENT:
-                got += [r for r in control.check(dg.payload, control.KIND_EVENT).events
-                        if isinstance(r, control.TradeEvent)]
-        return got
+        return event_records(out, control.TradeEvent)
 
     got, want = [], []
     for start in range(0, len(frames_in), 100):

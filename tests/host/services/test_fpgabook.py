@@ -18,6 +18,7 @@ from tick2trade.host.device.book import read_book
 from tick2trade.host.services.fpgabook import FpgaBook, FpgaPrints, changes
 from tick2trade.host.services.marketdata import Level, MarketData
 from tick2trade.protocol import control, frames, itch, moldudp64
+from tick2trade.sim.control_frames import event_records
 from tick2trade.sim.loop import Loop, LoopConfig
 from tick2trade.sim.modelfpga import BOOK_TOP, ModelFpga
 from tick2trade.sim.topsim import top_map
@@ -58,19 +59,8 @@ def feed(cfg, rng, n_events: int) -> list[bytes]:
             for i, m in enumerate(msgs)]
 
 
-def records_of(out: list[bytes], kind: type) -> list:
-    got = []
-    for f in out:
-        dg = frames.parse_udp_frame(f)
-        if isinstance(dg, str) or control.frame_kind(dg.payload) != control.KIND_EVENT:
-            continue
-        got += [e for e in control.check(dg.payload, control.KIND_EVENT).events
-                if isinstance(e, kind)]
-    return got
-
-
 def book_records(out: list[bytes]) -> list[control.BookEvent]:
-    return records_of(out, control.BookEvent)
+    return event_records(out, control.BookEvent)
 
 
 UNWATCHED = ("ZZZZ", 60)  # in the venue's directory, not on the watch list
@@ -290,8 +280,8 @@ def test_every_print_reaches_the_market_as_the_fpga_sent_it(fpga):
     locate no directory named; last and the bars' volume follow."""
     cfg, dev = fpga
     market, prints, seen = prints_setup(cfg, dev)
-    records = records_of(dev.run(trade_feed(cfg, rng_for("fpgaprints-all"), 1500)),
-                         control.TradeEvent)
+    records = event_records(dev.run(trade_feed(cfg, rng_for("fpgaprints-all"), 1500)),
+                            control.TradeEvent)
     assert len(records) > 200 and {r.kind for r in records} == set("ECPQ")
     for r in records:
         prints.on_record(r)
@@ -316,9 +306,9 @@ def test_a_lost_print_is_counted_and_the_tape_goes_on(fpga):
     cfg, dev = fpga
     rng = rng_for("fpgaprints-lost")
     dev.write("trade_stream.enable", 1)
-    early = records_of(dev.run(trade_feed(cfg, rng, 200)), control.TradeEvent)
+    early = event_records(dev.run(trade_feed(cfg, rng, 200)), control.TradeEvent)
     market, prints, seen = prints_setup(cfg, dev)
-    records = records_of(dev.run(trade_feed(cfg, rng, 1500)), control.TradeEvent)
+    records = event_records(dev.run(trade_feed(cfg, rng, 1500)), control.TradeEvent)
     dropped = set(rng.sample(range(len(records) - 1), 30))  # the last one shows the holes
     for r in early[-5:]:  # late, from before the start
         prints.on_record(r)

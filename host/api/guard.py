@@ -109,16 +109,20 @@ class BodyGuard:
         self.app = app
         self.max_body = max_body
 
+    async def _too_big(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # made only when needed: a response is encoded when built, and every request
+        # passes here
+        await JSONResponse({"detail": f"request body too large: at most {self.max_body} "
+                                      f"bytes"}, status_code=413)(scope, receive, send)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_big = JSONResponse({"detail": f"request body too large: at most "
-                                          f"{self.max_body} bytes"}, status_code=413)
         for name, value in scope["headers"]:
             if name == b"content-length" and (not value.isdigit()
                                               or int(value) > self.max_body):
-                await too_big(scope, receive, send)
+                await self._too_big(scope, receive, send)
                 return
         chunks, size, more = [], 0, True
         while more:
@@ -128,7 +132,7 @@ class BodyGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
-                await too_big(scope, receive, send)
+                await self._too_big(scope, receive, send)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)

@@ -20,23 +20,18 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import shutil
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 from rich.console import Console
 from rich.table import Table
 
-from tick2trade.host.services.localvenue import free_port
+from tick2trade.testing.apiproc import start_api
 
-ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update"]
 PASSWORD = "correct horse battery"
@@ -111,27 +106,6 @@ FRAMES = """
 """
 
 
-def serve(tmp: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    local = ":".join(str(free_port(k)) for k in (socket.SOCK_STREAM, socket.SOCK_DGRAM,
-                                                 socket.SOCK_DGRAM, socket.SOCK_DGRAM))
-    env = {**os.environ, "T2T_DATABASE_URL": f"sqlite:///{tmp / 'api.db'}",
-           "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", "from tick2trade.cli import main; main()",
-                             "api", "--port", str(port), "--local-ports", local],
-                            cwd=tmp, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{base}/openapi.json").status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("t2t api did not start")
-
-
 def login(page, name: str) -> None:
     page.fill("input[name=username]", name)
     page.fill("input[name=password]", PASSWORD)
@@ -151,7 +125,7 @@ def main() -> None:
 
     console = Console()
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
-        proc, base = serve(Path(tmp))
+        proc, base = start_api(Path(tmp), output=subprocess.DEVNULL)
         try:
             for name in ("bench", "bench2"):
                 httpx.post(f"{base}/auth/register", json={

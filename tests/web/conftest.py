@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.host.cli.test_platform import start_api, stop_api
+from tick2trade.testing.apiproc import start_api, stop_api
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "build" / "screenshots"

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from tick2trade.cli import main
 
-from tests.host.cli.test_platform import start_api, stop_api
+from tick2trade.testing.apiproc import start_api, stop_api
 from tests.web.conftest import shot
 
 PASSWORD = "correct horse battery"

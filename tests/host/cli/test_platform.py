@@ -4,19 +4,14 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 from click.testing import CliRunner
 
 from tick2trade.cli import main
-from tick2trade.host.services.localvenue import free_port
+from tick2trade.testing.apiproc import start_api, stop_api
 from tick2trade.host.services.auth import Users
 from tick2trade.host.services.db import make_engine, session_factory
 
@@ -36,44 +31,6 @@ def test_db_upgrade_and_set_role(tmp_path):
     r = runner.invoke(main, ["audit", "verify", "--db", url])
     assert r.exit_code == 0 and "intact" in r.output and "2 records" in r.output
     engine.dispose()
-
-
-def start_api(tmp_path, *args, port: int | None = None) -> tuple[subprocess.Popen, str]:
-    """`t2t api` in a child process on free loopback ports (its local venue's too; the
-    API's may be given, to restart a server where its clients expect it); returns it and
-    its base URL once /openapi.json answers."""
-    port = port or free_port()
-    local = ":".join(str(free_port(kind)) for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM,
-                                                      socket.SOCK_DGRAM, socket.SOCK_DGRAM))
-    # the checkout under test, not whatever copy the venv has installed
-    env = {**os.environ, "T2T_DATABASE_URL": f"sqlite:///{tmp_path / 'api.db'}",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
-    proc = subprocess.Popen([sys.executable, "-c", "from tick2trade.cli import main; main()",
-                             "api", "--port", str(port), "--local-ports", local, *args],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{base}/openapi.json").status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"t2t api did not start: {proc.stdout.read().decode()[-3000:]}")
-
-
-def stop_api(proc: subprocess.Popen) -> str:
-    proc.terminate()
-    try:
-        out, _ = proc.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    return out.decode(errors="replace")
 
 
 def login(base: str, name: str) -> dict:

@@ -134,8 +134,10 @@ def intents_of(e: itch.Event, book, strategy, updates: list | None = None) -> li
 
 
 def busy_flow(rng, cfg) -> list[itch.Event]:
-    """A random flow on which the models send more than 12 orders and refuse some for
-    position or collar (a few seeds' flows cross the triggers too rarely to mean much)."""
+    """A random flow on which the models send more than 12 orders, refuse some for
+    position or collar, and fire a stop or improve trigger besides the takes (a few seeds'
+    flows cross the triggers too rarely to mean much: seed 551522605's first flow fired
+    neither a stop nor an improve)."""
     while True:
         flow = [uncrossed(e) for e in random_flow(rng, 1600, symbols=len(WATCH), spread=4,
                                              other=0.08)]
@@ -146,7 +148,9 @@ def busy_flow(rng, cfg) -> list[itch.Event]:
                 e.stock = itch.stock_int(WATCH[e.sym])
             for it in intents_of(e, book, strategy):
                 risk.check(it, 0)
-        if risk.counters["pass"] > 12 and risk.counters["position"] + risk.counters["collar"]:
+        fired = strategy.counters
+        if (risk.counters["pass"] > 12 and risk.counters["position"] + risk.counters["collar"]
+                and fired["fired_take"] > 10 and fired["fired_stop"] + fired["fired_improve"]):
             return flow
 
 

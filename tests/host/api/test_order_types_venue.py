@@ -71,7 +71,10 @@ def test_an_iceberg_shows_one_slice_and_a_replace_keeps_or_loses_priority(rig):
     assert wait_for(lambda: level(platform, "bid", price - 100) == 100
                     and level(platform, "bid", price) == 0), f"seed {SEED}"
     r = client.delete(f"/orders/{o['id']}", headers=h)
-    assert r.status_code == 202  # the cancel is on its way to the venue
+    # the cancel is on its way to the venue (202, still open), or the venue's answer on
+    # loopback was back before the response was read (200, canceled)
+    assert (r.status_code, r.json()["status"] == "canceled") in ((202, False), (200, True)), \
+        r.text
     assert wait_for(lambda: client.get(f"/orders/{o['id']}", headers=h).json()["status"]
                     == "canceled")
     assert wait_for(lambda: level(platform, "bid", price - 100) == 0)

@@ -113,15 +113,19 @@ class Sent:
 class Loop:
     """Venue, FPGA and host engine, stepped together; see the module docstring."""
 
-    def __init__(self, fpga, dev, cfg: Config, lc: LoopConfig):
+    def __init__(self, fpga, dev, cfg: Config, lc: LoopConfig, market: Loop | None = None):
         self.fpga, self.dev, self.cfg, self.lc = fpga, dev, cfg, lc
         self.clock_hz = cfg.clock_hz
-        self.instruments = default_instruments()
         self.now = self.start = fpga.cycles  # loop time, cycles
-        self.venue = Venue(self.instruments, clock=self._ns)
-        self.gateway = Gateway(self.venue)
-        self.flow = Flow(self.venue, seed=lc.seed, rate=lc.rate,
-                         participants=lc.participants, start_mid=dict(DEFAULT_MIDS))
+        if market is None:
+            self.instruments = default_instruments()
+            self.venue = Venue(self.instruments, clock=self._ns)
+            self.gateway = Gateway(self.venue)
+            self.flow = Flow(self.venue, seed=lc.seed, rate=lc.rate,
+                             participants=lc.participants, start_mid=dict(DEFAULT_MIDS))
+        else:  # another FPGA of the same run (``sim.fleet``): the first one's venue
+            self.instruments, self.venue, self.gateway, self.flow = \
+                market.instruments, market.venue, market.gateway, market.flow
         self.publisher = self.venue.publisher
         self._replies: list[bytes] = []  # the retransmission server's answers
         self.retransmit = RetransmitServer(self.publisher)
@@ -168,7 +172,8 @@ class Loop:
             raise ValueError(f"pace {lc.pace!r}: expected 'simulated' or 'realtime'")
         self.realtime = lc.pace == "realtime"
         self._wall0 = time.monotonic()
-        self.publisher.start_of_day(self._ns())
+        if market is None:
+            self.publisher.start_of_day(self._ns())
 
     def _ns(self) -> int:
         if self.realtime:
@@ -182,38 +187,53 @@ class Loop:
             self._step_realtime()
             return
         start = time.perf_counter()
-        lc = self.lc
-        end = self.now + lc.quantum
-        while self.flow.now * self.clock_hz < end - self.start:
-            self.flow.step()
-        out = self._send_answers()
-        frames_in = self._feed_frames()
-        out += self.fpga.run(frames_in, idle=lc.idle, quiet=lc.quiet) if frames_in else []
-        behind = end - self.fpga.cycles
-        if behind > 0:
-            out += self.fpga.step(behind)
-        self.now = end
-        self._route(self._take_pending() + out)  # frames sent during requests went first
-        self._host()
+        end = self.now + self.lc.quantum
+        self.advance_market(end)
+        self.step_device(self.publish(), end)
         self.wall += time.perf_counter() - start
 
     def _step_realtime(self) -> None:
         start = time.perf_counter()
-        target = time.monotonic() - self._wall0
+        acted = self.advance_market()
+        fed = self.step_device(self.publish())
+        self.wall += time.perf_counter() - start
+        if not fed and not acted:
+            time.sleep(self.lc.idle_sleep)
+
+    def advance_market(self, end: int | None = None) -> int:
+        """The participants act up to loop time ``end`` (realtime: up to the wall clock);
+        returns how many actions they took."""
         acted = 0
-        while self.flow.now < target:
+        if self.realtime:
+            target = time.monotonic() - self._wall0
+            while self.flow.now < target:
+                self.flow.step()
+                acted += 1
+            return acted
+        while self.flow.now * self.clock_hz < end - self.start:
             self.flow.step()
             acted += 1
+        return acted
+
+    def step_device(self, packets: list[bytes], end: int | None = None) -> bool:
+        """The FPGA's part of an iteration, ending at loop time ``end`` (realtime: None,
+        where the FPGA ran): the venue's answers, then ``packets`` (``publish``) on the
+        lines; its frames routed, then the host's work. True when any feed frame went
+        in. Every FPGA of a run gets the same packets (``sim.fleet``)."""
+        lc = self.lc
         out = self._send_answers()
-        frames_in = self._feed_frames()
-        if frames_in:
-            out += self.fpga.run(frames_in, idle=self.lc.idle, quiet=self.lc.quiet)
-        self.now = max(self.now, self.fpga.cycles)
-        self._route(self._take_pending() + out)
+        frames_in = self._feed_frames(packets)
+        out += self.fpga.run(frames_in, idle=lc.idle, quiet=lc.quiet) if frames_in else []
+        if end is None:
+            self.now = max(self.now, self.fpga.cycles)
+        else:
+            behind = end - self.fpga.cycles
+            if behind > 0:
+                out += self.fpga.step(behind)
+            self.now = end
+        self._route(self._take_pending() + out)  # frames sent during requests went first
         self._host()
-        self.wall += time.perf_counter() - start
-        if not frames_in and not acted:
-            time.sleep(self.lc.idle_sleep)
+        return bool(frames_in)
 
     def settle(self, rounds: int = 10) -> bool:
         """Without participants acting, send what the venue has published and not sent
@@ -222,7 +242,7 @@ class Loop:
         for _ in range(rounds):
             answered = bool(self._answers)
             out = self._send_answers()
-            frames_in = self._feed_frames()
+            frames_in = self._feed_frames(self.publish())
             if not answered and not frames_in:
                 return True
             if frames_in:
@@ -253,15 +273,18 @@ class Loop:
         while self.now < end:
             self.step()
 
-    def _feed_frames(self) -> list[bytes]:
-        if self.lc.one_message_per_packet:
-            self.publisher.flush()  # keeps the publisher's sequence; packets cut below
-            log = self.publisher.log
-            packets = [moldudp64.encode_packet(self.publisher.session, seq + 1, [log[seq]])
-                       for seq in range(self._logged, len(log))]
-            self._logged = len(log)
-        else:
-            packets = self.publisher.flush()
+    def publish(self) -> list[bytes]:
+        """The MoldUDP64 packets the venue published since the last call."""
+        if not self.lc.one_message_per_packet:
+            return self.publisher.flush()
+        self.publisher.flush()  # keeps the publisher's sequence; packets cut below
+        log = self.publisher.log
+        packets = [moldudp64.encode_packet(self.publisher.session, seq + 1, [log[seq]])
+                   for seq in range(self._logged, len(log))]
+        self._logged = len(log)
+        return packets
+
+    def _feed_frames(self, packets: list[bytes]) -> list[bytes]:
         out = []
         for p in packets:
             head = moldudp64.decode_packet(p)

@@ -46,6 +46,13 @@ by name.
     max_open_orders = 50
     kill = false
 
+    [[fpga]]                 # optional, for several FPGAs (``t2t run --fpgas``): one
+    name = "left"            # table a device, its symbols from symbols.watch
+    symbols = ["AAPL"]
+    [[fpga]]
+    name = "right"
+    symbols = ["MSFT"]
+
 Every trigger and risk key, with its meaning, is in ``docs/config.example.toml``. Times
 and rates become cycles with ``device.clock_hz`` (default 156.25 MHz, the 64-bit 10GbE
 clock).
@@ -88,10 +95,13 @@ SECTIONS = {
     "risk": {"max_order_shares", "max_order_notional", "position_limit", "collar_bps",
              "collar", "gross_notional", "max_open_orders", "orders_per_second", "burst",
              "symbol_orders_per_second", "symbol_burst", "duplicate_window_us", "kill",
-             "kill_after_rejects", "watchdog_ms", "watchdog_cancel_all", "restricted"},
+             "kill_after_rejects", "watchdog_ms", "watchdog_cancel_all", "restricted",
+             "total_gross_notional"},
     "trigger": {"symbol", "kind", "side", "limit", "stop", "quantity", "tif", "one_shot",
                 "ticks", "spread", "tick", "tag"},
+    "fpga": {"name", "symbols", "src_port"},
 }
+LISTS = ("trigger", "fpga")  # sections that are arrays of tables ([[trigger]])
 TRIGGER_KINDS = trade.KINDS
 SIDES = ("buy", "sell")
 TIFS = {"day": "0", "ioc": "3", "gtc": "1", "fok": "4"}  # OUCH codes (models.ouch)
@@ -110,6 +120,16 @@ class ConfigError(ValueError):
                          "\n".join(f"  {p}" for p in problems))
 
 
+@dataclass(frozen=True)
+class FpgaPart:
+    """One ``[[fpga]]`` table: a device's name, its symbols, its order port (None: the
+    run picks one)."""
+
+    name: str
+    symbols: tuple[str, ...]
+    src_port: int | None = None
+
+
 @dataclass
 class Config:
     device_mac: int | None = None
@@ -124,6 +144,8 @@ class Config:
     venue: dict[str, int] = field(default_factory=dict)  # register -> value
     risk: dict[str, int] = field(default_factory=dict)  # risk register -> value
     triggers: dict[int, trade.Trigger] = field(default_factory=dict)  # symbol index ->
+    fpgas: list[FpgaPart] = field(default_factory=list)  # [[fpga]]: several FPGAs
+    total_gross: int = 0  # risk.total_gross_notional: the host's, across FPGAs (0: off)
 
     def limits(self) -> Limits:
         """The risk section as the model's limits (unset keys: check off)."""
@@ -270,15 +292,16 @@ def parse(text: str, path: str = "<config>", symbols: int | None = None) -> Conf
             problems.append(f"{section}: unknown section; known: {', '.join(SECTIONS)}")
     tables = {}
     for section, known in SECTIONS.items():
-        value = doc.get(section, [] if section == "trigger" else {})
-        items = value if section == "trigger" else [value]
-        if section == "trigger" and not isinstance(value, list) or \
+        listed = section in LISTS
+        value = doc.get(section, [] if listed else {})
+        items = value if listed else [value]
+        if listed and not isinstance(value, list) or \
                 not all(isinstance(v, dict) for v in items):
-            problems.append(f"{section}: must be a table" + ("s ([[trigger]])"
-                                                              if section == "trigger" else ""))
+            problems.append(f"{section}: must be a table" + (f"s ([[{section}]])"
+                                                              if listed else ""))
             items = []
         for i, table in enumerate(items):
-            where = f"{section}[{i}]" if section == "trigger" else section
+            where = f"{section}[{i}]" if listed else section
             for key in table:
                 if key not in known:
                     problems.append(f"{where}.{key}: unknown key; known: "
@@ -321,7 +344,7 @@ def parse(text: str, path: str = "<config>", symbols: int | None = None) -> Conf
     dup = sorted({s for s in watch if watch.count(s) > 1})
     if dup:
         problems.append(f"symbols.watch: listed twice: {', '.join(map(str, dup))}")
-    if symbols is not None and len(watch) > symbols:
+    if symbols is not None and len(watch) > symbols and not tables["fpga"]:
         problems.append(f"symbols.watch: {len(watch)} stocks; this bitstream has "
                         f"{symbols} symbols")
     cfg.watch = [str(s) for s in watch]
@@ -351,6 +374,7 @@ def parse(text: str, path: str = "<config>", symbols: int | None = None) -> Conf
     _risk(tables["risk"][0] if tables["risk"] else {}, cfg, problems)
     for i, t in enumerate(tables["trigger"]):
         _trigger(t, f"trigger[{i}]", cfg, problems)
+    _fpgas(tables["fpga"], cfg, problems, symbols)
     if problems:
         raise ConfigError(path, problems)
     return cfg
@@ -430,6 +454,9 @@ def _risk(risk: dict, cfg: Config, problems: list[str]) -> None:
             problems.append(f"risk: {reg} is {out[reg]} cycles at {cfg.clock_hz} Hz, more "
                             f"than 32 bits hold")
     cfg.risk = {f"limits.{k}": v for k, v in out.items()}
+    if "total_gross_notional" in risk:
+        cfg.total_gross = price(risk["total_gross_notional"], "risk.total_gross_notional",
+                                problems, 64) or 0
     if "restricted" in risk:
         names = risk["restricted"]
         if not isinstance(names, list):
@@ -484,6 +511,43 @@ def _trigger(t: dict, where: str, cfg: Config, problems: list[str]) -> None:
         enable=True, kind=TRIGGER_KINDS.index(kind), side=SIDES.index(t["side"]),
         one_shot=one_shot, price=at, quantity=quantity, tif=ord(TIFS[tif]),
         offset=ticks * tick, min_spread=spread * tick, tag=tag)
+
+
+def _fpgas(tables: list[dict], cfg: Config, problems: list[str],
+           symbols: int | None) -> None:
+    """``[[fpga]]``: each device's symbols, from symbols.watch, none on two devices."""
+    owner: dict[str, str] = {}
+    names, ports = set(), set()
+    for i, t in enumerate(tables):
+        where = f"fpga[{i}]"
+        name = t.get("name", f"fpga{i}")
+        if not isinstance(name, str) or not name or not name.isprintable():
+            problems.append(f"{where}.name: {name!r} is not a name (printable text)")
+        elif name in names:
+            problems.append(f"{where}.name: {name!r} names another [[fpga]] already")
+        names.add(name)
+        listed = t.get("symbols")
+        if not isinstance(listed, list) or not listed:
+            problems.append(f"{where}.symbols: missing or empty (a list of symbols from "
+                            f"symbols.watch)")
+            listed = []
+        if symbols is not None and len(listed) > symbols:
+            problems.append(f"{where}.symbols: {len(listed)} stocks; this bitstream has "
+                            f"{symbols} symbols")
+        for sym in listed:
+            if sym not in cfg.watch:
+                problems.append(f"{where}.symbols: {sym!r} is not in symbols.watch")
+            elif sym in owner:
+                problems.append(f"{where}.symbols: {sym!r} is traded by {owner[sym]} "
+                                f"already (a symbol is on one FPGA)")
+            else:
+                owner[sym] = str(name)
+        port = _port(t["src_port"], f"{where}.src_port", problems) if "src_port" in t \
+            else None
+        if port is not None and port in ports:
+            problems.append(f"{where}.src_port: {port} is another FPGA's order port")
+        ports.add(port)
+        cfg.fpgas.append(FpgaPart(str(name), tuple(map(str, listed)), port))
 
 
 def load(path: Path, symbols: int | None = None) -> Config:

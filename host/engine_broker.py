@@ -96,7 +96,10 @@ class EngineBroker:
     refusals; ``timeout`` is in cycles of loop time (``pump``'s ``now``);
     ``fpga_orders(order_id)`` is the UserRefNum of a row of the FPGA account's
     (``EngineStore``), or None: a cancel of one (the kill switch cancels every open
-    order) goes through the gate too, and the store records its end."""
+    order) goes through the gate too, and the store records its end. ``admit(ticket,
+    price)``, asked on the loop's thread just before an order is injected (at the price
+    it goes at), is why the host refuses it, or None (``host.fleet``: a limit across
+    several FPGAs)."""
 
     in_process = False
     venue = "T2TV"   # the venue behind the gate, as execution reports name it
@@ -107,6 +110,7 @@ class EngineBroker:
         self.limits = limits
         self.timeout = timeout
         self.fpga_orders = fpga_orders
+        self.admit: Callable[[OrderTicket, int], str | None] = lambda ticket, price: None
         engine.listener = self
         engine.track_decisions = True
         self._events: BrokerEvents | None = None
@@ -217,6 +221,12 @@ class EngineBroker:
                                                       "to price it at")
                 return
             tif = "fok" if tif == "fok" else "ioc"
+        why = self.admit(t, price)
+        if why is not None:
+            with self._counting:
+                self.counts["rejected_here"] += 1
+            self._call("on_rejected", t.order_id, why)
+            return
         if len(self._flight) == len(CLIENT_TAGS):  # every tag waits for its Enter
             with self._counting:
                 self.counts["rejected_here"] += 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import signal
+from collections import Counter
 import threading
 import time
 from pathlib import Path
@@ -58,6 +59,34 @@ def open_loop(config_path: Path, seed: int, rate: float, flatten_at: int,
     dev = LocalDevice(sim)
     configure(dev, cfg)
     return Loop(sim, dev, cfg, loop_config(seed, rate, flatten_at, pace))
+
+
+def verilator_fpga(cfg):
+    """A virtual FPGA of the run (the top level in Verilator) configured with ``cfg``:
+    (what the loop runs, its registers)."""
+    from tick2trade.sim.local_device import LocalDevice
+    from tick2trade.sim.loop import configure
+    from tick2trade.sim.topsim import TopSim
+
+    sim = TopSim(64, symbols=SYMBOLS, locates=LOCATES)
+    dev = LocalDevice(sim)
+    configure(dev, cfg)
+    return sim, dev
+
+
+def open_fleet(config_path: Path, fpgas: int | None, seed: int, rate: float,
+               flatten_at: int, pace: str = "simulated", device=verilator_fpga):
+    """``fpgas`` virtual FPGAs (None: one per ``[[fpga]]`` table, else one), each made by
+    ``device`` with its part of ``config_path`` (``host.fleet.partition``), on one venue
+    (``sim.fleet.Fleet``); and the host's gross limit across them (0: none)."""
+    from tick2trade.host.config import load
+    from tick2trade.host.fleet import partition
+    from tick2trade.sim.fleet import Fleet
+
+    cfg = load(config_path)
+    members = [(m.name, *device(m.cfg), m.cfg)
+               for m in partition(cfg, fpgas, SYMBOLS, str(config_path))]
+    return Fleet(members, loop_config(seed, rate, flatten_at, pace)), cfg.total_gross
 
 
 def serve_api(platform, port: int):
@@ -126,7 +155,8 @@ def summary(loop) -> dict:
                  "rejects": {r: counters[f"risk.counters.{r}"] for r in REASONS[1:]
                              if counters[f"risk.counters.{r}"]},
                  "killed": status["risk.status.killed"], "kill_causes": eng.kill_causes(),
-                 "open_orders": status["risk.status.open_orders"]},
+                 "open_orders": status["risk.status.open_orders"],
+                 "gross": status["risk.status.gross"]},
         "positions": eng.pnl(), "pnl": eng.totals(),
         "tick_to_trade_cycles": spread(ttt), "event_to_wire_cycles": spread(e2w),
         "report_cycles": spread([r.applied - r.made for r in eng.reports
@@ -149,6 +179,35 @@ def summary(loop) -> dict:
     return out
 
 
+def fleet_summary(fleet) -> dict:
+    """Several FPGAs' run: each one's ``summary`` (``devices``, with its name and
+    symbols) and the totals across them; one FPGA's is its own ``summary``."""
+    each = [{"name": name, "symbols": list(loop.engine.watch), **summary(loop)}
+            for name, loop in zip(fleet.names, fleet.loops)]
+    if len(each) == 1:
+        return {k: v for k, v in each[0].items() if k not in ("name", "symbols")}
+
+    def total(section: str, key: str) -> int:
+        return sum(d[section][key] for d in each)
+    lead = each[0]
+    return {
+        **{k: lead[k] for k in ("seed", "pace", "rate", "market_s", "cycles",
+                                "simulated_ms", "wall_s", "cycles_per_wall_s")},
+        "fpgas": len(each),
+        "orders": {k: total("orders", k) for k in ("enters", "by_strategy", "cancels")},
+        "fills": {k: total("fills", k) for k in ("count", "shares")},
+        "gate": {"passed": total("gate", "passed"), "open_orders": total("gate", "open_orders"),
+                 "gross": total("gate", "gross"),
+                 "killed": [d["name"] for d in each if d["gate"]["killed"]]},
+        "positions": {sym: p for d in each for sym, p in d["positions"].items()},
+        "pnl": {k: total("pnl", k) for k in ("realized", "unrealized")},
+        "venue_rejects": dict(sum((Counter(d["venue_rejects"]) for d in each), Counter())),
+        "anomalies": {f"{d['name']}.{k}": v for d in each
+                                          for k, v in d["anomalies"].items()},
+        "devices": each,
+    }
+
+
 def _spread(t: dict, what: str) -> str:
     if not t["n"]:
         return "none yet"
@@ -161,8 +220,6 @@ def _money(v: int) -> str:
 
 
 def render(s: dict, title: str) -> Group:
-    from tick2trade.protocol import ouch
-
     head = Table(title=title, show_header=False, show_edge=False)
     head.add_column(style="bold")
     head.add_column(justify="right")
@@ -202,6 +259,16 @@ def render(s: dict, title: str) -> Group:
         ("P&L", (f"realized {_money(s['pnl']['realized'])}, unrealized "
                 f"{_money(s['pnl']['unrealized'])}")),
     ]
+    for k, v in rows + _tail_rows(s):
+        head.add_row(k, v)
+    return Group(head, _positions(s))
+
+
+def _tail_rows(s: dict) -> list[tuple[str, str]]:
+    """The rows one FPGA's summary and several FPGAs' have alike."""
+    from tick2trade.protocol import ouch
+
+    rows = []
     if s["venue_rejects"]:
         rows.append(("venue rejects", ", ".join(
             f"{ouch.REJECT_REASONS.get(int(k), k)} {v}" for k, v in s["venue_rejects"].items())))
@@ -219,8 +286,10 @@ def render(s: dict, title: str) -> Group:
                                  f"(the run's venue is gone)")))
     if s["anomalies"]:
         rows.append(("anomalies", ", ".join(f"{k} {v}" for k, v in s["anomalies"].items())))
-    for k, v in rows:
-        head.add_row(k, v)
+    return rows
+
+
+def _positions(s: dict) -> Table:
     pos = Table(title="positions", show_edge=False)
     for col in ("symbol", "position", "avg cost", "mark", "realized", "unrealized"):
         pos.add_column(col, justify="left" if col == "symbol" else "right")
@@ -228,7 +297,45 @@ def render(s: dict, title: str) -> Group:
         avg = _money(p["cost"] // p["position"]) if p["position"] else "-"
         pos.add_row(sym, f"{p['position']:,}", avg, _money(p["mark"]),
                     _money(p["realized"]), _money(p["unrealized"]))
-    return Group(head, pos)
+    return pos
+
+
+def render_fleet(s: dict, title: str) -> Group:
+    """Several FPGAs' summary (``fleet_summary``): the run, a row per device, the
+    positions of them all."""
+    if "devices" not in s:
+        return render(s, title)
+    head = Table(title=title, show_header=False, show_edge=False)
+    head.add_column(style="bold")
+    head.add_column(justify="right")
+    g = s["gate"]
+    rows = [
+        ("simulated", (f"{s['cycles']:,} cycles ({s['simulated_ms']:.3f} ms), "
+                      f"{s['wall_s']:.1f} s wall, {s['fpgas']} FPGAs on one venue")),
+        ("orders", f"{s['orders']['enters']:,} enters ({s['orders']['by_strategy']:,} by "
+                   f"the strategies), {s['orders']['cancels']:,} cancels"),
+        ("fills", f"{s['fills']['count']:,} ({s['fills']['shares']:,} shares)"),
+        ("risk gates", (f"{g['passed']:,} passed, {g['open_orders']} open orders, gross "
+                       f"{_money(g['gross'])}" + (f"; KILLED: {', '.join(g['killed'])}"
+                                                 if g["killed"] else ""))),
+        ("P&L", (f"realized {_money(s['pnl']['realized'])}, unrealized "
+                f"{_money(s['pnl']['unrealized'])}")),
+    ]
+    for k, v in rows + _tail_rows(s):
+        head.add_row(k, v)
+    devices = Table(title="FPGAs", show_edge=False)
+    for col in ("FPGA", "symbols", "enters", "fills", "passed", "rejects", "open",
+                "gross", "kill", "tick-to-trade p50"):
+        devices.add_column(col, justify="left" if col in ("FPGA", "symbols") else "right")
+    for d in s["devices"]:
+        gate = d["gate"]
+        devices.add_row(d["name"], ", ".join(d["symbols"]), f"{d['orders']['enters']:,}",
+                        f"{d['fills']['count']:,}", f"{gate['passed']:,}",
+                        f"{sum(gate['rejects'].values()):,}", str(gate["open_orders"]),
+                        _money(gate["gross"]),
+                        "ON (" + ", ".join(gate["kill_causes"]) + ")" if gate["killed"]
+                        else "off", str(d["tick_to_trade_cycles"]["p50"] or "-"))
+    return Group(head, devices, _positions(s))
 
 
 @click.command()
@@ -264,15 +371,21 @@ def render(s: dict, title: str) -> Group:
                    "gate to the venue.")
 @click.option("--api-port", type=click.IntRange(1, 65535), default=8000,
               show_default=True, help="Port of --api.")
+@click.option("--fpgas", type=click.IntRange(1), default=None,
+              help="Trade with this many virtual FPGAs on the one venue, the watch "
+                   "list dealt round-robin (symbol k to FPGA k mod N) unless the config "
+                   "has [[fpga]] tables; one OMS routes by symbol (default: one FPGA, "
+                   "or one per [[fpga]] table).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def run(duration: float, cycles: int | None, config_path: Path, seed: int, pace: str,
         rate: float | None, flatten_at: int, db_url: str | None, no_db: bool, with_api: bool, api_port: int,
-        as_json: bool) -> None:
+        fpgas: int | None, as_json: bool) -> None:
     """Trade: the synthetic venue publishes ITCH 5.0 over MoldUDP64 on lines A and B
     into the virtual FPGA (the whole top level in Verilator); its triggers fire,
     the risk gate checks, OUCH orders go to the venue over UDP; the venue's answers
     reach the host engine, which keeps orders, positions and P&L (also in the
     platform's database, as the user "fpga") and reports fills back to the gate.
+    With --fpgas N, N such FPGAs each trade their part of the symbols.
     Ctrl-C stops cleanly and prints the summary."""
     from tick2trade.host.config import ConfigError
     from tick2trade.host.engine_db import EngineStore
@@ -288,23 +401,30 @@ def run(duration: float, cycles: int | None, config_path: Path, seed: int, pace:
     try:
         with console.status("opening the virtual FPGA (a Verilator build the first "
                             "time: about a minute)…"):
-            loop = open_loop(config_path, seed, rate, flatten_at, pace)
+            fleet, total_gross = open_fleet(config_path, fpgas, seed, rate, flatten_at, pace)
     except (ConfigError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+    lanes = list(zip(fleet.names, fleet.loops))
     broker = platform = server = None
     if with_api:
         from tick2trade.host.engine_broker import EngineBroker
         from tick2trade.host.engine_device import EngineDevice
+        from tick2trade.host.fleet import FleetBroker, FleetDevice
         from tick2trade.host.services.platform import Platform
 
-        broker = EngineBroker(loop.engine, loop.cfg.limits())
-        platform = Platform.open(db_url, broker=broker,
-                                 device=EngineDevice(broker, loop))
+        brokers = {name: EngineBroker(loop.engine, loop.cfg.limits()) for name, loop in lanes}
+        devices = {name: EngineDevice(brokers[name], loop) for name, loop in lanes}
+        if len(lanes) == 1:
+            [broker], [device] = brokers.values(), devices.values()
+        else:
+            broker, device = FleetBroker(brokers, total_gross), FleetDevice(devices)
+        platform = Platform.open(db_url, broker=broker, device=device)
         # each run's venue is its own: an order a killed run left open works nowhere
         left = platform.orders.expire_open("not working: t2t run ended without closing "
                                            "it (killed?), its venue and FPGA are gone")
-        store = EngineStore(platform.engine)
-        broker.fpga_orders = store.user_ref  # the kill switch cancels them too
+        stores = [EngineStore(platform.engine) for _lane in lanes]
+        for store, b in zip(stores, brokers.values()):
+            b.fpga_orders = store.user_ref  # the kill switch cancels them too
         platform.start_background()
         try:
             server, server_thread = serve_api(platform, api_port)
@@ -317,17 +437,22 @@ def run(duration: float, cycles: int | None, config_path: Path, seed: int, pace:
 
         # the platform shows the book the gateware trades on (its update stream on the
         # event channel, resynced through book.peek after a loss) and the prints its
-        # receive path saw (the trade records; a lost one is counted, not recovered)
-        symbols = dict(enumerate(loop.cfg.watch))
-        loop.fpga_book = FpgaBook(platform.market, loop.dev, symbols)
-        loop.fpga_prints = FpgaPrints(platform.market, loop.dev, symbols)
-        loop.fpga_book.start()
-        loop.fpga_prints.start()
+        # receive path saw (the trade records; a lost one is counted, not recovered):
+        # each FPGA's for its own symbols
+        for _name, loop in lanes:
+            symbols = dict(enumerate(loop.cfg.watch))
+            loop.fpga_book = FpgaBook(platform.market, loop.dev, symbols)
+            loop.fpga_prints = FpgaPrints(platform.market, loop.dev, symbols)
+            loop.fpga_book.start()
+            loop.fpga_prints.start()
     else:
-        left = 0
-        store = None if no_db else EngineStore.open(db_url)
-    if store is not None and left + store.reconciled:
-        console.print(f"{left + store.reconciled} order(s) a previous run left open marked "
+        left, stores = 0, []
+        if not no_db:
+            first = EngineStore.open(db_url)
+            stores = [first] + [EngineStore(first.sql) for _lane in lanes[1:]]
+    reconciled = sum(store.reconciled for store in stores)
+    if left + reconciled:
+        console.print(f"{left + reconciled} order(s) a previous run left open marked "
                       f"canceled (nothing works them)", highlight=False)
     stop = {"asked": False}
 
@@ -336,8 +461,9 @@ def run(duration: float, cycles: int | None, config_path: Path, seed: int, pace:
 
     previous = signal.signal(signal.SIGINT, interrupted)
     console.print(f"trading (seed {seed}, pace {pace}, {rate:,.0f} actions per "
-                  f"{'wall' if pace == 'realtime' else 'simulated'} second); Ctrl-C stops "
-                  "and prints the summary",
+                  f"{'wall' if pace == 'realtime' else 'simulated'} second"
+                  + (f", {len(lanes)} FPGAs" if len(lanes) > 1 else "")
+                  + "); Ctrl-C stops and prints the summary",
                   highlight=False)
     start = time.monotonic()
 
@@ -345,11 +471,11 @@ def run(duration: float, cycles: int | None, config_path: Path, seed: int, pace:
         if stop["asked"]:
             return True
         if cycles is not None:  # loop time: status reads must not change the run
-            return loop.now - loop.start >= cycles
+            return fleet.now - fleet.start >= cycles
         return time.monotonic() - start >= duration
 
     def status() -> dict:
-        s = summary(loop)
+        s = fleet_summary(fleet)
         if broker is not None:
             s["api"] = {"url": f"http://127.0.0.1:{api_port}", **broker.counts,
                         "in_flight": broker.in_flight()}
@@ -360,12 +486,12 @@ def run(duration: float, cycles: int | None, config_path: Path, seed: int, pace:
             while not done():
                 until = time.monotonic() + STATUS_EVERY
                 while time.monotonic() < until and not done():
-                    loop.step()
+                    fleet.step()
                     if broker is not None:
-                        broker.pump(loop.now)
-                if store is not None:
+                        broker.pump(fleet.now)
+                for store, (_name, loop) in zip(stores, lanes):
                     store.sync(loop.engine)
-                live.update(render(status(), "t2t run (Ctrl-C stops)"))
+                live.update(render_fleet(status(), "t2t run (Ctrl-C stops)"))
     finally:
         signal.signal(signal.SIGINT, previous)
         if server is not None:
@@ -375,17 +501,17 @@ def run(duration: float, cycles: int | None, config_path: Path, seed: int, pace:
     result = status()
     result["stopped_by"] = "ctrl-c" if stop["asked"] else \
         "cycles" if cycles is not None else "duration"
-    if store is not None:
-        closed = store.close(loop.engine)
-        result["database"] = {"url": store.sql.url.render_as_string(hide_password=True),
-                              "account": "fpga", "orders": len(store.ids),
-                              "executions": store.fills_written,
+    if stores:
+        closed = sum(store.close(loop.engine) for store, (_n, loop) in zip(stores, lanes))
+        result["database"] = {"url": stores[0].sql.url.render_as_string(hide_password=True),
+                              "account": "fpga", "orders": sum(len(s.ids) for s in stores),
+                              "executions": sum(s.fills_written for s in stores),
                               "closed_at_end": closed,
-                              "closed_at_start": left + store.reconciled}
+                              "closed_at_start": left + reconciled}
     if platform is not None:
         platform.close()
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
-        console.print(render(result, "t2t run: summary" + (" (stopped by Ctrl-C)"
-                                                            if stop["asked"] else "")))
+        console.print(render_fleet(result, "t2t run: summary" + (" (stopped by Ctrl-C)"
+                                                                  if stop["asked"] else "")))

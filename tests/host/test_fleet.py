@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
+from rich.console import Console
 
 from tick2trade.host.api import create_app
 from tick2trade.host.config import ConfigError, parse
@@ -23,7 +25,8 @@ from tick2trade.host.fleet import FleetBroker, FleetDevice, partition
 from tick2trade.host.services.money import px
 from tick2trade.host.services.platform import Platform
 from tick2trade.host.services.status import TERMINAL
-from tick2trade.sim.cli.run import loop_config
+from tick2trade.cli import main
+from tick2trade.sim.cli.run import fleet_summary, open_fleet, render_fleet
 from tick2trade.sim.fleet import Fleet
 from tick2trade.sim.modelfpga import ModelFpga
 from tick2trade.sim.topsim import top_map
@@ -103,13 +106,17 @@ def regmap():
 
 def open_rig(text: str, regmap, tmp_path, fpgas: int | None = None,
              traded: tuple[str, ...] = ()):
-    cfg = parse(text, "test.toml")
-    members = partition(cfg, fpgas, SYMBOLS)
-    fleet = Fleet([(m.name, fpga := ModelFpga(m.cfg, regmap, SYMBOLS), fpga, m.cfg)
-                   for m in members], loop_config(seed=3, rate=200_000.0, flatten_at=500))
+    def model(cfg):
+        fpga = ModelFpga(cfg, regmap, SYMBOLS)
+        return fpga, fpga
+
+    path = tmp_path / "fleet.toml"
+    path.write_text(text)
+    fleet, total_gross = open_fleet(path, fpgas, seed=3, rate=200_000.0, flatten_at=500,
+                                    device=model)
     brokers = {name: EngineBroker(loop.engine, loop.cfg.limits())
                for name, loop in zip(fleet.names, fleet.loops)}
-    broker = FleetBroker(brokers, cfg.total_gross)
+    broker = FleetBroker(brokers, total_gross)
     device = FleetDevice({name: EngineDevice(brokers[name], loop)
                           for name, loop in zip(fleet.names, fleet.loops)})
     platform = Platform(f"sqlite:///{tmp_path / 't2t.db'}", SECRET, broker=broker,
@@ -152,7 +159,7 @@ def test_partition_deals_the_watch_list_round_robin():
     # an order port each (the venue tells their sessions apart); the file's one
     assert [m.cfg.venue["src_port"] for m in (left, right)] == [40001, 40002]
     assert partition(cfg, 1, SYMBOLS)[0].cfg is cfg
-    with pytest.raises(ConfigError, match="9 stocks for 9 FPGAs|8 stocks for 9 FPGAs"):
+    with pytest.raises(ConfigError, match="8 stocks for 9 FPGAs: each needs one at least"):
         partition(cfg, 9, SYMBOLS)
 
 
@@ -190,6 +197,29 @@ def test_the_strategies_of_two_fpgas_trade_their_own_symbols(regmap, tmp_path, r
         assert {s: p.qty for s, p in loop.engine.positions.items() if p.qty} == \
             {s: q for s, q in signed.items() if q}
     assert all(loop.engine.fills for loop in r.fleet.loops)
+    # t2t run's summary: a row per device, the totals across them
+    s = fleet_summary(r.fleet)
+    assert [(d["name"], d["symbols"]) for d in s["devices"]] == \
+        [(name, loop.engine.watch) for name, loop in zip(r.fleet.names, r.fleet.loops)]
+    assert s["orders"]["enters"] == sum(len(r.sent(name)) for name in r.fleet.names)
+    assert s["fills"]["count"] == sum(len(loop.engine.fills) for loop in r.fleet.loops)
+    assert s["positions"] == {**r.fleet.loops[0].engine.pnl(), **r.fleet.loops[1].engine.pnl()}
+    console = Console(record=True, width=200)
+    console.print(render_fleet(s, "summary"))
+    text = console.export_text()
+    assert "2 FPGAs on one venue" in text and "AAPL, BTC-USD, NVDA, SPY" in text
+    assert f"{s['orders']['enters']:,} enters" in text
+
+
+def test_t2t_run_says_what_is_wrong_with_a_partition(tmp_path):
+    path = tmp_path / "fleet.toml"
+    path.write_text(QUIET + TABLES)
+    result = CliRunner().invoke(main, ["run", "--fpgas", "3", "--config", str(path),
+                                       "--no-db", "--cycles", "1000"])
+    assert result.exit_code == 1
+    assert "2 [[fpga]] tables, but 3 FPGAs asked for (--fpgas)" in result.output
+    result = CliRunner().invoke(main, ["run", "--fpgas", "9", "--no-db", "--cycles", "1"])
+    assert result.exit_code == 1 and "8 stocks for 9 FPGAs" in result.output
 
 
 def test_one_oms_routes_each_order_to_the_fpga_of_its_symbol(regmap, tmp_path, rigs):
@@ -293,3 +323,25 @@ def test_gross_summed_over_the_fpgas_blocks_the_next_order(regmap, tmp_path, rig
     o = r.until(r.place("AAPL", side="buy", qty=50, price=px(aapl), tif="gtc")["id"],
                 ("accepted", "rejected"))
     assert o["status"] == "accepted", o["reason"]
+
+
+def test_a_fleet_of_one_runs_as_the_loop_of_one(regmap, tmp_path):
+    """``t2t run`` without --fpgas drives a fleet of one: the same run as one loop."""
+    from tick2trade.host.config import load
+    from tick2trade.sim.cli.run import loop_config, summary
+    from tick2trade.sim.loop import Loop
+
+    def model(cfg):
+        fpga = ModelFpga(cfg, regmap, SYMBOLS)
+        return fpga, fpga
+
+    fleet, _ = open_fleet(DEMO, None, seed=4, rate=200_000.0, flatten_at=500, device=model)
+    cfg = load(DEMO, symbols=SYMBOLS)
+    fpga = ModelFpga(cfg, regmap, SYMBOLS)
+    loop = Loop(fpga, fpga, cfg, loop_config(seed=4, rate=200_000.0, flatten_at=500))
+    fleet.run(400_000)
+    loop.run(400_000)
+    got, want = fleet_summary(fleet), summary(loop)
+    for key in ("feed", "orders", "gate", "positions", "pnl", "answers", "anomalies"):
+        assert got[key] == want[key], key
+    assert got["orders"]["enters"] > 10

@@ -89,6 +89,34 @@ def open_fleet(config_path: Path, fpgas: int | None, seed: int, rate: float,
     return Fleet(members, loop_config(seed, rate, flatten_at, pace)), cfg.total_gross
 
 
+def trade_through(fleet, total_gross: int, open_platform):
+    """The platform of ``t2t run --api`` over ``fleet``'s FPGAs: ``open_platform(broker,
+    device)`` opens it with the broker and device made here (one FPGA's own, else
+    ``host.fleet``'s over them all). Returns the broker, the platform, a store per
+    FPGA and how many orders a previous run left open (marked canceled)."""
+    from tick2trade.host.engine_broker import EngineBroker
+    from tick2trade.host.engine_db import EngineStore
+    from tick2trade.host.engine_device import EngineDevice
+    from tick2trade.host.fleet import FleetBroker, FleetDevice
+
+    lanes = list(zip(fleet.names, fleet.loops))
+    brokers = {name: EngineBroker(loop.engine, loop.cfg.limits()) for name, loop in lanes}
+    devices = {name: EngineDevice(brokers[name], loop) for name, loop in lanes}
+    lead = fleet.names[0]
+    # one FPGA with a total gross limit: the sum over one
+    broker = FleetBroker(brokers, total_gross) if len(lanes) > 1 or total_gross \
+        else brokers[lead]
+    device = FleetDevice(devices) if len(lanes) > 1 else devices[lead]
+    platform = open_platform(broker, device)
+    # each run's venue is its own: an order a killed run left open works nowhere
+    left = platform.orders.expire_open("not working: t2t run ended without closing "
+                                       "it (killed?), its venue and FPGA are gone")
+    stores = [EngineStore(platform.engine) for _lane in lanes]
+    for store, b in zip(stores, brokers.values()):
+        b.fpga_orders = store.user_ref  # the kill switch cancels them too
+    return broker, platform, stores, left
+
+
 def serve_api(platform, port: int):
     """The platform's API on 127.0.0.1:``port`` from a thread; returns the server (set
     ``should_exit`` to stop it) and its thread once it listens."""
@@ -407,24 +435,11 @@ def run(duration: float, cycles: int | None, config_path: Path, seed: int, pace:
     lanes = list(zip(fleet.names, fleet.loops))
     broker = platform = server = None
     if with_api:
-        from tick2trade.host.engine_broker import EngineBroker
-        from tick2trade.host.engine_device import EngineDevice
-        from tick2trade.host.fleet import FleetBroker, FleetDevice
         from tick2trade.host.services.platform import Platform
 
-        brokers = {name: EngineBroker(loop.engine, loop.cfg.limits()) for name, loop in lanes}
-        devices = {name: EngineDevice(brokers[name], loop) for name, loop in lanes}
-        if len(lanes) == 1:
-            [broker], [device] = brokers.values(), devices.values()
-        else:
-            broker, device = FleetBroker(brokers, total_gross), FleetDevice(devices)
-        platform = Platform.open(db_url, broker=broker, device=device)
-        # each run's venue is its own: an order a killed run left open works nowhere
-        left = platform.orders.expire_open("not working: t2t run ended without closing "
-                                           "it (killed?), its venue and FPGA are gone")
-        stores = [EngineStore(platform.engine) for _lane in lanes]
-        for store, b in zip(stores, brokers.values()):
-            b.fpga_orders = store.user_ref  # the kill switch cancels them too
+        broker, platform, stores, left = trade_through(
+            fleet, total_gross,
+            lambda broker, device: Platform.open(db_url, broker=broker, device=device))
         platform.start_background()
         try:
             server, server_thread = serve_api(platform, api_port)

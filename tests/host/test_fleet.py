@@ -18,15 +18,13 @@ from rich.console import Console
 
 from tick2trade.host.api import create_app
 from tick2trade.host.config import ConfigError, parse
-from tick2trade.host.engine_broker import EngineBroker
 from tick2trade.host.engine_db import EngineStore
-from tick2trade.host.engine_device import EngineDevice
 from tick2trade.host.fleet import FleetBroker, FleetDevice, partition
 from tick2trade.host.services.money import px
 from tick2trade.host.services.platform import Platform
 from tick2trade.host.services.status import TERMINAL
 from tick2trade.cli import main
-from tick2trade.sim.cli.run import fleet_summary, open_fleet, render_fleet
+from tick2trade.sim.cli.run import fleet_summary, open_fleet, render_fleet, trade_through
 from tick2trade.sim.fleet import Fleet
 from tick2trade.sim.modelfpga import ModelFpga
 from tick2trade.sim.topsim import top_map
@@ -54,7 +52,7 @@ class Rig:
     platform: Platform
     client: TestClient
     trader: dict
-    stores: dict[str, EngineStore]
+    stores: list[EngineStore]
 
     def step(self, n: int = 1) -> None:
         for _ in range(n):
@@ -114,16 +112,11 @@ def open_rig(text: str, regmap, tmp_path, fpgas: int | None = None,
     path.write_text(text)
     fleet, total_gross = open_fleet(path, fpgas, seed=3, rate=200_000.0, flatten_at=500,
                                     device=model)
-    brokers = {name: EngineBroker(loop.engine, loop.cfg.limits())
-               for name, loop in zip(fleet.names, fleet.loops)}
-    broker = FleetBroker(brokers, total_gross)
-    device = FleetDevice({name: EngineDevice(brokers[name], loop)
-                          for name, loop in zip(fleet.names, fleet.loops)})
-    platform = Platform(f"sqlite:///{tmp_path / 't2t.db'}", SECRET, broker=broker,
-                        device=device, limits=fresh_limits())
-    stores = {name: EngineStore(platform.engine) for name in fleet.names}
-    for name, b in brokers.items():
-        b.fpga_orders = stores[name].user_ref
+    broker, platform, stores, _left = trade_through(
+        fleet, total_gross, lambda broker, device: Platform(
+            f"sqlite:///{tmp_path / 't2t.db'}", SECRET, broker=broker, device=device,
+            limits=fresh_limits()))
+    assert isinstance(broker, FleetBroker) and isinstance(platform.device, FleetDevice)
     client = TestClient(create_app(platform))
     client.__enter__()
     r = Rig(fleet, broker, platform, client, register_login(client, "trader1"), stores)

@@ -273,3 +273,24 @@ def test_realtime_pace_refuses_a_cycle_bound():
     result = CliRunner().invoke(main, ["run", "--pace", "realtime", "--cycles", "1000",
                                        "--no-db"])
     assert result.exit_code == 2 and "--pace realtime" in result.output
+
+
+def test_two_fpgas_in_the_rtl_each_trade_their_own_symbols(tmp_path):
+    """``--fpgas 2``: two Verilator top levels on one venue, the demo's watch list dealt
+    round-robin; each one's Enters are for its own symbols and its answers come back to
+    it (the gateware applied them to its own gate)."""
+    url = f"sqlite:///{tmp_path / 't2t.db'}"
+    result = CliRunner().invoke(main, ["run", "--fpgas", "2", "--cycles", "100000",
+                                       "--seed", "5", "--json", "--db", url])
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)
+    assert got["fpgas"] == 2
+    assert [(d["name"], d["symbols"]) for d in got["devices"]] == [
+        ("fpga0", ["AAPL", "BTC-USD", "NVDA", "SPY"]),
+        ("fpga1", ["MSFT", "ETH-USD", "QQQ", "TSLA"])]
+    for d in got["devices"]:
+        assert d["orders"]["enters"] > 0 and d["anomalies"] == {}, d["name"]
+        assert set(d["positions"]) <= set(d["symbols"])
+        assert d["answers"]["events"] > 0 and d["answers"]["host_reports"] == 0
+    assert got["orders"]["enters"] == sum(d["orders"]["enters"] for d in got["devices"])
+    assert got["database"]["orders"] == got["orders"]["enters"]

@@ -11,6 +11,10 @@ operator endpoints reach the FPGA (``host.engine_device.EngineDevice``: status,
 counters, the kill switch), and the platform's market data is the FPGA's own: its
 book (the update stream on the event channel, ``host.services.fpgabook.FpgaBook``) and
 its trade prints (the trade records, ``FpgaPrints``: last, bars, alerts, history).
+
+With ``--fpgas N`` (or ``[[fpga]]`` tables in the config) N virtual FPGAs trade on the
+one venue, each its part of the symbols (``sim.fleet``, ``host.fleet``): one OMS, one
+kill switch, a status and a summary row per device.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ trigger table and risk gate — and the host keeps what spans them:
   the host before it reaches any gate. The strategies' own orders are bounded by each
   gate's limits only: the host sees them after they left. One kill switch
   (:class:`FleetDevice`) sets every gate's and cancels every device's open orders.
-- **One view**: :meth:`FleetDevice.status` has the totals and one entry per device.
+- **One view**: :meth:`FleetDevice.status` has the totals and an entry per device.
 """
 
 from __future__ import annotations
@@ -181,8 +181,9 @@ class FleetBroker:
 
 class FleetDevice:
     """Every device of the fleet as the platform's one ``Device``: the status has the
-    totals and one entry per device (``devices``), the counters are by device and
-    block (``fpga0.risk``), the kill switch is every gate's."""
+    totals and one entry per device (``devices``, by name, in the fleet's order: the
+    web client's operator page shows each key), the counters are by device and block
+    (``fpga0.risk``), the kill switch is every gate's."""
 
     def __init__(self, devices: dict[str, EngineDevice]) -> None:
         self.devices = devices
@@ -197,7 +198,8 @@ class FleetDevice:
                 "open_orders": sum(d["open_orders"] for d in each),
                 "gross": sum(d["gross"] for d in each),
                 "alarms": functools.reduce(operator.or_, (d["alarms"] for d in each), 0),
-                "cycles": max(d["cycles"] for d in each), "devices": each}
+                "cycles": max(d["cycles"] for d in each),
+                "devices": {d.pop("name"): d for d in each}}
 
     def counters(self) -> dict[str, dict[str, int]]:
         return {f"{name}.{block}": values for name, d in self.devices.items()

@@ -274,9 +274,10 @@ def test_one_kill_switch_stops_every_fpga(regmap, tmp_path, rigs):
         assert [o for o in loop.engine.orders.values() if o.state not in TERMINAL] == []
     st = r.operator("GET", "/operator/device", op).json()
     assert (st["killed"], st["open_orders"], st["kill_causes"]) == (True, 0, ["host"])
-    assert [(d["name"], d["symbols"], d["killed"]) for d in st["devices"]] == [
-        ("fpga0", ["AAPL", "BTC-USD", "NVDA", "SPY"], True),
-        ("fpga1", ["MSFT", "ETH-USD", "QQQ", "TSLA"], True)]
+    assert [(name, d["symbols"], d["killed"], d["open_orders"])
+            for name, d in st["devices"].items()] == [
+        ("fpga0", ["AAPL", "BTC-USD", "NVDA", "SPY"], True, 0),
+        ("fpga1", ["MSFT", "ETH-USD", "QQQ", "TSLA"], True, 0)]
     counters = r.operator("GET", "/operator/counters", op).json()
     assert counters["fpga1.risk"]["kill"] == r.fleet["fpga1"].fpga.risk.counters["kill"]
     r.operator("PUT", "/operator/kill-switch", op, json={"engaged": False})

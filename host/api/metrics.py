@@ -15,7 +15,7 @@ path but the histogram and the OMS's own counts):
 - ``t2t_orders_open{state}``: open orders in the store; ``t2t_order_transitions_total
   {state,venue}``: placements and status changes committed since the start (a placement
   counts as ``pending``, or ``rejected`` when the host's risk checks refuse it);
-  ``t2t_fills_total{venue}``, ``t2t_filled_shares_total{venue}``;
+  ``t2t_orders_placed_total{venue}``; ``t2t_fills_total{venue}``, ``t2t_filled_shares_total{venue}``;
 - ``t2t_kill_switch_engaged`` (the platform's); ``t2t_websocket_clients``,
   ``t2t_websocket_dropped_slow_total``;
 - with a software feed (``t2t api``): ``t2t_feed_<counter>_total`` for each of
@@ -194,6 +194,8 @@ class PlatformCollector:
         for state in OrderStatus:
             moves.add_metric([state.value, venue], tally.get(state, 0))
         yield moves
+        yield _counter("t2t_orders_placed", "Orders placed since the start (risk rejects "
+                       "included)", orders.placed, {"venue": venue})
         yield _counter("t2t_fills", "Executions stored since the start", orders.fills,
                        {"venue": venue})
         yield _counter("t2t_filled_shares", "Shares executed since the start",

@@ -28,8 +28,8 @@ callback is ignored and logged), and writes — in one transaction — the order
 execution and the position (``portfolio.apply_fill``), an audit record and the
 ``order_status`` notification. What the API returns is the order as stored.
 
-Once committed, a placement, each status change and each fill is counted (``tally``,
-``fills``, ``filled_shares``: what ``GET /metrics`` reports) and logged at INFO with the
+Once committed, a placement, each status change and each fill is counted (``placed``,
+``tally``, ``fills``, ``filled_shares``: what ``GET /metrics`` reports) and logged at INFO with the
 id of the API request that placed the order (``logs.request_id``, kept with the order
 while it is open), so the placement's line and the broker's answers to it can be
 found together whichever thread wrote them.
@@ -163,8 +163,10 @@ class Orders:
         self._lock = threading.Lock()
         # changed only by commit hooks, which run on one thread at a time (the writer's
         # leader): an open order → the request that placed it; the committed
-        # placements and status changes by status; the fills and their shares
+        # placements, and placements and status changes by the status reached; the
+        # fills and their shares
         self._request_ids: dict[int, str] = {}
+        self.placed = 0
         self.tally: Counter = Counter()
         self.fills = 0
         self.filled_shares = 0
@@ -258,6 +260,7 @@ class Orders:
                 rid: str | None) -> None:
         if rid is not None and status not in TERMINAL:
             self._request_ids[order_id] = rid
+        self.placed += 1
         self.tally[status] += 1
         log.info("order %s placed: %s %d %s %s %s, %s%s", order_id, new.side, new.qty,
                  new.symbol, new.type, new.tif, status, f" ({reason})" if reason else "",

@@ -103,6 +103,7 @@ def test_orders_and_fills_are_counted(client, platform, trader):
                   venue="PAPER") == 2
     assert sample(samples, "t2t_order_transitions_total", state="filled",
                   venue="PAPER") == 1
+    assert sample(samples, "t2t_orders_placed_total", venue="PAPER") == 2
     assert sample(samples, "t2t_fills_total", venue="PAPER") == 1
     assert sample(samples, "t2t_filled_shares_total", venue="PAPER") == 30
     assert sample(samples, "t2t_orders_open", state="accepted") == 1

@@ -52,7 +52,7 @@ def redact_logs() -> None:
 LOG_FORMATS = ("text", "json")
 
 
-def config(app, host: str, port: int, log_format: str = "text",
+def config(app, host: str, port: int, *, log_format: str = "text",
            **kwargs) -> uvicorn.Config:
     """The uvicorn configuration the API is served with (``kwargs`` pass through)."""
     if log_format not in LOG_FORMATS:
@@ -66,5 +66,5 @@ def config(app, host: str, port: int, log_format: str = "text",
                           ws_max_size=WS_MAX_FRAME, **kwargs)
 
 
-def serve(app, host: str, port: int, log_format: str = "text", **kwargs) -> None:
-    uvicorn.Server(config(app, host, port, log_format, **kwargs)).run()
+def serve(app, host: str, port: int, *, log_format: str = "text", **kwargs) -> None:
+    uvicorn.Server(config(app, host, port, log_format=log_format, **kwargs)).run()

@@ -80,10 +80,21 @@ class Metrics:
         self.requests = Counter("t2t_http_requests", "HTTP requests answered",
                                 ("method", "route", "status"), registry=self.registry)
         self.registry.register(PlatformCollector(platform))
+        # the labelled children by (method, route[, status]): looking them up in the
+        # metric costs several times what an observation does, on every request
+        self._children: dict[tuple, object] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.latency.labels(method, route).observe(seconds)
-        self.requests.labels(method, route, str(status)).inc()
+        key = (method, route)
+        histogram = self._children.get(key)
+        if histogram is None:
+            histogram = self._children[key] = self.latency.labels(method, route)
+        histogram.observe(seconds)
+        key = (method, route, status)
+        counter = self._children.get(key)
+        if counter is None:
+            counter = self._children[key] = self.requests.labels(method, route, str(status))
+        counter.inc()
 
 
 class Observe:

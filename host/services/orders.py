@@ -191,7 +191,7 @@ class Orders:
             return conn.execute(_READ_ORDER, {"order_id": order_id}).one()
 
     def _place_in_batch(self, b: Batch, user_id: int, username: str, new: NewOrder,
-                        reference: int | None, rid: str | None) -> Row:
+                        reference: int | None, rid: str | None = None) -> Row:
         """The writer's job for one placement with an in-process broker: store, submit
         (its answers join this batch), and return the row the batch will commit (each
         write of the order returns it, so it is not read again)."""

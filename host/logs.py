@@ -31,9 +31,10 @@ _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 # fraction of uuid4's cost, which reads the kernel's random source on every request)
 _PREFIX = uuid.uuid4().hex[:12]
 _NEXT = itertools.count(1)
-# attributes every LogRecord has: the rest came in ``extra``
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message",
-                                                                         "asctime"}
+# attributes every LogRecord has: the rest came in ``extra`` (but uvicorn's
+# ``color_message``, its text with terminal colours)
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "color_message"}
 
 
 def accept_request_id(given: str | None) -> str:

@@ -15,12 +15,14 @@ path but the histogram and the OMS's own counts):
 - ``t2t_orders_open{state}``: open orders in the store; ``t2t_order_transitions_total
   {state,venue}``: placements and status changes committed since the start (a placement
   counts as ``pending``, or ``rejected`` when the host's risk checks refuse it);
-  ``t2t_orders_placed_total{venue}``; ``t2t_fills_total{venue}``, ``t2t_filled_shares_total{venue}``;
+  ``t2t_orders_placed_total{venue}``; ``t2t_fills_total{venue}``,
+  ``t2t_filled_shares_total{venue}``;
 - ``t2t_kill_switch_engaged`` (the platform's); ``t2t_websocket_clients``,
   ``t2t_websocket_dropped_slow_total``;
 - with a software feed (``t2t api``): ``t2t_feed_<counter>_total`` for each of
-  ``feed.COUNTERS`` (``t2t_feed_gaps_total``, ``t2t_feed_held_dropped_total``, ...), ``t2t_feed_gap_open``,
-  ``t2t_feed_gap_seconds``, ``t2t_feed_held_packets``; with an order session:
+  ``feed.COUNTERS`` (``t2t_feed_gaps_total``, ``t2t_feed_held_dropped_total``, ...),
+  ``t2t_feed_gap_open``, ``t2t_feed_gap_seconds``, ``t2t_feed_held_packets``; with an
+  order session:
   ``t2t_order_session_up``, ``t2t_order_session_events_total{event}``;
 - with a device (``t2t run --api``): ``t2t_fpga_up``, ``t2t_fpga_killed``,
   ``t2t_fpga_status{field}`` (its numeric status: open orders, gross, alarms, ...) and

@@ -29,10 +29,10 @@ execution and the position (``portfolio.apply_fill``), an audit record and the
 ``order_status`` notification. What the API returns is the order as stored.
 
 Once committed, a placement, each status change and each fill is counted (``placed``,
-``tally``, ``fills``, ``filled_shares``: what ``GET /metrics`` reports) and logged at INFO with the
-id of the API request that placed the order (``logs.request_id``, kept with the order
-while it is open), so the placement's line and the broker's answers to it can be
-found together whichever thread wrote them.
+``tally``, ``fills``, ``filled_shares``: what ``GET /metrics`` reports) and logged at
+INFO with the id of the API request that placed the order (``logs.request_id``, kept
+with the order while it is open), so the placement's line and the broker's answers to
+it can be found together whichever thread wrote them.
 
 The writer's jobs use SQLAlchemy Core, not ORM units of work: they are the hot path,
 and each runs alone on the writer's thread, where its cost is every waiting request's.

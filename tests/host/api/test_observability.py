@@ -283,6 +283,9 @@ def test_t2t_api_logs_json_and_the_venue_ack_carries_the_request_id(tmp_path):
         out = stop_api(proc)
     lines = [json.loads(line) for line in out.splitlines() if line.strip()]
     assert any(line["msg"].startswith("t2t api: market data") for line in lines)
+    assert any(line["logger"] == "uvicorn.error" and "Uvicorn running" in line["msg"]
+               for line in lines)
+    assert not any("color_message" in line for line in lines)
     mine = [line for line in lines if line["request_id"] == "venue-ack-1"]
     msgs = [line["msg"] for line in mine]
     assert any(m.startswith(f"order {order_id} placed: buy 1 AAPL limit gtc") for m in msgs)

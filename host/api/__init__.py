@@ -23,6 +23,10 @@ Design decisions:
   would be one more); the dependencies (``deps``) are ``async`` because they never block.
 - The routes hold no SQL: they call the services (``tick2trade.host.services``), one
   router per OpenAPI tag under ``routes``; the WebSocket is ``ws``.
+- Monitoring (``routes.health``, ``metrics``): ``/metrics``, ``/health`` and ``/ready``
+  need no token (Prometheus and probes call them; restrict them by network) and are
+  left out of the OpenAPI document. Every request has an id (``X-Request-ID``, given
+  or made) that its log records and the log lines of the orders it placed carry.
 """
 
 import logging
@@ -33,15 +37,17 @@ from fastapi.responses import JSONResponse
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tick2trade.host.api import errors, web, ws
-from tick2trade.host.api.guard import BodyGuard
 from tick2trade.host.api.deps import RateLimits
-from tick2trade.host.api.routes import (market, notifications, operator, orders, portfolio,
-                                        risk, users, watchlists)
+from tick2trade.host.api.guard import BodyGuard
+from tick2trade.host.api.metrics import Metrics, Observe
+from tick2trade.host.api.routes import (health, market, notifications, operator, orders,
+                                        portfolio, risk, users, watchlists)
 from tick2trade.host.services.auth import Throttled
 from tick2trade.host.services.platform import Platform
 
 ROUTERS = (users.router, market.router, orders.router, portfolio.router, risk.router,
-           notifications.router, operator.router, watchlists.router, ws.router)
+           notifications.router, operator.router, watchlists.router, ws.router,
+           health.router)
 
 
 log = logging.getLogger(__name__)
@@ -63,6 +69,7 @@ def create_app(platform: Platform, cors_origins: Sequence[str] = (),
                   docs_url=None, redoc_url=None)
     app.state.platform = platform
     app.state.rate_limits = RateLimits(platform.limits)
+    app.state.metrics = Metrics(platform)
 
     for exc_type, status in errors.STATUS.items():
         def handler(request: Request, exc: Exception, status: int = status) -> JSONResponse:
@@ -90,4 +97,6 @@ def create_app(platform: Platform, cors_origins: Sequence[str] = (),
     # after the routers (the client's files are mounted at /) and outermost (CORS
     # headers on every answer, a refused body's 413 included)
     web.install(app, cors_origins)
+    # outermost of all: a refused body or a CORS answer is timed and has its id too
+    app.add_middleware(Observe, metrics=app.state.metrics)
     return app

@@ -9,6 +9,9 @@ and the benchmarks.
 - Log lines never carry a credential: ``Redact`` blanks ``token=...`` (and
   ``access_token``/``refresh_token`` values) in every record of uvicorn's loggers, for a
   client that still puts its token in the WebSocket URL (refused, but logged).
+- ``log_format="json"``: every logger's records as JSON lines (``logs.use_json``), each
+  with the request id of the request it was written for, uvicorn's access lines
+  included; ``"text"`` (the default) keeps uvicorn's own logging as it was.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import logging
 import re
 
 import uvicorn
+
+from tick2trade.host import logs
 
 WS_MAX_FRAME = 1 << 20
 _SECRET = re.compile(r"((?:access_|refresh_)?token=)[^&\s\"']+", re.IGNORECASE)
@@ -44,12 +49,22 @@ def redact_logs() -> None:
             logger.addFilter(Redact())
 
 
-def config(app, host: str, port: int, **kwargs) -> uvicorn.Config:
+LOG_FORMATS = ("text", "json")
+
+
+def config(app, host: str, port: int, *, log_format: str = "text",
+           **kwargs) -> uvicorn.Config:
     """The uvicorn configuration the API is served with (``kwargs`` pass through)."""
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"log format {log_format!r}: one of {', '.join(LOG_FORMATS)}")
     redact_logs()
+    if log_format == "json":
+        logs.use_json(filters=(Redact(),))
+        # uvicorn's own dictConfig would put its text handlers back
+        kwargs["log_config"] = None
     return uvicorn.Config(app, host=host, port=port, proxy_headers=False,
                           ws_max_size=WS_MAX_FRAME, **kwargs)
 
 
-def serve(app, host: str, port: int, **kwargs) -> None:
-    uvicorn.Server(config(app, host, port, **kwargs)).run()
+def serve(app, host: str, port: int, *, log_format: str = "text", **kwargs) -> None:
+    uvicorn.Server(config(app, host, port, log_format=log_format, **kwargs)).run()

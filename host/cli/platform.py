@@ -211,12 +211,17 @@ def _default_line(line) -> str:
               help="A reverse proxy whose X-Forwarded-For names the client (login "
                    "throttling and rate limits count that address); repeatable. By "
                    "default no peer is trusted and the peer's own address counts.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True,
+              help="json: every log record as one JSON object per line (ts, level, logger, "
+                   "msg, request_id, extras) on stderr, from INFO up; text: uvicorn's "
+                   "usual lines.")
 def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_b,
         retransmit, venue_user: str, venue_password: str, venue_rate: float,
         local_ports: str, var_dir: Path, history_path: Path | None, no_history: bool,
         history_raw_days: int, history_retention_days: int, smtp: str, mail_from: str,
         cors_origins: tuple[str, ...], webhook_allow: tuple[str, ...],
-        trusted_proxy: tuple[str, ...]) -> None:
+        trusted_proxy: tuple[str, ...], log_format: str) -> None:
     """Serve the HTTP/WebSocket API (the web client at /, OpenAPI at /docs) with a live
     market: by default a venue simulator started here, its ITCH feed read into a
     full-depth book per symbol, and orders sent to it over OUCH. No FPGA device is
@@ -262,6 +267,22 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
     ports = VenuePorts(("127.0.0.1", orders_port), ("127.0.0.1", a_port),
                        ("127.0.0.1", b_port), ("127.0.0.1", rt_port))
     console = Console(stderr=True)
+    if log_format == "json":
+        import logging
+
+        from rich.text import Text
+
+        from tick2trade.host import logs
+
+        # from the start, so that every line on stderr is JSON, this banner's included
+        logs.use_json(filters=(serving.Redact(),))
+        banner = logging.getLogger("tick2trade.cli.api")
+
+        def say(text: str) -> None:
+            banner.info(Text.from_markup(text).plain)
+    else:
+        def say(text: str) -> None:
+            console.print(text, highlight=False)
     try:
         live = open_live(var_dir, None if venue == "off" else venue, paper=paper,
                          line_a=feed_a or DEFAULT_LINE_A, line_b=feed_b or DEFAULT_LINE_B,
@@ -294,23 +315,22 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
             history.close()
         live.close()
         raise
-    console.print("t2t api: market data and orders from", highlight=False)
+    say("t2t api: market data and orders from")
     for note in live.notes:
-        console.print(f"  {note}", highlight=False)
+        say(f"  {note}")
     if live.broker is not None and not live.broker.wait_connected(10):
-        console.print("[yellow]the venue's order entry did not answer yet; orders are "
-                      "refused until it does (retrying)[/yellow]")
+        say("[yellow]the venue's order entry did not answer yet; orders are refused until "
+            "it does (retrying)[/yellow]")
     # a local venue or the paper broker starts empty: what was open before this start
     # goes to it again; a venue somebody else runs still has its orders
     resumed = platform.orders.resume(resubmit=venue == "local" or paper or venue == "off")
     if resumed:
-        console.print("  orders open before this start: " + ", ".join(
-            f"{n} {what.replace('_', ' ')}" for what, n in sorted(resumed.items())),
-            highlight=False)
+        say("  orders open before this start: " + ", ".join(
+            f"{n} {what.replace('_', ' ')}" for what, n in sorted(resumed.items())))
     platform.start_background()
     try:
         serving.serve(create_app(platform, cors_origins, trusted_proxies=trusted_proxy),
-                      host, port)
+                      host, port, log_format=log_format)
     finally:
         live.close()      # no more callbacks or prints, then the stores
         platform.close()

@@ -347,6 +347,12 @@ class FeedHandler:
 
     # --- the thread -----------------------------------------------------------------------
 
+    @property
+    def running(self) -> bool:
+        """Whether the receive thread is up (``GET /ready``)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
     def start(self) -> FeedHandler:
         """Start the receive thread (returns the handler, for ``with``/chaining)."""
         if self._thread is not None and self._thread.is_alive():

@@ -28,6 +28,12 @@ callback is ignored and logged), and writes — in one transaction — the order
 execution and the position (``portfolio.apply_fill``), an audit record and the
 ``order_status`` notification. What the API returns is the order as stored.
 
+Once committed, a placement, each status change and each fill is counted (``placed``,
+``tally``, ``fills``, ``filled_shares``: what ``GET /metrics`` reports) and logged at
+INFO with the id of the API request that placed the order (``logs.request_id``, kept
+with the order while it is open), so the placement's line and the broker's answers to
+it can be found together whichever thread wrote them.
+
 The writer's jobs use SQLAlchemy Core, not ORM units of work: they are the hot path,
 and each runs alone on the writer's thread, where its cost is every waiting request's.
 """
@@ -41,6 +47,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine, Row, bindparam, case, func, insert, select, update
 
+from tick2trade.host import logs
 from tick2trade.host.services import audit, executions, notify, ordertypes, risk
 from tick2trade.host.services.broker import Broker, OrderTicket
 from tick2trade.host.services.db import Execution, Order, Position, utcnow
@@ -154,6 +161,15 @@ class Orders:
         self.status_hooks: list = []
         self._modifies: dict[int, dict] = {}   # order id → the modify waiting for its answer
         self._lock = threading.Lock()
+        # changed only by commit hooks, which run on one thread at a time (the writer's
+        # leader): an open order → the request that placed it; the committed
+        # placements, and placements and status changes by the status reached; the
+        # fills and their shares
+        self._request_ids: dict[int, str] = {}
+        self.placed = 0
+        self.tally: Counter = Counter()
+        self.fills = 0
+        self.filled_shares = 0
         broker.attach(self)
 
     # --- requests -----------------------------------------------------------------------
@@ -163,22 +179,23 @@ class Orders:
         mark = self.mark(new.symbol)
         new.validate(mark)
         reference = new.price or new.stop_price or mark
+        rid = logs.request_id.get()
         if getattr(self.broker, "in_process", False):
             return self.writer.run(lambda b: self._place_in_batch(b, user_id, username,
-                                                                  new, reference))
+                                                                  new, reference, rid))
         order_id, status = self.writer.run(
-            lambda b: self._store(b, user_id, username, new, reference))
+            lambda b: self._store(b, user_id, username, new, reference, rid=rid))
         if status == OrderStatus.PENDING:
             self._submit(order_id, new)
         with self.reader.connect() as conn:
             return conn.execute(_READ_ORDER, {"order_id": order_id}).one()
 
     def _place_in_batch(self, b: Batch, user_id: int, username: str, new: NewOrder,
-                        reference: int | None) -> Row:
+                        reference: int | None, rid: str | None = None) -> Row:
         """The writer's job for one placement with an in-process broker: store, submit
         (its answers join this batch), and return the row the batch will commit (each
         write of the order returns it, so it is not read again)."""
-        order_id, status = self._store(b, user_id, username, new, reference)
+        order_id, status = self._store(b, user_id, username, new, reference, rid=rid)
         if status == OrderStatus.PENDING:
             b.after_rollback.append(lambda: self.broker.withdraw(order_id))
             self._submit(order_id, new)
@@ -200,9 +217,10 @@ class Orders:
 
     def _store(self, b: Batch, user_id: int, username: str, new: NewOrder,
                reference: int | None, group_id: int | None = None,
-               parent_id: int | None = None) -> tuple[int, str]:
+               parent_id: int | None = None, rid: str | None = None) -> tuple[int, str]:
         """The writer's job for one placement: risk checks against the batch's view of
-        the database, the order row, its audit record and any notifications."""
+        the database, the order row, its audit record and any notifications. ``rid``:
+        the API request placing it."""
         status, reason, check = OrderStatus.PENDING, None, risk.Check()
         if _cached(b, "kill_switch", lambda: risk.kill_switch(b.conn)):
             status, reason = OrderStatus.REJECTED, "kill switch engaged"
@@ -223,6 +241,7 @@ class Orders:
             **{k: v for k, v in new.columns().items() if v is not None},
             "group_id": group_id, "parent_id": parent_id,
             "status": status, "reason": reason})
+        b.after_commit.append(lambda: self._placed(order_id, new, status, reason, rid))
         if status == OrderStatus.REJECTED:
             self._notify(b, user_id, "order_status", _status_payload({
                 "id": order_id, "symbol": new.symbol, "side": new.side, "status": status,
@@ -236,6 +255,38 @@ class Orders:
                 "level": "near", "symbol": new.symbol, "detail": check.near,
                 "order_id": order_id})
         return order_id, status
+
+    def _placed(self, order_id: int, new: NewOrder, status: str, reason: str | None,
+                rid: str | None) -> None:
+        if rid is not None and status not in TERMINAL:
+            self._request_ids[order_id] = rid
+        self.placed += 1
+        self.tally[status] += 1
+        log.info("order %s placed: %s %d %s %s %s, %s%s", order_id, new.side, new.qty,
+                 new.symbol, new.type, new.tif, status, f" ({reason})" if reason else "",
+                 extra=logs.tagged(rid))
+
+    def _changed(self, order_id: int, status: str, reason: str | None) -> None:
+        """After the commit of a status change: count it, log it under the request that
+        placed the order (forgotten once the order is closed)."""
+        rid = (self._request_ids.pop(order_id, None) if status in TERMINAL
+               else self._request_ids.get(order_id))
+        self.tally[status] += 1
+        log.info("order %s %s%s", order_id, status, f" ({reason})" if reason else "",
+                 extra=logs.tagged(rid))
+
+    def _filled(self, order_id: int, qty: int, price: int, venue: str) -> None:
+        self.fills += 1
+        self.filled_shares += qty
+        log.info("order %s executed %d at %s on %s", order_id, qty, px(price), venue,
+                 extra=logs.tagged(self._request_ids.get(order_id)))
+
+    def open_counts(self) -> dict[str, int]:
+        """The orders open in the store, by status (every open status, 0 included)."""
+        with self.reader.connect() as conn:
+            got = dict(conn.execute(select(Order.status, func.count()).where(
+                Order.status.in_(OPEN)).group_by(Order.status)).all())
+        return {str(status): got.get(status, 0) for status in OPEN}
 
     def _notify(self, b: Batch, user_id: int, kind: str, payload: dict) -> None:
         outbox = b.scratch.get("outbox")
@@ -331,13 +382,14 @@ class Orders:
             except ordertypes.Invalid as exc:
                 raise OrderError(str(exc)) from None
         in_process = getattr(self.broker, "in_process", False)
+        rid = logs.request_id.get()
 
         def job(b: Batch) -> list[tuple[int, str]]:
             placed, group = [], parent_id
             for leg in legs:
                 reference = leg.price or leg.stop_price or self.mark(leg.symbol)
                 order_id, status = self._store(b, user_id, username, leg, reference,
-                                               group, parent_id)
+                                               group, parent_id, rid)
                 if group is None:
                     group = order_id
                     b.conn.execute(update(Order).where(Order.id == order_id)
@@ -526,6 +578,8 @@ class Orders:
             if order["status"] != row["status"]:
                 self._notify(b, order["user_id"], "order_status", _status_payload(order))
                 self._status_changed(b, stored._mapping)
+                b.after_commit.append(lambda: self._changed(order_id, order["status"],
+                                                            order["reason"]))
         self.writer.join(job)
 
     def _move(self, order_id: int, allowed: tuple[str, ...], status: str,
@@ -545,6 +599,7 @@ class Orders:
                            None if reason is None else {"reason": reason})
             self._notify(b, row["user_id"], "order_status", _status_payload(row))
             self._status_changed(b, row)
+            b.after_commit.append(lambda: self._changed(order_id, status, reason))
         self.writer.join(job)
 
     def _status_changed(self, b: Batch, row) -> None:
@@ -592,6 +647,7 @@ class Orders:
                                else OrderStatus.PARTIALLY_FILLED)
             b.chain.append("broker", "order.executed", f"order:{order_id}",
                            {"qty": qty_now, "price": price, "realized": gained})
+            b.after_commit.append(lambda: self._filled(order_id, qty_now, price, venue))
             if self.on_fill is not None:
                 b.after_commit.append(lambda: self.on_fill(order_id, user_id, symbol, side,
                                                            qty_now, price))

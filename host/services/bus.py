@@ -241,7 +241,8 @@ class Bus:
 
         async def stop() -> None:
             self._sender.cancel()
-            await self.nc.drain()
+            await self.nc.flush(timeout=5)
+            await self.nc.close()
         try:
             self.call(stop(), timeout)
         except Exception:  # noqa: BLE001 — closing: a server already gone is fine

@@ -191,6 +191,11 @@ async def _run(name, url, db_url, history_path, history_options, smtp, webhooks,
         ready()
         await asyncio.gather(*tasks)
     finally:
-        await nc.drain()
+        # the acknowledgements out, then close (a drain would wait out the pull
+        # subscriptions' drain timeout)
+        try:
+            await nc.flush(timeout=5)
+        finally:
+            await nc.close()
         for close in closers:
             close()

@@ -47,11 +47,17 @@ async def consume(js, durable: str, handle: Handler, stop: asyncio.Event, *,
     """Fetch batches of ``durable`` until ``stop``; ``handle(messages)`` commits their
     effect, then they are acknowledged (or handed back when it raised)."""
     sub = await bus.pull(js, durable, ack_wait)
+    size = 1
     while not stop.is_set():
+        # A fetch that finds nothing waiting lingers until its batch is full or it times
+        # out, so ask for one message when idle (it comes as soon as it is published)
+        # and for as many as the last one said are waiting behind it when catching up.
         try:
-            msgs = await sub.fetch(batch, timeout=0.5)
+            msgs = await sub.fetch(size, timeout=0.5)
         except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            size = 1
             continue
+        size = max(1, min(batch, msgs[-1].metadata.num_pending))
         try:
             await handle(msgs)
         except Exception:

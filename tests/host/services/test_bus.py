@@ -1,7 +1,6 @@
 """The event bus (host/services/bus.py) and its workers (host/services/workers.py) against
 a real NATS JetStream server on loopback (the ``bus_url`` fixture)."""
 
-import asyncio
 import json
 import os
 import select

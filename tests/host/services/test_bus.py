@@ -18,9 +18,11 @@ from tick2trade.host.services.auth import Users
 from tick2trade.host.services.db import (AuditRecord, Execution, Notification, Order,
                                          make_engine, session_factory, upgrade)
 from tick2trade.host.services.history import History
+from tick2trade.host.services.orders import NewOrder
+from tick2trade.host.services.platform import Platform
 from tick2trade.host.services.workers import HistoryWriter
 
-from tests.host.conftest import ROOT, SECRET, wait_for
+from tests.host.conftest import ROOT, SECRET, fresh_limits, wait_for
 
 
 def open_db(url):
@@ -273,3 +275,48 @@ def test_risk_worker_alerts_once_through_the_notifier(bus_url, db_url):
     finally:
         b.close()
         engine.dispose()
+
+
+def stream_events(b: bus.Bus, stream: str) -> list[tuple[str, dict]]:
+    """Every message a stream holds: (subject, event)."""
+    async def read():
+        info = await b.js.stream_info(stream)
+        return [await b.js.get_msg(stream, seq)
+                for seq in range(info.state.first_seq, info.state.last_seq + 1)
+                if info.state.messages]
+    return [(m.subject, json.loads(m.data)) for m in b.call(read())]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_platform_with_a_bus_publishes_its_events_and_stores_no_notification(bus_url,
+                                                                             db_url):
+    b = bus.Bus(bus_url)
+    p = Platform(db_url, SECRET, limits=fresh_limits(), bus=b)
+    try:
+        uid = add_user(p.sessions, "ola")
+        p.market.apply("BRK.A", bids=[(999_000, 100)], asks=[(1_001_000, 200)])
+        p.market.trade("BRK.A", 1_000_000, 50, side="sell", match=7)
+        placed = p.orders.place(uid, "ola", NewOrder("BRK.A", "buy", "market", 10))
+        assert wait_for(lambda: p.orders.get(uid, placed.id).status == "filled", 10)
+        assert b.flush(10)
+        book = stream_events(b, "T2T_BOOK")
+        assert [(s, e["seq"], e["bids"], e["bbo"]) for s, e in book] == [
+            ("t2t.book.BRK%2EA", 1, [[999_000, 100, 0]], [999_000, 100, 1_001_000, 200])]
+        trades = stream_events(b, "T2T_TRADES")
+        assert [(s, e["price"], e["size"], e["side"], e["match"]) for s, e in trades][0] == (
+            "t2t.trades.BRK%2EA", 1_000_000, 50, "sell", 7)
+        orders = stream_events(b, "T2T_ORDERS")
+        assert {s for s, _ in orders} == {f"t2t.orders.{uid}"}
+        assert [e["status"] for _, e in orders][-1] == "filled"
+        assert {e["id"] for _, e in orders} == {placed.id}
+        (subject, execution), = stream_events(b, "T2T_EXECUTIONS")
+        assert subject == f"t2t.executions.{uid}"
+        assert (execution["order_id"], execution["qty"], execution["price"]) == (
+            placed.id, 10, 1_001_000)
+        notes = stream_events(b, "T2T_NOTIFICATIONS")
+        assert notes and {e["kind"] for _, e in notes} == {"order_status"}
+        assert notes[-1][1]["payload"]["status"] == "filled"
+        assert len({e["event_id"] for _, e in notes}) == len(notes)
+        assert stored(p.sessions) == (0, 0)      # the notifier's job, not the API's
+    finally:
+        p.close()

@@ -320,3 +320,38 @@ def test_platform_with_a_bus_publishes_its_events_and_stores_no_notification(bus
         assert stored(p.sessions) == (0, 0)      # the notifier's job, not the API's
     finally:
         p.close()
+
+
+def test_history_worker_killed_mid_stream_records_every_print_once(bus_url, tmp_path):
+    n = 3000
+    t0 = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    b = bus.Bus(bus_url)
+    try:
+        for seq in range(1, n + 1):
+            b.publish(bus.subject("T2T_TRADES", "AAPL"), {
+                "symbol": "AAPL", "seq": seq, "price": 1_000_000, "size": seq, "side": None,
+                "match": seq, "ts": (t0 + timedelta(milliseconds=seq)).isoformat()},
+                f"trade:r:AAPL:{seq}")
+        assert b.flush(60)
+        path = tmp_path / "h.duckdb"
+        args = ["--bus", bus_url, "--history", str(path), "--batch", "5", "--ack-wait", "1"]
+        proc = start_worker("history", *args)
+        assert wait_for(lambda: b.consumer_lag_messages().get("history-trades", n)
+                        <= n * 0.9, 60)
+        proc.kill()
+        proc.wait()
+        assert b.consumer_lag_messages()["history-trades"] > 0, "not killed mid-stream"
+        proc = start_worker("history", *args)
+        try:
+            assert wait_for(lambda: b.consumer_lag_messages()["history-trades"] == 0, 120)
+            time.sleep(1.5)               # past ack_wait: a redelivery would show now
+        finally:
+            stop_worker(proc)
+        with History(path, read_only=True) as h:
+            assert h.counts()["trades"] == n
+            got = h.trades("AAPL", t0, t0 + timedelta(minutes=1), limit=n + 1)
+            assert [p.size for p in got] == list(range(1, n + 1))
+            bars = h.bars("AAPL", t0, t0 + timedelta(minutes=1), "1s")
+            assert sum(bar.volume for bar in bars) == n * (n + 1) // 2
+    finally:
+        b.close()

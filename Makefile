@@ -50,6 +50,7 @@ bench: setup
 	$(BIN)/python -m tick2trade.bench.feed
 	$(BIN)/python -m tick2trade.bench.ws
 	$(BIN)/python -m tick2trade.bench.history
+	$(BIN)/python -m tick2trade.bench.bus
 	$(BIN)/python -m tick2trade.bench.web
 
 verilog: setup

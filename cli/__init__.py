@@ -31,6 +31,7 @@ COMMANDS = {
     "db": "tick2trade.host.cli.platform:db",
     "users": "tick2trade.host.cli.platform:users",
     "history": "tick2trade.host.cli.history:history",
+    "worker": "tick2trade.host.cli.worker:worker",
     # with the simulator
     "run": "tick2trade.sim.cli.run:run",
     "replay": "tick2trade.sim.cli.replay:replay",

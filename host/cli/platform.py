@@ -216,12 +216,17 @@ def _default_line(line) -> str:
               help="json: every log record as one JSON object per line (ts, level, logger, "
                    "msg, request_id, extras) on stderr, from INFO up; text: uvicorn's "
                    "usual lines.")
+@click.option("--bus", "bus_url", envvar="T2T_BUS_URL", metavar="nats://HOST:PORT",
+              help="Publish orders, executions, book updates, prints and notifications "
+                   "to this NATS JetStream server; notifications, history and the risk "
+                   "monitor then run as `t2t worker notifier|history|risk`, not here "
+                   "(no history file is opened). Default: $T2T_BUS_URL, else none.")
 def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_b,
         retransmit, venue_user: str, venue_password: str, venue_rate: float,
         local_ports: str, var_dir: Path, history_path: Path | None, no_history: bool,
         history_raw_days: int, history_retention_days: int, smtp: str, mail_from: str,
         cors_origins: tuple[str, ...], webhook_allow: tuple[str, ...],
-        trusted_proxy: tuple[str, ...], log_format: str) -> None:
+        trusted_proxy: tuple[str, ...], log_format: str, bus_url: str | None) -> None:
     """Serve the HTTP/WebSocket API (the web client at /, OpenAPI at /docs) with a live
     market: by default a venue simulator started here, its ITCH feed read into a
     full-depth book per symbol, and orders sent to it over OUCH. No FPGA device is
@@ -290,9 +295,18 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
                          username=venue_user, password=venue_password)
     except (RuntimeError, OSError) as exc:
         raise click.ClickException(f"cannot start the market: {exc}") from None
-    history = None
+    history = event_bus = None
     try:
-        if not no_history:
+        if bus_url:
+            from tick2trade.host.services.bus import Bus
+
+            try:
+                event_bus = Bus(bus_url)
+            except ConnectionError as exc:
+                raise click.ClickException(f"{exc} (--bus / T2T_BUS_URL)") from None
+            live.notes.append(f"event bus: {bus_url} (history, notifications and the risk "
+                              f"monitor in `t2t worker`)")
+        elif not no_history:
             from tick2trade.host.services.history import History, HistoryInUse
 
             if history_retention_days < history_raw_days:
@@ -309,10 +323,12 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
         platform = Platform.open(url, smtp=SmtpConfig(smtp_host, int(smtp_port), mail_from),
                                  webhooks=WebhookPolicy(allow=webhook_allow),
                                  market=live.market, broker=live.broker, live=live,
-                                 history=history)
+                                 history=history, bus=event_bus)
     except BaseException:
         if history is not None:
             history.close()
+        if event_bus is not None:
+            event_bus.close()
         live.close()
         raise
     say("t2t api: market data and orders from")

@@ -160,7 +160,10 @@ class Notification(Base):
     payload: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     read: Mapped[bool] = mapped_column(Boolean, default=False)
-    __table_args__ = (Index("ix_notifications_user_id_id", "user_id", "id"),)
+    # the event's id when it came over the event bus: a redelivered event finds its row
+    event_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    __table_args__ = (Index("ix_notifications_user_id_id", "user_id", "id"),
+                      Index("uq_notifications_event_id", "event_id", unique=True))
 
 
 class OutboxEntry(Base):

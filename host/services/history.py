@@ -31,6 +31,12 @@ Design decisions
   thread runs ``compact`` every ``compact_interval`` seconds (hourly).
 - Times are stored as UTC ``TIMESTAMP`` (microseconds); the API takes and returns UTC.
   Prices are integer ticks, as in ``MarketData``.
+- **Over the event bus** (``t2t worker history``) the worker records a batch of the
+  bus's messages and writes it with ``flush(marks=…)``: the last stream sequence it
+  applied per stream goes into ``meta`` in the same transaction, so a batch delivered
+  again after a crash (the consumer acknowledges only after the flush) is recognised
+  by its sequences and skipped — no print is counted twice, in ``trades`` or in a
+  ``bars_1s`` fragment, which an upsert of the prints alone would not prevent.
 - One process owns the file: DuckDB refuses a second opener (``t2t history`` while
   ``t2t api`` runs on the same file gets ``HistoryInUse``; ask the API instead).
 """
@@ -267,14 +273,16 @@ class History:
 
     # --- writing --------------------------------------------------------------------------
 
-    def flush(self) -> int:
-        """Write what is buffered; returns the rows written."""
+    def flush(self, marks: dict[str, int] | None = None) -> int:
+        """Write what is buffered; returns the rows written. ``marks`` (name → value) go
+        into ``meta`` in the same transaction (``mark`` reads them), and a failure then
+        raises instead of counting the rows dropped: the caller has them again."""
         with self._write:
             with self._lock:
                 trades, self._trades = self._trades, []
                 quotes, self._quotes = self._quotes, []
                 fills, self._fills = self._fills, []
-            if not (trades or quotes or fills):
+            if not (trades or quotes or fills or marks):
                 return 0
             db = self._db
             db.execute("BEGIN")
@@ -310,9 +318,13 @@ class History:
                 if fills:
                     db.executemany("INSERT INTO fills VALUES (?, ?, ?, ?, make_timestamp(?), "
                                    "?, ?)", fills)
+                for key, value in (marks or {}).items():
+                    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
                 db.execute("COMMIT")
             except Exception:
                 db.execute("ROLLBACK")
+                if marks:
+                    raise
                 log.exception("history flush failed: %d prints, %d quotes, %d fills lost",
                               len(trades), len(quotes), len(fills))
                 with self._lock:
@@ -357,6 +369,11 @@ class History:
                 db.execute("ROLLBACK")
                 raise
         return done
+
+    def mark(self, key: str) -> int | None:
+        """A value ``flush(marks=…)`` stored (None: never)."""
+        with self._write, self._db.cursor() as cur:
+            return self._meta(cur, key)
 
     @staticmethod
     def _meta(db, key: str) -> int | None:

@@ -17,6 +17,14 @@ schedules a retry with exponential backoff (capped; rows are never given up or d
 A crash between sending and marking sends that one again — receivers get an ``id`` to
 de-duplicate on. In-app pushes go to connected WebSockets after commit; a client that was
 away reads what it missed from ``GET /notifications``.
+
+With an event bus (``host/services/bus.py``) the API stores no notification itself: the
+event (user, kind, payload and a fresh ``event_id``) is published to
+``t2t.notifications.<user>`` once its transaction commits, and ``t2t worker notifier``
+does the above in its own process (``store_events``): the notification row carries the
+event id, unique, so an event delivered twice is stored once; the worker's dispatcher
+delivers the outbox, and each stored in-app message goes to ``t2t.inapp.<user>`` for
+the API to push.
 """
 
 from __future__ import annotations
@@ -26,7 +34,8 @@ import logging
 import smtplib
 import socket
 import threading
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -34,9 +43,10 @@ from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import Connection, bindparam, event, func, insert, select
+from sqlalchemy.exc import IntegrityError, NoResultFound
 from sqlalchemy.orm import Session
 
-from tick2trade.host.services import audit
+from tick2trade.host.services import audit, bus
 from tick2trade.host.services.audit import as_utc
 from tick2trade.host.services.db import (Notification, OutboxEntry, Preference, PriceAlert, User,
                                          utcnow)
@@ -116,7 +126,11 @@ def emit_to_all(s: Session, kind: str, payload: dict) -> None:
 def emit(s: Session, user_id: int, kind: str, payload: dict) -> dict | None:
     """Record a notification and its deliveries in ``s``'s transaction (the in-app
     message goes out after commit); None when the user has every channel of this kind
-    off."""
+    off, or when an event bus takes the event (published after commit, see
+    ``install_bus``)."""
+    if s.info.get("t2t_bus") is not None:
+        s.info.setdefault("t2t_bus_events", []).append((user_id, kind, payload))
+        return None
     s.flush()
     message = record(s.connection(), user_id, kind, payload)
     if message is not None and message["in_app"]:
@@ -151,8 +165,10 @@ class Outbox:
         self.recipients = recipients if recipients is not None else {}
         self._waiting: list[tuple[dict, list[tuple[str, str]], dict]] = []
 
-    def add(self, user_id: int, kind: str, payload: dict) -> dict | None:
-        """Queue one event; see ``record`` for what it returns."""
+    def add(self, user_id: int, kind: str, payload: dict,
+            event_id: str | None = None) -> dict | None:
+        """Queue one event (``event_id``: the bus's, for events that came over it); see
+        ``record`` for what it returns."""
         known = self.recipients.get(user_id)
         if known is None:
             email, webhook = self.conn.execute(_ADDRESSES, {"user": user_id}).one()
@@ -164,7 +180,7 @@ class Outbox:
             return None
         now = utcnow()
         row = {"user_id": user_id, "kind": kind, "payload": payload, "created_at": now,
-               "read": False}
+               "read": False, "event_id": event_id}
         external = [(c, targets[c]) for c in channels if c != "in_app" and targets[c]]
         message = {"id": None, "kind": kind, "payload": payload,
                    "created_at": as_utc(now).isoformat(), "read": False}
@@ -205,6 +221,71 @@ def install_push(sessions, push: Push) -> None:
     @event.listens_for(sessions, "after_rollback")
     def _after_rollback(s: Session) -> None:
         s.info.pop("t2t_push", None)
+
+
+def publish(event_bus: bus.Bus, user_id: int, kind: str, payload: dict,
+            event_id: str | None = None) -> bool:
+    """Publish a notification event to the bus (a fresh ``event_id`` unless the caller
+    derives one from what caused it, so that a repeat is one event)."""
+    event_id = event_id or uuid.uuid4().hex
+    return event_bus.publish(bus.subject("T2T_NOTIFICATIONS", user_id),
+                             {"event_id": event_id, "user_id": user_id, "kind": kind,
+                              "payload": payload}, event_id)
+
+
+def install_bus(sessions, event_bus: bus.Bus) -> None:
+    """Send the notifications ``emit`` is given in ``sessions``' transactions to the bus
+    once they commit, instead of storing them."""
+    sessions.kw.setdefault("info", {})["t2t_bus"] = event_bus
+
+    @event.listens_for(sessions, "after_commit")
+    def _after_commit(s: Session) -> None:
+        for user_id, kind, payload in s.info.pop("t2t_bus_events", ()):
+            publish(event_bus, user_id, kind, payload)
+
+    @event.listens_for(sessions, "after_rollback")
+    def _after_rollback(s: Session) -> None:
+        s.info.pop("t2t_bus_events", None)
+
+
+_KNOWN_EVENTS = select(Notification.event_id).where(
+    Notification.event_id.in_(bindparam("ids", expanding=True)))
+
+
+def store_events(sessions, events: Iterable[dict]) -> list[tuple[int, dict]]:
+    """The notifier's effect: store bus events (``publish``'s dicts) as notifications
+    and their outbox rows in one transaction, skipping any whose ``event_id`` is stored
+    already; returns (user, WebSocket message) of each new in-app one, to push."""
+    events = list(events)
+    try:
+        return _store_events(sessions, events)
+    except IntegrityError:
+        # another notifier stored one of them meanwhile (a redelivery that overlapped):
+        # one at a time, each skipped or stored on its own
+        return [m for e in events for m in _store_events(sessions, [e])]
+
+
+def _store_events(sessions, events: list[dict]) -> list[tuple[int, dict]]:
+    with sessions.begin() as s:
+        conn = s.connection()
+        ids = [e["event_id"] for e in events]
+        known = set(conn.execute(_KNOWN_EVENTS, {"ids": ids}).scalars()) if ids else set()
+        outbox = Outbox(conn)
+        push = []
+        for e in events:
+            if e["event_id"] in known:
+                continue
+            known.add(e["event_id"])
+            try:
+                message = outbox.add(e["user_id"], e["kind"], e["payload"], e["event_id"])
+            except NoResultFound:
+                log.warning("notification event %s for unknown user %s skipped",
+                            e["event_id"], e["user_id"])
+                continue
+            if message is not None and message["in_app"]:
+                push.append((e["user_id"], message["json"]))
+        outbox.write()
+    return [(user_id, envelope(message)) for user_id, message in push]
 
 
 @dataclass(frozen=True)

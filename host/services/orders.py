@@ -48,7 +48,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import Engine, Row, bindparam, case, func, insert, select, update
 
 from tick2trade.host import logs
-from tick2trade.host.services import audit, executions, notify, ordertypes, risk
+from tick2trade.host.services import audit, bus, executions, notify, ordertypes, risk
 from tick2trade.host.services.broker import Broker, OrderTicket
 from tick2trade.host.services.db import Execution, Order, Position, utcnow
 from tick2trade.host.services.money import px
@@ -146,8 +146,11 @@ class Orders:
 
     def __init__(self, sessions, writer: Writer, broker: Broker,
                  mark=lambda symbol: None, push: notify.Push = lambda user_id, msg: None,
-                 reader: Engine | None = None, on_fill=None) -> None:
+                 reader: Engine | None = None, on_fill=None, event_bus=None) -> None:
         self.sessions = sessions
+        # an event bus (services.bus.Bus): orders, executions and notifications are
+        # published to it after commit, and notifications are not stored here
+        self.bus = event_bus
         # called after the commit of each fill: (order_id, user_id, symbol, side, qty,
         # price) — the history recorder's hook
         self.on_fill = on_fill
@@ -237,6 +240,7 @@ class Orders:
             "parent_id": parent_id, "triggered": False,
             "filled_qty": 0, "filled_notional": 0, "status": status, "reason": reason,
             "created_at": now, "updated_at": now}).one()).id
+        self._publish_order(b, b.scratch[("order", order_id)]._mapping)
         b.chain.append(username, "order.place", f"order:{order_id}", {
             **{k: v for k, v in new.columns().items() if v is not None},
             "group_id": group_id, "parent_id": parent_id,
@@ -289,6 +293,9 @@ class Orders:
         return {str(status): got.get(status, 0) for status in OPEN}
 
     def _notify(self, b: Batch, user_id: int, kind: str, payload: dict) -> None:
+        if self.bus is not None:
+            b.after_commit.append(lambda: notify.publish(self.bus, user_id, kind, payload))
+            return
         outbox = b.scratch.get("outbox")
         if outbox is None:
             outbox = b.scratch["outbox"] = notify.Outbox(b.conn,
@@ -602,7 +609,17 @@ class Orders:
             b.after_commit.append(lambda: self._changed(order_id, status, reason))
         self.writer.join(job)
 
+    def _publish_order(self, b: Batch, row) -> None:
+        """``row`` (a mapping of the order's columns) to ``t2t.orders.<user>`` after
+        commit, when there is a bus."""
+        if self.bus is not None:
+            event = dict(row)
+            msg_id = f"order:{event['id']}:{event['status']}:{event['filled_qty']}"
+            b.after_commit.append(lambda: self.bus.publish(
+                bus.subject("T2T_ORDERS", event["user_id"]), event, msg_id))
+
     def _status_changed(self, b: Batch, row) -> None:
+        self._publish_order(b, row)
         for hook in self.status_hooks:
             b.after_commit.append(lambda hook=hook: hook(row))
 
@@ -635,12 +652,16 @@ class Orders:
                                                   **values})
             else:
                 b.conn.execute(_UPDATE_POSITION, {**key, **values})
-            b.conn.execute(insert(Execution), {
+            execution = {
                 "order_id": order_id, "user_id": user_id, "symbol": symbol, "side": side,
                 "qty": qty_now, "price": price, "realized_pnl": gained, "ts": utcnow(),
                 "exec_id": executions.exec_id(venue, order_id, order["filled_qty"]),
                 "venue": venue, "liquidity": liquidity,
-                "fee": executions.fee(venue, liquidity, qty_now)})
+                "fee": executions.fee(venue, liquidity, qty_now)}
+            b.conn.execute(insert(Execution), execution)
+            if self.bus is not None:
+                b.after_commit.append(lambda: self.bus.publish(
+                    bus.subject("T2T_EXECUTIONS", user_id), execution, execution["exec_id"]))
             order["filled_qty"] += qty_now
             order["filled_notional"] += qty_now * price
             order["status"] = (OrderStatus.FILLED if order["filled_qty"] == order["qty"]

@@ -3,6 +3,12 @@
 Everything the API and the CLI use hangs off this object, built with explicit
 dependencies (database URL, broker, device, SMTP server, secret) so tests hand in their
 own; ``Platform.open`` fills in the defaults for ``t2t api``.
+
+With an event bus (``bus``, a ``services.bus.Bus``) the platform publishes its orders,
+executions, book updates, prints and notifications to it, stores no notification and
+delivers no outbox itself (``t2t worker notifier`` does), and pushes to WebSockets what
+the notifier stored. History and the risk monitor are then workers too (``t2t api``
+opens no history with ``--bus``).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from tick2trade.host.services import bus as events
 from tick2trade.host.services import notify
 from tick2trade.host.services.auth import Users
 from tick2trade.host.services.broker import Broker
@@ -22,7 +29,7 @@ from tick2trade.host.services.contingent import Contingent
 from tick2trade.host.services.db import Position, default_url, make_engine, session_factory, upgrade
 from tick2trade.host.services.device import Device
 from tick2trade.host.services.hub import Hub
-from tick2trade.host.services.marketdata import MarketData, Quote
+from tick2trade.host.services.marketdata import BookUpdate, MarketData, Quote, Trade
 from tick2trade.host.services.money import px
 from tick2trade.host.services.orders import Orders
 from tick2trade.host.services.paper import PaperBroker
@@ -58,6 +65,7 @@ class Platform:
     # a History (host/services/history.py): records the market's prints and BBO changes
     # and the fills, and answers /market/{symbol}/history and /trades; None: not kept
     history: object | None = None
+    bus: events.Bus | None = None
 
     def __post_init__(self) -> None:
         self.engine = make_engine(self.url)
@@ -66,6 +74,9 @@ class Platform:
         self.sessions = session_factory(self.engine)
         self.hub = Hub()
         notify.install_push(self.sessions, self.hub.to_user)
+        if self.bus is not None:
+            notify.install_bus(self.sessions, self.bus)
+            self.bus.subscribe(f"{events.INAPP}.>", self._inapp_to_hub)
         self.users = Users(self.sessions, self.secret, login_failures=self.limits.login_failures,
                            address_failures=self.limits.login_failures_address)
         # the OMS's own order types (stops, trailing stops, icebergs) are worked in front
@@ -76,7 +87,8 @@ class Platform:
         self.writer = Writer(self.engine)
         self.orders = Orders(self.sessions, self.writer, self.broker, self.market.mark,
                              self.hub.to_user, self.reader,
-                             on_fill=self.history.record_fill if self.history else None)
+                             on_fill=self.history.record_fill if self.history else None,
+                             event_bus=self.bus)
         self.broker.persist = self.orders.note
         self.contingent = Contingent(self.orders)
         if self.history is not None:
@@ -85,6 +97,9 @@ class Platform:
         self.market.subscribe(self.alerts.on_quote)
         self.market.subscribe(self._quote_to_hub)
         self.streams = Streams(self.market, self.hub)
+        if self.bus is not None:
+            self.market.listen("book", self._book_to_bus)
+            self.market.listen("trade", self._trade_to_bus)
         self.dispatcher = notify.Dispatcher(self.sessions, self.smtp, webhooks=self.webhooks)
         self._stop = threading.Event()
 
@@ -101,6 +116,26 @@ class Platform:
 
     def _quote_to_hub(self, quote: Quote) -> None:
         self.hub.to_symbol(quote.symbol, {"type": "quote", **quote_json(quote)})
+
+    def _inapp_to_hub(self, subject: str, event: dict) -> None:
+        self.hub.to_user(event["user_id"], event["message"])
+
+    def _book_to_bus(self, u: BookUpdate) -> None:
+        q = self.market.quote(u.symbol)
+        self.bus.publish(events.subject("T2T_BOOK", u.symbol), {
+            "symbol": u.symbol, "seq": u.seq, "kind": u.kind, "source": u.source,
+            "depth": u.depth, "ts": u.ts.isoformat(),
+            "bids": [[lv.price, lv.size, lv.orders] for lv in u.bids],
+            "asks": [[lv.price, lv.size, lv.orders] for lv in u.asks],
+            # the BBO after the update, for the history's quotes
+            "bbo": None if q is None else [q.bid, q.bid_size, q.ask, q.ask_size]},
+            f"book:{self.bus.run}:{u.symbol}:{u.seq}")
+
+    def _trade_to_bus(self, t: Trade) -> None:
+        self.bus.publish(events.subject("T2T_TRADES", t.symbol), {
+            "symbol": t.symbol, "seq": t.seq, "price": t.price, "size": t.size,
+            "side": t.side, "match": t.match, "ts": t.ts.isoformat()},
+            f"trade:{self.bus.run}:{t.symbol}:{t.seq}")
 
     # --- portfolio ------------------------------------------------------------------------
 
@@ -130,7 +165,8 @@ class Platform:
 
     def start_background(self, outbox_interval: float = 1.0,
                          portfolio_interval: float | None = 60.0) -> None:
-        self.dispatcher.start(outbox_interval)
+        if self.bus is None:     # else the notifier worker delivers the outbox
+            self.dispatcher.start(outbox_interval)
         if portfolio_interval:
             def loop() -> None:
                 while not self._stop.wait(portfolio_interval):
@@ -144,6 +180,8 @@ class Platform:
         self._stop.set()
         self.dispatcher.stop()
         self.writer.close()
+        if self.bus is not None:
+            self.bus.close()
         if self.history is not None:
             self.history.close()
         self.reader.dispose()

@@ -7,16 +7,23 @@ raises a ``risk_alert``; an order that brings the reachable position to 90 % of 
 limit or more goes through with a "near" alert. A symbol's own row wins over ``*``,
 limit by limit. The FPGA's risk stage makes the binding checks on every order; these
 are the host's view of the same limits, and the ones orders from the API meet first.
+
+After the fact, ``monitor_execution`` (``t2t worker risk``, over the event bus) looks at
+each execution: the user's position in the symbol recomputed from every stored
+execution, against ``max_position``; a breach (a limit lowered under an open position,
+fills the pre-trade check could not foresee) engages the kill switch and is returned
+for a ``risk_alert``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, case, func, select
 from sqlalchemy.orm import Session
 
-from tick2trade.host.services.db import Order, Position, RiskLimit, Setting, utcnow
+from tick2trade.host.services import audit
+from tick2trade.host.services.db import Execution, Order, Position, RiskLimit, Setting, utcnow
 from tick2trade.host.services.status import OPEN
 
 LIMIT_FIELDS = ("max_order_qty", "max_notional", "max_position")
@@ -95,3 +102,31 @@ def set_kill_switch(s: Session, engaged: bool) -> None:
         s.add(Setting(key="kill_switch", value="on" if engaged else "off"))
     else:
         row.value = "on" if engaged else "off"
+
+
+def exposure(s: Session | Connection, user_id: int, symbol: str) -> int:
+    """The user's position in ``symbol`` as the sum of its executions (bought minus
+    sold)."""
+    signed = case((Execution.side == "buy", Execution.qty), else_=-Execution.qty)
+    return s.execute(select(func.coalesce(func.sum(signed), 0)).where(
+        Execution.user_id == user_id, Execution.symbol == symbol)).scalar_one()
+
+
+def monitor_execution(s: Session, execution: dict) -> dict | None:
+    """The risk monitor's effect for one execution (a bus event with ``exec_id``,
+    ``user_id`` and ``symbol``): None within limits; on a breach the kill switch is
+    engaged in ``s``'s transaction (audited, once) and the alert's payload returned.
+    Idempotent: it reads only what is stored, and an engaged switch stays as it is."""
+    user_id, symbol = execution["user_id"], execution["symbol"]
+    held = exposure(s, user_id, symbol)
+    limit = limits_for(s, symbol)["max_position"]
+    if limit is None or abs(held) <= limit:
+        return None
+    detail = (f"position {held} after execution {execution['exec_id']} exceeds "
+              f"max_position {limit}")
+    if not kill_switch(s):
+        set_kill_switch(s, True)
+        audit.append(s, "risk-monitor", "risk.kill_switch", "platform",
+                     {"engaged": True, "reason": detail})
+    return {"level": "breached", "symbol": symbol, "detail": detail,
+            "exec_id": execution["exec_id"], "kill_switch": True}

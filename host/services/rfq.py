@@ -73,6 +73,11 @@ class VenueUnavailable(Exception):
     """No venue could be asked, or one did not answer in time (503)."""
 
 
+class NoRfqVenues(Exception):
+    """This platform is connected to no venue that quotes (``t2t api --venue off`` or
+    ``--paper``): a state of the platform, not a passing fault (409)."""
+
+
 class RfqClient:
     """One venue's RFQ port, with a reader thread that reconnects (with a back-off) when
     the connection drops. ``on_quote(client, message)`` is called on that thread for
@@ -248,8 +253,8 @@ class Rfqs:
         """The stored RFQ (with ``venues``: each one's answer) once every venue answered
         or ``ack_timeout`` passed."""
         if not self.venues:
-            raise VenueUnavailable("no venue takes requests for quote here (t2t api with a "
-                                   "venue, not --venue off or --paper)")
+            raise NoRfqVenues("no venue takes requests for quote here (t2t api with a "
+                              "venue, not --venue off or --paper)")
 
         def store(b: Batch) -> int:
             rfq_id = b.conn.execute(insert(Rfq).returning(Rfq.id), {

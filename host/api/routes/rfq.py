@@ -15,7 +15,8 @@ RfqId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 @router.post("/rfq", status_code=201, response_model=RfqOut,
-             responses={422: {"description": "invalid, or no venue would quote"},
+             responses={409: {"description": "no venue that quotes is connected here"},
+                        422: {"description": "invalid, or no venue would quote"},
                         503: {"description": "no venue could be asked"}})
 async def request_quotes(body: RfqIn, who: CurrentUser, platform: PlatformDep):
     return await run_in_threadpool(platform.rfqs.request, who.user_id, who.username,

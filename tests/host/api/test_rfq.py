@@ -231,3 +231,9 @@ def test_bad_requests_are_422_and_others_rfqs_are_404(rig):
                     json={"quote_id": quote["id"], "side": "sell"})
     assert r.status_code == 404
     assert client.get(f"/rfq/{10**9}", headers=h).status_code == 404
+
+
+def test_without_a_venue_that_quotes_an_rfq_is_409(client):
+    h = register_login(client, "loner")
+    r = client.post("/rfq", headers=h, json={"symbol": SYMBOL, "quantity": 1})
+    assert r.status_code == 409 and "no venue takes requests for quote" in r.json()["detail"]

@@ -241,6 +241,9 @@ class Rfqs:
                  accept_timeout: float = ACCEPT_TIMEOUT) -> None:
         self.sessions, self.writer, self.orders = sessions, writer, orders
         self.venues = {v.name: v for v in venues}
+        if len(self.venues) != len(venues):
+            raise ValueError(f"RFQ venues need names of their own (quotes are stored by "
+                             f"venue name): {[v.name for v in venues]}")
         self.push = push
         self.ack_timeout, self.accept_timeout = ack_timeout, accept_timeout
         for v in venues:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -19,8 +19,10 @@ from tick2trade.host.api import create_app
 from tick2trade.host.api.ws import BEARER
 from tick2trade.host.services import ledger
 from tick2trade.host.services.live import open_live
-from tick2trade.host.services.localvenue import LocalVenue, VenuePorts
+from tick2trade.host.services.db import RfqQuote, utcnow
+from tick2trade.host.services.localvenue import LocalVenue, VenuePorts, free_port
 from tick2trade.host.services.platform import Platform
+from tick2trade.host.services.rfq import RfqClient
 
 from tests.host.conftest import (LOOPBACK_WEBHOOKS, SECRET, fresh_limits, register_login,
                                  wait_for)
@@ -237,3 +239,77 @@ def test_without_a_venue_that_quotes_an_rfq_is_409(client):
     h = register_login(client, "loner")
     r = client.post("/rfq", headers=h, json={"symbol": SYMBOL, "quantity": 1})
     assert r.status_code == 409 and "no venue takes requests for quote" in r.json()["detail"]
+
+
+def test_several_venues_are_asked_and_one_that_is_down_is_said_so(long_venue, short_venue,
+                                                                  db_url):
+    clients = [RfqClient(long_venue.ports.rfq, name="VENUEA").start(),
+               RfqClient(short_venue.ports.rfq, name="VENUEB").start(),
+               RfqClient(("127.0.0.1", free_port()), name="DOWN").start()]
+    platform = Platform(db_url, SECRET, limits=fresh_limits(), rfq_venues=clients)
+    try:
+        assert clients[0].wait_connected(10) and clients[1].wait_connected(10)
+        with TestClient(create_app(platform)) as client:
+            h = register_login(client, "trader3")
+            r = client.post("/rfq", headers=h, json={"symbol": SYMBOL, "quantity": 50})
+            assert r.status_code == 201, r.text
+            rfq = r.json()
+            answers = {a["venue"]: a for a in rfq["venues"]}
+            assert (answers["VENUEA"]["status"], answers["VENUEA"]["providers"]) == (
+                "asked", 2)
+            assert answers["VENUEB"]["status"] == "asked"
+            assert answers["DOWN"]["status"] == "unavailable"
+            assert "not connected" in answers["DOWN"]["reason"]
+            got = wait_for(lambda: (x := client.get(f"/rfq/{rfq['id']}", headers=h).json())
+                           and len(x["quotes"]) == 4 and x)
+            assert got and sorted(q["venue"] for q in got["quotes"]) == [
+                "VENUEA", "VENUEA", "VENUEB", "VENUEB"]
+            quote = next(q for q in got["quotes"] if q["venue"] == "VENUEA")
+            r = client.post(f"/rfq/{rfq['id']}/accept", headers=h,
+                            json={"quote_id": quote["id"], "side": "sell"})
+            assert r.status_code == 200, r.text
+            assert r.json()["executions"][0]["venue"] == "VENUEA"
+            assert held(client, h) == [(-50, quote["bid"])]
+    finally:
+        for c in clients:
+            c.close()
+        platform.close()
+
+
+def test_a_quote_the_venue_says_has_expired_rejects_the_order_and_reopens_the_rfq(
+        short_rig):
+    # the host's clock may still hold a quote valid that the venue's has ended: the
+    # venue decides, here with the host's expiry pushed an hour out
+    platform, client, h = short_rig
+    rfq = ask_and_wait(client, h, 100)
+    quote = rfq["quotes"][0]
+    assert wait_for(lambda: datetime.now(_ts(quote["expires_at"]).tzinfo)
+                    > _ts(quote["expires_at"]))
+    with platform.sessions.begin() as s:
+        s.get(RfqQuote, quote["id"]).expires_at = utcnow() + timedelta(hours=1)
+    r = client.post(f"/rfq/{rfq['id']}/accept", headers=h,
+                    json={"quote_id": quote["id"], "side": "buy"})
+    assert r.status_code == 410 and "expired at venue T2TV" in r.json()["detail"], r.text
+    [order] = client.get("/orders", headers=h).json()["items"]
+    assert order["status"] == "rejected" and "expired" in order["reason"]
+    got = client.get(f"/rfq/{rfq['id']}", headers=h).json()
+    assert got["status"] == "open"
+    assert {q["id"]: q["status"] for q in got["quotes"]}[quote["id"]] == "expired"
+    assert held(client, h) == []
+    with platform.sessions() as s:
+        assert ledger.problems(s) == []
+
+
+def test_an_accept_the_risk_limits_refuse_leaves_the_quote_open(rig):
+    platform, client, h = rig
+    op = register_login(client, "op1", role="operator", platform=platform)
+    r = client.put(f"/risk/limits/{SYMBOL}", headers=op, json={"max_order_qty": 100})
+    assert r.status_code == 200, r.text
+    rfq = ask_and_wait(client, h, 500)
+    quote = rfq["quotes"][0]
+    r = client.post(f"/rfq/{rfq['id']}/accept", headers=h,
+                    json={"quote_id": quote["id"], "side": "buy"})
+    assert r.status_code == 422 and "exceeds max_order_qty 100" in r.json()["detail"], r.text
+    got = client.get(f"/rfq/{rfq['id']}", headers=h).json()
+    assert got["status"] == "open" and got["quotes"][0]["status"] == "open"
+    assert held(client, h) == []

@@ -12,6 +12,7 @@ import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -23,7 +24,9 @@ from tick2trade.host.services.db import RfqQuote, utcnow
 from tick2trade.host.services.localvenue import LocalVenue, VenuePorts, free_port
 from tick2trade.host.services.platform import Platform
 from tick2trade.host.services.rfq import RfqClient
+from tick2trade.testing.apiproc import start_api, stop_api
 
+from tests.host.cli.test_platform import login, poll
 from tests.host.conftest import (LOOPBACK_WEBHOOKS, SECRET, fresh_limits, register_login,
                                  wait_for)
 
@@ -313,3 +316,24 @@ def test_an_accept_the_risk_limits_refuse_leaves_the_quote_open(rig):
     got = client.get(f"/rfq/{rfq['id']}", headers=h).json()
     assert got["status"] == "open" and got["quotes"][0]["status"] == "open"
     assert held(client, h) == []
+
+
+def test_t2t_api_takes_rfqs_from_its_local_venue(tmp_path):
+    """``t2t api`` as shipped: its local venue's RFQ port (a free one: --local-ports of
+    four) is asked and an accept fills."""
+    proc, base = start_api(tmp_path, "--no-history")
+    try:
+        h = login(base, "trader4")
+        r = httpx.post(f"{base}/rfq", headers=h, json={"symbol": "AAPL", "quantity": 10})
+        assert r.status_code == 201, r.text
+        rfq_id = r.json()["id"]
+        got = poll(lambda: (x := httpx.get(f"{base}/rfq/{rfq_id}", headers=h).json())
+                   and len(x["quotes"]) == 2 and x)
+        quote = got["quotes"][1]
+        r = httpx.post(f"{base}/rfq/{rfq_id}/accept", headers=h,
+                       json={"quote_id": quote["id"], "side": "buy"})
+        assert r.status_code == 200, r.text
+        assert r.json()["price"] == quote["ask"]
+    finally:
+        out = stop_api(proc)
+    assert "requests for quote: 127.0.0.1:" in out and "Traceback" not in out, out

@@ -25,6 +25,10 @@ Rules
   ``filled``). A venue that refuses the accept (expired by its clock, taken) leaves the
   order ``rejected`` with the reason and the RFQ open for its other quotes.
 - A quote's price is the venue's word: ``buy`` trades at its ask, ``sell`` at its bid.
+- An accept the venue does not answer within ``accept_timeout`` is ``VenueUnavailable``
+  for its caller, and the venue's answer settles it when it comes (the fill, or the
+  refusal). One whose connection drops before the answer stays ``accepting``, its order
+  ``pending``: whether it traded is the venue's to say, not ours to guess.
 """
 
 from __future__ import annotations
@@ -367,25 +371,50 @@ class Rfqs:
             raise RfqError(detail)
         order_id = detail
         try:
-            answer = venue.accept(q.venue_quote_id, side, r.qty).result(self.accept_timeout)
-        except VenueUnavailable as exc:
+            pending = venue.accept(q.venue_quote_id, side, r.qty)
+        except VenueUnavailable as exc:     # not sent: nothing happened at the venue
             self._undo(order_id, r.id, q.id, "open", f"not traded: {exc}")
             raise
+        try:
+            answer = pending.result(self.accept_timeout)
         except FutureTimeout:
+            # the venue's answer, when it comes, settles the trade all the same
+            pending.add_done_callback(lambda f: self._late(f, r, q, order_id, venue.name))
             raise VenueUnavailable(f"venue {venue.name} did not answer the accept within "
-                                   f"{self.accept_timeout:g} s; order {order_id} stays "
-                                   f"pending until it does or the platform restarts") from None
-        if answer["type"] == "refused":
-            reason = answer["reason"]
-            self._undo(order_id, r.id, q.id, "expired" if reason == wire.EXPIRED else "lost",
-                       f"rfq quote refused by venue {venue.name}: {reason}")
-            if reason == wire.EXPIRED:
-                raise QuoteExpired(f"quote {quote_id} expired at venue {venue.name} before "
-                                   f"the accept reached it")
-            if reason == wire.TAKEN:
-                raise QuoteTaken(f"quote {quote_id} was taken at venue {venue.name}")
-            raise RfqError(f"venue {venue.name} refused the accept: {reason}")
-        return self._filled(r, q, order_id, answer, venue.name)
+                                   f"{self.accept_timeout:g} s; order {order_id} settles "
+                                   f"when it does") from None
+        except VenueUnavailable as exc:
+            raise VenueUnavailable(f"{exc}: whether quote {quote_id} traded is unknown; "
+                                   f"order {order_id} stays pending") from None
+        return self._settle(r, q, order_id, answer, venue.name)
+
+    def _settle(self, r, q, order_id: int, answer: dict, venue: str) -> dict:
+        """The venue's answer to an accept: the fill, or the refusal as an exception."""
+        if answer["type"] == "fill":
+            return self._filled(r, q, order_id, answer, venue)
+        reason = answer["reason"]
+        self._undo(order_id, r.id, q.id, "expired" if reason == wire.EXPIRED else "lost",
+                   f"rfq quote refused by venue {venue}: {reason}")
+        if reason == wire.EXPIRED:
+            raise QuoteExpired(f"quote {q.id} expired at venue {venue} before the accept "
+                               f"reached it")
+        if reason == wire.TAKEN:
+            raise QuoteTaken(f"quote {q.id} was taken at venue {venue}")
+        raise RfqError(f"venue {venue} refused the accept: {reason}")
+
+    def _late(self, pending: Future, r, q, order_id: int, venue: str) -> None:
+        """An answer that came after the accept's caller gave up (on the client's
+        thread)."""
+        if pending.exception() is not None:
+            log.warning("accept of quote %s at %s: %s; order %s stays pending", q.id, venue,
+                        pending.exception(), order_id)
+            return
+        try:
+            self._settle(r, q, order_id, pending.result(), venue)
+        except (QuoteExpired, QuoteTaken, RfqError) as exc:
+            log.info("late answer to the accept of quote %s: %s", q.id, exc)
+        except Exception:
+            log.exception("settling the late accept of quote %s failed", q.id)
 
     def _claim(self, b: Batch, user_id: int, username: str, r, q, side: str,
                new: NewOrder) -> tuple[str, object]:

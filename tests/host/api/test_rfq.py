@@ -337,3 +337,19 @@ def test_t2t_api_takes_rfqs_from_its_local_venue(tmp_path):
     finally:
         out = stop_api(proc)
     assert "requests for quote: 127.0.0.1:" in out and "Traceback" not in out, out
+
+
+def test_an_accept_answered_after_its_caller_gave_up_still_settles(rig):
+    platform, client, h = rig
+    rfq = ask_and_wait(client, h, 100)
+    quote = rfq["quotes"][0]
+    platform.rfqs.accept_timeout = 0.0      # nobody waits: the answer comes later
+    r = client.post(f"/rfq/{rfq['id']}/accept", headers=h,
+                    json={"quote_id": quote["id"], "side": "buy"})
+    assert r.status_code == 503 and "settles when it does" in r.json()["detail"], r.text
+    got = wait_for(lambda: (x := client.get(f"/rfq/{rfq['id']}", headers=h).json())
+                   ["status"] == "filled" and x)
+    assert got, "the venue's late fill was never settled"
+    [order] = client.get("/orders", headers=h).json()["items"]
+    assert (order["status"], order["avg_fill_price"]) == ("filled", quote["ask"])
+    assert held(client, h) == [(100, quote["ask"])]

@@ -41,12 +41,12 @@ from tick2trade.host.api.deps import RateLimits
 from tick2trade.host.api.guard import BodyGuard
 from tick2trade.host.api.metrics import Metrics, Observe
 from tick2trade.host.api.routes import (health, market, notifications, operator, orders,
-                                        portfolio, risk, users, watchlists)
+                                        portfolio, rfq, risk, users, watchlists)
 from tick2trade.host.services.auth import Throttled
 from tick2trade.host.services.platform import Platform
 
 ROUTERS = (users.router, market.router, orders.router, portfolio.router, risk.router,
-           notifications.router, operator.router, watchlists.router, ws.router,
+           notifications.router, operator.router, watchlists.router, rfq.router, ws.router,
            health.router)
 
 

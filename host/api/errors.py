@@ -9,6 +9,8 @@ from tick2trade.host.services.auth import AuthError, BadUsername, Conflict
 from tick2trade.host.services.device import DeviceRefused, DeviceTimeout, NoDevice
 from tick2trade.host.services.orders import BrokerUnavailable, NotFound, OrderError
 from tick2trade.host.services.orders import Conflict as OrderConflict
+from tick2trade.host.services.rfq import (NoRfqVenues, QuoteExpired, QuoteTaken, RfqError,
+                                          VenueUnavailable)
 from tick2trade.host.services.watchlists import TooManyLists
 from tick2trade.host.services.writer import WriteFailed
 
@@ -17,6 +19,8 @@ STATUS: dict[type[Exception], int] = {
     OrderConflict: 409, OrderError: 422, NoDevice: 503, BrokerUnavailable: 503,
     WriteFailed: 503, DeviceRefused: 409, DeviceTimeout: 503,
     TooManyLists: 409, BadUsername: 422,
+    RfqError: 422, QuoteExpired: 410, QuoteTaken: 409, VenueUnavailable: 503,
+    NoRfqVenues: 409,
 }
 
 

@@ -270,3 +270,63 @@ class WatchlistIn(Strict):
                 raise ValueError(f"{sym} is listed twice")
             seen.add(sym)
         return value
+
+
+class RfqIn(Strict):
+    """A request for quote: every venue's liquidity providers are asked for a firm
+    two-sided quote of ``qty``; ``side`` (optional) is what you mean to do."""
+    symbol: str = Field(pattern=SYMBOL)
+    side: Literal["buy", "sell"] | None = None
+    quantity: StrictInt = Field(gt=0, le=MAX_QTY)
+
+
+class RfqAcceptIn(Strict):
+    quote_id: StrictInt = Field(ge=1, le=2**62)
+    side: Literal["buy", "sell"] = Field(description="buy at the quote's ask, sell at its bid")
+
+
+class RfqQuoteOut(BaseModel):
+    id: int
+    rfq_id: int
+    venue: str
+    provider: str
+    bid: str
+    bid_size: int
+    ask: str
+    ask_size: int
+    received_at: datetime
+    expires_at: datetime
+    status: Literal["open", "accepting", "filled", "expired", "lost"]
+    side: Literal["buy", "sell"] | None
+    order_id: int | None
+
+
+class RfqVenueOut(BaseModel):
+    venue: str
+    status: Literal["asked", "rejected", "unavailable"]
+    providers: int | None = None
+    reason: str | None = None
+
+
+class RfqOut(BaseModel):
+    id: int
+    symbol: str
+    side: Literal["buy", "sell"] | None
+    qty: int
+    status: Literal["open", "accepting", "filled", "rejected"]
+    reason: str | None
+    created_at: datetime
+    quotes: list[RfqQuoteOut]
+    venues: list[RfqVenueOut] | None = Field(None, description="each venue's answer "
+                                                               "(on creation only)")
+
+
+class RfqFillOut(BaseModel):
+    rfq_id: int
+    quote_id: int
+    side: Literal["buy", "sell"]
+    qty: int
+    price: str
+    venue: str
+    order: OrderOut
+    executions: list[ExecutionOut]

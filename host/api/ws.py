@@ -86,7 +86,9 @@ async def ws(socket: WebSocket):
     changes); ``{"type": "subscribed", "symbols": [...], "channels": {channel:
     [symbols]}}`` after each (un)subscribe; ``{"type": "notification", ...}``,
     ``{"type": "notifications", "enabled": ...}``, ``{"type": "order", "ref": ...,
-    "order": <as POST /orders answers>}``, ``{"type": "error", "detail": ...}`` (with
+    "order": <as POST /orders answers>}``, ``{"type": "rfq_quote", "rfq_id", "quote":
+    <a quote as GET /rfq/{id} lists it>}`` (each quote for one of your RFQs as it
+    arrives; sent with your notifications), ``{"type": "error", "detail": ...}`` (with
     ``ref`` and the HTTP ``status`` the request would have had when a placement
     failed). A refused message changes nothing and the connection stays open.
 

@@ -182,10 +182,11 @@ def _default_line(line) -> str:
 @click.option("--venue-password", default="", help="SoupBinTCP password (0-10 characters).")
 @click.option("--venue-rate", type=click.FloatRange(min=1), default=200.0, show_default=True,
               help="With --venue local: the simulator's actions per second.")
-@click.option("--local-ports", default="15000:26477:26479:26478", show_default=True,
-              metavar="ORDERS:LINE_A:LINE_B:RETRANSMIT",
+@click.option("--local-ports", default="15000:26477:26479:26478:15002", show_default=True,
+              metavar="ORDERS:LINE_A:LINE_B:RETRANSMIT[:RFQ]",
               help="With --venue local: the loopback ports of its OUCH order entry (TCP), "
-                   "feed lines A and B and retransmission server (UDP).")
+                   "feed lines A and B and retransmission server (UDP), and its RFQ port "
+                   "(TCP; left out: a free one).")
 @click.option("--var", "var_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("var"), show_default=True,
               help="Where the local venue's files and the order session's state live.")
@@ -235,7 +236,7 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
     from tick2trade.protocol.moldudp64 import DEFAULT_LINE_A, DEFAULT_LINE_B
     from tick2trade.host.api import create_app, serving
     from tick2trade.host.services.live import open_live
-    from tick2trade.host.services.localvenue import VenuePorts
+    from tick2trade.host.services.localvenue import VenuePorts, free_port
     from tick2trade.host.services.notify import SmtpConfig, WebhookPolicy
     from tick2trade.host.services.platform import Platform
 
@@ -263,14 +264,15 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
         raise click.UsageError("--feed-a/--feed-b name a running venue's lines: they go "
                                "with --venue HOST:PORT")
     try:
-        orders_port, a_port, b_port, rt_port = (int(x) for x in local_ports.split(":"))
-        if not all(0 < x < 65536 for x in (orders_port, a_port, b_port, rt_port)):
+        numbers = [int(x) for x in local_ports.split(":")]
+        if len(numbers) == 4:
+            numbers.append(free_port())
+        if len(numbers) != 5 or not all(0 < x < 65536 for x in numbers):
             raise ValueError
     except ValueError:
-        raise click.BadParameter(f"{local_ports!r} is not four ports 1-65535 joined by ':'",
-                                 param_hint="--local-ports") from None
-    ports = VenuePorts(("127.0.0.1", orders_port), ("127.0.0.1", a_port),
-                       ("127.0.0.1", b_port), ("127.0.0.1", rt_port))
+        raise click.BadParameter(f"{local_ports!r} is not four or five ports 1-65535 "
+                                 f"joined by ':'", param_hint="--local-ports") from None
+    ports = VenuePorts(*(("127.0.0.1", x) for x in numbers))
     console = Console(stderr=True)
     if log_format == "json":
         import logging

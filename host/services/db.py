@@ -152,6 +152,44 @@ class Position(Base):
     deployed: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class Rfq(Base):
+    """A user's request for quote (``rfq``): ``status`` open (quotes may be taken),
+    accepting (an accept is at the venue), filled, or rejected (no venue would quote)."""
+    __tablename__ = "rfqs"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    symbol: Mapped[str] = mapped_column(String(8))
+    side: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    qty: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(12), default="open")
+    reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (Index("ix_rfqs_user_id_id", "user_id", "id"),)
+
+
+class RfqQuote(Base):
+    """One provider's firm quote for an RFQ, as a venue sent it; ``status`` open,
+    accepting, filled, expired (the venue said so), or lost (the venue had it taken);
+    ``order_id`` the order its accept made."""
+    __tablename__ = "rfq_quotes"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    rfq_id: Mapped[int] = mapped_column(ForeignKey("rfqs.id"), index=True)
+    venue: Mapped[str] = mapped_column(String(16))
+    venue_quote_id: Mapped[str] = mapped_column(String(40))
+    provider: Mapped[str] = mapped_column(String(16))
+    bid: Mapped[int] = mapped_column(BigInteger)
+    bid_size: Mapped[int] = mapped_column(BigInteger)
+    ask: Mapped[int] = mapped_column(BigInteger)
+    ask_size: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(12), default="open")
+    side: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), nullable=True)
+    __table_args__ = (UniqueConstraint("venue", "venue_quote_id",
+                                       name="uq_rfq_quotes_venue_quote"),)
+
+
 class Notification(Base):
     __tablename__ = "notifications"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

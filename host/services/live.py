@@ -6,6 +6,7 @@
   (``localvenue.LocalVenue``) on loopback ports; its feed read by the software feed
   handler (``feed.FeedHandler``: lines A and B, retransmission requests) into the
   market-data service; orders to it over OUCH/SoupBinTCP (``ouch_broker.OuchBroker``);
+  requests for quote to its RFQ port (``rfq.RfqClient``);
 - ``venue=(host, port)``: the same, to a venue somebody else runs (its feed lines and
   retransmission server given, NASDAQ's groups by default);
 - ``venue=None``: no venue: no market data, orders to the paper broker (what ``t2t api``
@@ -39,6 +40,7 @@ class Live:
     venue: LocalVenue | None = None
     orders: Address | None = None
     lines: tuple[Address, Address] | None = None
+    rfq: list = field(default_factory=list)      # rfq.RfqClient per venue that quotes
     notes: list[str] = field(default_factory=list)
 
     def counters(self) -> dict:
@@ -53,6 +55,8 @@ class Live:
         """Order entry first (a logout), then the feed, then the venue's day."""
         if self.broker is not None and hasattr(self.broker, "close"):
             self.broker.close()
+        for client in self.rfq:
+            client.close()
         if self.feed is not None:
             self.feed.stop()
         if self.venue is not None:
@@ -63,9 +67,11 @@ def open_live(var: Path, venue: str | Address | None = "local", *, paper: bool =
               line_a: Address = DEFAULT_LINE_A, line_b: Address = DEFAULT_LINE_B,
               retransmit: Address = DEFAULT_RETRANSMIT, ports: VenuePorts | None = None,
               rate: float = 200.0, seed: int | None = None, username: str = "T2T",
-              password: str = "", connect_timeout: float = 10.0) -> Live:
+              password: str = "", connect_timeout: float = 10.0,
+              rfq: Address | None = None) -> Live:
     """Start what ``venue`` asks for (see the module docstring); ``var`` holds the local
-    venue's configuration and log, and the order session's state file."""
+    venue's configuration and log, and the order session's state file. ``rfq``: a
+    running venue's RFQ port (the local venue's is its own)."""
     market = MarketData()
     live = Live(market)
     if venue is None:
@@ -80,6 +86,7 @@ def open_live(var: Path, venue: str | Address | None = "local", *, paper: bool =
             live.venue.start()
             p = live.venue.ports
             orders, line_a, line_b, retransmit = p.orders, p.line_a, p.line_b, p.retransmit
+            rfq = p.rfq
             live.notes.append(f"venue simulator (pid {live.venue.process.pid}, "
                               f"{rate:g} actions/s; log {live.venue.log_path})")
         else:
@@ -96,6 +103,11 @@ def open_live(var: Path, venue: str | Address | None = "local", *, paper: bool =
         broker = OuchBroker(orders, market, username=username, password=password,
                             state=var / "ouch-session.json")
         live.broker = broker
+        if rfq is not None:
+            from tick2trade.host.services.rfq import RfqClient
+
+            live.rfq.append(RfqClient(rfq, name=broker.venue).start())
+            live.notes.append(f"requests for quote: {rfq[0]}:{rfq[1]}")
         live.notes.append(f"orders: OUCH 5.0 over SoupBinTCP to {orders[0]}:{orders[1]} "
                           f"as {username!r}")
         return live

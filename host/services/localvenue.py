@@ -3,7 +3,8 @@
 The host floor does not import the simulator (a host beside a real board needs neither
 Verilator nor the venue), so the venue runs as ``t2t venue`` in its own process, with a
 configuration written here: unicast lines on loopback (no multicast route needed), the
-retransmission server, OUCH over SoupBinTCP on TCP, and a session name of its own per
+retransmission server, OUCH over SoupBinTCP on TCP, requests for quote on their own port
+(``protocol.rfq``), and a session name of its own per
 start, so a session resumed from a state file never mistakes a new venue for the old.
 Its output goes to ``venue.log`` beside the configuration.
 """
@@ -54,12 +55,14 @@ class VenuePorts:
     line_a: Address = ("127.0.0.1", 26477)
     line_b: Address = ("127.0.0.1", 26479)
     retransmit: Address = ("127.0.0.1", 26478)
+    rfq: Address = ("127.0.0.1", 15002)
 
     @classmethod
     def ephemeral(cls) -> VenuePorts:
         udp = socket.SOCK_DGRAM
         return cls(("127.0.0.1", free_port()), ("127.0.0.1", free_port(udp)),
-                   ("127.0.0.1", free_port(udp)), ("127.0.0.1", free_port(udp)))
+                   ("127.0.0.1", free_port(udp)), ("127.0.0.1", free_port(udp)),
+                   ("127.0.0.1", free_port()))
 
 
 @dataclass
@@ -72,6 +75,7 @@ class LocalVenue:
     rate: float = 200.0
     seed: int | None = None
     session: str = ""
+    quote_ttl_ms: int | None = None     # None: the venue's default
 
     def __post_init__(self) -> None:
         self.process: subprocess.Popen | None = None
@@ -97,6 +101,8 @@ class LocalVenue:
             "[feed]", f"line_a = {addr(p.line_a)}", f"line_b = {addr(p.line_b)}",
             f"retransmit = {addr(p.retransmit)}",
             "[order_entry]", f"tcp = {addr(p.orders)}", 'udp = "off"',
+            "[rfq]", f"tcp = {addr(p.rfq)}",
+            *([f"quote_ttl_ms = {self.quote_ttl_ms}"] if self.quote_ttl_ms else []),
             "[flow]", f"rate = {self.rate}",
             *([f"seed = {self.seed}"] if self.seed is not None else []), ""])
 
@@ -122,7 +128,7 @@ class LocalVenue:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the venue simulator exited (rc {self.process.returncode})"
                                    f": {self._log_tail()}")
-            if listening(self.ports.orders):
+            if listening(self.ports.orders) and listening(self.ports.rfq):
                 return
             time.sleep(0.1)
         self.stop()

@@ -218,6 +218,13 @@ class Orders:
             log.exception("broker refused order %s", order_id)
             self.on_rejected(order_id, f"broker unavailable: {type(exc).__name__}")
 
+    def store(self, b: Batch, user_id: int, username: str, new: NewOrder,
+              reference: int | None) -> tuple[int, str]:
+        """Inside a writer job: the risk checks, the order row (``pending``, or
+        ``rejected`` saying why) and its audit record, for an order that reaches no
+        broker (an accepted RFQ quote, ``rfq``); returns (order id, status)."""
+        return self._store(b, user_id, username, new, reference)
+
     def _store(self, b: Batch, user_id: int, username: str, new: NewOrder,
                reference: int | None, group_id: int | None = None,
                parent_id: int | None = None, rid: str | None = None) -> tuple[int, str]:
@@ -633,8 +640,9 @@ class Orders:
         self._move(order_id, OPEN, OrderStatus.CANCELED, reason)
 
     def on_executed(self, order_id: int, qty: int, price: int,
-                    liquidity: str | None = None) -> None:
-        venue = getattr(self.broker, "venue", "PAPER")
+                    liquidity: str | None = None, venue: str | None = None) -> None:
+        """``venue``: who executed it, when not the broker (an RFQ's, ``rfq``)."""
+        venue = venue or getattr(self.broker, "venue", "PAPER")
 
         def apply(b, order):
             qty_now = min(qty, order["qty"] - order["filled_qty"])

@@ -34,6 +34,7 @@ from tick2trade.host.services.money import px
 from tick2trade.host.services.orders import Orders
 from tick2trade.host.services.paper import PaperBroker
 from tick2trade.host.services.portfolio import PositionState, performance
+from tick2trade.host.services.rfq import Rfqs
 from tick2trade.host.services.streams import Streams
 from tick2trade.host.services.synthetic import SyntheticBroker
 from tick2trade.host.services.writer import Writer
@@ -66,6 +67,8 @@ class Platform:
     # and the fills, and answers /market/{symbol}/history and /trades; None: not kept
     history: object | None = None
     bus: events.Bus | None = None
+    # the venues' RFQ ports (``rfq.RfqClient``); None: those of ``live``, if any
+    rfq_venues: list | None = None
 
     def __post_init__(self) -> None:
         self.engine = make_engine(self.url)
@@ -91,6 +94,9 @@ class Platform:
                              event_bus=self.bus)
         self.broker.persist = self.orders.note
         self.contingent = Contingent(self.orders)
+        venues = (self.rfq_venues if self.rfq_venues is not None
+                  else list(getattr(self.live, "rfq", None) or []))
+        self.rfqs = Rfqs(self.sessions, self.writer, self.orders, venues, self.hub.to_user)
         if self.history is not None:
             self.history.attach(self.market)
         self.alerts = notify.PriceAlerts(self.sessions)

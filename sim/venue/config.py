@@ -6,6 +6,9 @@ Design decisions
   instruments of ``SYMBOLS`` (locates 1-8, so ``t2t replay --watch`` knows
   them), lines A and B on NASDAQ's groups (``protocol.moldudp64.DEFAULT_LINE_A/B``),
   order entry and retransmission on loopback.
+- RFQ (``sim.venue.rfq``) is off unless ``[rfq] tcp`` names a port; its providers are
+  ``[[rfq.provider]]`` tables (``DEFAULT_PROVIDERS`` without any), their quotes firm for
+  ``quote_ttl_ms``.
 - A file is read with the standard library's ``tomllib``; every key is checked for its
   type and range, and an unknown key is an error too (a misspelt key silently ignored is
   a setting silently not applied). Errors name the file, the key and what is accepted.
@@ -23,6 +26,7 @@ from tick2trade.protocol.moldudp64 import DEFAULT_LINE_A, DEFAULT_LINE_B
 
 from tick2trade.sim.venue.engine import MAX_ITCH_PRICE, SMP_MODES, Instrument
 from tick2trade.sim.venue.feed import DEFAULT_MAX_PAYLOAD, DEFAULT_SESSION
+from tick2trade.sim.venue.rfq import DEFAULT_PROVIDERS, DEFAULT_TTL_MS, Provider
 
 Address = tuple[str, int]
 
@@ -66,6 +70,9 @@ class VenueConfig:
     seed: int = 1
     rate: float = 1000.0
     participants: int = 8
+    rfq_tcp: Address | None = None
+    quote_ttl_ms: int = DEFAULT_TTL_MS
+    providers: tuple[Provider, ...] = DEFAULT_PROVIDERS
 
 
 class ConfigError(ValueError):
@@ -135,7 +142,7 @@ def load_config(path: str | Path | None) -> VenueConfig:
 
     top = _Reader(source, data, "")
     sections = {}
-    for name in ("venue", "feed", "order_entry", "flow"):
+    for name in ("venue", "feed", "order_entry", "flow", "rfq"):
         sections[name] = _Reader(source, top.get(name, dict, {}, accepted="a table"),
                                  f"{name}.")
     v = sections["venue"]
@@ -177,6 +184,7 @@ def load_config(path: str | Path | None) -> VenueConfig:
                             "a positive number of actions per second"))
     cfg.participants = fl.get("participants", int, cfg.participants,
                               lambda n: 1 <= n <= 100, "an integer 1-100")
+    _rfq(source, sections["rfq"], cfg)
     for r in sections.values():
         r.done()
 
@@ -193,6 +201,41 @@ def load_config(path: str | Path | None) -> VenueConfig:
         _unique(top, cfg.instruments)
     top.done()
     return cfg
+
+
+def _rfq(source: str, r: _Reader, cfg: VenueConfig) -> None:
+    cfg.rfq_tcp = r.address("tcp", cfg.rfq_tcp, optional=True)
+    cfg.quote_ttl_ms = r.get("quote_ttl_ms", int, cfg.quote_ttl_ms,
+                             lambda n: 1 <= n <= 3_600_000,
+                             "an integer 1-3600000 (milliseconds)")
+    raw = r.get("provider", list, None, accepted="an array of tables [[rfq.provider]]")
+    if raw is None:
+        return
+    if not raw:
+        r.fail("provider", "at least one [[rfq.provider]] is needed (or leave it out "
+                           "for the default providers)")
+    providers = []
+    for k, table in enumerate(raw):
+        if not isinstance(table, dict):
+            r.fail(f"provider[{k}]", "must be a table")
+        p = _Reader(source, table, f"rfq.provider[{k}].")
+        name = p.get("name", str, None, lambda s: 0 < len(s) <= 16 and s.isascii()
+                     and s.isalnum(), "1-16 ASCII letters and digits")
+        if name is None:
+            p.fail("name", "missing (every provider needs one)")
+        if name in (q.name for q in providers):
+            p.fail("name", f"{name!r} is another provider's too")
+        providers.append(Provider(
+            name,
+            spread_bps=float(p.get("spread_bps", (int, float), 10.0,
+                                   lambda v: 0 <= v <= 10_000,
+                                   "a number of basis points 0-10000")),
+            max_qty=p.get("max_qty", int, 100_000, _positive, "a positive integer"),
+            delay_ms=float(p.get("delay_ms", (int, float), 5.0,
+                                 lambda v: 0 <= v <= 60_000,
+                                 "a number of milliseconds 0-60000"))))
+        p.done()
+    cfg.providers = tuple(providers)
 
 
 def _is_ipv4(text: str) -> bool:

@@ -26,6 +26,7 @@ from tick2trade.sim.venue.feed import Publisher
 from tick2trade.sim.venue.flow import Flow
 from tick2trade.sim.venue.gateway import Gateway
 from tick2trade.sim.venue.lines import LineSender, Recorder, RetransmitServer
+from tick2trade.sim.venue.rfq import RfqDesk, RfqServer
 from tick2trade.sim.venue.venue import Venue
 
 OPEN = 9.5 * 3600  # 09:30, seconds after midnight
@@ -76,6 +77,13 @@ async def run_venue(cfg: VenueConfig, *, duration: float | None = None,
         udp = await gateway.serve_udp(*cfg.udp)
         servers.append(udp)
         listening["ouch_udp"] = udp.get_extra_info("sockname")[:2]
+    rfq = None
+    if cfg.rfq_tcp:
+        rfq = RfqServer(RfqDesk(venue, cfg.providers, ttl_ms=cfg.quote_ttl_ms,
+                                mids=cfg.mids))
+        server = await rfq.serve(*cfg.rfq_tcp)
+        servers.append(server)
+        listening["rfq_tcp"] = server.sockets[0].getsockname()[:2]
     if ready:
         ready(listening)
 
@@ -103,6 +111,8 @@ async def run_venue(cfg: VenueConfig, *, duration: float | None = None,
         pub.end_of_day(venue.clock())
         sender.send(pub.end_of_session())
         gateway.end_of_session()
+        if rfq is not None:
+            rfq.close()
     finally:
         for s in servers:
             s.close()
@@ -116,6 +126,7 @@ async def run_venue(cfg: VenueConfig, *, duration: float | None = None,
                               "lines": dict(sender.counters),
                               "retransmit": dict(retrans.counters),
                               "gateway": dict(gateway.counters),
+                              "rfq": dict(rfq.counters) if rfq else {},
                               "recorded_frames": {"frames": pcap.count if pcap else 0}})
 
 

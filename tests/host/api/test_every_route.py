@@ -11,7 +11,7 @@ from tick2trade.host.api import create_app
 
 OPEN = {("post", "/auth/register"), ("post", "/auth/login"), ("post", "/auth/refresh")}
 SAMPLE = {"symbol": "AAPL", "order_id": "1", "notification_id": "1", "alert_id": "1",
-          "username": "someone", "name": "default"}
+          "username": "someone", "name": "default", "rfq_id": "1"}
 
 
 def _routes(app):
@@ -28,7 +28,8 @@ def test_document_lists_the_issue_paths(client):
             "/portfolio/transactions", "/risk/limits", "/notifications",
             "/notifications/preferences", "/watchlists", "/market",
             "/market/{symbol}/trades", "/operator/market", "/orders/oco",
-            "/orders/{order_id}/executions"} <= set(paths)
+            "/orders/{order_id}/executions", "/rfq", "/rfq/{rfq_id}",
+            "/rfq/{rfq_id}/accept"} <= set(paths)
     assert set(paths["/orders"]) == {"get", "post"}
     assert set(paths["/orders/{order_id}"]) == {"get", "patch", "delete"}
     assert client.get("/docs").status_code == 200

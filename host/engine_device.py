@@ -6,6 +6,10 @@ gate's host kill switch (``risk.limits.kill``: no Enter passes, the strategy's n
 users'; cancels still do) besides the platform's own, and cancels the FPGA account's
 open orders. The run's configuration is its
 ``--config`` file, pushed once at start: ``PUT /operator/config`` is refused.
+``tick_to_trade`` reads the gateware's histogram (``telemetry.histogram``,
+``telemetry.hist_shift``, ``telemetry.ttt_max``) for ``GET /metrics``; its cycles are of
+the run's ``device.clock_hz`` (default 156.25 MHz: a virtual FPGA has no clock of its
+own, so the nominal 64-bit 10GbE core clock the run converts times with).
 
 Everything that touches the device runs on the loop's thread, through the broker's
 pump (``EngineBroker.on_loop``); an API request waits for it (a few milliseconds).
@@ -16,10 +20,11 @@ from __future__ import annotations
 from typing import Any
 
 from tick2trade.host.engine_broker import EngineBroker
-from tick2trade.host.services.device import DeviceRefused
+from tick2trade.host.services.device import DeviceRefused, TickToTrade
 from tick2trade.host.services.status import TERMINAL
 
 KIND = "virtual FPGA (t2t run)"
+HISTOGRAM = "telemetry.histogram["
 
 
 class EngineDevice:
@@ -46,6 +51,23 @@ class EngineDevice:
                 out.setdefault(block, {})[counter] = value
             return out
         return self.broker.on_loop(read)
+
+    def tick_to_trade(self) -> list[TickToTrade]:
+        dev = self.loop.dev
+        bins = [e.name for e in dev.map.entries if e.name.startswith(HISTOGRAM)]
+        if not bins:
+            return []
+
+        def read() -> dict[str, int] | None:
+            try:
+                return dev.read_many([*bins, "telemetry.hist_shift", "telemetry.ttt_max"])
+            except KeyError:   # a model without time keeps no histogram (sim.modelfpga)
+                return None
+        got = self.broker.on_loop(read)
+        if got is None:
+            return []
+        return [TickToTrade(tuple(got[b] for b in bins), 1 << got["telemetry.hist_shift"],
+                            got["telemetry.ttt_max"], float(self.loop.clock_hz))]
 
     def set_kill_switch(self, engaged: bool) -> None:
         """Set the gate's host kill switch; engaging it also cancels every open order of

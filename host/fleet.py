@@ -36,7 +36,7 @@ from tick2trade.host.config import Config, ConfigError
 from tick2trade.host.engine_broker import EngineBroker
 from tick2trade.host.engine_device import EngineDevice
 from tick2trade.host.services.broker import BrokerEvents, OrderTicket
-from tick2trade.host.services.device import DeviceRefused
+from tick2trade.host.services.device import DeviceRefused, TickToTrade
 from tick2trade.host.services.money import px
 
 T = TypeVar("T")
@@ -183,7 +183,8 @@ class FleetDevice:
     """Every device of the fleet as the platform's one ``Device``: the status has the
     totals and one entry per device (``devices``, by name, in the fleet's order: the
     web client's operator page shows each key), the counters are by device and block
-    (``fpga0.risk``), the kill switch is every gate's."""
+    (``fpga0.risk``), the tick-to-trade histograms one per device, the kill switch is
+    every gate's."""
 
     def __init__(self, devices: dict[str, EngineDevice]) -> None:
         self.devices = devices
@@ -204,6 +205,11 @@ class FleetDevice:
     def counters(self) -> dict[str, dict[str, int]]:
         return {f"{name}.{block}": values for name, d in self.devices.items()
                 for block, values in d.counters().items()}
+
+    def tick_to_trade(self) -> list[TickToTrade]:
+        """Each device's histogram, named."""
+        return [dataclasses.replace(h, device=name) for name, d in self.devices.items()
+                for h in d.tick_to_trade()]
 
     def set_kill_switch(self, engaged: bool) -> None:
         for d in self.devices.values():

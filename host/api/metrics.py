@@ -26,7 +26,14 @@ path but the histogram and the OMS's own counts):
   ``t2t_order_session_up``, ``t2t_order_session_events_total{event}``;
 - with a device (``t2t run --api``): ``t2t_fpga_up``, ``t2t_fpga_killed``,
   ``t2t_fpga_status{field}`` (its numeric status: open orders, gross, alarms, ...) and
-  ``t2t_fpga_counter_total{block,counter}``, every counter register by block;
+  ``t2t_fpga_counter_total{block,counter}``, every counter register by block; and the
+  gateware's tick-to-trade histogram (``telemetry.histogram``: Enters by cycles from the
+  frame's first beat in to the order's first beat out) as two Prometheus histograms,
+  ``t2t_fpga_tick_to_trade_cycles`` and, when the core clock is known,
+  ``t2t_fpga_tick_to_trade_seconds`` (``{device}`` with several FPGAs). Bucket ``le`` is
+  a bin's upper edge (the bin holds what is below it), ``+Inf`` every Enter counted;
+  ``_sum`` is an *estimate* from the bins' midpoints (``TickToTrade.sum_cycles``); the
+  gateware's counts are 32-bit and wrap;
 - ``t2t_scrape_errors_total{source}``: a source that failed at a scrape (the database,
   the device), whose families are then missing from that scrape.
 """
@@ -37,12 +44,15 @@ import logging
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
+                                   HistogramMetricFamily)
+from prometheus_client.utils import floatToGoString
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tick2trade.host import logs
 from tick2trade.host.services import risk
+from tick2trade.host.services.device import TickToTrade
 from tick2trade.host.services.platform import Platform
 from tick2trade.host.services.status import OrderStatus
 
@@ -239,6 +249,7 @@ class PlatformCollector:
         try:
             status = device.status()
             counters = device.counters()
+            histograms = getattr(device, "tick_to_trade", list)()
         except Exception:
             log.exception("metrics: the device could not be read")
             self.errors["device"] += 1
@@ -260,3 +271,39 @@ class PlatformCollector:
             for name, value in sorted(values.items()):
                 family.add_metric([block, name], value)
         yield family
+        yield from _tick_to_trade(histograms)
+
+
+def _tick_to_trade(histograms: list[TickToTrade]):
+    """The FPGAs' histograms in cycles, and in seconds for those whose clock is known."""
+    if not histograms:
+        return
+    labels = ["device"] if any(h.device is not None for h in histograms) else []
+    where = "the frame's first beat in to the order's first beat out, counted by the " \
+            "FPGA in bins; le is a bin's upper edge, _sum an estimate from the bins' " \
+            "midpoints"
+    cycles = HistogramMetricFamily("t2t_fpga_tick_to_trade_cycles", "Tick-to-trade of the "
+                                   f"FPGA's Enters in core clock cycles: {where}",
+                                   labels=labels)
+    seconds = HistogramMetricFamily("t2t_fpga_tick_to_trade_seconds", "Tick-to-trade of "
+                                    f"the FPGA's Enters in seconds: {where}; cycles over "
+                                    "the core clock (a virtual FPGA's is the run's "
+                                    "device.clock_hz, nominally 156.25 MHz)", labels=labels)
+    timed = False
+    for h in histograms:
+        value = [h.device or ""] if labels else []
+        running, buckets = 0, []
+        for edge, n in zip(h.edges(), h.bins):
+            running += n
+            buckets.append((edge, running))
+        total = running + h.bins[-1]
+        cycles.add_metric(value, [(floatToGoString(e), n) for e, n in buckets]
+                          + [("+Inf", total)], h.sum_cycles())
+        if h.clock_hz:
+            timed = True
+            seconds.add_metric(value, [(floatToGoString(e / h.clock_hz), n)
+                                       for e, n in buckets] + [("+Inf", total)],
+                               h.sum_cycles() / h.clock_hz)
+    yield cycles
+    if timed:
+        yield seconds

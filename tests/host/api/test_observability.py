@@ -295,3 +295,122 @@ def test_t2t_api_logs_json_and_the_venue_ack_carries_the_request_id(tmp_path):
     assert any(line["logger"] == "uvicorn.access" and "/orders" in line["msg"]
                for line in mine)
     assert token not in out
+
+
+# --- the FPGA's tick-to-trade histogram ------------------------------------------------------
+
+class RegisterFile:
+    """The registers of a top level (its generated map) as plain values: what
+    ``EngineDevice`` reads, without a simulator behind them."""
+
+    def __init__(self, regmap, values: dict[str, int]):
+        self.map, self.values = regmap, values
+
+    def read_many(self, names) -> dict[str, int]:
+        return {n: self.values.get(n, 0) for n in names if self.map[n]}
+
+    def counters(self) -> dict[str, int]:
+        return self.read_many(e.name for e in self.map.entries if ".counters." in e.name)
+
+
+class OnThisThread:
+    """The broker's pump, as ``EngineDevice`` uses it: run the read here and now."""
+
+    def on_loop(self, fn, timeout=5.0):
+        return fn()
+
+
+@pytest.fixture(scope="module")
+def regmap():
+    from tick2trade.sim.topsim import top_map
+
+    return top_map(64, 8, 64)
+
+
+def engine_device(regmap, bins: dict[int, int], shift: int, ttt_max: int,
+                  clock_hz: int = 156_250_000):
+    from types import SimpleNamespace
+
+    from tick2trade.host.engine_device import EngineDevice
+
+    values = {f"telemetry.histogram[{i}]": n for i, n in bins.items()}
+    values.update({"telemetry.hist_shift": shift, "telemetry.ttt_max": ttt_max})
+    dev = RegisterFile(regmap, values)
+    # the engine's view of the gate, for the device's status (the scrape reads it too)
+    engine = SimpleNamespace(watch=["AAPL"], kill_causes=list, poll=lambda: dev.read_many(
+        ["risk.status.killed", "risk.status.open_orders", "risk.status.gross",
+         "sys.alarms"]))
+    loop = SimpleNamespace(dev=dev, engine=engine, clock_hz=clock_hz, now=10, start=0)
+    return EngineDevice(OnThisThread(), loop)
+
+
+def histogram(samples, name: str, **labels) -> dict[str, float]:
+    """A histogram's buckets by ``le``, with its ``count`` and ``sum``."""
+    out = {le: v for (n, lab), v in samples.items() if n == f"{name}_bucket"
+           for le in [dict(lab)["le"]]
+           if frozenset(kv for kv in lab if kv[0] != "le") == frozenset(labels.items())}
+    out["count"] = sample(samples, f"{name}_count", **labels)
+    out["sum"] = sample(samples, f"{name}_sum", **labels)
+    return out
+
+
+class StatusOnly(FakeDevice):
+    def counters(self):
+        return {}
+
+
+def test_the_fpga_histogram_is_cumulative_in_cycles_and_seconds(client, platform, regmap):
+    """Bins 4 cycles wide (hist_shift 2) holding 3 Enters in [0, 4), 5 in [8, 12) and 2
+    in the last, open bin (the most seen 200 cycles): the buckets count what lies below
+    each upper edge, +Inf all ten; the seconds are the cycles at 156.25 MHz (6.4 ns)."""
+    from tick2trade.host.services.device import TickToTrade
+
+    device = engine_device(regmap, {0: 3, 2: 5, 31: 2}, shift=2, ttt_max=200)
+    platform.device = device
+    got = device.tick_to_trade()
+    assert got == [TickToTrade((3, 0, 5, *[0] * 28, 2), 4, 200, 156.25e6)]
+    samples = scrape(client)
+    cycles = histogram(samples, "t2t_fpga_tick_to_trade_cycles")
+    assert len(cycles) == 31 + 1 + 2   # 31 bin edges, +Inf, count and sum
+    assert (cycles["4.0"], cycles["8.0"], cycles["12.0"], cycles["124.0"]) == (3, 3, 8, 8)
+    assert cycles["+Inf"] == cycles["count"] == 10
+    # midpoints 2 and 10 cycles; the last bin's between its edge (124) and the most (200)
+    assert cycles["sum"] == pytest.approx(3 * 2 + 5 * 10 + 2 * 162)
+    seconds = histogram(samples, "t2t_fpga_tick_to_trade_seconds")
+    assert seconds["2.56e-08"] == 3 and seconds["7.68e-08"] == 8   # 4 and 12 cycles
+    assert seconds["+Inf"] == seconds["count"] == 10
+    assert seconds["sum"] == pytest.approx(cycles["sum"] / 156.25e6)
+
+
+def test_each_fpga_of_a_fleet_has_its_histogram_by_name(client, platform, regmap):
+    from tick2trade.host.fleet import FleetDevice
+
+    platform.device = FleetDevice({
+        "left": engine_device(regmap, {1: 7}, shift=0, ttt_max=1),
+        "right": engine_device(regmap, {5: 2, 6: 1}, shift=3, ttt_max=50)})
+    cycles = {name: histogram(scrape(client), "t2t_fpga_tick_to_trade_cycles", device=name)
+              for name in ("left", "right")}
+    assert (cycles["left"]["1.0"], cycles["left"]["2.0"], cycles["left"]["count"]) == (0, 7, 7)
+    assert (cycles["right"]["48.0"], cycles["right"]["56.0"]) == (2, 3)
+    assert cycles["right"]["count"] == 3
+    assert sample(scrape(client), "t2t_fpga_tick_to_trade_cycles_count") is None
+
+
+def test_a_device_without_a_histogram_exports_none(client, platform, regmap):
+    """The golden models keep no time, so no histogram (``ModelFpga`` refuses the
+    registers); a device without the method has none either."""
+    from types import SimpleNamespace
+
+    from tick2trade.host.config import load
+    from tick2trade.host.engine_device import EngineDevice
+    from tick2trade.sim.cli.run import DEMO
+    from tick2trade.sim.modelfpga import ModelFpga
+
+    model = ModelFpga(load(DEMO, symbols=8), regmap, 8)
+    device = EngineDevice(OnThisThread(), SimpleNamespace(dev=model, clock_hz=1))
+    assert device.tick_to_trade() == []
+    for device in (StatusOnly(),):
+        platform.device = device
+        samples = scrape(client)
+        assert sample(samples, "t2t_fpga_up") == 1
+        assert not any(n.startswith("t2t_fpga_tick_to_trade") for n, _ in samples)

@@ -230,6 +230,18 @@ def test_run_serves_the_api_and_its_orders_go_through_the_fpga(tmp_path):
         assert big["status"] == "rejected"
         assert big["reason"] == ("FPGA risk gate: max_shares: quantity above the gate's "
                                  "maximum of 500 shares")
+        # /metrics has the gateware's tick-to-trade histogram of the Enters so far
+        ttt = scraped_histograms(api.get("/metrics").text)
+        cycles, seconds = ttt["t2t_fpga_tick_to_trade_cycles"], \
+            ttt["t2t_fpga_tick_to_trade_seconds"]
+        counts = [n for _le, n in cycles["buckets"]]
+        assert len(counts) == 32 and counts == sorted(counts) and counts[-1] > 0
+        assert cycles["count"] == counts[-1]
+        # the run converts cycles with the demo's device.clock_hz (default 156.25 MHz)
+        assert [n for _le, n in seconds["buckets"]] == counts
+        assert [le for le, _n in seconds["buckets"][:-1]] == pytest.approx(
+            [le / 156.25e6 for le, _n in cycles["buckets"][:-1]])
+        assert seconds["count"] == cycles["count"]
         # an operator's kill switch reaches the gate, from the API's thread
         subprocess.run([sys.executable, "-m", "tick2trade.cli", "users", "set-role", "ann",
                         "operator", "--db", url], check=True, capture_output=True)
@@ -252,6 +264,35 @@ def test_run_serves_the_api_and_its_orders_go_through_the_fpga(tmp_path):
     prints = summary["fpga_market"]["prints"]
     assert prints["traded"] > 0 and prints["unwatched"] == 0, prints
     assert prints["records"] == prints["traded"] + prints["stale"], prints
+    # the histogram counted the Enters the FPGA had sent by then, the summary's records
+    # have them all: an Enter decided on a book update or injected by the host is
+    # stamped t_in = t_event, so it counts its event-to-wire cycles
+    assert cycles["count"] <= summary["orders"]["enters"]
+    ttt, e2w = summary["tick_to_trade_cycles"], summary["event_to_wire_cycles"]
+    edges = [le for le, _n in cycles["buckets"]]
+    first = next(i for i, n in enumerate(counts) if n)
+    last = next(i for i, n in enumerate(counts) if n == counts[-1])
+    assert edges[first] > min(ttt["min"], e2w["min"])
+    assert (edges[last - 1] if last else 0) <= max(ttt["max"], e2w["max"])
+
+
+def scraped_histograms(text: str) -> dict[str, dict]:
+    """The histograms of a /metrics page by name: ``buckets`` as (le, cumulative count)
+    in ``le`` order, +Inf last, and its ``count`` and ``sum``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out = {}
+    for family in text_string_to_metric_families(text):
+        if family.type != "histogram":
+            continue
+        h = out[family.name] = {"buckets": []}
+        for s in family.samples:
+            if s.name.endswith("_bucket"):
+                h["buckets"].append((float(s.labels["le"]), s.value))
+            else:
+                h[s.name.rpartition("_")[2]] = s.value
+        h["buckets"].sort()
+    return out
 
 
 def test_realtime_pace_moves_the_market_with_the_wall_clock():

@@ -33,7 +33,9 @@ path but the histogram and the OMS's own counts):
   ``t2t_fpga_tick_to_trade_seconds`` (``{device}`` with several FPGAs). Bucket ``le`` is
   a bin's upper edge (the bin holds what is below it), ``+Inf`` every Enter counted;
   ``_sum`` is an *estimate* from the bins' midpoints (``TickToTrade.sum_cycles``); the
-  gateware's counts are 32-bit and wrap;
+  gateware's counts are 32-bit and wrap. The gateware stamps an Enter decided on a book
+  update, or injected by the host, with ``t_in`` = ``t_event``: those count their
+  event-to-wire cycles (``t2t run``'s summary keeps them apart, ``docs/engine.md``);
 - ``t2t_scrape_errors_total{source}``: a source that failed at a scrape (the database,
   the device), whose families are then missing from that scrape.
 """
@@ -279,9 +281,10 @@ def _tick_to_trade(histograms: list[TickToTrade]):
     if not histograms:
         return
     labels = ["device"] if any(h.device is not None for h in histograms) else []
-    where = "the frame's first beat in to the order's first beat out, counted by the " \
-            "FPGA in bins; le is a bin's upper edge, _sum an estimate from the bins' " \
-            "midpoints"
+    where = "the frame's first beat in (the event's arrival at the strategy for an " \
+            "Enter on a book update or from the host) to the order's first beat out, " \
+            "counted by the FPGA in bins; le is a bin's upper edge, _sum an estimate " \
+            "from the bins' midpoints"
     cycles = HistogramMetricFamily("t2t_fpga_tick_to_trade_cycles", "Tick-to-trade of the "
                                    f"FPGA's Enters in core clock cycles: {where}",
                                    labels=labels)

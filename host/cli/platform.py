@@ -14,7 +14,11 @@ from rich.console import Console
 
 TIME_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f",
                 "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z")
-DB_HELP = "Database URL (default: $T2T_DATABASE_URL, else SQLite in var/t2t.db)."
+DB_HELP = ("Database URL (default: $T2T_DATABASE_URL, else SQLite in t2t.db of the state "
+           "folder, $T2T_VAR_DIR or ~/.local/state/tick2trade).")
+CONFIG_HELP = ("The configuration file whose [server] section names the database, Redis, "
+               "the state folder and the JWT secret (default: $T2T_CONFIG; environment "
+               "variables override it, options override both; docs/config.example.toml).")
 
 
 def _engine(url: str | None):
@@ -158,6 +162,8 @@ def _default_line(line) -> str:
 
 
 @click.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help=CONFIG_HELP)
 @click.option("--db", "url", help=DB_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
@@ -187,8 +193,11 @@ def _default_line(line) -> str:
               help="With --venue local: the loopback ports of its OUCH order entry (TCP), "
                    "feed lines A and B and retransmission server (UDP).")
 @click.option("--var", "var_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("var"), show_default=True,
-              help="Where the local venue's files and the order session's state live.")
+              default=None,
+              help="The state folder: the local venue's files, the order session's state, "
+                   "the history, the SQLite database and the JWT secret by default "
+                   "(default: server.var_dir, $T2T_VAR_DIR, else "
+                   "~/.local/state/tick2trade).")
 @click.option("--history", "history_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="The market-data history file (DuckDB; default "
                                  "VAR/history.duckdb).")
@@ -211,9 +220,9 @@ def _default_line(line) -> str:
               help="A reverse proxy whose X-Forwarded-For names the client (login "
                    "throttling and rate limits count that address); repeatable. By "
                    "default no peer is trusted and the peer's own address counts.")
-def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_b,
+def api(config_path: Path | None, url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_b,
         retransmit, venue_user: str, venue_password: str, venue_rate: float,
-        local_ports: str, var_dir: Path, history_path: Path | None, no_history: bool,
+        local_ports: str, var_dir: Path | None, history_path: Path | None, no_history: bool,
         history_raw_days: int, history_retention_days: int, smtp: str, mail_from: str,
         cors_origins: tuple[str, ...], webhook_allow: tuple[str, ...],
         trusted_proxy: tuple[str, ...]) -> None:
@@ -228,7 +237,14 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
     from tick2trade.host.services.localvenue import VenuePorts
     from tick2trade.host.services.notify import SmtpConfig, WebhookPolicy
     from tick2trade.host.services.platform import Platform
+    from tick2trade.host.settings import SettingsError
+    from tick2trade.host.settings import load as load_settings
 
+    try:
+        settings = load_settings(config_path, database_url=url, var_dir=var_dir)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    var_dir = settings.var_dir
     smtp_host, _, smtp_port = smtp.rpartition(":")
     if not smtp_host or not smtp_port.isdigit():
         raise click.BadParameter("expected HOST:PORT", param_hint="--smtp")
@@ -262,6 +278,12 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
     ports = VenuePorts(("127.0.0.1", orders_port), ("127.0.0.1", a_port),
                        ("127.0.0.1", b_port), ("127.0.0.1", rt_port))
     console = Console(stderr=True)
+    stale = settings.stale_var()
+    if stale is not None:
+        console.print(f"[yellow]{stale} holds a database or JWT secret of an earlier "
+                      f"version, which used ./var by default; the state folder is now "
+                      f"{var_dir} (pass --var {stale} or set T2T_VAR_DIR to keep using "
+                      f"it)[/yellow]", highlight=False)
     try:
         live = open_live(var_dir, None if venue == "off" else venue, paper=paper,
                          line_a=feed_a or DEFAULT_LINE_A, line_b=feed_b or DEFAULT_LINE_B,
@@ -285,7 +307,8 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
                 raise click.ClickException(f"{exc} (or --no-history)") from None
             live.notes.append(f"history: {path} (prints and 1 s bars for "
                               f"{history_raw_days} days, all for {history_retention_days})")
-        platform = Platform.open(url, smtp=SmtpConfig(smtp_host, int(smtp_port), mail_from),
+        platform = Platform.open(settings=settings,
+                                 smtp=SmtpConfig(smtp_host, int(smtp_port), mail_from),
                                  webhooks=WebhookPolicy(allow=webhook_allow),
                                  market=live.market, broker=live.broker, live=live,
                                  history=history)
@@ -294,9 +317,13 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
             history.close()
         live.close()
         raise
-    console.print("t2t api: market data and orders from", highlight=False)
+    console.print(f"t2t api: state in {var_dir} ({settings.origin['var_dir']})",
+                  highlight=False, soft_wrap=True)
+    console.print(f"  database {platform.engine.url.render_as_string(hide_password=True)}",
+                  highlight=False, soft_wrap=True)
+    console.print("  market data and orders from", highlight=False)
     for note in live.notes:
-        console.print(f"  {note}", highlight=False)
+        console.print(f"    {note}", highlight=False)
     if live.broker is not None and not live.broker.wait_connected(10):
         console.print("[yellow]the venue's order entry did not answer yet; orders are "
                       "refused until it does (retrying)[/yellow]")

@@ -8,10 +8,8 @@ own; ``Platform.open`` fills in the defaults for ``t2t api``.
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sqlalchemy import select
 
@@ -19,7 +17,7 @@ from tick2trade.host.services import notify
 from tick2trade.host.services.auth import Users
 from tick2trade.host.services.broker import Broker
 from tick2trade.host.services.contingent import Contingent
-from tick2trade.host.services.db import Position, default_url, make_engine, session_factory, upgrade
+from tick2trade.host.services.db import Position, make_engine, session_factory, upgrade
 from tick2trade.host.services.device import Device
 from tick2trade.host.services.hub import Hub
 from tick2trade.host.services.marketdata import MarketData, Quote
@@ -30,6 +28,8 @@ from tick2trade.host.services.portfolio import PositionState, performance
 from tick2trade.host.services.streams import Streams
 from tick2trade.host.services.synthetic import SyntheticBroker
 from tick2trade.host.services.writer import Writer
+from tick2trade.host.settings import Settings
+from tick2trade.host.settings import load as load_settings
 
 log = logging.getLogger(__name__)
 
@@ -89,15 +89,14 @@ class Platform:
         self._stop = threading.Event()
 
     @classmethod
-    def open(cls, url: str | None = None, secret_file: Path = Path("var/jwt-secret"),
+    def open(cls, url: str | None = None, settings: Settings | None = None,
              **kwargs) -> Platform:
-        """The defaults of a real deployment: ``T2T_DATABASE_URL`` or SQLite under
-        ``var/``, a JWT secret made once and kept in ``var/jwt-secret`` (mode 600)."""
-        if not secret_file.exists():
-            secret_file.parent.mkdir(parents=True, exist_ok=True)
-            secret_file.touch(mode=0o600)
-            secret_file.write_text(secrets.token_hex(32))
-        return cls(url or default_url(), secret_file.read_text().strip(), **kwargs)
+        """The defaults of a real deployment (``host/settings.py``): the configured
+        database (``T2T_DATABASE_URL``, else SQLite in the state folder), the JWT secret
+        of ``T2T_JWT_SECRET`` or of its file (made once, mode 600); ``url`` overrides
+        the database."""
+        settings = settings or load_settings()
+        return cls(url or settings.database(), settings.secret(), **kwargs)
 
     def _quote_to_hub(self, quote: Quote) -> None:
         self.hub.to_symbol(quote.symbol, {"type": "quote", **quote_json(quote)})

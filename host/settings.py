@@ -119,9 +119,18 @@ class Settings:
             return self.jwt_secret
         path = self.secret_path()
         if not path.exists():
+            # made aside and linked into place: of processes starting at once, one
+            # secret wins and all read it
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch(mode=0o600)
-            path.write_text(secrets.token_hex(32))
+            aside = path.with_name(f".{path.name}.{os.getpid()}")
+            aside.touch(mode=0o600)
+            aside.write_text(secrets.token_hex(32))
+            try:
+                os.link(aside, path)
+            except FileExistsError:
+                pass
+            finally:
+                aside.unlink()
         text = path.read_text().strip()
         if not text:
             raise SettingsError(str(path), ["the JWT secret file is empty"])

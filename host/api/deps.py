@@ -27,10 +27,12 @@ MAX_PAGE = 200  # the largest page a list answers
 
 class RateLimits:
     """The moving-window limits of one app: per user, and per address for anonymous
-    calls. Exceeded: 429 with ``Retry-After``."""
+    calls, counted where ``limits.storage`` says (this process's memory, or Redis for
+    all the processes sharing it: then a hit is a round trip to Redis). Exceeded: 429
+    with ``Retry-After``."""
 
     def __init__(self, limits: Limits) -> None:
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limiter = MovingWindowRateLimiter(limits.storage or MemoryStorage())
         self._user = parse_many(limits.requests)
         self._anonymous = parse_many(limits.anonymous)
 

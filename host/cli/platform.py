@@ -220,12 +220,21 @@ def _default_line(line) -> str:
               help="A reverse proxy whose X-Forwarded-For names the client (login "
                    "throttling and rate limits count that address); repeatable. By "
                    "default no peer is trusted and the peer's own address counts.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Serve with this many processes on one port (SO_REUSEPORT), a dead one "
+                   "restarted; needs PostgreSQL and Redis (the state they share) and "
+                   "--venue off.")
+@click.option("--reuse-port", is_flag=True, hidden=True,
+              help="A worker of --workers: bind the port shared with the others.")
+@click.option("--no-resume", is_flag=True, hidden=True,
+              help="A worker of --workers restarted: leave the open orders alone.")
 def api(config_path: Path | None, url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_b,
         retransmit, venue_user: str, venue_password: str, venue_rate: float,
         local_ports: str, var_dir: Path | None, history_path: Path | None, no_history: bool,
         history_raw_days: int, history_retention_days: int, smtp: str, mail_from: str,
         cors_origins: tuple[str, ...], webhook_allow: tuple[str, ...],
-        trusted_proxy: tuple[str, ...]) -> None:
+        trusted_proxy: tuple[str, ...], workers: int, reuse_port: bool,
+        no_resume: bool) -> None:
     """Serve the HTTP/WebSocket API (the web client at /, OpenAPI at /docs) with a live
     market: by default a venue simulator started here, its ITCH feed read into a
     full-depth book per symbol, and orders sent to it over OUCH. No FPGA device is
@@ -237,6 +246,7 @@ def api(config_path: Path | None, url: str | None, host: str, port: int, venue, 
     from tick2trade.host.services.localvenue import VenuePorts
     from tick2trade.host.services.notify import SmtpConfig, WebhookPolicy
     from tick2trade.host.services.platform import Platform
+    from tick2trade.host.services.shared import SharedUnavailable
     from tick2trade.host.settings import SettingsError
     from tick2trade.host.settings import load as load_settings
 
@@ -278,6 +288,19 @@ def api(config_path: Path | None, url: str | None, host: str, port: int, venue, 
     ports = VenuePorts(("127.0.0.1", orders_port), ("127.0.0.1", a_port),
                        ("127.0.0.1", b_port), ("127.0.0.1", rt_port))
     console = Console(stderr=True)
+    if workers > 1:
+        from tick2trade.host.api import workers as supervisor
+
+        problems = supervisor.requirements(settings.postgres, bool(settings.redis_url),
+                                           venue)
+        if problems:
+            raise click.UsageError("--workers needs " + "; and ".join(problems))
+        # once, before the workers: they would race to migrate and to make a secret
+        _engine(settings.database())[0].dispose()
+        settings.secret()
+        args = sys.argv[sys.argv.index("api") + 1:] if "api" in sys.argv else []
+        sys.exit(supervisor.supervise(workers, args,
+                                      say=lambda m: console.print(m, highlight=False)))
     stale = settings.stale_var()
     if stale is not None:
         console.print(f"[yellow]{stale} holds a database or JWT secret of an earlier "
@@ -312,6 +335,11 @@ def api(config_path: Path | None, url: str | None, host: str, port: int, venue, 
                                  webhooks=WebhookPolicy(allow=webhook_allow),
                                  market=live.market, broker=live.broker, live=live,
                                  history=history)
+    except SharedUnavailable as exc:
+        if history is not None:
+            history.close()
+        live.close()
+        raise click.ClickException(f"{exc} (server.redis_url, $T2T_REDIS_URL)") from None
     except BaseException:
         if history is not None:
             history.close()
@@ -321,6 +349,10 @@ def api(config_path: Path | None, url: str | None, host: str, port: int, venue, 
                   highlight=False, soft_wrap=True)
     console.print(f"  database {platform.engine.url.render_as_string(hide_password=True)}",
                   highlight=False, soft_wrap=True)
+    if platform.shared is not None:
+        console.print(f"  shared with the other processes over this database: Redis at "
+                      f"{settings.redis_url} (keys {platform.shared.prefix}:*)",
+                      highlight=False, soft_wrap=True)
     console.print("  market data and orders from", highlight=False)
     for note in live.notes:
         console.print(f"    {note}", highlight=False)
@@ -329,15 +361,21 @@ def api(config_path: Path | None, url: str | None, host: str, port: int, venue, 
                       "refused until it does (retrying)[/yellow]")
     # a local venue or the paper broker starts empty: what was open before this start
     # goes to it again; a venue somebody else runs still has its orders
-    resumed = platform.orders.resume(resubmit=venue == "local" or paper or venue == "off")
+    resumed = {} if no_resume else platform.orders.resume(
+        resubmit=venue == "local" or paper or venue == "off")
     if resumed:
         console.print("  orders open before this start: " + ", ".join(
             f"{n} {what.replace('_', ' ')}" for what, n in sorted(resumed.items())),
             highlight=False)
     platform.start_background()
     try:
-        serving.serve(create_app(platform, cors_origins, trusted_proxies=trusted_proxy),
-                      host, port)
+        app = create_app(platform, cors_origins, trusted_proxies=trusted_proxy)
+        if reuse_port:
+            from tick2trade.host.api.workers import serve_shared
+
+            serve_shared(app, host, port)
+        else:
+            serving.serve(app, host, port)
     finally:
         live.close()      # no more callbacks or prints, then the stores
         platform.close()

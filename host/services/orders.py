@@ -152,6 +152,9 @@ class Orders:
         # called after the commit of each change of an order's status, with the row as
         # stored (a mapping): OCO and bracket orders follow their legs (``contingent``)
         self.status_hooks: list = []
+        # where notification recipients are also cached, shared with the other processes
+        # (``services.shared.Shared``; the platform sets it when it has Redis)
+        self.recipients_store = None
         self._modifies: dict[int, dict] = {}   # order id → the modify waiting for its answer
         self._lock = threading.Lock()
         broker.attach(self)
@@ -240,8 +243,8 @@ class Orders:
     def _notify(self, b: Batch, user_id: int, kind: str, payload: dict) -> None:
         outbox = b.scratch.get("outbox")
         if outbox is None:
-            outbox = b.scratch["outbox"] = notify.Outbox(b.conn,
-                                                         b.cache.setdefault("recipients", {}))
+            outbox = b.scratch["outbox"] = notify.Outbox(
+                b.conn, b.cache.setdefault("recipients", {}), self.recipients_store)
             b.before_commit.append(outbox.write)
         message = outbox.add(user_id, kind, payload)
         if message is not None and message["in_app"]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import select
 
@@ -25,6 +25,7 @@ from tick2trade.host.services.money import px
 from tick2trade.host.services.orders import Orders
 from tick2trade.host.services.paper import PaperBroker
 from tick2trade.host.services.portfolio import PositionState, performance
+from tick2trade.host.services.shared import Shared
 from tick2trade.host.services.streams import Streams
 from tick2trade.host.services.synthetic import SyntheticBroker
 from tick2trade.host.services.writer import Writer
@@ -41,6 +42,9 @@ class Limits:
     anonymous: str = "20/second;300/minute"
     login_failures: str = "5/5 minutes"         # per client address and account
     login_failures_address: str = "30/5 minutes"  # per client address, any accounts
+    # where the windows are counted (a ``limits`` storage): None, this process's memory;
+    # the platform sets Redis's when it has one, so every process counts the same hits
+    storage: object | None = None
 
 
 @dataclass
@@ -58,16 +62,23 @@ class Platform:
     # a History (host/services/history.py): records the market's prints and BBO changes
     # and the fills, and answers /market/{symbol}/history and /trades; None: not kept
     history: object | None = None
+    # Redis: what several processes over this database share (services/shared.py);
+    # None: everything in this process's memory
+    redis_url: str | None = None
 
     def __post_init__(self) -> None:
         self.engine = make_engine(self.url)
         if self.migrate:
             upgrade(self.engine)
         self.sessions = session_factory(self.engine)
+        self.shared = Shared(self.redis_url, self.url) if self.redis_url else None
+        if self.shared is not None:
+            self.limits = replace(self.limits, storage=self.shared.limits_storage())
         self.hub = Hub()
         notify.install_push(self.sessions, self.hub.to_user)
         self.users = Users(self.sessions, self.secret, login_failures=self.limits.login_failures,
-                           address_failures=self.limits.login_failures_address)
+                           address_failures=self.limits.login_failures_address,
+                           storage=self.limits.storage)
         # the OMS's own order types (stops, trailing stops, icebergs) are worked in front
         # of whichever broker executes
         self.broker = SyntheticBroker(self.broker or PaperBroker(self.market), self.market)
@@ -87,15 +98,46 @@ class Platform:
         self.streams = Streams(self.market, self.hub)
         self.dispatcher = notify.Dispatcher(self.sessions, self.smtp, webhooks=self.webhooks)
         self._stop = threading.Event()
+        if self.shared is not None:
+            self._share(self.shared)
+
+    def _share(self, shared: Shared) -> None:
+        """Pushes and revocations to and from the other processes; recipients cached."""
+        hub, users = self.hub, self.users
+
+        def pushed(payload: str) -> None:
+            user_id, _, text = payload.partition(" ")
+            hub.deliver(int(user_id), text)
+
+        def forgotten(payload: str) -> None:
+            users.drop_cached(int(payload))
+
+        hub.relay = lambda user_id, text: shared.publish("push", f"{user_id} {text}")
+        users.on_forget = lambda user_id: (shared.drop_recipients(user_id),
+                                           shared.publish("forget", str(user_id)))
+        self.orders.recipients_store = shared
+        shared.on("push", pushed)
+        shared.on("forget", forgotten)
+        try:
+            shared.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def recipients_changed(self, user_id: int) -> None:
+        """A user's notification preferences or addresses changed (after the commit)."""
+        if self.shared is not None:
+            self.shared.drop_recipients(user_id)
 
     @classmethod
     def open(cls, url: str | None = None, settings: Settings | None = None,
              **kwargs) -> Platform:
         """The defaults of a real deployment (``host/settings.py``): the configured
         database (``T2T_DATABASE_URL``, else SQLite in the state folder), the JWT secret
-        of ``T2T_JWT_SECRET`` or of its file (made once, mode 600); ``url`` overrides
-        the database."""
+        of ``T2T_JWT_SECRET`` or of its file (made once, mode 600), Redis when one is
+        configured; ``url`` overrides the database."""
         settings = settings or load_settings()
+        kwargs.setdefault("redis_url", settings.redis_url)
         return cls(url or settings.database(), settings.secret(), **kwargs)
 
     def _quote_to_hub(self, quote: Quote) -> None:
@@ -141,6 +183,8 @@ class Platform:
 
     def close(self) -> None:
         self._stop.set()
+        if self.shared is not None:
+            self.shared.close()
         self.dispatcher.stop()
         self.writer.close()
         if self.history is not None:

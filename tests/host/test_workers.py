@@ -232,3 +232,49 @@ def test_kill_9_of_a_worker_in_an_order_storm_loses_no_acknowledged_order(
           f"{len(failed)} requests failed in transport: {sorted(set(failed))}")
     assert f"worker 0 (pid {victim}) ended with code -9" in out or \
         f"worker 1 (pid {victim}) ended with code -9" in out, out[-3000:]
+
+
+def test_notification_recipients_are_shared_with_a_ttl_and_dropped_on_a_change(
+        pg_url, redis_url):
+    """Two platforms in this process over one database and Redis: an order event on the
+    first keeps its user's recipients in Redis for RECIPIENTS_TTL; a preference change
+    on the second deletes them, and the first's next event follows the new preference."""
+    import redis
+    from fastapi.testclient import TestClient
+
+    from tick2trade.host.api import create_app
+    from tick2trade.host.services.platform import Platform
+    from tick2trade.host.services.shared import RECIPIENTS_TTL
+
+    from tests.host.conftest import SECRET, fresh_limits, register_login
+
+    one = Platform(pg_url, SECRET, limits=fresh_limits(), redis_url=redis_url)
+    two = Platform(pg_url, SECRET, limits=fresh_limits(), redis_url=redis_url)
+    r = redis.Redis.from_url(redis_url)
+    try:
+        with TestClient(create_app(one)) as c1, TestClient(create_app(two)) as c2:
+            headers = register_login(c1, "prefs")
+            key = one.shared.key("recipients", c1.get("/users/me", headers=headers
+                                                     ).json()["id"])
+
+            def notifications() -> int:
+                return c1.get("/notifications", headers=headers).json()["total"]
+
+            assert c1.post("/orders", json=ORDER, headers=headers).status_code == 201
+            assert 0 < r.ttl(key) <= RECIPIENTS_TTL
+            before = notifications()
+            assert before >= 1
+            off = {"preferences": [{"kind": "order_status", "channel": "in_app",
+                                    "enabled": False}]}
+            assert c2.put("/notifications/preferences", json=off,
+                          headers=headers).status_code == 200
+            assert not r.exists(key)
+            assert c1.post("/orders", json=ORDER, headers=headers).status_code == 201
+            assert notifications() == before
+            # read again from the database, and kept again
+            assert one.shared.recipients(int(key.rsplit(":", 1)[1]))[0][
+                ("order_status", "in_app")] is False
+    finally:
+        r.close()
+        one.close()
+        two.close()

@@ -206,14 +206,23 @@ class Shared:
                     log.exception("handling a message on %s failed", message["channel"])
 
     async def _publish(self, client) -> None:
+        """Publish what is queued, oldest first; what queued up meanwhile goes in one
+        pipeline (one round trip) instead of one each."""
         while True:
-            item = await self._queue.get()
-            if item is None:        # close()
+            batch = [await self._queue.get()]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            closing = None in batch
+            batch = batch[:batch.index(None)] if closing else batch
+            if batch:
+                pipe = client.pipeline(transaction=False)
+                for channel, data in batch:
+                    pipe.publish(channel, data)
+                try:
+                    await pipe.execute()
+                except (redis.RedisError, OSError):
+                    self.lost += len(batch)
+                    log.warning("Redis: %d messages were not published", len(batch),
+                                exc_info=True)
+            if closing:
                 return
-            channel, data = item
-            try:
-                await client.publish(channel, data)
-            except (redis.RedisError, OSError):
-                self.lost += 1
-                log.warning("Redis: a message on %s was not published", channel,
-                            exc_info=True)

@@ -22,11 +22,30 @@ CONFIG_HELP = ("The configuration file whose [server] section names the database
 
 
 def _engine(url: str | None):
-    from tick2trade.host.services.db import default_url, make_engine, session_factory, upgrade
+    from tick2trade.host.services.db import make_engine, session_factory, upgrade
+    from tick2trade.host.settings import SettingsError
+    from tick2trade.host.settings import load as load_settings
 
-    engine = make_engine(url or default_url())
+    if url is None:
+        try:
+            settings = load_settings()
+        except SettingsError as exc:
+            raise click.ClickException(str(exc)) from None
+        _warn_stale(settings, Console(stderr=True))
+        url = settings.database()
+    engine = make_engine(url)
     upgrade(engine)
     return engine, session_factory(engine)
+
+
+def _warn_stale(settings, console: Console) -> None:
+    """Say so when ./var holds state of an earlier version, which used it by default."""
+    stale = settings.stale_var()
+    if stale is not None:
+        console.print(f"[yellow]{stale} holds a database or JWT secret of an earlier "
+                      f"version, which used ./var by default; the state folder is now "
+                      f"{settings.var_dir} (pass --var {stale} or set T2T_VAR_DIR to keep "
+                      f"using it)[/yellow]", highlight=False, soft_wrap=True)
 
 
 def _when(ctx, param, value: datetime | None) -> datetime | None:
@@ -301,12 +320,7 @@ def api(config_path: Path | None, url: str | None, host: str, port: int, venue, 
         args = sys.argv[sys.argv.index("api") + 1:] if "api" in sys.argv else []
         sys.exit(supervisor.supervise(workers, args,
                                       say=lambda m: console.print(m, highlight=False)))
-    stale = settings.stale_var()
-    if stale is not None:
-        console.print(f"[yellow]{stale} holds a database or JWT secret of an earlier "
-                      f"version, which used ./var by default; the state folder is now "
-                      f"{var_dir} (pass --var {stale} or set T2T_VAR_DIR to keep using "
-                      f"it)[/yellow]", highlight=False)
+    _warn_stale(settings, console)
     try:
         live = open_live(var_dir, None if venue == "off" else venue, paper=paper,
                          line_a=feed_a or DEFAULT_LINE_A, line_b=feed_b or DEFAULT_LINE_B,

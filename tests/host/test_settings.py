@@ -88,3 +88,19 @@ def test_t2t_api_takes_its_state_folder_and_database_from_config(tmp_path):
     assert (tmp_path / "state" / "jwt-secret").exists() and (tmp_path / "cfg.db").exists()
     assert not (tmp_path / "var").exists()
     assert f"state in {tmp_path / 'state'} ({cfg})" in out, out
+
+
+def test_cli_says_when_the_old_var_folder_is_left_behind(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from tick2trade.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("T2T_VAR_DIR", str(tmp_path / "state"))
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "t2t.db").write_bytes(b"")
+    r = CliRunner().invoke(main, ["db", "upgrade"])
+    assert r.exit_code == 0, r.output
+    assert f"{tmp_path / 'var'} holds a database or JWT secret of an earlier version" in \
+        r.output
+    assert (tmp_path / "state" / "t2t.db").exists()

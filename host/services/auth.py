@@ -43,6 +43,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from limits import parse
+from limits.errors import StorageError
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import exists, select, update
@@ -51,6 +52,7 @@ from sqlalchemy.orm import Session
 from tick2trade.host.services import audit
 from tick2trade.host.services.audit import as_utc
 from tick2trade.host.services.db import RefreshToken, User, utcnow
+from tick2trade.host.services.shared import LIMITS_DOWN, SharedUnavailable
 
 ROLES = ("trader", "operator", "admin")
 VERIFIED_TOKENS = 10_000     # access tokens remembered as verified, at most
@@ -154,14 +156,20 @@ class Users:
                 (self.address_limit, f"addr:{address}"))
 
     def _throttle_check(self, username: str, address: str) -> None:
-        for limit, key in self._throttle_keys(username, address):
-            if not self._failures.test(limit, "login", key):
-                reset = self._failures.get_window_stats(limit, "login", key).reset_time
-                raise Throttled(max(1, int(reset - utcnow().timestamp()) + 1))
+        try:
+            for limit, key in self._throttle_keys(username, address):
+                if not self._failures.test(limit, "login", key):
+                    reset = self._failures.get_window_stats(limit, "login", key).reset_time
+                    raise Throttled(max(1, int(reset - utcnow().timestamp()) + 1))
+        except StorageError:
+            raise SharedUnavailable(LIMITS_DOWN) from None
 
     def _throttle_fail(self, username: str, address: str) -> None:
-        for limit, key in self._throttle_keys(username, address):
-            self._failures.hit(limit, "login", key)
+        try:
+            for limit, key in self._throttle_keys(username, address):
+                self._failures.hit(limit, "login", key)
+        except StorageError:
+            raise SharedUnavailable(LIMITS_DOWN) from None
 
     # --- users --------------------------------------------------------------------------
 

@@ -51,7 +51,11 @@ RETRY = 1.0                  # seconds between attempts to get the link back
 
 
 class SharedUnavailable(RuntimeError):
-    """Redis did not answer at start."""
+    """Redis does not answer: at start (``t2t api`` stops), or for a rate-limit or
+    throttle count (the request answers 503)."""
+
+
+LIMITS_DOWN = "the rate limits are counted in Redis, which does not answer; retry"
 
 
 def namespace(database_url: str) -> str:
@@ -85,8 +89,10 @@ class Shared:
     # --- rate limits --------------------------------------------------------------------
 
     def limits_storage(self) -> RedisStorage:
+        # wrapped: a Redis error is a limits.errors.StorageError, which the callers
+        # turn into SharedUnavailable (503) without Redis's own text (an address)
         return RedisStorage(self.url, key_prefix=self.key("limits"),
-                            socket_timeout=CONNECT_TIMEOUT)
+                            socket_timeout=CONNECT_TIMEOUT, wrap_exceptions=True)
 
     # --- notification recipients --------------------------------------------------------
 

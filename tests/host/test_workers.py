@@ -278,3 +278,31 @@ def test_notification_recipients_are_shared_with_a_ttl_and_dropped_on_a_change(
         r.close()
         one.close()
         two.close()
+
+
+def test_redis_down_at_a_request_is_a_503_that_names_no_address(tmp_path):
+    """Counted in a Redis that does not answer (a closed loopback port), a rate-limited
+    request and a login answer 503 with a reason, not 500 or Redis's own error text."""
+    from fastapi.testclient import TestClient
+
+    from tick2trade.host.api import create_app
+    from tick2trade.host.services.localvenue import free_port
+    from tick2trade.host.services.platform import Limits, Platform
+    from tick2trade.host.services.shared import Shared, SharedUnavailable
+
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    storage = Shared(dead, "sqlite://").limits_storage()
+    p = Platform(f"sqlite:///{tmp_path / 'down.db'}", "s" * 40,
+                 limits=Limits(storage=storage))
+    try:
+        with TestClient(create_app(p)) as c:
+            for r in (c.post("/auth/refresh", json={"refresh_token": "x"}),
+                      c.post("/auth/login", json={"username": "x", "password": "y"})):
+                assert r.status_code == 503, r.text
+                assert "Redis, which does not answer" in r.json()["detail"]
+                assert "127.0.0.1" not in r.text
+        # the login throttle itself (behind the anonymous limit above)
+        with pytest.raises(SharedUnavailable, match="does not answer"):
+            p.users.login("x", "y", "192.0.2.1")
+    finally:
+        p.close()

@@ -58,7 +58,8 @@ def _start(target: str, work: Path, url: str) -> tuple[subprocess.Popen, int, li
         cmd = ["run", "--duration", "3600", "--pace", "realtime", "--api", "--api-port",
                str(port), "--db", url]
     proc = subprocess.Popen([sys.executable, "-m", "tick2trade.cli", *cmd], cwd=work,
-                            env={**os.environ, "T2T_DATABASE_URL": url},
+                            env={**os.environ, "T2T_DATABASE_URL": url,
+                                 "T2T_VAR_DIR": os.path.join(work, "var")},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     lines: list[str] = []

@@ -52,6 +52,10 @@ by name.
     [[fpga]]
     name = "right"
     symbols = ["MSFT"]
+    [server]                 # the host platform (host/settings.py): not pushed
+    database_url = "postgresql+psycopg://t2t@127.0.0.1/t2t"
+    redis_url = "redis://127.0.0.1:6379/0"
+    var_dir = "/var/lib/tick2trade"
 
 Every trigger and risk key, with its meaning, is in ``docs/config.example.toml``. Times
 and rates become cycles with ``device.clock_hz`` (default 156.25 MHz, the 64-bit 10GbE
@@ -84,6 +88,7 @@ from tick2trade.gateware.models.trade import strategy as trade
 
 from tick2trade.gateware.models.trade.risk import Limits
 from tick2trade.protocol.regmap import RegisterMap
+from tick2trade.host import settings
 from tick2trade.host.engine import CLIENT_TAGS, HOST_TAG
 
 SECTIONS = {
@@ -100,6 +105,8 @@ SECTIONS = {
     "trigger": {"symbol", "kind", "side", "limit", "stop", "quantity", "tif", "one_shot",
                 "ticks", "spread", "tick", "tag"},
     "fpga": {"name", "symbols", "src_port"},
+    # the host platform's state and shared servers (host/settings.py); not pushed
+    "server": set(settings.KEYS),
 }
 LISTS = ("trigger", "fpga")  # sections that are arrays of tables ([[trigger]])
 TRIGGER_KINDS = trade.KINDS
@@ -146,6 +153,7 @@ class Config:
     triggers: dict[int, trade.Trigger] = field(default_factory=dict)  # symbol index ->
     fpgas: list[FpgaPart] = field(default_factory=list)  # [[fpga]]: several FPGAs
     total_gross: int = 0  # risk.total_gross_notional: the host's, across FPGAs (0: off)
+    server: dict[str, str] = field(default_factory=dict)  # [server], as host/settings.py
 
     def limits(self) -> Limits:
         """The risk section as the model's limits (unset keys: check off)."""
@@ -370,6 +378,9 @@ def parse(text: str, path: str = "<config>", symbols: int | None = None) -> Conf
             cfg.clock_hz = clock
         elif clock == 0:
             problems.append("device.clock_hz: must be above 0")
+    server = tables["server"][0] if tables["server"] else {}
+    cfg.server = {k: v for k in settings.KEYS if k in server and
+                  (v := settings.check_value(k, server[k], f"server.{k}", problems))}
     _venue(tables["venue"][0] if tables["venue"] else {}, cfg, problems)
     _risk(tables["risk"][0] if tables["risk"] else {}, cfg, problems)
     for i, t in enumerate(tables["trigger"]):

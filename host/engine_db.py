@@ -64,7 +64,7 @@ class EngineStore:
 
     @classmethod
     def open(cls, url: str | None = None) -> EngineStore:
-        """The database at ``url`` (default: ``T2T_DATABASE_URL`` or ``var/t2t.db``),
+        """The database at ``url`` (default: ``db.default_url``),
         migrated to the current schema."""
         engine = db.make_engine(url or db.default_url())
         db.upgrade(engine)

@@ -11,6 +11,17 @@ from tick2trade.gateware.profiles import SHIPPED, SMALL_BOOK
 # inherit the environment) so every worker uses it and the header can name it.
 os.environ.setdefault("T2T_SEED", str(random.randrange(1 << 32)))
 
+
+
+@pytest.fixture(autouse=True)
+def _state_folder(tmp_path, monkeypatch):
+    """Every test's state folder (the host's database, JWT secret, venue files) is its
+    own, never the default one in the home directory (host/settings.py)."""
+    monkeypatch.setenv("T2T_VAR_DIR", str(tmp_path / "var"))
+    for name in ("T2T_CONFIG", "T2T_REDIS_URL", "T2T_JWT_SECRET", "T2T_JWT_SECRET_FILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
 # The RxPath configuration the Verilator tests share: small tables keep the build quick
 # and let random traffic hit the locate table often. Builds are cached on disk by hash,
 # so pytest-xdist workers asking at once build it once (see sim/verilator.py).

@@ -16,21 +16,25 @@ from fastapi import Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from limits import parse_many
+from limits.errors import StorageError
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from tick2trade.host.services.auth import Principal, role_at_least
 from tick2trade.host.services.platform import Limits, Platform
+from tick2trade.host.services.shared import LIMITS_DOWN, SharedUnavailable
 
 MAX_PAGE = 200  # the largest page a list answers
 
 
 class RateLimits:
     """The moving-window limits of one app: per user, and per address for anonymous
-    calls. Exceeded: 429 with ``Retry-After``."""
+    calls, counted where ``limits.storage`` says (this process's memory, or Redis for
+    all the processes sharing it: then a hit is a round trip to Redis). Exceeded: 429
+    with ``Retry-After``; Redis not answering: 503."""
 
     def __init__(self, limits: Limits) -> None:
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limiter = MovingWindowRateLimiter(limits.storage or MemoryStorage())
         self._user = parse_many(limits.requests)
         self._anonymous = parse_many(limits.anonymous)
 
@@ -42,7 +46,11 @@ class RateLimits:
 
     def _hit(self, key: str, rules) -> None:
         for rule in rules:
-            if not self._limiter.hit(rule, "api", key):
+            try:
+                allowed = self._limiter.hit(rule, "api", key)
+            except StorageError:
+                raise SharedUnavailable(LIMITS_DOWN) from None
+            if not allowed:
                 reset = self._limiter.get_window_stats(rule, "api", key).reset_time
                 wait = max(1, int(reset - datetime.now(UTC).timestamp()) + 1)
                 raise HTTPException(429, f"rate limit {rule} exceeded",

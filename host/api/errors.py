@@ -11,6 +11,7 @@ from tick2trade.host.services.orders import BrokerUnavailable, NotFound, OrderEr
 from tick2trade.host.services.orders import Conflict as OrderConflict
 from tick2trade.host.services.rfq import (NoRfqVenues, QuoteExpired, QuoteTaken, RfqError,
                                           VenueUnavailable)
+from tick2trade.host.services.shared import SharedUnavailable
 from tick2trade.host.services.watchlists import TooManyLists
 from tick2trade.host.services.writer import WriteFailed
 
@@ -18,7 +19,7 @@ STATUS: dict[type[Exception], int] = {
     AuthError: 401, PermissionError: 403, NotFound: 404, LookupError: 404, Conflict: 409,
     OrderConflict: 409, OrderError: 422, NoDevice: 503, BrokerUnavailable: 503,
     WriteFailed: 503, DeviceRefused: 409, DeviceTimeout: 503,
-    TooManyLists: 409, BadUsername: 422,
+    TooManyLists: 409, BadUsername: 422, SharedUnavailable: 503,
     RfqError: 422, QuoteExpired: 410, QuoteTaken: 409, VenueUnavailable: 503,
     NoRfqVenues: 409,
 }

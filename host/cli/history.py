@@ -66,11 +66,16 @@ def query(path: Path, symbol: str, start: datetime | None, end: datetime | None,
 @click.option("--trades", is_flag=True, help="Trade prints instead of bars")
 @click.option("--limit", type=click.IntRange(1, 1_000_000), default=1000, show_default=True,
               help="Prints at most (with --trades)")
-@click.option("--path", type=click.Path(path_type=Path), default=Path("var/history.duckdb"),
-              show_default=True, help="The history store's DuckDB file")
+@click.option("--path", type=click.Path(path_type=Path), default=None,
+              help="The history store's DuckDB file (default: history.duckdb in the state "
+                   "folder, $T2T_VAR_DIR or ~/.local/state/tick2trade)")
 @click.option("--json", "as_json", is_flag=True)
 def history(symbol, start, end, interval, trades, limit, path, as_json) -> None:
     """OHLCV bars (or --trades, the prints) of SYMBOL from the history store."""
+    if path is None:
+        from tick2trade.host.settings import load as load_settings
+
+        path = load_settings().var_dir / "history.duckdb"
     try:
         out = query(path, symbol.upper(), start, end, interval, trades, limit)
     except (HistoryInUse, FileNotFoundError, Unavailable) as e:

@@ -14,15 +14,38 @@ from rich.console import Console
 
 TIME_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f",
                 "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z")
-DB_HELP = "Database URL (default: $T2T_DATABASE_URL, else SQLite in var/t2t.db)."
+DB_HELP = ("Database URL (default: $T2T_DATABASE_URL, else SQLite in t2t.db of the state "
+           "folder, $T2T_VAR_DIR or ~/.local/state/tick2trade).")
+CONFIG_HELP = ("The configuration file whose [server] section names the database, Redis, "
+               "the state folder and the JWT secret (default: $T2T_CONFIG; environment "
+               "variables override it, options override both; docs/config.example.toml).")
 
 
 def _engine(url: str | None):
-    from tick2trade.host.services.db import default_url, make_engine, session_factory, upgrade
+    from tick2trade.host.services.db import make_engine, session_factory, upgrade
+    from tick2trade.host.settings import SettingsError
+    from tick2trade.host.settings import load as load_settings
 
-    engine = make_engine(url or default_url())
+    if url is None:
+        try:
+            settings = load_settings()
+        except SettingsError as exc:
+            raise click.ClickException(str(exc)) from None
+        _warn_stale(settings, Console(stderr=True))
+        url = settings.database()
+    engine = make_engine(url)
     upgrade(engine)
     return engine, session_factory(engine)
+
+
+def _warn_stale(settings, console: Console) -> None:
+    """Say so when ./var holds state of an earlier version, which used it by default."""
+    stale = settings.stale_var()
+    if stale is not None:
+        console.print(f"[yellow]{stale} holds a database or JWT secret of an earlier "
+                      f"version, which used ./var by default; the state folder is now "
+                      f"{settings.var_dir} (pass --var {stale} or set T2T_VAR_DIR to keep "
+                      f"using it)[/yellow]", highlight=False, soft_wrap=True)
 
 
 def _when(ctx, param, value: datetime | None) -> datetime | None:
@@ -158,6 +181,8 @@ def _default_line(line) -> str:
 
 
 @click.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help=CONFIG_HELP)
 @click.option("--db", "url", help=DB_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
@@ -188,8 +213,11 @@ def _default_line(line) -> str:
                    "feed lines A and B and retransmission server (UDP), and its RFQ port "
                    "(TCP; left out: a free one).")
 @click.option("--var", "var_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("var"), show_default=True,
-              help="Where the local venue's files and the order session's state live.")
+              default=None,
+              help="The state folder: the local venue's files, the order session's state, "
+                   "the history, the SQLite database and the JWT secret by default "
+                   "(default: server.var_dir, $T2T_VAR_DIR, else "
+                   "~/.local/state/tick2trade).")
 @click.option("--history", "history_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="The market-data history file (DuckDB; default "
                                  "VAR/history.duckdb).")
@@ -222,12 +250,21 @@ def _default_line(line) -> str:
                    "to this NATS JetStream server; notifications, history and the risk "
                    "monitor then run as `t2t worker notifier|history|risk`, not here "
                    "(no history file is opened). Default: $T2T_BUS_URL, else none.")
-def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_b,
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Serve with this many processes on one port (SO_REUSEPORT), a dead one "
+                   "restarted; needs PostgreSQL and Redis (the state they share) and "
+                   "--venue off.")
+@click.option("--reuse-port", is_flag=True, hidden=True,
+              help="A worker of --workers: bind the port shared with the others.")
+@click.option("--no-resume", is_flag=True, hidden=True,
+              help="A worker of --workers restarted: leave the open orders alone.")
+def api(config_path: Path | None, url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_b,
         retransmit, venue_user: str, venue_password: str, venue_rate: float,
-        local_ports: str, var_dir: Path, history_path: Path | None, no_history: bool,
+        local_ports: str, var_dir: Path | None, history_path: Path | None, no_history: bool,
         history_raw_days: int, history_retention_days: int, smtp: str, mail_from: str,
         cors_origins: tuple[str, ...], webhook_allow: tuple[str, ...],
-        trusted_proxy: tuple[str, ...], log_format: str, bus_url: str | None) -> None:
+        trusted_proxy: tuple[str, ...], log_format: str, bus_url: str | None,
+        workers: int, reuse_port: bool, no_resume: bool) -> None:
     """Serve the HTTP/WebSocket API (the web client at /, OpenAPI at /docs) with a live
     market: by default a venue simulator started here, its ITCH feed read into a
     full-depth book per symbol, and orders sent to it over OUCH. No FPGA device is
@@ -239,7 +276,15 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
     from tick2trade.host.services.localvenue import VenuePorts, free_port
     from tick2trade.host.services.notify import SmtpConfig, WebhookPolicy
     from tick2trade.host.services.platform import Platform
+    from tick2trade.host.services.shared import SharedUnavailable
+    from tick2trade.host.settings import SettingsError
+    from tick2trade.host.settings import load as load_settings
 
+    try:
+        settings = load_settings(config_path, database_url=url, var_dir=var_dir)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    var_dir = settings.var_dir
     smtp_host, _, smtp_port = smtp.rpartition(":")
     if not smtp_host or not smtp_port.isdigit():
         raise click.BadParameter("expected HOST:PORT", param_hint="--smtp")
@@ -274,6 +319,20 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
                                  f"joined by ':'", param_hint="--local-ports") from None
     ports = VenuePorts(*(("127.0.0.1", x) for x in numbers))
     console = Console(stderr=True)
+    if workers > 1:
+        from tick2trade.host.api import workers as supervisor
+
+        problems = supervisor.requirements(settings.postgres, bool(settings.redis_url),
+                                           venue)
+        if problems:
+            raise click.UsageError("--workers needs " + "; and ".join(problems))
+        # once, before the workers: they would race to migrate and to make a secret
+        _engine(settings.database())[0].dispose()
+        settings.secret()
+        args = sys.argv[sys.argv.index("api") + 1:] if "api" in sys.argv else []
+        sys.exit(supervisor.supervise(workers, args,
+                                      say=lambda m: console.print(m, highlight=False)))
+    _warn_stale(settings, console)
     if log_format == "json":
         import logging
 
@@ -322,10 +381,18 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
                 raise click.ClickException(f"{exc} (or --no-history)") from None
             live.notes.append(f"history: {path} (prints and 1 s bars for "
                               f"{history_raw_days} days, all for {history_retention_days})")
-        platform = Platform.open(url, smtp=SmtpConfig(smtp_host, int(smtp_port), mail_from),
+        platform = Platform.open(settings=settings,
+                                 smtp=SmtpConfig(smtp_host, int(smtp_port), mail_from),
                                  webhooks=WebhookPolicy(allow=webhook_allow),
                                  market=live.market, broker=live.broker, live=live,
                                  history=history, bus=event_bus)
+    except SharedUnavailable as exc:
+        if history is not None:
+            history.close()
+        if event_bus is not None:
+            event_bus.close()
+        live.close()
+        raise click.ClickException(f"{exc} (server.redis_url, $T2T_REDIS_URL)") from None
     except BaseException:
         if history is not None:
             history.close()
@@ -333,22 +400,33 @@ def api(url: str | None, host: str, port: int, venue, paper: bool, feed_a, feed_
             event_bus.close()
         live.close()
         raise
-    say("t2t api: market data and orders from")
+    say(f"t2t api: state in {var_dir} ({settings.origin['var_dir']})")
+    say(f"  database {platform.engine.url.render_as_string(hide_password=True)}")
+    if platform.shared is not None:
+        say(f"  shared with the other processes over this database: Redis at "
+            f"{settings.redis_url} (keys {platform.shared.prefix}:*)")
+    say("  market data and orders from")
     for note in live.notes:
-        say(f"  {note}")
+        say(f"    {note}")
     if live.broker is not None and not live.broker.wait_connected(10):
         say("[yellow]the venue's order entry did not answer yet; orders are refused until "
             "it does (retrying)[/yellow]")
     # a local venue or the paper broker starts empty: what was open before this start
     # goes to it again; a venue somebody else runs still has its orders
-    resumed = platform.orders.resume(resubmit=venue == "local" or paper or venue == "off")
+    resumed = {} if no_resume else platform.orders.resume(
+        resubmit=venue == "local" or paper or venue == "off")
     if resumed:
         say("  orders open before this start: " + ", ".join(
             f"{n} {what.replace('_', ' ')}" for what, n in sorted(resumed.items())))
     platform.start_background()
     try:
-        serving.serve(create_app(platform, cors_origins, trusted_proxies=trusted_proxy),
-                      host, port, log_format=log_format)
+        app = create_app(platform, cors_origins, trusted_proxies=trusted_proxy)
+        if reuse_port:
+            from tick2trade.host.api.workers import serve_shared
+
+            serve_shared(app, host, port)
+        else:
+            serving.serve(app, host, port, log_format=log_format)
     finally:
         live.close()      # no more callbacks or prints, then the stores
         platform.close()

@@ -8,8 +8,9 @@
   one family. What a token may do is read from the database, not from the token: the
   user's role, that the user exists, that ``ver`` is the user's current token version
   and that the family still has a live refresh token (``authenticate``; the answer is
-  cached per token and dropped at once when this process changes any of them, and
-  re-read after ``recheck`` seconds for changes made by another process). Logout burns
+  cached per token and dropped at once when this process changes any of them, or
+  another process that shares Redis with it does; without Redis, changes made by
+  another process are seen after ``recheck`` seconds). Logout burns
   the family, a password change bumps the version (every session ends), and a refresh
   token presented a second time burns its family: whoever holds the token it was
   rotated into, thief or owner, must log in again.
@@ -17,7 +18,8 @@
   config, risk limits and the kill switch; only admins change roles.
 - Throttling: failed logins are counted per client address and account pair (5 in 5
   minutes by default) and per client address (30 in 5 minutes) in a moving window (the
-  ``limits`` library); past either, login from that address answers 429 before the
+  ``limits`` library, in memory or in Redis, which several processes then share); past
+  either, login from that address answers 429 before the
   password is even checked, so a throttled attacker learns nothing. An account is never
   throttled from everywhere: that would let anyone lock its owner out.
 - Usernames are stored in one spelling, NFKC-normalised and case-folded (``Bob``,
@@ -33,6 +35,7 @@ import secrets
 import threading
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -40,6 +43,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from limits import parse
+from limits.errors import StorageError
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import exists, select, update
@@ -48,6 +52,7 @@ from sqlalchemy.orm import Session
 from tick2trade.host.services import audit
 from tick2trade.host.services.audit import as_utc
 from tick2trade.host.services.db import RefreshToken, User, utcnow
+from tick2trade.host.services.shared import LIMITS_DOWN, SharedUnavailable
 
 ROLES = ("trader", "operator", "admin")
 VERIFIED_TOKENS = 10_000     # access tokens remembered as verified, at most
@@ -123,7 +128,8 @@ class Users:
     def __init__(self, sessions, secret: str, access_ttl: timedelta = timedelta(minutes=15),
                  refresh_ttl: timedelta = timedelta(days=7),
                  login_failures: str = "5/5 minutes",
-                 address_failures: str = "30/5 minutes", recheck: float = RECHECK) -> None:
+                 address_failures: str = "30/5 minutes", recheck: float = RECHECK,
+                 storage=None) -> None:
         self.sessions = sessions
         self.secret = secret
         self.access_ttl = access_ttl
@@ -131,7 +137,12 @@ class Users:
         self.recheck = recheck
         self.pair_limit = parse(login_failures)
         self.address_limit = parse(address_failures)
-        self._failures = MovingWindowRateLimiter(MemoryStorage())
+        # ``storage``: where failures are counted (a ``limits`` storage, e.g. Redis's to
+        # share them between processes); None: this process's memory
+        self._failures = MovingWindowRateLimiter(storage or MemoryStorage())
+        # called with a user id whenever ``forget`` drops the user's tokens, to tell the
+        # other processes (services/shared.py)
+        self.on_forget: Callable[[int], None] | None = None
         # access tokens already verified → (who, expiry, when its standing was read): a
         # client sends the same token with every request, and checking its signature
         # and standing each time was a tenth of an order's CPU
@@ -145,14 +156,20 @@ class Users:
                 (self.address_limit, f"addr:{address}"))
 
     def _throttle_check(self, username: str, address: str) -> None:
-        for limit, key in self._throttle_keys(username, address):
-            if not self._failures.test(limit, "login", key):
-                reset = self._failures.get_window_stats(limit, "login", key).reset_time
-                raise Throttled(max(1, int(reset - utcnow().timestamp()) + 1))
+        try:
+            for limit, key in self._throttle_keys(username, address):
+                if not self._failures.test(limit, "login", key):
+                    reset = self._failures.get_window_stats(limit, "login", key).reset_time
+                    raise Throttled(max(1, int(reset - utcnow().timestamp()) + 1))
+        except StorageError:
+            raise SharedUnavailable(LIMITS_DOWN) from None
 
     def _throttle_fail(self, username: str, address: str) -> None:
-        for limit, key in self._throttle_keys(username, address):
-            self._failures.hit(limit, "login", key)
+        try:
+            for limit, key in self._throttle_keys(username, address):
+                self._failures.hit(limit, "login", key)
+        except StorageError:
+            raise SharedUnavailable(LIMITS_DOWN) from None
 
     # --- users --------------------------------------------------------------------------
 
@@ -243,7 +260,14 @@ class Users:
             .values(revoked=True))
 
     def forget(self, user_id: int) -> None:
-        """Drop what is cached of the user's tokens (their standing changed)."""
+        """Drop what is cached of the user's tokens (their standing changed), here and,
+        through ``on_forget``, in the other processes."""
+        self.drop_cached(user_id)
+        if self.on_forget is not None:
+            self.on_forget(user_id)
+
+    def drop_cached(self, user_id: int) -> None:
+        """Drop what this process cached of the user's tokens."""
         with self._lock:
             for token in [t for t, (who, *_x) in self._verified.items()
                           if who.user_id == user_id]:

@@ -1,7 +1,8 @@
 """Storage: the schema as SQLAlchemy 2 models, engines, and migrations by Alembic.
 
-SQLite is the default (a file under ``var/``, nothing to set up); PostgreSQL is chosen by
-URL (``T2T_DATABASE_URL``, e.g. ``postgresql+psycopg://user@host/db``). Both get their
+SQLite is the default (a file in the state folder, nothing to set up); PostgreSQL is chosen
+by URL (``T2T_DATABASE_URL`` or the config file's ``server.database_url``, e.g.
+``postgresql+psycopg://user@host/db``). Both get their
 schema from the same Alembic migrations (``host/services/migrations``), never from
 ``create_all``, so a production database and a test database cannot drift apart.
 
@@ -12,7 +13,6 @@ or a P&L is their product, still an integer. The API converts at its edge.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,7 +36,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from tick2trade.host.services.status import OrderStatus
 
 PRICE_SCALE = 10_000
-DEFAULT_URL_ENV = "T2T_DATABASE_URL"
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -292,12 +291,12 @@ class AuditHead(Base):
 
 
 def default_url() -> str:
-    """``T2T_DATABASE_URL``, or SQLite in ``var/t2t.db`` under the working directory."""
-    url = os.environ.get(DEFAULT_URL_ENV)
-    if url:
-        return url
-    Path("var").mkdir(exist_ok=True)
-    return f"sqlite:///{Path('var/t2t.db').resolve()}"
+    """``T2T_DATABASE_URL`` (or the config file ``T2T_CONFIG`` names), else SQLite in
+    ``t2t.db`` of the state folder (``T2T_VAR_DIR``, default ``~/.local/state/tick2trade``;
+    ``host/settings.py``)."""
+    from tick2trade.host import settings
+
+    return settings.load().database()
 
 
 def make_engine(url: str, reads_only: bool = False) -> Engine:

@@ -17,6 +17,10 @@ whose deltas were skipped would be wrong with nothing to show for it, so a clien
 gets every message in order or is disconnected, and reconnecting brings a fresh snapshot.
 ``Hub.dropped_slow`` counts the connections dropped so.
 
+With Redis (several API processes), ``to_user`` messages are also handed to ``relay``,
+which publishes them to the other processes; they come back there through ``deliver``.
+Symbol streams stay local: every process reads the market itself.
+
 Answers to a connection's own requests (orders placed over the socket) do not go
 through the queue: the WebSocket handler sends them itself.
 """
@@ -28,7 +32,7 @@ import json
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +130,9 @@ class Hub:
         self._subs: dict[tuple[str, str], set[Connection]] = {}
         self.dropped_slow = 0
         self.max_bytes = MAX_QUEUED_BYTES    # for connections made from now on
+        # where ``to_user`` messages also go (user id, JSON text): the other API
+        # processes (services/shared.py), whose ``deliver`` hands them to their sockets
+        self.relay: Callable[[int, str], None] | None = None
 
     def add(self, conn: Connection) -> None:
         with self._lock:
@@ -174,12 +181,22 @@ class Hub:
                                              if ch == c) for c in CHANNELS}}
 
     def to_user(self, user_id: int, message: dict) -> None:
+        relay = self.relay
         with self._lock:
             targets = [c for c in self._conns if c.user_id == user_id and c.notifications]
-        if targets:
+        if targets or relay is not None:
             text = encode(message)
             for c in targets:
                 c.put(text)
+            if relay is not None:
+                relay(user_id, text)
+
+    def deliver(self, user_id: int, text: str) -> None:
+        """A ``to_user`` message another process published, to this one's sockets."""
+        with self._lock:
+            targets = [c for c in self._conns if c.user_id == user_id and c.notifications]
+        for c in targets:
+            c.put(text)
 
     def to_symbol(self, symbol: str, message: dict, channel: str = "quotes") -> None:
         self.send(self.subscribers(channel, symbol), message)

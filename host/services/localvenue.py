@@ -23,9 +23,9 @@ from pathlib import Path
 Address = tuple[str, int]
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: on Linux, SIGTERM when t2t api dies (even by SIGKILL), so
-    no venue is left holding the ports; elsewhere a no-op."""
+def die_with_parent() -> None:
+    """In the child before exec: on Linux, SIGTERM when its parent dies (even by
+    SIGKILL), so no child is left holding the ports; elsewhere a no-op."""
     try:
         import ctypes
 
@@ -121,7 +121,7 @@ class LocalVenue:
             stdin=subprocess.DEVNULL, env=env,
             # its own process group: a Ctrl-C at the terminal reaches t2t api, which
             # logs out of the order session first and then ends the venue's day
-            start_new_session=True, preexec_fn=_die_with_parent)
+            start_new_session=True, preexec_fn=die_with_parent)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -160,9 +160,13 @@ class Outbox:
     before the batch commits; ``add``'s message gets its ``id`` at ``write``, so it
     must not be pushed before (pushes wait for the commit anyway)."""
 
-    def __init__(self, conn: Connection, recipients: dict | None = None) -> None:
+    def __init__(self, conn: Connection, recipients: dict | None = None,
+                 store=None) -> None:
         self.conn = conn
         self.recipients = recipients if recipients is not None else {}
+        # a second-level cache of recipients with a TTL, shared by the processes over
+        # this database (services/shared.py ``Shared``); None: read them here
+        self.store = store
         self._waiting: list[tuple[dict, list[tuple[str, str]], dict]] = []
 
     def add(self, user_id: int, kind: str, payload: dict,
@@ -170,10 +174,14 @@ class Outbox:
         """Queue one event (``event_id``: the bus's, for events that came over it); see
         ``record`` for what it returns."""
         known = self.recipients.get(user_id)
+        if known is None and self.store is not None:
+            known = self.store.recipients(user_id)
         if known is None:
             email, webhook = self.conn.execute(_ADDRESSES, {"user": user_id}).one()
             known = (preferences(self.conn, user_id), {"email": email, "webhook": webhook})
-            self.recipients[user_id] = known
+            if self.store is not None:
+                self.store.keep_recipients(user_id, *known)
+        self.recipients[user_id] = known
         prefs, targets = known
         channels = [c for c in CHANNELS if prefs[(kind, c)]]
         if not channels:

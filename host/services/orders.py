@@ -162,6 +162,9 @@ class Orders:
         # called after the commit of each change of an order's status, with the row as
         # stored (a mapping): OCO and bracket orders follow their legs (``contingent``)
         self.status_hooks: list = []
+        # where notification recipients are also cached, shared with the other processes
+        # (``services.shared.Shared``; the platform sets it when it has Redis)
+        self.recipients_store = None
         self._modifies: dict[int, dict] = {}   # order id → the modify waiting for its answer
         self._lock = threading.Lock()
         # changed only by commit hooks, which run on one thread at a time (the writer's
@@ -305,8 +308,8 @@ class Orders:
             return
         outbox = b.scratch.get("outbox")
         if outbox is None:
-            outbox = b.scratch["outbox"] = notify.Outbox(b.conn,
-                                                         b.cache.setdefault("recipients", {}))
+            outbox = b.scratch["outbox"] = notify.Outbox(
+                b.conn, b.cache.setdefault("recipients", {}), self.recipients_store)
             b.before_commit.append(outbox.write)
         message = outbox.add(user_id, kind, payload)
         if message is not None and message["in_app"]:

@@ -14,10 +14,8 @@ opens no history with ``--bus``).
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import select
 
@@ -26,7 +24,7 @@ from tick2trade.host.services import notify
 from tick2trade.host.services.auth import Users
 from tick2trade.host.services.broker import Broker
 from tick2trade.host.services.contingent import Contingent
-from tick2trade.host.services.db import Position, default_url, make_engine, session_factory, upgrade
+from tick2trade.host.services.db import Position, make_engine, session_factory, upgrade
 from tick2trade.host.services.device import Device
 from tick2trade.host.services.hub import Hub
 from tick2trade.host.services.marketdata import BookUpdate, MarketData, Quote, Trade
@@ -35,9 +33,12 @@ from tick2trade.host.services.orders import Orders
 from tick2trade.host.services.paper import PaperBroker
 from tick2trade.host.services.portfolio import PositionState, performance
 from tick2trade.host.services.rfq import Rfqs
+from tick2trade.host.services.shared import Shared
 from tick2trade.host.services.streams import Streams
 from tick2trade.host.services.synthetic import SyntheticBroker
 from tick2trade.host.services.writer import Writer
+from tick2trade.host.settings import Settings
+from tick2trade.host.settings import load as load_settings
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,9 @@ class Limits:
     anonymous: str = "20/second;300/minute"
     login_failures: str = "5/5 minutes"         # per client address and account
     login_failures_address: str = "30/5 minutes"  # per client address, any accounts
+    # where the windows are counted (a ``limits`` storage): None, this process's memory;
+    # the platform sets Redis's when it has one, so every process counts the same hits
+    storage: object | None = None
 
 
 @dataclass
@@ -69,19 +73,26 @@ class Platform:
     bus: events.Bus | None = None
     # the venues' RFQ ports (``rfq.RfqClient``); None: those of ``live``, if any
     rfq_venues: list | None = None
+    # Redis: what several processes over this database share (services/shared.py);
+    # None: everything in this process's memory
+    redis_url: str | None = None
 
     def __post_init__(self) -> None:
         self.engine = make_engine(self.url)
         if self.migrate:
             upgrade(self.engine)
         self.sessions = session_factory(self.engine)
+        self.shared = Shared(self.redis_url, self.url) if self.redis_url else None
+        if self.shared is not None:
+            self.limits = replace(self.limits, storage=self.shared.limits_storage())
         self.hub = Hub()
         notify.install_push(self.sessions, self.hub.to_user)
         if self.bus is not None:
             notify.install_bus(self.sessions, self.bus)
             self.bus.subscribe(f"{events.INAPP}.>", self._inapp_to_hub)
         self.users = Users(self.sessions, self.secret, login_failures=self.limits.login_failures,
-                           address_failures=self.limits.login_failures_address)
+                           address_failures=self.limits.login_failures_address,
+                           storage=self.limits.storage)
         # the OMS's own order types (stops, trailing stops, icebergs) are worked in front
         # of whichever broker executes
         self.broker = SyntheticBroker(self.broker or PaperBroker(self.market), self.market)
@@ -108,17 +119,47 @@ class Platform:
             self.market.listen("trade", self._trade_to_bus)
         self.dispatcher = notify.Dispatcher(self.sessions, self.smtp, webhooks=self.webhooks)
         self._stop = threading.Event()
+        if self.shared is not None:
+            self._share(self.shared)
+
+    def _share(self, shared: Shared) -> None:
+        """Pushes and revocations to and from the other processes; recipients cached."""
+        hub, users = self.hub, self.users
+
+        def pushed(payload: str) -> None:
+            user_id, _, text = payload.partition(" ")
+            hub.deliver(int(user_id), text)
+
+        def forgotten(payload: str) -> None:
+            users.drop_cached(int(payload))
+
+        hub.relay = lambda user_id, text: shared.publish("push", f"{user_id} {text}")
+        users.on_forget = lambda user_id: (shared.drop_recipients(user_id),
+                                           shared.publish("forget", str(user_id)))
+        self.orders.recipients_store = shared
+        shared.on("push", pushed)
+        shared.on("forget", forgotten)
+        try:
+            shared.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def recipients_changed(self, user_id: int) -> None:
+        """A user's notification preferences or addresses changed (after the commit)."""
+        if self.shared is not None:
+            self.shared.drop_recipients(user_id)
 
     @classmethod
-    def open(cls, url: str | None = None, secret_file: Path = Path("var/jwt-secret"),
+    def open(cls, url: str | None = None, settings: Settings | None = None,
              **kwargs) -> Platform:
-        """The defaults of a real deployment: ``T2T_DATABASE_URL`` or SQLite under
-        ``var/``, a JWT secret made once and kept in ``var/jwt-secret`` (mode 600)."""
-        if not secret_file.exists():
-            secret_file.parent.mkdir(parents=True, exist_ok=True)
-            secret_file.touch(mode=0o600)
-            secret_file.write_text(secrets.token_hex(32))
-        return cls(url or default_url(), secret_file.read_text().strip(), **kwargs)
+        """The defaults of a real deployment (``host/settings.py``): the configured
+        database (``T2T_DATABASE_URL``, else SQLite in the state folder), the JWT secret
+        of ``T2T_JWT_SECRET`` or of its file (made once, mode 600), Redis when one is
+        configured; ``url`` overrides the database."""
+        settings = settings or load_settings()
+        kwargs.setdefault("redis_url", settings.redis_url)
+        return cls(url or settings.database(), settings.secret(), **kwargs)
 
     def _quote_to_hub(self, quote: Quote) -> None:
         self.hub.to_symbol(quote.symbol, {"type": "quote", **quote_json(quote)})
@@ -184,6 +225,8 @@ class Platform:
 
     def close(self) -> None:
         self._stop.set()
+        if self.shared is not None:
+            self.shared.close()
         self.dispatcher.stop()
         self.writer.close()
         if self.bus is not None:

@@ -395,7 +395,8 @@ def render_fleet(s: dict, title: str) -> Group:
                    "through the risk gate (0: never).")
 @click.option("--db", "db_url", default=None, metavar="URL",
               help="Where orders, executions and positions go (default: "
-                   "T2T_DATABASE_URL, else SQLite in var/t2t.db).")
+                   "T2T_DATABASE_URL, else SQLite in the state folder, "
+                   "$T2T_VAR_DIR or ~/.local/state/tick2trade).")
 @click.option("--no-db", is_flag=True, help="Keep nothing on disk.")
 @click.option("--api", "with_api", is_flag=True,
               help="Also serve the HTTP/WebSocket API (as `t2t api`, on 127.0.0.1) "

@@ -8,7 +8,8 @@ A platform, and a client of its API, for the service and API tests: every databa
 test runs on SQLite and PostgreSQL. PostgreSQL comes from ``T2T_TEST_POSTGRES_URL``
 (``.ci/run`` starts a server and sets it). Without it the PostgreSQL half is skipped and
 says why — except under CI (``CI=true``), where a missing server is a failure: CI must
-test both. Each test gets its own schema on the server (search_path in the URL), so
+test both. Redis likewise comes from ``T2T_TEST_REDIS_URL`` (``.ci/redis.sh``). Each test
+gets its own schema on the server (search_path in the URL), so
 tests and pytest-xdist workers never see each other's rows.
 """
 
@@ -31,6 +32,7 @@ from tests.conftest import RX_PARAMS
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_ENV = "T2T_TEST_POSTGRES_URL"
+REDIS_ENV = "T2T_TEST_REDIS_URL"
 # every random test here derives its RNG from this; rerun a failure with T2T_SEED=<seed>
 SEED = int(os.environ.get("T2T_SEED", random.randrange(1 << 32)))
 SECRET = "test-secret-" + "x" * 32
@@ -88,11 +90,8 @@ def _postgres_url() -> str:
     return url
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 't2t.db'}"
-        return
+def _postgres_schema():
+    """A schema of its own on the test server, as a URL; dropped after the test."""
     base = _postgres_url()
     schema = f"t_{uuid.uuid4().hex[:16]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
@@ -142,6 +141,33 @@ def bus_url(nats_server):
         await nc.close()
     asyncio.run(reset())
     return nats_server.url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 't2t.db'}"
+        return
+    yield from _postgres_schema()
+
+
+@pytest.fixture
+def pg_url():
+    """PostgreSQL only (what several API processes need)."""
+    yield from _postgres_schema()
+
+
+@pytest.fixture
+def redis_url():
+    """The test Redis server's URL (``T2T_TEST_REDIS_URL``, which ``.ci/run`` sets from
+    ``.ci/redis.sh``): skipped without it, failed under CI."""
+    url = os.environ.get(REDIS_ENV)
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{REDIS_ENV} is not set: CI must run the Redis tests "
+                        f"(.ci/run starts a server)")
+        pytest.skip(f"Redis tests need {REDIS_ENV} (e.g. eval \"$(bash .ci/redis.sh)\")")
+    return url
 
 
 def fresh_limits() -> Limits:

@@ -15,18 +15,22 @@ import httpx
 from tick2trade.host.services.localvenue import free_port
 
 
-def start_api(tmp_path, *args, port: int | None = None,
-              output=subprocess.PIPE) -> tuple[subprocess.Popen, str]:
+def start_api(tmp_path, *args, port: int | None = None, output=subprocess.PIPE,
+              env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     """`t2t api` in a child process on free loopback ports (its local venue's too; the
     API's may be given, to restart a server where its clients expect it); returns it and
     its base URL once /openapi.json answers. Its output is kept for ``stop_api`` (a long
-    run that nobody reads passes ``output=subprocess.DEVNULL``)."""
+    run that nobody reads passes ``output=subprocess.DEVNULL``). ``env`` adds to or
+    overrides its environment."""
     port = port or free_port()
     local = ":".join(str(free_port(kind)) for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM,
                                                       socket.SOCK_DGRAM, socket.SOCK_DGRAM))
     # the checkout under test, not whatever copy the venv has installed
+    # the state folder is named, never the default in the home directory; a test that
+    # gives its own (two servers sharing one secret, a config file) overrides these
     env = {**os.environ, "T2T_DATABASE_URL": f"sqlite:///{tmp_path / 'api.db'}",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+           "T2T_VAR_DIR": str(tmp_path / "var"),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2]), **(env or {})}
     proc = subprocess.Popen([sys.executable, "-c", "from tick2trade.cli import main; main()",
                              "api", "--port", str(port), "--local-ports", local, *args],
                             cwd=tmp_path, env=env, stdout=output,

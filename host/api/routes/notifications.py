@@ -52,7 +52,9 @@ def put_prefs(body: PreferencesIn, who: CurrentUser, platform: PlatformDep):
         notify.set_preferences(s, who.user_id, changes)
         audit.append(s, who.username, "notifications.preferences", f"user:{who.user_id}",
                      {"changes": [list(c) for c in changes]})
-        return _prefs_json(notify.preferences(s, who.user_id))
+        prefs = notify.preferences(s, who.user_id)
+    platform.recipients_changed(who.user_id)
+    return _prefs_json(prefs)
 
 
 def _alert_json(a) -> dict:

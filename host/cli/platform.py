@@ -348,7 +348,7 @@ def api(config_path: Path | None, url: str | None, host: str, port: int, venue, 
             banner.info(Text.from_markup(text).plain)
     else:
         def say(text: str) -> None:
-            console.print(text, highlight=False)
+            console.print(text, highlight=False, soft_wrap=True)
     try:
         live = open_live(var_dir, None if venue == "off" else venue, paper=paper,
                          line_a=feed_a or DEFAULT_LINE_A, line_b=feed_b or DEFAULT_LINE_B,

@@ -21,6 +21,7 @@ from tick2trade.gateware.models.phy import mac as mac_model
 from tick2trade.gateware.models.trade import risk as trade
 from tick2trade.protocol.regmap import RegisterMap
 from tick2trade.gateware.models.rx.eth_rx import RxConfig
+from tick2trade.gateware.models.rx.rx_path import EVENT_DEPTH
 from tick2trade.gateware.trade.ouch_rx import OuchRx
 from tick2trade.gateware.trade.ouch_tx import OuchTx
 from tick2trade.gateware.trade.risk import Risk
@@ -93,7 +94,7 @@ class Top(wiring.Component):
     """
 
     def __init__(self, data_width: int = 64, symbols: int = 64, locates: int = 16384,
-                 event_depth: int = 64, gap_depth: int = 16, config: RxConfig | None = None,
+                 event_depth: int = EVENT_DEPTH, gap_depth: int = 16, config: RxConfig | None = None,
                  mac: int = DEFAULT_MAC, book: dict | None = None,
                  limits: trade.Limits | None = None):
         self.data_width = data_width

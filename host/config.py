@@ -14,6 +14,7 @@ by name.
     line_b = "233.49.196.111:26477"
     source_a = "10.1.0.5"    # optional: line A's datagrams only from this source
     seq_window = 1048576     # optional: a jump further ahead must be confirmed
+    udp_verify = true        # optional: drop packets failing their UDP checksum (default)
 
     [symbols]
     watch = ["AAPL", "MSFT"] # symbol i of the gateware is watch[i]
@@ -93,7 +94,7 @@ from tick2trade.host.engine import CLIENT_TAGS, HOST_TAG
 
 SECTIONS = {
     "device": {"mac", "ip", "port", "clock_hz"},
-    "feed": {"line_a", "line_b", "source_a", "source_b", "seq_window"},
+    "feed": {"line_a", "line_b", "source_a", "source_b", "seq_window", "udp_verify"},
     "symbols": {"watch"},
     "events": {"enable", "mac", "ip", "port"},
     "venue": {"ip", "port", "mac", "src_port"},
@@ -145,6 +146,7 @@ class Config:
     feeds: list[tuple[int, int, int]] = field(default_factory=list)  # (group, port, line)
     feed_src: dict[int, int] = field(default_factory=dict)  # line -> source (0: any)
     seq_window: int | None = None
+    udp_verify: bool | None = None
     watch: list[str] = field(default_factory=list)
     events: dict | None = None  # enable, mac, ip, port
     clock_hz: int = DEFAULT_CLOCK_HZ
@@ -210,6 +212,8 @@ class Config:
         values.update({f"rx.feed_src[{line}]": src for line, src in self.feed_src.items()})
         if self.seq_window is not None:
             values["rx.seq_window"] = self.seq_window
+        if self.udp_verify is not None:
+            values["rx.udp_verify"] = int(self.udp_verify)
         i = 0
         while f"rx.watch[{i}].enable" in regmap:
             stock = self.watch[i] if i < len(self.watch) else ""
@@ -339,6 +343,11 @@ def parse(text: str, path: str = "<config>", symbols: int | None = None) -> Conf
             problems.append(f"feed.seq_window: {w!r} is not a message count (0 to 2**32 - 1)")
         else:
             cfg.seq_window = w
+    if "udp_verify" in feed:
+        if not isinstance(feed["udp_verify"], bool):
+            problems.append(f"feed.udp_verify: {feed['udp_verify']!r} is not true or false")
+        else:
+            cfg.udp_verify = feed["udp_verify"]
 
     watch = (tables["symbols"][0] if tables["symbols"] else {}).get("watch", [])
     if not isinstance(watch, list):

@@ -19,6 +19,7 @@ from amaranth.lib import data
 from tick2trade.protocol import itch
 from tick2trade.gateware.models.rx.eth_rx import CtlDatagram, RxConfig
 from tick2trade.gateware.models.rx.moldudp import Gap
+from tick2trade.gateware.models.rx.rx_path import EVENT_DEPTH
 
 from tick2trade.sim import verilator
 
@@ -36,7 +37,7 @@ def _rx_path(data_width: int, symbols: int, locates: int, event_depth: int, gap_
 
 @functools.cache
 def build_rx_path(data_width: int = 64, symbols: int = 64, locates: int = 16384,
-                  event_depth: int = 64, gap_depth: int = 16) -> verilator.Build:
+                  event_depth: int = EVENT_DEPTH, gap_depth: int = 16) -> verilator.Build:
     """The Verilator build of one RxPath configuration (cached on disk and per process)."""
     rx = _rx_path(data_width, symbols, locates, event_depth, gap_depth)
     name = f"{TOP}-w{data_width}-s{symbols}-l{locates}-e{event_depth}-g{gap_depth}"
@@ -74,7 +75,7 @@ class RxSim(verilator.ModelOwner):
     """
 
     def __init__(self, data_width: int = 64, symbols: int = 64, locates: int = 16384,
-                 config: RxConfig | None = None, *, event_depth: int = 64,
+                 config: RxConfig | None = None, *, event_depth: int = EVENT_DEPTH,
                  gap_depth: int = 16):
         self.data_width, self.symbols, self.locates = data_width, symbols, locates
         self.config = config if config is not None else RxConfig.default()
@@ -113,6 +114,7 @@ class RxSim(verilator.ModelOwner):
         m["feeds"] = _bits(lay["feeds"], feeds + [{}] * (max_feeds - len(feeds)))
         m["feed_src"] = _bits(lay["feed_src"], list(cfg.feed_src))
         m["seq_window"] = cfg.seq_window
+        m["udp_verify"] = int(cfg.udp_verify)
         m["ctl_ip"] = cfg.ctl_ip
         m["ctl_port"] = cfg.ctl_port
         watch = [{"enable": 1, "stock": itch.stock_int(s)} for s in cfg.watch]

@@ -42,7 +42,9 @@ class EthRx(wiring.Component):
     registers: a failure (or a nonzero checksum on a datagram cut short) is counted in
     ``bad_udp_checksum``; a zero checksum field means none was sent (RFC 768). The
     datagram has been passed on by then (cut-through: the first messages of a packet
-    leave before its last byte arrives), so a failure is counted, not undone.
+    leave before its last byte arrives), so the verdict goes downstream beside it
+    (``verdict``), for ``MoldUdp`` and the receive path's event FIFO to undo the
+    packet's effects.
 
     Parameters
     ----------
@@ -65,6 +67,10 @@ class EthRx(wiring.Component):
         (group, port) -> line; the lowest matching enabled entry wins.
     feed_src : In(ArrayLayout(32, 2))
         The IPv4 source each line's datagrams must come from (line A first; 0: any).
+    verdict : Out(stream.Signature(1, always_ready=True))
+        One beat per feed datagram passed on, 1 cycle after its last beat left ``feed``;
+        the payload is 1 when its UDP checksum failed (as counted in
+        ``bad_udp_checksum``).
     counters : Out(StructLayout)
         ``models.rx.ETH_COUNTERS``, 32-bit wrapping.
 
@@ -85,6 +91,7 @@ class EthRx(wiring.Component):
             "ouch": Out(stream.Signature(beat_layout(data_width, src_mac=48, src_ip=32,
                                                      src_port=16), always_ready=True)),
             "ouch_port": In(16),
+            "verdict": Out(stream.Signature(1, always_ready=True)),
             "counters": Out(data.StructLayout({n: 32 for n in ETH_COUNTERS})),
         })
 
@@ -265,8 +272,9 @@ class EthRx(wiring.Component):
         fold3 = Signal(16)
         m.d.comb += [total.eq(udp_sum_q + udp_len_q), fold1.eq(total[:16] + total[16:]),
                      fold2.eq(fold1[:16] + fold1[16:]), fold3.eq(fold2[:16] + fold2[16:])]
-        with m.If(udp_judge & ~udp_unchecked & (udp_cut | (fold3 != 0xFFFF))):
-            m.d.comb += count["bad_udp_checksum"].eq(1)
+        udp_bad = udp_judge & ~udp_unchecked & (udp_cut | (fold3 != 0xFFFF))
+        m.d.comb += count["bad_udp_checksum"].eq(udp_bad)
+        m.d.sync += [self.verdict.valid.eq(udp_judge), self.verdict.payload.eq(udp_bad)]
 
         out = {"data": beat.data, "be": be_out, "first": ~started,
                "last": beat.last | ends}

@@ -54,6 +54,14 @@ class MoldUdp(wiring.Component):
         adopted, sequence restarts at 1.
     seq_window : In(32)
         How far ahead a packet may start before it needs confirming (at most 2**32 - 1).
+    verdict : In(stream.Signature(1, always_ready=True))
+        ``EthRx.verdict``: one beat per packet, the cycle after its last beat; 1 when its
+        UDP checksum failed.
+    verify : In(1)
+        Undo failed packets: the sequence state (expected number, session, candidate)
+        is put back as it was at the packet's first beat, and its gap report, held
+        until the verdict, is dropped. Without ``verify`` a gap is reported in the beat
+        after the header that reveals it.
     counters : Out(counters_layout())
         ``models.rx.MOLD_COUNTERS``, 32-bit wrapping; ``gap_messages`` 64-bit saturating.
 
@@ -68,6 +76,8 @@ class MoldUdp(wiring.Component):
             "gaps": Out(stream.Signature(GAP_LAYOUT, always_ready=True)),
             "reset_session": In(1),
             "seq_window": In(WINDOW_BITS, init=DEFAULT_WINDOW),
+            "verdict": In(stream.Signature(1, always_ready=True)),
+            "verify": In(1),
             "counters": Out(counters_layout()),
         })
 
@@ -199,15 +209,22 @@ class MoldUdp(wiring.Component):
         with m.If(valid & beat.last & ~header_seen & ~header_now):
             m.d.comb += count["bad_header"].eq(1)
 
-        with m.If(gap):
-            m.d.comb += count["gaps"].eq(1)
+        # counted as reported: with ``verify``, only once the packet passed its checksum
+        m.d.comb += count["gaps"].eq(self.gaps.valid)
         # added up from the registered report, a cycle after the gap: not behind d's
         # carry chain; saturating, so a huge gap never reads as a small one
         gap_sum = Signal(65)
         m.d.comb += gap_sum.eq(gap_messages + self.gaps.payload.count)
         with m.If(self.gaps.valid):
             m.d.sync += gap_messages.eq(Mux(gap_sum[64], (1 << 64) - 1, gap_sum[:64]))
-        m.d.sync += self.gaps.valid.eq(gap)
+        gap_held = Signal()  # a gap of the packet in progress, waiting for its verdict
+        judged = self.verdict.valid & self.verify
+        failed = judged & self.verdict.payload
+        m.d.sync += self.gaps.valid.eq(Mux(self.verify, judged & gap_held & ~failed, gap))
+        with m.If(gap):
+            m.d.sync += gap_held.eq(1)
+        with m.Elif(judged):
+            m.d.sync += gap_held.eq(0)
         with m.If(gap):
             m.d.sync += [self.gaps.payload.line.eq(beat.line),
                          self.gaps.payload.session.eq(session),
@@ -277,6 +294,20 @@ class MoldUdp(wiring.Component):
                 # packet are not counted as received: the next packet will reveal
                 # them as a gap
                 m.d.sync += expected.eq(seq + whole_now)
+
+        # --- undoing a packet whose UDP checksum failed: the state as at its first beat
+        # (nothing but the walk's end moves it between then and the verdict, which comes
+        # a cycle after the last beat and well before the next packet's header)
+        state = [expected, cur_session, have_session, ended, cand_valid, provisional,
+                 cand_session, cand_seq]
+        saved = [Signal.like(v, name=f"saved_{v.name}") for v in state]
+        with m.If(first):
+            m.d.sync += [s.eq(v) for s, v in zip(saved, state)]
+        with m.If(failed & ~self.reset_session):
+            m.d.sync += [v.eq(s) for s, v in zip(saved, state)]
+        with m.If(self.reset_session):
+            # a reset during a packet that then fails must stay a reset
+            m.d.sync += [saved[2].eq(0), saved[3].eq(0), saved[4].eq(0), saved[5].eq(0)]
 
         out = self.msgs.payload
         new_sop_here = new_deliver & cur.have(new_start)

@@ -5,16 +5,18 @@ turn it into Verilog with ``gateware.export.to_verilog`` (always-ready streams h
 constant ``ready`` that ``verilog.convert`` will not take as a port).
 """
 
-from amaranth import Module, Signal
+from amaranth import Cat, Module, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from tick2trade.gateware.rx.commit_fifo import CommitFifo
 from tick2trade.gateware.rx.eth_rx import FEED_FILTER, MAX_FEEDS, EthRx
 from tick2trade.gateware.interfaces import (GAP_LAYOUT, event_layout, locate_write_layout, sym_bits,
                                             watch_layout)
 from tick2trade.gateware.rx.itch import ItchDecoder
 from tick2trade.gateware.models.rx import eth_rx as model
 from tick2trade.gateware.models.rx.itch import ITCH_COUNTERS
+from tick2trade.gateware.models.rx.rx_path import EVENT_DEPTH
 from tick2trade.gateware.models.rx.moldudp import DEFAULT_WINDOW
 from tick2trade.gateware.rx.moldudp import WINDOW_BITS, MoldUdp
 from tick2trade.gateware.rx.moldudp import counters_layout as mold_counters_layout
@@ -49,6 +51,13 @@ class RxPath(wiring.Component):
     event_depth, gap_depth : int
         FIFOs toward the consumer; when full, new events/gaps are dropped and counted.
 
+    With ``udp_verify`` (reset value 1) a feed packet whose UDP checksum fails leaves no
+    trace downstream: ``MoldUdp`` puts its sequence state back and drops its gap report,
+    and its events, written into the event FIFO as tentative entries, are discarded; a
+    good packet's events become readable 2 cycles after its verdict (3 after its last
+    beat left ``eth_rx``). The strategy's ``taps`` and ``early`` are cut-through and do
+    not wait: the fast path acts on a packet's bytes before its checksum is known.
+
     Members
     -------
     mac : In(stream) — frames from the MAC, always ready.
@@ -63,13 +72,13 @@ class RxPath(wiring.Component):
     ouch : Out(stream) — datagrams to ``ctl_ip``:``ouch_port`` (the venue's answers),
         always ready.
     feeds, feed_src, ctl_ip, ctl_port, ouch_port, watch, loc_wr, reset_session,
-    seq_window : configuration.
+    seq_window, udp_verify : configuration.
     counters : Out — every counter of every stage (32-bit, wrapping; but
         ``moldudp.gap_messages``: 64-bit, saturating).
     """
 
     def __init__(self, data_width: int = 64, symbols: int = 64, locates: int = 16384,
-                 event_depth: int = 64, gap_depth: int = 16):
+                 event_depth: int = EVENT_DEPTH, gap_depth: int = 16):
         self.data_width = data_width
         self.symbols = symbols
         self.locates = locates
@@ -95,6 +104,7 @@ class RxPath(wiring.Component):
             "loc_wr": In(locate_write_layout(symbols)),
             "reset_session": In(1),
             "seq_window": In(WINDOW_BITS, init=DEFAULT_WINDOW),
+            "udp_verify": In(1, init=1),
             "counters": Out(counters_layout(symbols)),
         })
 
@@ -107,12 +117,14 @@ class RxPath(wiring.Component):
 
         wiring.connect(m, wiring.flipped(self.mac), eth.mac)
         wiring.connect(m, eth.feed, mold.feed)
+        wiring.connect(m, eth.verdict, mold.verdict)
         wiring.connect(m, mold.msgs, dec.msgs)
         wiring.connect(m, eth.ctl, wiring.flipped(self.ctl))
         wiring.connect(m, eth.ouch, wiring.flipped(self.ouch))
         m.d.comb += [
             eth.feeds.eq(self.feeds), eth.feed_src.eq(self.feed_src),
-            mold.seq_window.eq(self.seq_window), eth.ctl_ip.eq(self.ctl_ip),
+            mold.seq_window.eq(self.seq_window), mold.verify.eq(self.udp_verify),
+            eth.ctl_ip.eq(self.ctl_ip),
             eth.ctl_port.eq(self.ctl_port), eth.ouch_port.eq(self.ouch_port), mold.reset_session.eq(self.reset_session),
             dec.watch.eq(self.watch), dec.loc_wr.eq(self.loc_wr),
             self.counters.eth_rx.eq(eth.counters), self.counters.moldudp.eq(mold.counters),
@@ -125,10 +137,22 @@ class RxPath(wiring.Component):
         # The stages cannot stall (a frame arrives whether we are ready or not), so the
         # consumer is decoupled by FIFOs; when one is full the new entry is dropped and
         # counted — never an entry already accepted.
+        # The event FIFO commits a packet's events at its verdict: the last event leaves
+        # the decoder 2 cycles after the packet's last beat left eth_rx, the verdict 1
+        # cycle after it, so the verdict is delayed 2 cycles to come after every event.
+        judged = Signal(2)
+        failed = Signal(2)
+        m.d.sync += [judged.eq(Cat(eth.verdict.valid, judged[0])),
+                     failed.eq(Cat(eth.verdict.payload, failed[0]))]
         for name, src, dst, depth, shape in (
                 ("event", dec.events, self.events, self.event_depth, event_layout(self.symbols)),
                 ("gap", mold.gaps, self.gaps, self.gap_depth, GAP_LAYOUT)):
-            q = fifo.SyncFIFOBuffered(width=shape.size, depth=depth)
+            if name == "event":
+                q = CommitFifo(shape.size, depth)
+                m.d.comb += [q.hold.eq(self.udp_verify), q.commit.eq(judged[1] & ~failed[1]),
+                             q.discard.eq(judged[1] & failed[1])]
+            else:
+                q = fifo.SyncFIFOBuffered(width=shape.size, depth=depth)
             m.submodules[f"{name}_fifo"] = q
             overflow = Signal(32, name=f"{name}_overflow")
             m.d.comb += [q.w_data.eq(src.payload), q.w_en.eq(src.valid),
@@ -162,6 +186,9 @@ class RxPath(wiring.Component):
                     {f"feed_src[{k}]": cfg.feed_src[k] for k in range(2)})
         regs.rw("seq_window", self.seq_window, "MoldUDP64: a packet starting further "
                 "ahead of the expected sequence needs confirming", cfg.seq_window)
+        regs.rw("udp_verify", self.udp_verify, "1: a feed packet whose UDP checksum fails "
+                "is dropped (its events wait for its last byte); 0: counted only",
+                int(cfg.udp_verify))
         regs.rw("ctl_ip", self.ctl_ip, "IPv4 address of the control endpoint", cfg.ctl_ip)
         regs.rw("ctl_port", self.ctl_port, "UDP port of the control endpoint (0: none)",
                 cfg.ctl_port)

@@ -113,6 +113,8 @@ class FeedScenario:
     """A MoldUDP64 session published on lines A and B with loss, duplication, reordering,
     heartbeats, junk frames and an end-of-session/new-session change. With ``loss_both``
     the fifth packet and a random share of the others are lost on both lines (a real gap).
+    With ``corrupt``, that share of the copies carries a UDP checksum and one flipped bit
+    in its UDP payload (a hop that rewrote the frame: the FCS is good).
 
     ``frames()`` yields Ethernet frames in arrival order at the receive path.
     """
@@ -122,7 +124,7 @@ class FeedScenario:
                  loss_both: float = 0.01,
                  junk: float = 0.05, broken: float = 0.02, reorder: float = 0.02,
                  heartbeat: float = 0.03, session_change_at: float | None = 0.7,
-                 locates: int = 64, ctl: float = 0.0):
+                 locates: int = 64, ctl: float = 0.0, corrupt: float = 0.0):
         self.rng, self.cfg = rng, cfg
         self.messages = messages
         self.max_per_packet = max_per_packet
@@ -131,6 +133,15 @@ class FeedScenario:
         self.junk, self.broken, self.reorder = junk, broken, reorder
         self.heartbeat, self.session_change_at = heartbeat, session_change_at
         self.locates, self.ctl = locates, ctl
+        self.corrupt = corrupt
+
+    def _copy(self, line: int, payload: bytes) -> bytes:
+        rng = self.rng
+        if not (self.corrupt and rng.random() < self.corrupt):
+            return feed_frame(self.cfg, line, payload, rng)
+        fr = bytearray(feed_frame(self.cfg, line, payload, rng, udp_checksum=True))
+        fr[len(fr) - len(payload) + rng.randrange(len(payload))] ^= 1 << rng.randrange(8)
+        return bytes(fr)
 
     def _message(self) -> bytes:
         rng = self.rng
@@ -160,7 +171,7 @@ class FeedScenario:
             n = min(rng.randint(1, self.max_per_packet), self.messages - sent)
             payload = moldudp64.encode_packet(session, seq,
                                               [self._message() for _ in range(n)])
-            copies = [feed_frame(self.cfg, line, payload, rng)
+            copies = [self._copy(line, payload)
                       for line in (0, 1) if rng.random() >= self.loss[line]]
             packets += 1
             if self.loss_both and (packets == 5 or rng.random() < self.loss_both):

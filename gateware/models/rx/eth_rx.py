@@ -41,6 +41,10 @@ class RxConfig:
     feed_src: tuple[int, int] = (0, 0)
     # how far ahead of the expected sequence a packet may jump before it must be confirmed
     seq_window: int = DEFAULT_WINDOW
+    # drop what a feed datagram with a failed UDP checksum would have caused (its events,
+    # its gap report, its move of the sequence state); the events toward the book then
+    # wait for their datagram's last byte (the strategy's taps never wait)
+    udp_verify: bool = True
 
     @classmethod
     def default(cls, line_a=DEFAULT_LINE_A, line_b=DEFAULT_LINE_B, ctl=DEFAULT_CTL,
@@ -73,8 +77,9 @@ class EthRxModel:
 
     A feed datagram from another source than its line's ``feed_src`` (when not 0) is
     dropped (``wrong_source``). A feed datagram whose UDP checksum fails is counted
-    (``bad_udp_checksum``) and still passed on: the verdict comes with its last byte,
-    after its first messages have gone downstream (see ``EthRx``).
+    (``bad_udp_checksum``) and still passed on, with the verdict beside it: the verdict
+    comes with its last byte, after its first messages have gone downstream, so it is
+    the later stages that drop the packet's effects (``RxPathModel``, ``udp_verify``).
     """
 
     def __init__(self, config: RxConfig):
@@ -82,8 +87,9 @@ class EthRxModel:
         self.counters = Counter({k: 0 for k in ETH_COUNTERS})
 
     def process(self, frame: bytes):
-        """Return ("feed", line, payload) / ("ctl", CtlDatagram) / ("ouch", CtlDatagram)
-        / None (dropped)."""
+        """Return ("feed", line, payload, checksum_ok) / ("ctl", CtlDatagram) /
+        ("ouch", CtlDatagram) / None (dropped). ``checksum_ok`` is False for a datagram
+        counted in ``bad_udp_checksum``."""
         c = self.counters
         c["frames"] += 1
         dg = frames.parse_udp_frame(frame)
@@ -104,7 +110,7 @@ class EthRxModel:
                 c["feed_b" if f.line else "feed_a"] += 1
                 c["bad_udp_checksum"] += not dg.checksum_ok
                 c["short_payload"] += dg.truncated
-                return ("feed", f.line, dg.payload)
+                return ("feed", f.line, dg.payload, dg.checksum_ok)
         cfg = self.config
         if cfg.ctl_port and dg.dst_ip == cfg.ctl_ip and dg.dst_port == cfg.ctl_port:
             c["ctl"] += 1

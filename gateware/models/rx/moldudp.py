@@ -95,6 +95,18 @@ class MoldUdpModel:
         self.candidate: tuple[bytes, int] | None = None
         self.provisional = False
 
+    def state(self) -> tuple:
+        """What a packet can change besides the counters, for ``restore``."""
+        return (self.session, self.ended, self.expected, self.candidate, self.provisional,
+                self.counters["gaps"], self.counters["gap_messages"])
+
+    def restore(self, state: tuple) -> None:
+        """Undo a packet whose UDP checksum failed: the sequence state as it was before
+        it, and its gap (if it reported one) not counted. The other counters keep what
+        the packet showed: they count what was parsed."""
+        (self.session, self.ended, self.expected, self.candidate, self.provisional,
+         self.counters["gaps"], self.counters["gap_messages"]) = state
+
     def reset_session(self) -> None:
         """Forget the session and the candidate (the ``reset_session`` strobe)."""
         self.session, self.ended, self.candidate = None, False, None

@@ -1,6 +1,8 @@
 """The whole receive path in Amaranth's simulator against RxPathModel (a small sample;
 the large runs go through Verilator in test_rx_path_verilator.py)."""
 
+import dataclasses
+
 import pytest
 
 from tick2trade.protocol import itch
@@ -15,7 +17,8 @@ from tick2trade.testing.stream import StreamSink, StreamSource, random_pauses
 
 LOCATES = 64
 # MAC beat holding a message's last byte -> event at the RxPath output, in cycles:
-# eth_rx 1 + moldudp 1 + itch 1 + event FIFO (SyncFIFOBuffered) 2
+# eth_rx 1 + moldudp 1 + itch 1 + event FIFO 2; with ``udp_verify`` the packet's last
+# message waits one more cycle, for its packet's checksum verdict
 RX_LATENCY = 5
 
 
@@ -30,6 +33,7 @@ def configure(ctx, dut, cfg):
         ctx.set(dut.feeds[i], {"enable": 1, "line": f.line, "group": f.group, "port": f.port})
     ctx.set(dut.ctl_ip, cfg.ctl_ip)
     ctx.set(dut.ctl_port, cfg.ctl_port)
+    ctx.set(dut.udp_verify, int(cfg.udp_verify))
     for i, name in enumerate(cfg.watch):
         ctx.set(dut.watch[i], {"enable": 1, "stock": itch.stock_int(name)})
 
@@ -96,6 +100,53 @@ def test_path_matches_model(width, messages):
     assert counters["fifo"] == {"event_overflow": 0, "gap_overflow": 0}
 
 
+def checksum_fails(frames_, cfg):
+    """The frames whose UDP checksum ``eth_rx`` fails (by its model)."""
+    eth = RxPathModel(cfg, locates=LOCATES).eth
+    return [fr for fr in frames_ if (got := eth.process(fr)) and got[0] == "feed"
+            and not got[3]]
+
+
+@pytest.mark.parametrize("width,messages", [(64, 400), (8, 100)])
+def test_a_packet_failing_its_udp_checksum_leaves_no_trace(width, messages):
+    """A fifth of the copies have a bit flipped in their UDP payload (a checksum, a good
+    FCS), on both lines, besides loss, reordering and junk: the RTL equals the model
+    event for event and counter for counter, and the events and gaps are exactly those
+    of the same feed with the failed copies never sent — so the sequence state they
+    moved was put back and the other line's copy was taken."""
+    cfg = make_config()
+    rng = rng_for(f"corrupt{width}")
+    frames_ = FeedScenario(rng, cfg, messages=messages, locates=LOCATES, junk=0.05,
+                           corrupt=0.2).frames()
+    bad = checksum_fails(frames_, cfg)
+    assert len(bad) >= messages // 40, "the scenario must corrupt packets"
+    model = model_of(frames_, cfg)
+    clean = model_of([fr for fr in frames_ if fr not in bad], cfg)
+    assert model.events == clean.events and model.gaps == clean.gaps
+    events, gaps, counters = run_path(width, frames_, cfg, stall=0.2, name=f"corrupt{width}")
+    msg = f"seed {SEED}"
+    assert events == model.events, msg
+    assert len(gaps) == len(model.gaps), msg
+    want = model.counters()
+    for stage in want:
+        assert counters[stage] == want[stage], f"{stage}: {msg}"
+    assert counters["eth_rx"]["bad_udp_checksum"] == len(bad)
+
+
+def test_without_udp_verify_a_failed_packet_is_counted_and_passed_on():
+    cfg = make_config()
+    cfg.udp_verify = False
+    frames_ = FeedScenario(rng_for("cut"), cfg, messages=300, locates=LOCATES,
+                           corrupt=0.3).frames()
+    model = model_of(frames_, cfg)
+    verified = model_of(frames_, dataclasses.replace(cfg, udp_verify=True))
+    assert model.events != verified.events  # the corrupted copies became events
+    events, gaps, counters = run_path(64, frames_, cfg, stall=0.2, name="cut")
+    assert events == model.events, f"seed {SEED}"
+    assert len(gaps) == len(model.gaps)
+    assert counters["moldudp"] == model.counters()["moldudp"]
+
+
 def test_event_fifo_overflow_drops_new_events_and_counts_them():
     cfg = make_config()
     cfg.locate_map = {locate: locate % 8 for locate in range(LOCATES)}  # all traded
@@ -111,8 +162,8 @@ def test_event_fifo_overflow_drops_new_events_and_counts_them():
     assert all(any(e == m for m in it) for e in events), f"seed {SEED}"
 
 
-@pytest.mark.parametrize("width", [64, 8])
-def test_event_latency_is_fixed_in_cycles(width):
+@pytest.mark.parametrize("width,verify", [(64, 1), (8, 1), (64, 0), (8, 0)])
+def test_event_latency_is_fixed_in_cycles(width, verify):
     """From the MAC beat carrying a message's last byte to the event at the RxPath output
     (through the event FIFO), whatever the lane the message ends in."""
     from tick2trade.protocol import frames, moldudp64
@@ -130,6 +181,7 @@ def test_event_latency_is_fixed_in_cycles(width):
 
     async def tb(ctx):
         configure(ctx, dut, cfg)
+        ctx.set(dut.udp_verify, verify)
         for i, m in enumerate(msgs):
             f = cfg.feeds[0]
             vlan = 7 if i % 2 else None  # shifts the message by 4 lanes
@@ -143,4 +195,4 @@ def test_event_latency_is_fixed_in_cycles(width):
     run(dut, tb, processes=[events.process])
     sent, seen = [mac.sent[k] for k in last_beats], events.taken
     latencies = {s - t for s, t in zip(seen, sent)}
-    assert len(seen) == len(msgs) and latencies == {RX_LATENCY}, (sent, seen)
+    assert len(seen) == len(msgs) and latencies == {RX_LATENCY + verify}, (sent, seen)

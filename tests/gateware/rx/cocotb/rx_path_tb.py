@@ -51,6 +51,7 @@ async def configure(dut, cfg: RxConfig):
     dut.feeds.value = bits(data.ArrayLayout(FEED_FILTER, MAX_FEEDS), feeds)
     dut.feed_src.value = bits(data.ArrayLayout(32, 2), list(cfg.feed_src))
     dut.seq_window.value = cfg.seq_window
+    dut.udp_verify.value = int(cfg.udp_verify)
     dut.ctl_ip.value = cfg.ctl_ip
     dut.ctl_port.value = cfg.ctl_port
     watch = [{"enable": 1, "stock": itch.stock_int(s)} for s in cfg.watch]

@@ -179,8 +179,13 @@ def test_feed_datagrams_from_another_source_are_dropped(width):
     rng = rng_for(f"src{width}")
     cfg = dataclasses.replace(CFG, feed_src=(frames.ip_to_int("10.9.0.1"), 0))
     sources = ["10.9.0.1", "10.9.0.2", "10.0.0.1"]
-    fr = [feed_frame(cfg, rng.randrange(2), rng.randbytes(rng.randint(1, 40)),
-                     src_ip=rng.choice(sources)) for _ in range(30 if width == 64 else 12)]
+    # every (line, source) pair once, then at random (12 random frames at W = 8 missed
+    # the one accepted pair on line A about one run in nine)
+    pairs = [(line, src) for line in (0, 1) for src in sources]
+    pairs += [(rng.randrange(2), rng.choice(sources)) for _ in range(24 if width == 64 else 6)]
+    rng.shuffle(pairs)
+    fr = [feed_frame(cfg, line, rng.randbytes(rng.randint(1, 40)), src_ip=src)
+          for line, src in pairs]
     model = check(width, fr, name=f"src{width}", cfg=cfg)
     c = model.counters
     assert c["wrong_source"] > 0 and c["feed_a"] > 0 and c["feed_b"] > 0

@@ -124,7 +124,7 @@ def test_a_packet_failing_its_udp_checksum_leaves_no_trace(width, messages):
     frames_ = FeedScenario(rng, cfg, messages=messages, locates=LOCATES, junk=0.05,
                            corrupt=0.2).frames()
     bad = checksum_fails(frames_, cfg)
-    assert len(bad) >= messages // 40, "the scenario must corrupt packets"
+    assert len(bad) >= 3, "the scenario must corrupt packets"
     model = model_of(frames_, cfg)
     clean = model_of([fr for fr in frames_ if fr not in bad], cfg)
     assert model.events == clean.events and model.gaps == clean.gaps

@@ -134,6 +134,9 @@ def sym_bits(symbols: int) -> int:
 
 
 GAP_LAYOUT = data.StructLayout({"line": 1, "session": 80, "first": 64, "count": 64})
+# A held run let go by ``moldudp``: its events from sequence ``skip`` on are to be
+# delivered; ``forced``: before the events of the packet that let it go (if any).
+RELEASE_LAYOUT = data.StructLayout({"skip": 65, "forced": 1})
 """A MoldUDP64 gap report: messages ``first`` .. ``first+count-1`` of ``session`` never
 arrived on either line; ``line`` is the line whose packet revealed the gap. ``session`` is
 the 10 ASCII bytes as a big-endian integer."""

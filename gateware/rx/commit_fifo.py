@@ -28,6 +28,8 @@ class CommitFifo(wiring.Component):
     w_data, w_en, w_rdy : the write side (``w_rdy`` low: no room, the write is lost).
     r_data, r_en, r_rdy : the read side, as ``SyncFIFOBuffered``.
     hold, commit, discard : the commit point, as above.
+    total : Out(16) — entries committed so far, wrapping: a position in the stream of
+        committed entries (what a consumer that counts its reads can wait for).
     """
 
     def __init__(self, width: int, depth: int):
@@ -38,7 +40,7 @@ class CommitFifo(wiring.Component):
         super().__init__({
             "w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
             "r_data": Out(width), "r_en": In(1), "r_rdy": Out(1),
-            "hold": In(1), "commit": In(1), "discard": In(1),
+            "hold": In(1), "commit": In(1), "discard": In(1), "total": Out(16),
         })
 
     def elaborate(self, platform):
@@ -67,6 +69,15 @@ class CommitFifo(wiring.Component):
         used_next = used + do_write - do_read
         with m.If(do_read):
             m.d.sync += consume.eq(step(consume))
+        tentative = Signal(range(inner + 1))  # written since the last commit
+        with m.If(~self.hold):
+            m.d.sync += [self.total.eq(self.total + do_write), tentative.eq(0)]
+        with m.Elif(self.commit):
+            m.d.sync += [self.total.eq(self.total + tentative + do_write), tentative.eq(0)]
+        with m.Elif(self.discard):
+            m.d.sync += tentative.eq(0)
+        with m.Else():
+            m.d.sync += tentative.eq(tentative + do_write)
         with m.If(self.discard & self.hold):
             m.d.sync += [produce.eq(mark), used.eq(ready - do_read), ready.eq(ready - do_read)]
         with m.Elif(self.commit | ~self.hold):

@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 from tick2trade.gateware.bytefield import BeatCursor, counter_bank
 from tick2trade.protocol import itch, moldudp64
 from tick2trade.gateware.models.rx.moldudp import COUNTER_BITS, DEFAULT_WINDOW, MOLD_COUNTERS
-from tick2trade.gateware.interfaces import GAP_LAYOUT
+from tick2trade.gateware.interfaces import GAP_LAYOUT, RELEASE_LAYOUT
 from tick2trade.gateware.stream import beat_layout, lanes, msg_beat_layout
 
 PKT_BITS = 17  # byte offsets inside a UDP payload (< 64 KiB), one spare bit
@@ -58,10 +58,29 @@ class MoldUdp(wiring.Component):
         ``EthRx.verdict``: one beat per packet, the cycle after its last beat; 1 when its
         UDP checksum failed.
     verify : In(1)
-        Undo failed packets: the sequence state (expected number, session, candidate)
-        is put back as it was at the packet's first beat, and its gap report, held
-        until the verdict, is dropped. Without ``verify`` a gap is reported in the beat
-        after the header that reveals it.
+        Undo failed packets: the sequence state (expected number, session, candidate,
+        held run) is put back as it was at the packet's first beat, and its gap
+        reports, held until the verdict, are dropped. Without ``verify`` a gap is
+        reported in the beat after the header that reveals it.
+    hold_packets : In(4)
+        The hold (see the model): at most this many packets held back, 0 for none.
+    hold_cycles : In(32)
+        A run held this long (counted from its first packet's header) is forced out at
+        the next moment no packet is in progress.
+    hold_room : In(1)
+        The receive path can take another release; without it no run is started (a
+        packet ahead is a gap at once).
+    route_hold : Out(1)
+        The packet in progress is held: from the cycle after its header to the cycle
+        after its verdict (its messages leave ``msgs`` within that time).
+    barrier : Out(1)
+        One cycle, the one after the header of a packet that forces a run out: the
+        run's events go before this packet's (the receive path stops the main event
+        queue there until ``release`` or the verdict).
+    release : Out(stream.Signature(RELEASE_LAYOUT, always_ready=True))
+        A run let go, at the good verdict of the packet that filled its hole or forced
+        it out (``forced``), or on its timeout or a session reset (``forced``, no
+        packet in progress); events older than ``skip`` were delivered meanwhile.
     counters : Out(counters_layout())
         ``models.rx.MOLD_COUNTERS``, 32-bit wrapping; ``gap_messages`` 64-bit saturating.
 
@@ -78,6 +97,12 @@ class MoldUdp(wiring.Component):
             "seq_window": In(WINDOW_BITS, init=DEFAULT_WINDOW),
             "verdict": In(stream.Signature(1, always_ready=True)),
             "verify": In(1),
+            "hold_packets": In(4),
+            "hold_cycles": In(32),
+            "hold_room": In(1, init=1),
+            "route_hold": Out(1),
+            "barrier": Out(1),
+            "release": Out(stream.Signature(RELEASE_LAYOUT, always_ready=True)),
             "counters": Out(counters_layout()),
         })
 
@@ -123,6 +148,14 @@ class MoldUdp(wiring.Component):
         with m.If(self.reset_session):
             m.d.sync += [have_session.eq(0), ended.eq(0), cand_valid.eq(0),
                          provisional.eq(0)]
+        # the held run: packets from hs to he (exclusive), h_pkts of them, first on h_line
+        h_valid = Signal()
+        hs = Signal(64)
+        he = Signal(65)
+        h_pkts = Signal(4)
+        h_line = Signal()
+        hole = Signal(65)  # hs - expected, registered from its sources
+        m.d.sync += hole.eq(hs - expected)
 
         # bounds of the plausibility checks, registered from their sources
         window = Signal(WINDOW_BITS)
@@ -152,7 +185,7 @@ class MoldUdp(wiring.Component):
         # the session was adopted on one packet's word: another may replace it, confirmed
         switch = other & provisional & ~ended
         adopt = ~have_session | (ended & other) | switch
-        exp_now = Mux(adopt, 1, expected)
+        exp_now = Signal(65)
         heartbeat = msg_count == moldudp64.HEARTBEAT
         end_of_session = msg_count == moldudp64.END_OF_SESSION
         gap = Signal()
@@ -163,8 +196,14 @@ class MoldUdp(wiring.Component):
         # follows the 80-bit session compare, and no second 64-bit adder (seq + count,
         # exp - seq) follows the first: a block of the packet is at most 0xFFFF
         # messages, so only differences inside ±2**17 need exact small arithmetic.
+        # the hold's decisions compare seq with the run's registered bounds, beside d
+        control_ = heartbeat | end_of_session
+        in_zone = h_valid & (seq >= hs)
+        appendable = in_zone & ~adopt & ~control_ & (seq == he) & (h_pkts < self.hold_packets)
+        held_dup = in_zone & ~adopt & ~control_ & ~appendable & (seq + msg_count <= he)
+        force = h_valid & (adopt | in_zone) & ~appendable & ~held_dup
         d = Signal(signed(66))
-        m.d.comb += d.eq(Mux(adopt, seq - 1, seq - expected))
+        m.d.comb += d.eq(Mux(adopt, seq - 1, Mux(force, seq - he, seq - expected)))
         d_small = d[:18].as_signed()  # d itself when -2**17 <= d < 2**17
         small = (d[17:] == 0) | (d[17:] == (1 << (66 - 17)) - 1)
         ahead = (d > 0)  # seq > exp_now
@@ -177,6 +216,18 @@ class MoldUdp(wiring.Component):
         past_end = ~control & (seq[16:] == (1 << 48) - 1) & (seq[:16] + msg_count > 0x10000)
         # both plausibility bounds compared, the adopted one selected last
         plausible = Mux(adopt, ~switch & (seq <= start_limit), seq <= exp_limit)
+        m.d.comb += exp_now.eq(Mux(adopt, 1, Mux(force, he, expected)))
+        start = (~h_valid | force) & (self.hold_packets != 0) & self.hold_room & ~control & ~adopt & \
+            (d > 0)
+        held = appendable | start
+        # per packet: held, and a forced run's release waiting for the verdict
+        route_q = Signal()
+        rel_wait = Signal()
+        rel_skip = Signal(65)
+        m.d.comb += self.route_hold.eq(route_q)
+        rel_gap = Signal()  # the forced run's hole, to report
+        barrier_q = Signal()
+        m.d.sync += barrier_q.eq(0)
         confirms = cand_valid & (session == cand_session) & (seq >= cand_seq) & \
             (seq <= cand_limit)
         with m.If(header_now):
@@ -187,13 +238,26 @@ class MoldUdp(wiring.Component):
             with m.Elif(~plausible & ~confirms):
                 m.d.comb += count["unconfirmed"].eq(1)
                 m.d.sync += [cand_valid.eq(1), cand_session.eq(session), cand_seq.eq(seq)]
+            with m.Elif(held_dup):
+                m.d.sync += [cand_valid.eq(0), provisional.eq(0)]
+                m.d.comb += [count["dup_b"].eq(beat.line), count["dup_a"].eq(~beat.line)]
             with m.Else():
                 m.d.sync += [cand_valid.eq(0), provisional.eq(adopt & plausible)]
+                with m.If(force):
+                    m.d.sync += [expected.eq(he), h_valid.eq(0), rel_wait.eq(1),
+                                 rel_skip.eq(expected), barrier_q.eq(1)]
+                    m.d.comb += [rel_gap.eq(1), count["hold_forced"].eq(1)]
+                with m.If(held):
+                    m.d.sync += [route_q.eq(1), h_pkts.eq(h_pkts + 1)]
+                    m.d.comb += count["held"].eq(1)
+                with m.If(start):
+                    m.d.sync += [h_valid.eq(1), hs.eq(seq), he.eq(seq), h_pkts.eq(1),
+                                 h_line.eq(beat.line)]
                 with m.If(adopt):
                     m.d.sync += [cur_session.eq(session), have_session.eq(1), ended.eq(0),
                                  expected.eq(1)]
                     m.d.comb += count["sessions"].eq(1)
-                m.d.comb += gap.eq(ahead)
+                m.d.comb += gap.eq(ahead & ~held)
                 with m.If(heartbeat | end_of_session):
                     m.d.comb += [count["heartbeats"].eq(heartbeat),
                                  count["end_of_session"].eq(end_of_session)]
@@ -217,19 +281,39 @@ class MoldUdp(wiring.Component):
         m.d.comb += gap_sum.eq(gap_messages + self.gaps.payload.count)
         with m.If(self.gaps.valid):
             m.d.sync += gap_messages.eq(Mux(gap_sum[64], (1 << 64) - 1, gap_sum[:64]))
-        gap_held = Signal()  # a gap of the packet in progress, waiting for its verdict
-        judged = self.verdict.valid & self.verify
-        failed = judged & self.verdict.payload
-        m.d.sync += self.gaps.valid.eq(Mux(self.verify, judged & gap_held & ~failed, gap))
+        judged = self.verdict.valid
+        failed = judged & self.verify & self.verdict.payload
+        good = judged & ~failed
+        # Two reports may be due per packet: a forced run's hole, then the packet's own
+        # gap. Each waits in its slot until it may go (at once without ``verify``, at a
+        # good verdict with it; a failed verdict drops it), the hole first.
+        own_pend = Signal()
+        own_ok = Signal()
+        own = Signal.like(self.gaps.payload)
+        rel_pend = Signal()
+        rel_ok = Signal()
+        rel = Signal.like(self.gaps.payload)
+        expire = Signal()  # the held run's time is up: forced out with no packet
+        emit_rel = rel_pend & rel_ok
+        emit_own = own_pend & own_ok & ~emit_rel
+        m.d.comb += [self.gaps.valid.eq(emit_rel | emit_own),
+                     self.gaps.payload.eq(Mux(emit_rel, rel, own))]
+        with m.If(emit_rel):
+            m.d.sync += rel_pend.eq(0)
+        with m.If(emit_own):
+            m.d.sync += own_pend.eq(0)
         with m.If(gap):
-            m.d.sync += gap_held.eq(1)
-        with m.Elif(judged):
-            m.d.sync += gap_held.eq(0)
-        with m.If(gap):
-            m.d.sync += [self.gaps.payload.line.eq(beat.line),
-                         self.gaps.payload.session.eq(session),
-                         self.gaps.payload.first.eq(exp_now),
-                         self.gaps.payload.count.eq(d)]
+            m.d.sync += [own_pend.eq(1), own_ok.eq(~self.verify),
+                         own.line.eq(beat.line), own.session.eq(session),
+                         own.first.eq(exp_now), own.count.eq(d)]
+        with m.If(rel_gap | expire):
+            m.d.sync += [rel_pend.eq(1), rel_ok.eq(~self.verify | expire),
+                         rel.line.eq(h_line), rel.session.eq(cur_session),
+                         rel.first.eq(expected), rel.count.eq(hole)]
+        with m.If(good):
+            m.d.sync += [own_ok.eq(1), rel_ok.eq(1)]
+        with m.If(failed):
+            m.d.sync += [own_pend.eq(0), rel_pend.eq(0)]
 
         # --- block walk: at most one length prefix completes per beat
         blk_len = cur.capture(beat.data, next_blk, 2, "blk_len")
@@ -289,7 +373,9 @@ class MoldUdp(wiring.Component):
                 m.d.sync += [cm_open_q.eq(0), next_blk_q.eq(next_blk)]
             # seq + whole_now > exp_now, i.e. d + whole_now > 0 (whole_now < 2**16)
             moves = Mux(small, d_small + whole_now > 0, ~behind)
-            with m.If((beat.last | runt) & active & moves):
+            with m.If((beat.last | runt) & active & route_q):
+                m.d.sync += he.eq(seq + whole_now)  # the held run grows
+            with m.Elif((beat.last | runt) & active & moves):
                 # the walk ends (packet end or runt block); messages cut by a short
                 # packet are not counted as received: the next packet will reveal
                 # them as a gap
@@ -298,8 +384,39 @@ class MoldUdp(wiring.Component):
         # --- undoing a packet whose UDP checksum failed: the state as at its first beat
         # (nothing but the walk's end moves it between then and the verdict, which comes
         # a cycle after the last beat and well before the next packet's header)
+        # the packet's end: a good verdict lets the run go if this packet filled its hole
+        # (expected reached its start) or forced it out; every verdict ends the packet
+        in_packet = Signal()
+        with m.If(first):
+            m.d.sync += in_packet.eq(1)
+        with m.Elif(judged):
+            m.d.sync += [in_packet.eq(0), route_q.eq(0), rel_wait.eq(0)]
+        filled = h_valid & (expected >= hs)
+        m.d.comb += self.barrier.eq(barrier_q)
+        h_age = Signal(32)
+        m.d.sync += h_age.eq(Mux(h_valid, Mux(h_age == (1 << 32) - 1, h_age,
+                                                         h_age + 1), 0))
+        m.d.comb += expire.eq(h_valid & ~in_packet & ~first & (h_age >= self.hold_cycles))
+        rel_out = self.release
+        m.d.sync += rel_out.valid.eq(0)
+        with m.If(good & rel_wait):
+            m.d.sync += [rel_out.valid.eq(1), rel_out.payload.skip.eq(rel_skip),
+                         rel_out.payload.forced.eq(1)]
+        with m.Elif(good & filled & ~route_q):
+            m.d.sync += [rel_out.valid.eq(1), rel_out.payload.skip.eq(expected),
+                         rel_out.payload.forced.eq(0), h_valid.eq(0),
+                         expected.eq(Mux(he > expected, he, expected))]
+            m.d.comb += count["hold_filled"].eq(1)
+        with m.Elif(expire):
+            m.d.sync += [rel_out.valid.eq(1), rel_out.payload.skip.eq(expected),
+                         rel_out.payload.forced.eq(1), h_valid.eq(0), expected.eq(he)]
+            m.d.comb += count["hold_forced"].eq(1)
+        with m.Elif(self.reset_session & h_valid):
+            m.d.sync += [rel_out.valid.eq(1), rel_out.payload.skip.eq(expected),
+                         rel_out.payload.forced.eq(1), h_valid.eq(0)]
+
         state = [expected, cur_session, have_session, ended, cand_valid, provisional,
-                 cand_session, cand_seq]
+                 cand_session, cand_seq, h_valid, hs, he, h_pkts, h_line]
         saved = [Signal.like(v, name=f"saved_{v.name}") for v in state]
         with m.If(first):
             m.d.sync += [s.eq(v) for s, v in zip(saved, state)]
@@ -307,7 +424,8 @@ class MoldUdp(wiring.Component):
             m.d.sync += [v.eq(s) for s, v in zip(saved, state)]
         with m.If(self.reset_session):
             # a reset during a packet that then fails must stay a reset
-            m.d.sync += [saved[2].eq(0), saved[3].eq(0), saved[4].eq(0), saved[5].eq(0)]
+            m.d.sync += [saved[2].eq(0), saved[3].eq(0), saved[4].eq(0), saved[5].eq(0),
+                         saved[8].eq(0)]
 
         out = self.msgs.payload
         new_sop_here = new_deliver & cur.have(new_start)

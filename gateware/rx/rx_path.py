@@ -5,13 +5,14 @@ turn it into Verilog with ``gateware.export.to_verilog`` (always-ready streams h
 constant ``ready`` that ``verilog.convert`` will not take as a port).
 """
 
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from tick2trade.gateware.rx.commit_fifo import CommitFifo
 from tick2trade.gateware.rx.eth_rx import FEED_FILTER, MAX_FEEDS, EthRx
-from tick2trade.gateware.interfaces import (GAP_LAYOUT, event_layout, locate_write_layout, sym_bits,
+from tick2trade.gateware.interfaces import (GAP_LAYOUT, RELEASE_LAYOUT, event_layout,
+                                            locate_write_layout, sym_bits,
                                             watch_layout)
 from tick2trade.gateware.rx.itch import ItchDecoder
 from tick2trade.gateware.models.rx import eth_rx as model
@@ -22,7 +23,8 @@ from tick2trade.gateware.rx.moldudp import WINDOW_BITS, MoldUdp
 from tick2trade.gateware.rx.moldudp import counters_layout as mold_counters_layout
 from tick2trade.gateware.stream import beat_layout
 
-FIFO_COUNTERS = ("event_overflow", "gap_overflow")
+FIFO_COUNTERS = ("event_overflow", "gap_overflow", "hold_overflow", "held_skipped")
+HOLD_DEPTH = 128  # events of held packets (526-bit entries: 15 block RAMs up to 512)
 
 
 def counters_layout(symbols: int) -> data.StructLayout:
@@ -105,6 +107,8 @@ class RxPath(wiring.Component):
             "reset_session": In(1),
             "seq_window": In(WINDOW_BITS, init=DEFAULT_WINDOW),
             "udp_verify": In(1, init=1),
+            "hold_packets": In(4, init=4),
+            "hold_cycles": In(32, init=1 << 16),
             "counters": Out(counters_layout(symbols)),
         })
 
@@ -124,13 +128,14 @@ class RxPath(wiring.Component):
         m.d.comb += [
             eth.feeds.eq(self.feeds), eth.feed_src.eq(self.feed_src),
             mold.seq_window.eq(self.seq_window), mold.verify.eq(self.udp_verify),
+            mold.hold_packets.eq(self.hold_packets), mold.hold_cycles.eq(self.hold_cycles),
             eth.ctl_ip.eq(self.ctl_ip),
             eth.ctl_port.eq(self.ctl_port), eth.ouch_port.eq(self.ouch_port), mold.reset_session.eq(self.reset_session),
             dec.watch.eq(self.watch), dec.loc_wr.eq(self.loc_wr),
             self.counters.eth_rx.eq(eth.counters), self.counters.moldudp.eq(mold.counters),
             self.counters.itch.eq(dec.counters), self.counters.itch_by_type.eq(dec.by_type),
-            self.taps.payload.eq(dec.events.payload), self.taps.valid.eq(dec.events.valid),
-            self.early.payload.eq(dec.early.payload), self.early.valid.eq(dec.early.valid),
+            self.taps.payload.eq(dec.events.payload),
+            self.early.payload.eq(dec.early.payload),
             self.open_sym.eq(dec.open_sym),
         ]
 
@@ -144,23 +149,96 @@ class RxPath(wiring.Component):
         failed = Signal(2)
         m.d.sync += [judged.eq(Cat(eth.verdict.valid, judged[0])),
                      failed.eq(Cat(eth.verdict.payload, failed[0]))]
-        for name, src, dst, depth, shape in (
-                ("event", dec.events, self.events, self.event_depth, event_layout(self.symbols)),
-                ("gap", mold.gaps, self.gaps, self.gap_depth, GAP_LAYOUT)):
-            if name == "event":
-                q = CommitFifo(shape.size, depth)
-                m.d.comb += [q.hold.eq(self.udp_verify), q.commit.eq(judged[1] & ~failed[1]),
-                             q.discard.eq(judged[1] & failed[1])]
-            else:
-                q = fifo.SyncFIFOBuffered(width=shape.size, depth=depth)
-            m.submodules[f"{name}_fifo"] = q
-            overflow = Signal(32, name=f"{name}_overflow")
-            m.d.comb += [q.w_data.eq(src.payload), q.w_en.eq(src.valid),
-                         dst.payload.eq(q.r_data), dst.valid.eq(q.r_rdy),
-                         q.r_en.eq(dst.ready)]
-            with m.If(src.valid & ~q.w_rdy):
-                m.d.sync += overflow.eq(overflow + 1)
-            m.d.comb += getattr(self.counters.fifo, f"{name}_overflow").eq(overflow)
+        shape = event_layout(self.symbols)
+        main = m.submodules.event_fifo = CommitFifo(shape.size, self.event_depth)
+        hold = m.submodules.hold_fifo = CommitFifo(shape.size, HOLD_DEPTH)
+        for q in (main, hold):
+            m.d.comb += [q.hold.eq(self.udp_verify), q.commit.eq(judged[1] & ~failed[1]),
+                         q.discard.eq(judged[1] & failed[1]), q.w_data.eq(dec.events.payload)]
+        # A held packet's events go aside, and neither to the strategy: they are out of
+        # order. ``route_hold`` covers the decoder's early events as they come (the
+        # beat after the message's last byte left moldudp), its events a cycle later.
+        to_hold = Signal()
+        m.d.sync += to_hold.eq(mold.route_hold)
+        m.d.comb += [main.w_en.eq(dec.events.valid & ~to_hold),
+                     hold.w_en.eq(dec.events.valid & to_hold),
+                     self.taps.valid.eq(dec.events.valid & ~to_hold),
+                     self.early.valid.eq(dec.early.valid & ~mold.route_hold)]
+
+        # Releases: each run let go becomes a record — where in the main queue its
+        # events go (``pos``, a count of committed main entries), how far they reach in
+        # the hold queue (``hpos``) and ``skip`` — taken once the verdict's commit is
+        # counted (3 cycles after it; the release comes 1 cycle after it). A run forced
+        # out by a packet goes before that packet: its header set the barrier there,
+        # which stops the main queue until the record (or a failed verdict) replaces it.
+        rec_shape = data.StructLayout({"pos": 16, "hpos": 16, "skip": 65})
+        # (unbuffered: a record is readable the cycle after it is written, the cycle the
+        # barrier it replaces goes down)
+        recs = m.submodules.release_fifo = fifo.SyncFIFO(width=rec_shape.size, depth=4)
+        m.d.comb += mold.hold_room.eq(recs.w_level <= 2)
+        rel_d = [Signal(RELEASE_LAYOUT, name=f"rel_{i}") for i in range(2)]
+        rel_v = Signal(2)
+        m.d.sync += [rel_v.eq(Cat(mold.release.valid, rel_v[0])),
+                     rel_d[0].eq(mold.release.payload), rel_d[1].eq(rel_d[0])]
+        barrier = Signal()
+        barrier_pos = Signal(16)
+        settled = Signal()  # the cycle after a verdict's commit
+        m.d.sync += settled.eq(judged[1])
+        barrier_hpos = Signal(16)  # the forced run's end in the hold queue: the packet
+        # forcing it out may start the next run there
+        with m.If(mold.barrier):
+            m.d.sync += [barrier.eq(1), barrier_pos.eq(main.total),
+                         barrier_hpos.eq(hold.total)]
+        with m.Elif(settled):
+            m.d.sync += barrier.eq(0)
+        rec_in = Signal(rec_shape)
+        m.d.comb += [rec_in.pos.eq(Mux(rel_d[1].forced & barrier, barrier_pos, main.total)),
+                     rec_in.hpos.eq(Mux(rel_d[1].forced & barrier, barrier_hpos,
+                                        hold.total)),
+                     rec_in.skip.eq(rel_d[1].skip),
+                     recs.w_data.eq(rec_in), recs.w_en.eq(rel_v[1])]
+
+        # The consumer's side: the main queue up to the first record's position (or the
+        # barrier), then that run's events from the hold queue (those older than its
+        # ``skip`` dropped), then the main queue again.
+        rec = Signal(rec_shape)
+        m.d.comb += rec.eq(recs.r_data)
+        main_out = Signal(16)
+        hold_out = Signal(16)
+        serve_hold = recs.r_rdy & (main_out == rec.pos)
+        run_left = hold_out != rec.hpos
+        ev_hold = Signal(shape)
+        m.d.comb += ev_hold.eq(hold.r_data)
+        skip_it = ev_hold.seq < rec.skip
+        main_open = ~(barrier & (main_out == barrier_pos))
+        with m.If(serve_hold):
+            m.d.comb += [self.events.payload.eq(hold.r_data),
+                         self.events.valid.eq(run_left & hold.r_rdy & ~skip_it),
+                         hold.r_en.eq(run_left & (skip_it | self.events.ready)),
+                         recs.r_en.eq(~run_left)]
+        with m.Else():
+            m.d.comb += [self.events.payload.eq(main.r_data),
+                         self.events.valid.eq(main.r_rdy & main_open),
+                         main.r_en.eq(self.events.ready & main_open)]
+        with m.If(hold.r_en & hold.r_rdy):
+            m.d.sync += hold_out.eq(hold_out + 1)
+        with m.If(main.r_en & main.r_rdy):
+            m.d.sync += main_out.eq(main_out + 1)
+
+        gapq = m.submodules.gap_fifo = fifo.SyncFIFOBuffered(width=GAP_LAYOUT.size,
+                                                             depth=self.gap_depth)
+        m.d.comb += [gapq.w_data.eq(mold.gaps.payload), gapq.w_en.eq(mold.gaps.valid),
+                     self.gaps.payload.eq(gapq.r_data), self.gaps.valid.eq(gapq.r_rdy),
+                     gapq.r_en.eq(self.gaps.ready)]
+        # When a queue is full the new entry is dropped and counted — never one accepted.
+        for name, cond in (("event_overflow", main.w_en & ~main.w_rdy),
+                           ("gap_overflow", gapq.w_en & ~gapq.w_rdy),
+                           ("hold_overflow", hold.w_en & ~hold.w_rdy),
+                           ("held_skipped", serve_hold & run_left & hold.r_rdy & skip_it)):
+            n = Signal(32, name=name)
+            with m.If(cond):
+                m.d.sync += n.eq(n + 1)
+            m.d.comb += getattr(self.counters.fifo, name).eq(n)
         return m
 
     def registers(self, gaps, config: model.RxConfig | None = None):
@@ -186,6 +264,11 @@ class RxPath(wiring.Component):
                     {f"feed_src[{k}]": cfg.feed_src[k] for k in range(2)})
         regs.rw("seq_window", self.seq_window, "MoldUDP64: a packet starting further "
                 "ahead of the expected sequence needs confirming", cfg.seq_window)
+        regs.rw("hold_packets", self.hold_packets, "MoldUDP64: packets ahead of the "
+                "expected sequence held back before a gap is declared (0: none)",
+                cfg.hold_packets)
+        regs.rw("hold_cycles", self.hold_cycles, "MoldUDP64: the longest a run of held "
+                "packets waits for its hole to fill, in cycles", cfg.hold_cycles)
         regs.rw("udp_verify", self.udp_verify, "1: a feed packet whose UDP checksum fails "
                 "is dropped (its events wait for its last byte); 0: counted only",
                 int(cfg.udp_verify))

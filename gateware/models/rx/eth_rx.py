@@ -45,6 +45,11 @@ class RxConfig:
     # its gap report, its move of the sequence state); the events toward the book then
     # wait for their datagram's last byte (the strategy's taps never wait)
     udp_verify: bool = True
+    # hold up to this many packets that arrive ahead of the expected sequence before
+    # declaring a gap (0: none; a reordered packet is then a gap), and for at most
+    # ``hold_cycles`` cycles of the receive path's clock
+    hold_packets: int = 4
+    hold_cycles: int = 1 << 16
 
     @classmethod
     def default(cls, line_a=DEFAULT_LINE_A, line_b=DEFAULT_LINE_B, ctl=DEFAULT_CTL,

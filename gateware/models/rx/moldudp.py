@@ -10,7 +10,8 @@ from tick2trade.protocol import itch, moldudp64
 
 MOLD_COUNTERS = ("packets", "heartbeats", "end_of_session", "dup_a", "dup_b", "gaps",
                  "gap_messages", "bad_header", "wrong_session", "sessions", "runt_block",
-                 "messages", "skipped_messages", "unconfirmed")
+                 "messages", "skipped_messages", "unconfirmed", "held", "hold_filled",
+                 "hold_forced")
 # Counters wider than the usual 32-bit wrapping ones: ``gap_messages`` adds up gaps of
 # up to 2**64 messages each, so it is 64 bits and saturates at 2**64 - 1 (read as "at
 # least that many") instead of wrapping.
@@ -32,6 +33,24 @@ class Gap:
     session: bytes
     first: int
     count: int
+
+
+@dataclass(frozen=True)
+class Run:
+    """Packets held back: they start ahead of ``expected``, from ``start`` to ``end``
+    (exclusive) without a hole, ``packets`` of them, the first on ``line``."""
+    line: int
+    start: int
+    end: int
+    packets: int
+
+
+@dataclass(frozen=True)
+class Release:
+    """A run let go after a packet: its messages from ``skip`` on follow the packet's
+    (``forced`` False: the packet filled the hole) or go before them (``forced``)."""
+    skip: int
+    forced: bool
 
 
 @dataclass(frozen=True)
@@ -84,11 +103,38 @@ class MoldUdpModel:
       aborted (nothing is delivered when not one of its bytes arrived);
     * ``expected`` moves to ``S + (whole blocks received)``, so messages lost to a
       truncated or short packet show up as a gap on the next packet.
+
+    The hold (``hold_packets`` > 0): a reordered packet must not become a gap. A data
+    packet starting ahead of ``expected`` (and not adopting a session) is *held*
+    (``held``) instead of reporting a gap: its messages are delivered marked
+    ``route_hold`` (the receive path keeps their events aside) and ``expected`` stays.
+    Later packets:
+
+    * starting where the run ends (``S == end``), while it has fewer than
+      ``hold_packets`` packets: held too, appended to the run;
+    * inside the run (``start <= S``, ``S + N <= end``): a duplicate of a held packet;
+    * starting before the run: taken as usual (a gap if ahead of ``expected``); once
+      ``expected`` reaches the run's start the hole is filled (``hold_filled``): the
+      run is released after the packet, ``expected`` moves to its end, and its messages
+      below the new ``expected`` are the receive path's to skip;
+    * any other packet at or beyond the run's start, a control packet there, or one
+      that adopts a session, forces the run out (``hold_forced``): the hole is reported
+      as a gap (the run's line, ``expected``, up to the run's start), the run is
+      released before the packet, and the packet is taken against the run's end (it
+      may start the next run).
+
+    ``expire()`` forces the run out when it waited too long (the gateware's
+    ``hold_cycles``, a time the model does not see); ``reset_session()`` lets it go
+    with no gap. After each packet ``release`` says what was let go.
     """
 
-    def __init__(self, window: int = DEFAULT_WINDOW):
+    def __init__(self, window: int = DEFAULT_WINDOW, hold_packets: int = 0):
         self.counters = Counter({k: 0 for k in MOLD_COUNTERS})
         self.window = window
+        self.hold_packets = hold_packets
+        self.run: Run | None = None
+        self.route_hold = False  # the last packet's messages belong to the run
+        self.release: Release | None = None  # what the last packet let go
         self.session: bytes | None = None
         self.ended = False
         self.expected = 1
@@ -98,24 +144,53 @@ class MoldUdpModel:
     def state(self) -> tuple:
         """What a packet can change besides the counters, for ``restore``."""
         return (self.session, self.ended, self.expected, self.candidate, self.provisional,
-                self.counters["gaps"], self.counters["gap_messages"])
+                self.run, self.counters["gaps"], self.counters["gap_messages"])
 
     def restore(self, state: tuple) -> None:
         """Undo a packet whose UDP checksum failed: the sequence state as it was before
         it, and its gap (if it reported one) not counted. The other counters keep what
         the packet showed: they count what was parsed."""
         (self.session, self.ended, self.expected, self.candidate, self.provisional,
-         self.counters["gaps"], self.counters["gap_messages"]) = state
+         self.run, self.counters["gaps"], self.counters["gap_messages"]) = state
+        self.route_hold, self.release = False, None
 
-    def reset_session(self) -> None:
-        """Forget the session and the candidate (the ``reset_session`` strobe)."""
+    def reset_session(self) -> Release | None:
+        """Forget the session and the candidate (the ``reset_session`` strobe); a held
+        run is let go as it is (no gap: the host is starting over)."""
         self.session, self.ended, self.candidate = None, False, None
         self.provisional = False
+        rel = None
+        if self.run is not None:
+            rel, self.run = Release(self.expected, True), None
+        return rel
+
+    def expire(self) -> tuple[Release | None, list[Gap]]:
+        """The run waited ``hold_cycles``: report its hole and let it go."""
+        gaps: list[Gap] = []
+        if self.run is None:
+            return None, gaps
+        return self._force(gaps), gaps
+
+    def _gap(self, gaps: list[Gap], gap: Gap) -> None:
+        gaps.append(gap)
+        c = self.counters
+        c["gaps"] += 1
+        c["gap_messages"] = min(c["gap_messages"] + gap.count, GAP_MESSAGES_MAX)
+
+    def _force(self, gaps: list[Gap]) -> Release:
+        run = self.run
+        self._gap(gaps, Gap(run.line, self.session, self.expected,
+                            run.start - self.expected))
+        self.counters["hold_forced"] += 1
+        rel = Release(self.expected, True)
+        self.expected, self.run = run.end, None
+        return rel
 
     def process(self, line: int, payload: bytes) -> tuple[list[MoldMessage], list[Gap]]:
         c = self.counters
         out: list[MoldMessage] = []
         gaps: list[Gap] = []
+        self.route_hold, self.release = False, None
         c["packets"] += 1
         if len(payload) < moldudp64.HEADER:
             c["bad_header"] += 1
@@ -143,14 +218,27 @@ class MoldUdpModel:
         self.candidate = None
         # a session adopted on one packet's word stays provisional until a second one
         self.provisional = adopt and plausible
+        run, held = self.run, False
+        if run is not None and (adopt or seq >= run.start):
+            if not adopt and not control and seq == run.end and \
+                    run.packets < self.hold_packets:
+                held = True
+            elif not adopt and not control and seq + count <= run.end:
+                c["dup_b" if line else "dup_a"] += 1
+                return out, gaps
+            else:
+                self.release = self._force(gaps)
         if adopt:
             self.session, self.ended, self.expected = session, False, 1
             c["sessions"] += 1
-        if seq > self.expected:
-            gaps.append(Gap(line, session, self.expected, seq - self.expected))
-            c["gaps"] += 1
-            c["gap_messages"] = min(c["gap_messages"] + seq - self.expected,
-                                    GAP_MESSAGES_MAX)
+        if not held and self.run is None and self.hold_packets and not control and \
+                not adopt and seq > self.expected:
+            held = True
+        if held:
+            c["held"] += 1
+            self.route_hold = True
+        elif seq > self.expected:
+            self._gap(gaps, Gap(line, session, self.expected, seq - self.expected))
         if count in (moldudp64.HEARTBEAT, moldudp64.END_OF_SESSION):
             c["heartbeats" if count == moldudp64.HEARTBEAT else "end_of_session"] += 1
             self.ended |= count == moldudp64.END_OF_SESSION
@@ -177,5 +265,17 @@ class MoldUdpModel:
                 break
             whole += 1
             pos += 2 + length
+        if held:
+            self.run = Run(line, seq, seq + whole, 1) if self.run is None else \
+                Run(self.run.line, self.run.start, seq + whole, self.run.packets + 1)
+            return out, gaps
         self.expected = max(self.expected, seq + whole)
+        self._filled()
         return out, gaps
+
+    def _filled(self) -> None:
+        run = self.run
+        if run is not None and self.expected >= run.start:
+            self.counters["hold_filled"] += 1
+            self.release = Release(self.expected, False)
+            self.expected, self.run = max(self.expected, run.end), None

@@ -10,7 +10,9 @@ from tick2trade.gateware.models.rx.eth_rx import RxConfig
 from tick2trade.gateware.models.rx.rx_path import RxPathModel
 from tick2trade.gateware.rx.rx_path import RxPath
 from tick2trade.sim.venue.config import SYMBOLS
-from tick2trade.testing.traffic import FeedScenario
+from tick2trade.gateware.models.rx.eth_rx import feed_frame
+from tick2trade.protocol import moldudp64
+from tick2trade.testing.traffic import FeedScenario, random_message
 
 from tick2trade.testing.simtools import SEED, const_to_dict, rng_for, run
 from tick2trade.testing.stream import StreamSink, StreamSource, random_pauses
@@ -34,6 +36,8 @@ def configure(ctx, dut, cfg):
     ctx.set(dut.ctl_ip, cfg.ctl_ip)
     ctx.set(dut.ctl_port, cfg.ctl_port)
     ctx.set(dut.udp_verify, int(cfg.udp_verify))
+    ctx.set(dut.hold_packets, cfg.hold_packets)
+    ctx.set(dut.hold_cycles, cfg.hold_cycles)
     for i, name in enumerate(cfg.watch):
         ctx.set(dut.watch[i], {"enable": 1, "stock": itch.stock_int(name)})
 
@@ -97,7 +101,8 @@ def test_path_matches_model(width, messages):
     want = model.counters()
     for stage in want:
         assert counters[stage] == want[stage], f"{stage}: {msg}"
-    assert counters["fifo"] == {"event_overflow": 0, "gap_overflow": 0}
+    assert counters["fifo"] == {"event_overflow": 0, "gap_overflow": 0, "hold_overflow": 0,
+                                "held_skipped": model.held_skipped}
 
 
 def checksum_fails(frames_, cfg):
@@ -147,6 +152,123 @@ def test_without_udp_verify_a_failed_packet_is_counted_and_passed_on():
     assert events == model.events, f"seed {SEED}"
     assert len(gaps) == len(model.gaps)
     assert counters["moldudp"] == model.counters()["moldudp"]
+
+
+def reordered_line(rng, cfg, packets, *, swaps, lost=(), corrupt=0.0, session="SESS000001"):
+    """Packets of line A only (line B is down), traded messages; now and then a packet
+    arrives up to ``swaps`` packets after its turn (one late packet at a time); the
+    packets in ``lost`` never arrive. Returns the frames, the sequence numbers of the
+    messages lost and how many messages were sent."""
+    seq, sent, gone = 1, [], set()
+    for k in range(packets):
+        n = rng.randint(1, 6)
+        msgs = [random_message(rng, "A", LOCATES) for _ in range(n)]
+        if k in lost:
+            gone |= set(range(seq, seq + n))
+        else:
+            payload = moldudp64.encode_packet(session, seq, msgs)
+            if k and rng.random() < corrupt:  # a corrupted copy first (checksum fails)
+                bad = bytearray(feed_frame(cfg, 0, payload, udp_checksum=True))
+                bad[len(bad) - len(payload) + rng.randrange(len(payload))] ^= 0x10
+                sent.append(bytes(bad))
+            sent.append(feed_frame(cfg, 0, payload, rng))
+        seq += n
+    total = seq - 1
+    # one late packet at a time: it arrives 1 to ``swaps`` packets after its turn
+    order, i, late = [], 0, None
+    while i < len(sent):
+        if late is None and i > 0 and rng.random() < 0.3 and i + 1 < len(sent):
+            late, due = i, i + rng.randint(1, swaps)
+        else:
+            order.append(i)
+        if late is not None and i >= due:
+            order.append(late)
+            late = None
+        i += 1
+    if late is not None:
+        order.append(late)
+    return [sent[i] for i in order], gone, total
+
+
+@pytest.mark.parametrize("width", [64, 8])
+def test_packets_reordered_on_one_line_lose_nothing(width):
+    """Line B down, line A delivers packets up to 3 places late: with the hold
+    (4 packets) every message is delivered in sequence order and no gap is reported;
+    without it the same feed loses messages to gaps. RTL equals the model."""
+    cfg = make_config()
+    cfg.locate_map = {locate: locate % 8 for locate in range(LOCATES)}  # all traded
+    rng = rng_for(f"reorder{width}")
+    frames_, _, _ = reordered_line(rng, cfg, 60 if width == 64 else 25, swaps=3)
+    model = model_of(frames_, cfg)
+    seqs = [e.seq for e in model.events]
+    assert seqs == sorted(seqs) and seqs == list(range(1, len(seqs) + 1))
+    assert model.gaps == [] and model.mold.counters["held"] > 0
+    without = model_of(frames_, dataclasses.replace(cfg, hold_packets=0))
+    assert without.mold.counters["gap_messages"] > 0
+    assert len(without.events) < len(model.events)
+    events, gaps, counters = run_path(width, frames_, cfg, stall=0.2, name=f"reorder{width}")
+    msg = f"seed {SEED}"
+    assert events == model.events, msg
+    assert gaps == [] and counters["moldudp"] == model.counters()["moldudp"], msg
+
+
+@pytest.mark.parametrize("width", [64, 8])
+def test_held_packets_with_real_loss_report_exactly_the_lost_messages(width):
+    """Late packets, packets lost for good (on the only line) and copies failing their
+    checksum before a good one: runs held behind a real hole are forced out — by a
+    packet that does not continue them or by the hold's packet limit. Nothing is lost
+    silently: every message is delivered once, in order, or reported in a gap, and
+    every lost one is reported (a late packet caught behind a second hole while its
+    run waits is reported too: the hold keeps one hole at a time). RTL equals the
+    model."""
+    cfg = make_config()
+    cfg.locate_map = {locate: locate % 8 for locate in range(LOCATES)}
+    rng = rng_for(f"holdloss{width}")
+    n = 70 if width == 64 else 30
+    frames_, gone, total = reordered_line(rng, cfg, n, swaps=2,
+                                          lost={3, 4, n // 2, n - 10}, corrupt=0.15)
+    assert checksum_fails(frames_, cfg)
+    model = model_of(frames_, cfg)
+    reported = set()
+    for g in model.gaps:
+        reported |= set(range(g.first, g.first + g.count))
+    delivered = [e.seq for e in model.events]
+    assert delivered == sorted(set(delivered))
+    assert reported.isdisjoint(delivered)
+    assert reported | set(delivered) == set(range(1, total + 1))
+    assert gone <= reported
+    assert model.mold.counters["hold_forced"] > 0
+    assert {e.seq for e in model.events}.isdisjoint(gone)
+    events, gaps, counters = run_path(width, frames_, cfg, stall=0.2, name=f"holdloss{width}")
+    msg = f"seed {SEED}"
+    assert events == model.events, msg
+    got = [const_to_dict(g) for g in gaps]
+    assert [(g["line"], g["first"], g["count"]) for g in got] == \
+        [(g.line, g.first, g.count) for g in model.gaps], msg
+    assert counters["moldudp"] == model.counters()["moldudp"], msg
+
+
+@pytest.mark.parametrize("width", [64, 8])
+def test_a_held_run_times_out(width):
+    """A packet lost for good and nothing after the run that overtook it: once
+    ``hold_cycles`` have passed with no packet in progress, the run is let go and the
+    hole reported (the model's ``expire``)."""
+    cfg = dataclasses.replace(make_config(), hold_cycles=40)
+    cfg.locate_map = {locate: locate % 8 for locate in range(LOCATES)}
+    rng = rng_for(f"expire{width}")
+    msgs = [[random_message(rng, "A", LOCATES) for _ in range(3)] for _ in range(4)]
+    seqs = [1, 4, 7, 10]
+    frames_ = [feed_frame(cfg, 0, moldudp64.encode_packet("SESS000001", q, ms))
+               for k, (q, ms) in enumerate(zip(seqs, msgs)) if k != 1]
+    model = model_of(frames_, cfg)
+    assert model.mold.run is not None and not model.gaps
+    model.expire()
+    assert [(g.first, g.count) for g in model.gaps] == [(4, 3)]
+    assert [e.seq for e in model.events] == [1, 2, 3, 7, 8, 9, 10, 11, 12]
+    events, gaps, counters = run_path(width, frames_, cfg, name=f"expire{width}")
+    assert events == model.events
+    assert [(const_to_dict(g)["first"], const_to_dict(g)["count"]) for g in gaps] == [(4, 3)]
+    assert counters["moldudp"]["hold_forced"] == 1
 
 
 def test_event_fifo_overflow_drops_new_events_and_counts_them():

@@ -21,8 +21,8 @@ ports, half with a UDP checksum; MoldUDP64 headers with random sessions and sequ
 numbers far ahead (random 64-bit, 2**63, one high bit); checksummed feed datagrams with
 one to three flipped bits; frames cut short anywhere; feed datagrams from a source the
 line does not accept; random datagrams to the control port. The clean feed
-(``FeedScenario``: loss on either line, heartbeats, no reordering — a reordered packet
-on one line is still a loss, issue 25 item 5) has forged far sequence numbers of its own
+(``FeedScenario``: loss on either line, heartbeats, no reordering — late packets
+have tests of their own, tests/gateware/rx/test_rx_path.py) has forged far sequence numbers of its own
 session, junk and copies from a wrong source mixed in at ``--forged``.
 
 A CI-sized sample of the same campaign runs as a test

@@ -15,6 +15,8 @@ by name.
     source_a = "10.1.0.5"    # optional: line A's datagrams only from this source
     seq_window = 1048576     # optional: a jump further ahead must be confirmed
     udp_verify = true        # optional: drop packets failing their UDP checksum (default)
+    hold_packets = 4         # optional: late packets held before a gap is declared (0: off)
+    hold_cycles = 65536      # optional: the longest a held run waits, in core cycles
 
     [symbols]
     watch = ["AAPL", "MSFT"] # symbol i of the gateware is watch[i]
@@ -94,7 +96,8 @@ from tick2trade.host.engine import CLIENT_TAGS, HOST_TAG
 
 SECTIONS = {
     "device": {"mac", "ip", "port", "clock_hz"},
-    "feed": {"line_a", "line_b", "source_a", "source_b", "seq_window", "udp_verify"},
+    "feed": {"line_a", "line_b", "source_a", "source_b", "seq_window", "udp_verify",
+             "hold_packets", "hold_cycles"},
     "symbols": {"watch"},
     "events": {"enable", "mac", "ip", "port"},
     "venue": {"ip", "port", "mac", "src_port"},
@@ -147,6 +150,8 @@ class Config:
     feed_src: dict[int, int] = field(default_factory=dict)  # line -> source (0: any)
     seq_window: int | None = None
     udp_verify: bool | None = None
+    hold_packets: int | None = None
+    hold_cycles: int | None = None
     watch: list[str] = field(default_factory=list)
     events: dict | None = None  # enable, mac, ip, port
     clock_hz: int = DEFAULT_CLOCK_HZ
@@ -214,6 +219,10 @@ class Config:
             values["rx.seq_window"] = self.seq_window
         if self.udp_verify is not None:
             values["rx.udp_verify"] = int(self.udp_verify)
+        if self.hold_packets is not None:
+            values["rx.hold_packets"] = self.hold_packets
+        if self.hold_cycles is not None:
+            values["rx.hold_cycles"] = self.hold_cycles
         i = 0
         while f"rx.watch[{i}].enable" in regmap:
             stock = self.watch[i] if i < len(self.watch) else ""
@@ -348,6 +357,13 @@ def parse(text: str, path: str = "<config>", symbols: int | None = None) -> Conf
             problems.append(f"feed.udp_verify: {feed['udp_verify']!r} is not true or false")
         else:
             cfg.udp_verify = feed["udp_verify"]
+    for key, top in (("hold_packets", 15), ("hold_cycles", (1 << 32) - 1)):
+        if key in feed:
+            v = feed[key]
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= top:
+                problems.append(f"feed.{key}: {v!r} is not a count from 0 to {top}")
+            else:
+                setattr(cfg, key, v)
 
     watch = (tables["symbols"][0] if tables["symbols"] else {}).get("watch", [])
     if not isinstance(watch, list):

@@ -115,6 +115,8 @@ class RxSim(verilator.ModelOwner):
         m["feed_src"] = _bits(lay["feed_src"], list(cfg.feed_src))
         m["seq_window"] = cfg.seq_window
         m["udp_verify"] = int(cfg.udp_verify)
+        m["hold_packets"] = cfg.hold_packets
+        m["hold_cycles"] = cfg.hold_cycles
         m["ctl_ip"] = cfg.ctl_ip
         m["ctl_port"] = cfg.ctl_port
         watch = [{"enable": 1, "stock": itch.stock_int(s)} for s in cfg.watch]

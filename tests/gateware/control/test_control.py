@@ -219,8 +219,11 @@ def test_a_request_in_a_frame_the_mac_aborted_is_dropped_as_bad_frame(width, tra
 
 def gap_frames() -> tuple[list[bytes], Gap]:
     msg = b"S" + bytes(10) + b"O"
+    # the packet from 5 is held (messages 2-4 may be late); the heartbeat after it
+    # forces it out, and the gap is reported then
     packets = [moldudp64.encode_packet("SESSION001", 1, [msg]),
-               moldudp64.encode_packet("SESSION001", 5, [msg])]
+               moldudp64.encode_packet("SESSION001", 5, [msg]),
+               moldudp64.encode_heartbeat("SESSION001", 6)]
     return [feed_frame(CFG, LINE_A, p) for p in packets], Gap(LINE_A, b"SESSION001", 2, 3)
 
 
@@ -296,6 +299,9 @@ def test_gaps_and_answers_take_turns_on_the_event_channel():
     msg = b"S" + bytes(10) + b"O"
     feed = [feed_frame(CFG, LINE_A, moldudp64.encode_packet("SESSION001", seq, [msg]))
             for seq in (1, 5, 9, 13)]  # gaps at 2, 6 and 10
+    # each packet but the first is held, then forced out by the next (the hole before it
+    # reported then); the heartbeat forces out the last
+    feed.append(feed_frame(CFG, LINE_A, moldudp64.encode_heartbeat("SESSION001", 14)))
     answers = [frames.build_udp_frame(CFG.ctl_ip, SRC_PORT, soupbintcp.encode(
         "U", message=ouch.encode_outbound("C", timestamp=1, user_ref=u, quantity=u,
                                           reason="U")), src_ip=VENUE_IP, src_port=VENUE_PORT)

@@ -50,7 +50,8 @@ def assert_same(sim: RxSim, model: RxPathModel) -> None:
     counters = sim.counters()
     for stage, want in model.counters().items():
         assert counters[stage] == want, f"{stage} counters differ ({msg})"
-    assert counters["fifo"] == {"event_overflow": 0, "gap_overflow": 0}, msg
+    assert counters["fifo"] == {"event_overflow": 0, "gap_overflow": 0, "hold_overflow": 0,
+                                "held_skipped": model.held_skipped}, msg
 
 
 @pytest.mark.parametrize("width,messages", [(64, 12000), (8, 3000)])

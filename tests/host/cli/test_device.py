@@ -229,16 +229,20 @@ def test_feed_sources_and_the_sequence_window_reach_their_registers():
     from tick2trade.gateware.top import register_map
 
     regmap = register_map()
-    extra = 'source_b = "10.1.0.6"\nseq_window = 4096\nudp_verify = false\n'
+    extra = ('source_b = "10.1.0.6"\nseq_window = 4096\nudp_verify = false\n'
+             'hold_packets = 2\nhold_cycles = 1000\n')
     cfg = parse(GOOD.replace("[symbols]", extra + "\n[symbols]"), "feed.toml", symbols=8)
     values, _ = cfg.registers(regmap)
     assert values["rx.feed_src[1]"] == 0x0A010006 and "rx.feed_src[0]" not in values
     assert values["rx.seq_window"] == 4096 and values["rx.udp_verify"] == 0
+    assert values["rx.hold_packets"] == 2 and values["rx.hold_cycles"] == 1000
     assert "rx.udp_verify" in regmap
     with pytest.raises(ConfigError) as exc:
         parse(GOOD.replace("[symbols]", 'source_a = "nowhere"\nseq_window = -1\n'
-                           'udp_verify = 1\n[symbols]'), "bad.toml", symbols=8)
+                           'udp_verify = 1\nhold_packets = 16\n[symbols]'), "bad.toml",
+              symbols=8)
     problems = "\n".join(exc.value.problems)
     assert "feed.udp_verify: 1 is not true or false" in problems
+    assert "feed.hold_packets: 16 is not a count from 0 to 15" in problems
     assert "feed.source_a: 'nowhere' is not an IPv4 address" in problems
     assert "feed.seq_window: -1" in problems

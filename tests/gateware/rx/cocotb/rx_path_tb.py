@@ -52,6 +52,8 @@ async def configure(dut, cfg: RxConfig):
     dut.feed_src.value = bits(data.ArrayLayout(32, 2), list(cfg.feed_src))
     dut.seq_window.value = cfg.seq_window
     dut.udp_verify.value = int(cfg.udp_verify)
+    dut.hold_packets.value = cfg.hold_packets
+    dut.hold_cycles.value = cfg.hold_cycles
     dut.ctl_ip.value = cfg.ctl_ip
     dut.ctl_port.value = cfg.ctl_port
     watch = [{"enable": 1, "stock": itch.stock_int(s)} for s in cfg.watch]

@@ -180,6 +180,10 @@ def replay(frames: Iterable[tuple[bytes, int]], config: RxConfig, *, data_width:
             if len(batch) >= batch_frames:
                 flush()
         flush()
+        # packets held at the end of the capture (ahead of a hole nothing filled) time
+        # out and come out, the hole reported
+        sim.release_held()
+        flush()
         result.cycles, result.sim_seconds = sim.cycles, sim.sim_seconds
         result.counters = sim.counters()
         result.gaps = list(sim.gaps)

@@ -155,6 +155,17 @@ class RxSim(verilator.ModelOwner):
         self._collect()
         self._read_counters()
 
+    def release_held(self) -> None:
+        """At the end of the input: run idle until a run of held packets (packets that
+        came ahead of a hole) has timed out (``hold_cycles``), so that its events come
+        out and its hole is reported — what the model's ``expire`` does."""
+        start = time.perf_counter()
+        self.cycles += self._model.drain(quiet=self.config.hold_cycles + 64,
+                                         limit=2 * self.config.hold_cycles + 1024)
+        self.sim_seconds += time.perf_counter() - start
+        self._collect()
+        self._read_counters()
+
     def take_events(self) -> list[itch.Event]:
         events, self.events = self.events, []
         return events

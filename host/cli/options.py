@@ -74,3 +74,18 @@ def device_options(f):
     f = click.option("--sim", "endpoint", default="tcp://127.0.0.1:5555", show_default=True,
                      envvar="T2T_SIM", help="ZeroMQ endpoint of `t2t sim`.")(f)
     return f
+
+
+def mail_and_webhooks(smtp: str, webhook_allow) -> tuple[str, int]:
+    """Check ``--smtp HOST:PORT`` and every ``--webhook-allow`` network (the options of
+    the commands that deliver notifications); the SMTP host and port."""
+    host, _, port = smtp.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter("expected HOST:PORT", param_hint="--smtp")
+    for net in webhook_allow:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise click.BadParameter(f"{net!r} is not a network (e.g. 10.1.2.0/24)",
+                                     param_hint="--webhook-allow") from None
+    return host, int(port)

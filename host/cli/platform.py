@@ -12,6 +12,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from tick2trade.host.cli.options import mail_and_webhooks
+
 TIME_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f",
                 "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z")
 DB_HELP = ("Database URL (default: $T2T_DATABASE_URL, else SQLite in t2t.db of the state "
@@ -285,15 +287,7 @@ def api(config_path: Path | None, url: str | None, host: str, port: int, venue, 
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
     var_dir = settings.var_dir
-    smtp_host, _, smtp_port = smtp.rpartition(":")
-    if not smtp_host or not smtp_port.isdigit():
-        raise click.BadParameter("expected HOST:PORT", param_hint="--smtp")
-    for net in webhook_allow:
-        try:
-            ipaddress.ip_network(net, strict=False)
-        except ValueError:
-            raise click.BadParameter(f"{net!r} is not a network (e.g. 10.1.2.0/24)",
-                                     param_hint="--webhook-allow") from None
+    smtp_host, smtp_port = mail_and_webhooks(smtp, webhook_allow)
     for net in trusted_proxy:
         try:
             ipaddress.ip_network(net, strict=False)
@@ -382,7 +376,7 @@ def api(config_path: Path | None, url: str | None, host: str, port: int, venue, 
             live.notes.append(f"history: {path} (prints and 1 s bars for "
                               f"{history_raw_days} days, all for {history_retention_days})")
         platform = Platform.open(settings=settings,
-                                 smtp=SmtpConfig(smtp_host, int(smtp_port), mail_from),
+                                 smtp=SmtpConfig(smtp_host, smtp_port, mail_from),
                                  webhooks=WebhookPolicy(allow=webhook_allow),
                                  market=live.market, broker=live.broker, live=live,
                                  history=history, bus=event_bus)

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 
 import click
+
+from tick2trade.host.cli.options import mail_and_webhooks
 
 BUS_HELP = "The event bus (NATS JetStream), e.g. nats://127.0.0.1:4222."
 DB_HELP = "Database URL (default: $T2T_DATABASE_URL, else SQLite in var/t2t.db)."
@@ -53,17 +54,9 @@ def notifier(bus_url: str, batch: int, ack_wait: float, url: str | None, smtp: s
     from tick2trade.host.services.db import default_url
     from tick2trade.host.services.notify import SmtpConfig, WebhookPolicy
 
-    host, _, port = smtp.rpartition(":")
-    if not host or not port.isdigit():
-        raise click.BadParameter("expected HOST:PORT", param_hint="--smtp")
-    for net in webhook_allow:
-        try:
-            ipaddress.ip_network(net, strict=False)
-        except ValueError:
-            raise click.BadParameter(f"{net!r} is not a network (e.g. 10.1.2.0/24)",
-                                     param_hint="--webhook-allow") from None
+    host, port = mail_and_webhooks(smtp, webhook_allow)
     workers.run("notifier", bus_url, db_url=url or default_url(),
-                smtp=SmtpConfig(host, int(port), mail_from),
+                smtp=SmtpConfig(host, port, mail_from),
                 webhooks=WebhookPolicy(allow=webhook_allow), batch=batch,
                 ack_wait=ack_wait, ready=_ready("notifier", bus_url))
 

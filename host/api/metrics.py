@@ -168,7 +168,7 @@ class PlatformCollector:
 
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
-        self.errors: dict[str, int] = {"database": 0, "device": 0}
+        self.errors: dict[str, int] = {"database": 0, "device": 0, "bus": 0}
 
     def describe(self):
         return []   # collected at each scrape only, never at registration
@@ -188,11 +188,33 @@ class PlatformCollector:
             yield from self._order_session(live.broker)
         if p.device is not None:
             yield from self._device(p.device)
+        if p.bus is not None:
+            yield from self._bus(p.bus)
         errors = CounterMetricFamily("t2t_scrape_errors", "Sources that failed at a scrape",
                                      labels=["source"])
         for source, n in self.errors.items():
             errors.add_metric([source], n)
         yield errors
+
+    def _bus(self, bus):
+        stats = bus.stats()
+        for name in ("published", "dropped", "failed"):
+            yield _counter(f"t2t_bus_{name}", f"Event bus: events {name} by this process",
+                           stats[name])
+        yield _gauge("t2t_bus_queued", "Event bus: events waiting to be published",
+                     stats["queued"])
+        try:
+            lag = bus.consumer_lag_messages()
+        except Exception:
+            log.exception("metrics: the event bus's consumers could not be read")
+            self.errors["bus"] += 1
+            return
+        gauge = GaugeMetricFamily("t2t_consumer_lag_messages", "Messages a durable consumer "
+                                  "of the event bus has still to finish (not delivered, or "
+                                  "delivered and not acknowledged)", labels=["consumer"])
+        for durable, n in sorted(lag.items()):
+            gauge.add_metric([durable], n)
+        yield gauge
 
     def _orders(self, p: Platform):
         orders = p.orders

@@ -54,6 +54,22 @@ def test_an_order_placed_with_a_bus_is_notified_by_the_worker_process(bus_url, t
                     pushed = msg
             assert pushed is not None and pushed["id"] == got[0]["id"]
             assert pushed["payload"]["order_id"] == order_id
+
+            # /metrics: the notifier's lag, 0 once it caught up, growing while it is down
+            def lag():
+                for line in http.get("/metrics").text.splitlines():
+                    if line.startswith('t2t_consumer_lag_messages{consumer="notifier"}'):
+                        return float(line.split()[-1])
+                return None
+            assert wait_for(lambda: lag() == 0, 15)
+            stop_worker(worker)
+            worker = None
+            r = http.post("/orders", headers=h, json={"symbol": "AAPL", "side": "buy",
+                                                      "qty": 5, "type": "limit",
+                                                      "price": "99.00"})
+            assert r.status_code == 201, r.text
+            assert wait_for(lambda: (lag() or 0) >= 1, 15)
+            assert "t2t_bus_published_total" in http.get("/metrics").text
     finally:
         if worker is not None:
             stop_worker(worker)

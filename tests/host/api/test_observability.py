@@ -282,7 +282,8 @@ def test_t2t_api_logs_json_and_the_venue_ack_carries_the_request_id(tmp_path):
     finally:
         out = stop_api(proc)
     lines = [json.loads(line) for line in out.splitlines() if line.strip()]
-    assert any(line["msg"].startswith("t2t api: market data") for line in lines)
+    assert any(line["msg"].startswith("t2t api: state in") for line in lines)
+    assert any(line["msg"].strip() == "market data and orders from" for line in lines)
     assert any(line["logger"] == "uvicorn.error" and "Uvicorn running" in line["msg"]
                for line in lines)
     assert not any("color_message" in line for line in lines)

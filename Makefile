@@ -52,6 +52,7 @@ bench: setup
 	$(BIN)/python -m tick2trade.bench.history
 	$(BIN)/python -m tick2trade.bench.bus
 	$(BIN)/python -m tick2trade.bench.web
+	$(BIN)/python -m tick2trade.bench.hold
 
 verilog: setup
 	$(BIN)/t2t verilog --out build/

@@ -199,3 +199,41 @@ class FeedScenario:
                                                   src_ip="10.0.0.9", src_port=5555))
         out += held
         return out
+
+
+def late_packets(rng: random.Random, cfg: RxConfig, packets: int, *, swaps: int,
+                 lost=(), corrupt: float = 0.0, locates: int = 64,
+                 session: str = "SESS000001") -> tuple[list[bytes], set[int], int]:
+    """Packets of line A only (line B is down) of Add Orders; now and then a packet
+    arrives up to ``swaps`` packets after its turn (one late packet at a time, 3 turns
+    in 10); the packets in ``lost`` never arrive; with ``corrupt``, that share of them
+    comes first as a copy that fails its UDP checksum. Returns the frames, the sequence
+    numbers of the messages lost and how many messages were sent."""
+    seq, sent, gone = 1, [], set()
+    for k in range(packets):
+        n = rng.randint(1, 6)
+        msgs = [random_message(rng, "A", locates) for _ in range(n)]
+        if k in lost:
+            gone |= set(range(seq, seq + n))
+        else:
+            payload = moldudp64.encode_packet(session, seq, msgs)
+            if k and rng.random() < corrupt:  # a corrupted copy first (checksum fails)
+                bad = bytearray(feed_frame(cfg, 0, payload, udp_checksum=True))
+                bad[len(bad) - len(payload) + rng.randrange(len(payload))] ^= 0x10
+                sent.append(bytes(bad))
+            sent.append(feed_frame(cfg, 0, payload, rng))
+        seq += n
+    total = seq - 1
+    order, i, late = [], 0, None
+    while i < len(sent):
+        if late is None and i > 0 and rng.random() < 0.3 and i + 1 < len(sent):
+            late, due = i, i + rng.randint(1, swaps)
+        else:
+            order.append(i)
+        if late is not None and i >= due:
+            order.append(late)
+            late = None
+        i += 1
+    if late is not None:
+        order.append(late)
+    return [sent[i] for i in order], gone, total

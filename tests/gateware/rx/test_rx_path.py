@@ -12,7 +12,7 @@ from tick2trade.gateware.rx.rx_path import RxPath
 from tick2trade.sim.venue.config import SYMBOLS
 from tick2trade.gateware.models.rx.eth_rx import feed_frame
 from tick2trade.protocol import moldudp64
-from tick2trade.testing.traffic import FeedScenario, random_message
+from tick2trade.testing.traffic import FeedScenario, late_packets, random_message
 
 from tick2trade.testing.simtools import SEED, const_to_dict, rng_for, run
 from tick2trade.testing.stream import StreamSink, StreamSource, random_pauses
@@ -154,40 +154,8 @@ def test_without_udp_verify_a_failed_packet_is_counted_and_passed_on():
     assert counters["moldudp"] == model.counters()["moldudp"]
 
 
-def reordered_line(rng, cfg, packets, *, swaps, lost=(), corrupt=0.0, session="SESS000001"):
-    """Packets of line A only (line B is down), traded messages; now and then a packet
-    arrives up to ``swaps`` packets after its turn (one late packet at a time); the
-    packets in ``lost`` never arrive. Returns the frames, the sequence numbers of the
-    messages lost and how many messages were sent."""
-    seq, sent, gone = 1, [], set()
-    for k in range(packets):
-        n = rng.randint(1, 6)
-        msgs = [random_message(rng, "A", LOCATES) for _ in range(n)]
-        if k in lost:
-            gone |= set(range(seq, seq + n))
-        else:
-            payload = moldudp64.encode_packet(session, seq, msgs)
-            if k and rng.random() < corrupt:  # a corrupted copy first (checksum fails)
-                bad = bytearray(feed_frame(cfg, 0, payload, udp_checksum=True))
-                bad[len(bad) - len(payload) + rng.randrange(len(payload))] ^= 0x10
-                sent.append(bytes(bad))
-            sent.append(feed_frame(cfg, 0, payload, rng))
-        seq += n
-    total = seq - 1
-    # one late packet at a time: it arrives 1 to ``swaps`` packets after its turn
-    order, i, late = [], 0, None
-    while i < len(sent):
-        if late is None and i > 0 and rng.random() < 0.3 and i + 1 < len(sent):
-            late, due = i, i + rng.randint(1, swaps)
-        else:
-            order.append(i)
-        if late is not None and i >= due:
-            order.append(late)
-            late = None
-        i += 1
-    if late is not None:
-        order.append(late)
-    return [sent[i] for i in order], gone, total
+def reordered_line(rng, cfg, packets, **kw):
+    return late_packets(rng, cfg, packets, locates=LOCATES, **kw)
 
 
 @pytest.mark.parametrize("width", [64, 8])

@@ -46,7 +46,7 @@ async def consume(js, durable: str, handle: Handler, stop: asyncio.Event, *,
                   batch: int = 100, ack_wait: float = 30.0) -> None:
     """Fetch batches of ``durable`` until ``stop``; ``handle(messages)`` commits their
     effect, then they are acknowledged (or handed back when it raised)."""
-    sub = await bus.pull(js, durable, ack_wait)
+    sub = await bus.pull(js, durable, ack_wait, max_ack_pending=batch)
     size = 1
     while not stop.is_set():
         # A fetch that finds nothing waiting lingers until its batch is full or it times

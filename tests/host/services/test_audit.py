@@ -19,7 +19,8 @@ from tick2trade.host.services.db import AuditHead, AuditRecord
 
 EXPECTED_TABLES = {"users", "refresh_tokens", "orders", "executions", "positions",
                    "notifications", "outbox", "preferences", "price_alerts", "risk_limits",
-                   "settings", "audit_log", "audit_head", "alembic_version", "watchlists"}
+                   "settings", "audit_log", "audit_head", "alembic_version", "watchlists",
+                   "rfqs", "rfq_quotes"}
 
 
 def _fill(platform, n: int, rng: random.Random) -> None:

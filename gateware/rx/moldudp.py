@@ -197,10 +197,10 @@ class MoldUdp(wiring.Component):
         # exp - seq) follows the first: a block of the packet is at most 0xFFFF
         # messages, so only differences inside ±2**17 need exact small arithmetic.
         # the hold's decisions compare seq with the run's registered bounds, beside d
-        control_ = heartbeat | end_of_session
+        control = heartbeat | end_of_session
         in_zone = h_valid & (seq >= hs)
-        appendable = in_zone & ~adopt & ~control_ & (seq == he) & (h_pkts < self.hold_packets)
-        held_dup = in_zone & ~adopt & ~control_ & ~appendable & (seq + msg_count <= he)
+        appendable = in_zone & ~adopt & ~control & (seq == he) & (h_pkts < self.hold_packets)
+        held_dup = in_zone & ~adopt & ~control & ~appendable & (seq + msg_count <= he)
         force = h_valid & (adopt | in_zone) & ~appendable & ~held_dup
         d = Signal(signed(66))
         m.d.comb += d.eq(Mux(adopt, seq - 1, Mux(force, seq - he, seq - expected)))
@@ -212,13 +212,12 @@ class MoldUdp(wiring.Component):
         seen_all = behind & (~small | (d_small + msg_count <= 0))
 
         # the packet's messages would run past 2**64 - 1: seq + msg_count > 2**64
-        control = heartbeat | end_of_session
         past_end = ~control & (seq[16:] == (1 << 48) - 1) & (seq[:16] + msg_count > 0x10000)
         # both plausibility bounds compared, the adopted one selected last
         plausible = Mux(adopt, ~switch & (seq <= start_limit), seq <= exp_limit)
         m.d.comb += exp_now.eq(Mux(adopt, 1, Mux(force, he, expected)))
-        start = (~h_valid | force) & (self.hold_packets != 0) & self.hold_room & ~control & ~adopt & \
-            (d > 0)
+        start = (~h_valid | force) & (self.hold_packets != 0) & self.hold_room & \
+            ~control & ~adopt & (d > 0)
         held = appendable | start
         # per packet: held, and a forced run's release waiting for the verdict
         route_q = Signal()

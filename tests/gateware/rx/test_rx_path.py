@@ -77,6 +77,16 @@ def run_path(width, frames_, cfg, *, stall=0.0, event_depth=64, name="rx"):
     return [event_of(e) for e in events.items], gaps.items, counters
 
 
+def assert_same(events, gaps, counters, model):
+    """The RTL's events, gap count and stage counters are the model's."""
+    msg = f"seed {SEED}"
+    assert events == model.events, msg
+    assert len(gaps) == len(model.gaps), msg
+    want = model.counters()
+    for stage in want:
+        assert counters[stage] == want[stage], f"{stage}: {msg}"
+
+
 def model_of(frames_, cfg):
     model = RxPathModel(cfg, locates=LOCATES)
     for fr in frames_:
@@ -95,12 +105,7 @@ def test_path_matches_model(width, messages):
         if model.itch.counters["events"] > 0:
             break
     events, gaps, counters = run_path(width, frames_, cfg, stall=0.2, name=f"path{width}")
-    msg = f"seed {SEED}"
-    assert events == model.events, msg
-    assert len(gaps) == len(model.gaps), msg
-    want = model.counters()
-    for stage in want:
-        assert counters[stage] == want[stage], f"{stage}: {msg}"
+    assert_same(events, gaps, counters, model)
     assert counters["fifo"] == {"event_overflow": 0, "gap_overflow": 0, "hold_overflow": 0,
                                 "held_skipped": model.held_skipped}
 
@@ -131,12 +136,7 @@ def test_a_packet_failing_its_udp_checksum_leaves_no_trace(width, messages):
     clean = model_of([fr for fr in frames_ if fr not in bad], cfg)
     assert model.events == clean.events and model.gaps == clean.gaps
     events, gaps, counters = run_path(width, frames_, cfg, stall=0.2, name=f"corrupt{width}")
-    msg = f"seed {SEED}"
-    assert events == model.events, msg
-    assert len(gaps) == len(model.gaps), msg
-    want = model.counters()
-    for stage in want:
-        assert counters[stage] == want[stage], f"{stage}: {msg}"
+    assert_same(events, gaps, counters, model)
     assert counters["eth_rx"]["bad_udp_checksum"] == len(bad)
 
 
